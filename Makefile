@@ -1,0 +1,51 @@
+# gifting: `make run` serves on an embedded Redis + PostgreSQL; `make test` runs every check.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PORT ?= 8000
+HOST ?= 127.0.0.1
+
+.PHONY: install run test lint typecheck unit test-external bench bench-quick clean browser
+
+$(STAMP): pyproject.toml clients/python/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]' -e clients/python
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Debian's Chromium drives the browser tests (Playwright downloads are blocked here).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "install Debian's chromium package for the browser tests"; fi; }
+
+run: install
+	GIFTING_DEV=$${GIFTING_DEV:-1} $(BIN)/gifting serve --host $(HOST) --port $(PORT)
+
+lint: install
+	$(BIN)/ruff check gifting tests loadtest clients
+	$(BIN)/lint-imports
+
+typecheck: install
+	$(BIN)/mypy
+
+unit: install browser
+	$(BIN)/pytest -q -p no:cacheprovider
+
+test: lint typecheck unit
+
+# The same tests against servers you run (REDIS_URL / DATABASE_URL must be set).
+test-external: install browser
+	@test -n "$$REDIS_URL" -a -n "$$DATABASE_URL" || { echo "set REDIS_URL and DATABASE_URL"; exit 2; }
+	$(BIN)/pytest -q -p no:cacheprovider
+
+bench-quick: install
+	$(BIN)/python -m loadtest bench --quick
+
+bench: install
+	$(BIN)/python -m loadtest bench
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,55 @@
+"""Every setting of the server, read from the environment in one place.
+
+Nothing here connects to anything: :class:`Settings` is a plain value that the
+composition root (:mod:`gifting.app`) turns into clients. Tests build their own
+``Settings(...)`` with overrides instead of patching the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Server configuration; each field maps to an environment variable."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    redis_url: str | None = Field(default=None, alias="REDIS_URL")
+    database_url: str | None = Field(default=None, alias="DATABASE_URL")
+    jwt_secret: str = Field(default="dev-jwt-secret-change-me", alias="GIFTING_JWT_SECRET")
+    webhook_secret: str = Field(default="dev-webhook-secret-change-me", alias="GIFTING_WEBHOOK_SECRET")
+    data_dir: Path = Field(default=Path("var"), alias="GIFTING_DATA_DIR")
+    catalog_path: Path | None = Field(default=None, alias="GIFTING_CATALOG")
+    dev: bool = Field(default=False, alias="GIFTING_DEV")
+    public_url: str | None = Field(default=None, alias="GIFTING_PUBLIC_URL")
+
+    # Embedded Redis durability: "always" means an acked spend survives a crash.
+    appendfsync: Literal["always", "everysec"] = Field(
+        default="always", alias="GIFTING_REDIS_APPENDFSYNC"
+    )
+    # Key prefix, so several deployments (or test runs) can share one Redis.
+    key_prefix: str = Field(default="g", alias="GIFTING_KEY_PREFIX")
+    # How long the result of a client message id / event id is kept (retry window).
+    idempotency_ttl_s: int = Field(default=7 * 24 * 3600, alias="GIFTING_IDEMPOTENCY_TTL")
+    webhook_tolerance_s: int = Field(default=300, alias="GIFTING_WEBHOOK_TOLERANCE")
+
+    # Hub
+    combo_window_ms: int = Field(default=3000, alias="GIFTING_COMBO_WINDOW_MS")
+    history_max_events: int = Field(default=10_000, alias="GIFTING_HISTORY_MAX_EVENTS")
+    history_max_age_s: int = Field(default=600, alias="GIFTING_HISTORY_MAX_AGE")
+    max_frame_bytes: int = Field(default=16 * 1024, alias="GIFTING_MAX_FRAME_BYTES")
+    send_queue_frames: int = Field(default=256, alias="GIFTING_SEND_QUEUE_FRAMES")
+    rate_per_s: float = Field(default=20.0, alias="GIFTING_RATE_PER_S")
+    rate_burst: int = Field(default=40, alias="GIFTING_RATE_BURST")
+    heartbeat_s: float = Field(default=20.0, alias="GIFTING_HEARTBEAT_S")
+    idle_timeout_s: float = Field(default=60.0, alias="GIFTING_IDLE_TIMEOUT_S")
+
+    # Persister
+    persister_in_process: bool | None = Field(default=None, alias="GIFTING_PERSISTER_IN_PROCESS")
+    persister_batch: int = Field(default=500, alias="GIFTING_PERSISTER_BATCH")
+    persister_claim_idle_ms: int = Field(default=10_000, alias="GIFTING_PERSISTER_CLAIM_IDLE_MS")

@@ -1,0 +1,112 @@
+"""Room events: the bodies the hub emits, built from settled ledger entries.
+
+Pure. The same function builds the event of a spend on the fast path (the hub,
+right after the ack) and on the repair path (the persister, from the outbox
+entry of a spend whose hub died), so both emit the same body.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from gifting.core.catalog import Catalog
+
+
+def sender_of(user: str, name: str, badge: str = "") -> dict[str, str]:
+    """The ``sender`` object of an event."""
+    out = {"id": user, "name": name or user}
+    if badge:
+        out["badge"] = badge
+    return out
+
+
+def spend_event(entry: Mapping[str, str], catalog: Catalog) -> dict[str, Any]:
+    """The room event body of a settled spend outbox entry (gift, effect or highlight)."""
+    kind = entry["kind"]
+    body: dict[str, Any] = {
+        "kind": kind,
+        "stream": entry["stream"],
+        "event": entry["event"],
+        "ts": int(entry["ts"]),
+        "sender": sender_of(entry["user"], entry.get("name", ""), entry.get("badge", "")),
+        "coins": int(entry["coins"]),
+    }
+    item = entry["item"]
+    if kind == "gift":
+        gift = catalog.gifts.get(item)
+        body["gift"] = {
+            "id": item,
+            "name": gift.name if gift else item,
+            "coins": int(entry["unit"]),
+            "tier": gift.tier if gift else 1,
+            "streakable": gift.streakable if gift else False,
+        }
+        body["count"] = int(entry["count"])
+        body["combo"] = int(entry.get("combo", "0") or 0)
+    elif kind == "effect":
+        effect = catalog.effects.get(item)
+        body["effect"] = {
+            "id": item,
+            "name": effect.name if effect else item,
+            "duration_ms": effect.duration_ms if effect else 0,
+        }
+    elif kind == "highlight":
+        tier = catalog.highlights.get(item)
+        body["highlight"] = {"tier": item, "pin_ms": tier.pin_ms if tier else 0}
+        body["text"] = entry.get("text", "")
+    return body
+
+
+def comment_event(
+    stream: str, event: str, ts: int, sender: dict[str, str], text: str
+) -> dict[str, Any]:
+    """A free comment."""
+    return {
+        "kind": "comment",
+        "stream": stream,
+        "event": event,
+        "ts": ts,
+        "sender": sender,
+        "text": text,
+    }
+
+
+def streak_end_event(
+    stream: str, event: str, ts: int, sender: dict[str, str], gift: str, combo: int
+) -> dict[str, Any]:
+    """Closes a gift streak: no more of ``gift`` from ``sender`` within the combo window."""
+    return {
+        "kind": "streak_end",
+        "stream": stream,
+        "event": event,
+        "ts": ts,
+        "sender": sender,
+        "gift": {"id": gift},
+        "combo": combo,
+    }
+
+
+def leaderboard_event(
+    stream: str, event: str, ts: int, top: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The top gifters of the stream."""
+    return {"kind": "leaderboard", "stream": stream, "event": event, "ts": ts, "top": top}
+
+
+def goal_event(
+    stream: str, event: str, ts: int, target: int, progress: int, gift: str | None
+) -> dict[str, Any]:
+    """Progress of the stream goal (coins, of one gift when ``gift`` is set)."""
+    return {
+        "kind": "goal",
+        "stream": stream,
+        "event": event,
+        "ts": ts,
+        "goal": {"target": target, "progress": progress, "gift": gift},
+    }
+
+
+def stream_ended_event(stream: str, event: str, ts: int) -> dict[str, Any]:
+    """The creator ended the stream; connections close after it."""
+    return {"kind": "stream_ended", "stream": stream, "event": event, "ts": ts}

@@ -1,0 +1,50 @@
+"""Identifiers: validation of ids that come from outside, and new ids we mint.
+
+Ids are the idempotency keys of the ledger (DESIGN.md 7): the client's message
+id, the provider's purchase id, our event ids. Outside ids are short printable
+strings so they can sit inside Redis key names and log lines safely.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+
+from gifting.core.errors import BadRequest
+
+MAX_ID_LENGTH = 64
+# Printable ASCII without space, braces (hash tags), colon (key separator) or quotes.
+_ID = re.compile(r"[A-Za-z0-9._~@+\-/=!#$%&*^|]{1,64}")
+
+
+def check_id(value: object, field: str) -> str:
+    """Return ``value`` if it is a usable external id, else raise ``BadRequest``."""
+    if not isinstance(value, str):
+        raise BadRequest(f"{field} must be a string")
+    if not value:
+        raise BadRequest(f"{field} must not be empty")
+    if len(value) > MAX_ID_LENGTH:
+        raise BadRequest(f"{field} is longer than {MAX_ID_LENGTH} characters")
+    if not _ID.fullmatch(value):
+        raise BadRequest(
+            f"{field} may hold only letters, digits and ._~@+-/=!#$%&*^| "
+            "(no spaces, control characters, braces, colons or quotes)"
+        )
+    return value
+
+
+def new_event_id(now_ms: int) -> str:
+    """Mint a ledger event id: time-ordered (ms, hex) then 48 random bits."""
+    return f"e{now_ms:011x}{secrets.token_hex(6)}"
+
+
+def new_id(prefix: str, now_ms: int) -> str:
+    """Mint a time-ordered id with ``prefix`` (streams, cash-outs, overlay keys)."""
+    return f"{prefix}{now_ms:011x}{secrets.token_hex(5)}"
+
+
+def fingerprint(*parts: object) -> str:
+    """A short stable digest of a payload, to tell a retry from a reuse of its id."""
+    joined = "\x1f".join(str(p) for p in parts)
+    return hashlib.sha256(joined.encode()).hexdigest()[:24]

@@ -1,0 +1,159 @@
+"""The v1 wire protocol: client messages, their validation, and frame encoding.
+
+Pure: no sockets. A frame (text for ``gifting.json.v1``, binary for
+``gifting.msgpack.v1``) is decoded straight into a typed message by msgspec,
+which validates types, required fields, unknown fields and lengths in one
+pass; anything else raises :class:`~gifting.core.errors.BadRequest` with a
+message naming the field. Server messages are plain dicts encoded once per
+encoding and shared by every connection of a room.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import Annotated, Any, Final, Literal, cast
+
+import msgspec
+
+from gifting.core.errors import BadRequest
+
+Encoding = Literal["gifting.json.v1", "gifting.msgpack.v1"]
+JSON: Final = "gifting.json.v1"
+MSGPACK: Final = "gifting.msgpack.v1"
+SUBPROTOCOLS = (JSON, MSGPACK)
+
+_ID_PATTERN = r"^[A-Za-z0-9._~@+\-/=!#$%&*^|]+$"
+ClientId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=_ID_PATTERN)]
+ItemId = Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
+Count = Annotated[int, msgspec.Meta(ge=1, le=10_000)]
+Text = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+
+
+class CloseCode(IntEnum):
+    """WebSocket close codes the hub uses (RFC 6455 and the 4000 private range)."""
+
+    NORMAL = 1000  # stream ended or server shutting down: do not reconnect to this stream
+    GOING_AWAY = 1001  # server restarting: reconnect (overlays with their cursor)
+    PROTOCOL_ERROR = 1002
+    UNSUPPORTED = 1003  # a text frame on msgpack or the reverse
+    POLICY = 1008  # bad credentials, unknown stream, wrong overlay key, flood
+    TOO_BIG = 1009  # frame over the size limit
+    INTERNAL = 1011
+    TRY_AGAIN = 1013  # slow consumer: reconnect (overlays with their cursor)
+
+
+class Gift(msgspec.Struct, tag_field="op", tag="gift", forbid_unknown_fields=True):
+    """``{"op":"gift","id":..,"gift":..,"count":n}``: send ``count`` of a gift."""
+
+    id: ClientId
+    gift: ItemId
+    count: Count = 1
+
+
+class Effect(msgspec.Struct, tag_field="op", tag="effect", forbid_unknown_fields=True):
+    """``{"op":"effect","id":..,"effect":..}``: buy a live-stream effect."""
+
+    id: ClientId
+    effect: ItemId
+
+
+class Comment(msgspec.Struct, tag_field="op", tag="comment", forbid_unknown_fields=True):
+    """``{"op":"comment","id":..,"text":..,"highlight":tier?}``: free, or paid when highlighted."""
+
+    id: ClientId
+    text: Text
+    highlight: ItemId | None = None
+
+
+class Ping(msgspec.Struct, tag_field="op", tag="ping", forbid_unknown_fields=True):
+    """``{"op":"ping"}``: answered with ``{"op":"pong"}``."""
+
+    id: ClientId | None = None
+
+
+ClientMessage = Gift | Effect | Comment | Ping
+
+_json_decoder = msgspec.json.Decoder(ClientMessage)
+_msgpack_decoder = msgspec.msgpack.Decoder(ClientMessage)
+_json_any = msgspec.json.Decoder()
+_msgpack_any = msgspec.msgpack.Decoder()
+_json_encoder = msgspec.json.Encoder()
+_msgpack_encoder = msgspec.msgpack.Encoder()
+
+
+def _as_bytes(raw: bytes | str) -> bytes:
+    return raw.encode() if isinstance(raw, str) else raw
+
+
+def _client_id_of(raw: bytes | str, encoding: Encoding) -> str | None:
+    """Best effort: the ``id`` of an invalid message, so the error can echo it."""
+    try:
+        data = _json_any.decode(raw) if encoding == JSON else _msgpack_any.decode(_as_bytes(raw))
+    except msgspec.DecodeError:
+        return None
+    if isinstance(data, dict):
+        value = data.get("id")
+        if isinstance(value, str) and 0 < len(value) <= 64:
+            return value
+    return None
+
+
+class InvalidMessage(BadRequest):
+    """A frame that is not a valid client message; ``client_id`` is echoed if known."""
+
+    def __init__(self, message: str, client_id: str | None) -> None:
+        super().__init__(message)
+        self.client_id = client_id
+
+
+def decode_message(raw: bytes | str, encoding: Encoding) -> ClientMessage:
+    """Decode and validate one client frame, or raise :class:`InvalidMessage`."""
+    try:
+        if encoding == JSON:
+            return cast(ClientMessage, _json_decoder.decode(raw))
+        return cast(ClientMessage, _msgpack_decoder.decode(_as_bytes(raw)))
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        if "Invalid value" in text and "`$.op`" in text:
+            text = "unknown op"
+        elif "missing required field `op`" in text:
+            text = "every message needs an op"
+        raise InvalidMessage(text, _client_id_of(raw, encoding)) from None
+    except msgspec.DecodeError as exc:
+        kind = "JSON" if encoding == JSON else "msgpack"
+        raise InvalidMessage(f"malformed {kind}: {exc}", None) from None
+
+
+def encode(message: Any, encoding: Encoding) -> bytes:
+    """Encode a server message for ``encoding`` (JSON as UTF-8 bytes, or msgpack)."""
+    if encoding == JSON:
+        return _json_encoder.encode(message)
+    return _msgpack_encoder.encode(message)
+
+
+def decode_json(raw: bytes | str) -> Any:
+    """Decode a JSON document we produced (room event bodies)."""
+    return _json_any.decode(raw)
+
+
+def error_message(code: str, message: str, client_id: str | None = None) -> dict[str, Any]:
+    """The ``{"op":"error"}`` reply."""
+    out: dict[str, Any] = {"op": "error", "code": code, "message": message}
+    if client_id is not None:
+        out["id"] = client_id
+    return out
+
+
+def pick_subprotocol(offered: list[str]) -> Encoding | None:
+    """The encoding for a client's offered subprotocols; JSON when none is offered.
+
+    Returns ``None`` when the client offers only subprotocols we do not speak.
+    """
+    if not offered:
+        return JSON
+    for name in offered:
+        if name == JSON:
+            return JSON
+        if name == MSGPACK:
+            return MSGPACK
+    return None

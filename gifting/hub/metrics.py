@@ -1,0 +1,26 @@
+"""Prometheus metrics of the hub (exposed at ``/metrics``)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+CONNECTIONS = Gauge("gifting_connections", "Open WebSocket connections", ["kind"])
+SPENDS = Counter("gifting_spends_total", "Spends by result", ["kind", "result"])
+ACK_LATENCY = Histogram(
+    "gifting_ack_latency_seconds",
+    "Time from a spend frame read to its ack written",
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0),
+)
+QUEUE_DEPTH = Histogram(
+    "gifting_fanout_queue_depth",
+    "Frames waiting in a connection's send queue when a frame is added",
+    buckets=(0, 1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
+SLOW_CLOSES = Counter("gifting_slow_consumer_closes_total", "Connections closed 1013 for lagging")
+ROOM_EVENTS = Counter("gifting_room_events_total", "Room events received from the broker")
+DELIVERIES = Counter("gifting_deliveries_total", "Room events queued to connections", ["kind"])
+BATCH_SIZE = Histogram(
+    "gifting_spend_batch_size",
+    "Spends sent to Redis in one pipeline",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+)

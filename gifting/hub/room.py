@@ -1,0 +1,183 @@
+"""A room on one hub: the local connections of a stream and its fan-out.
+
+Events arrive from the broker in seq order. Each is encoded once per
+encoding in use and the same frame is pushed to every overlay; viewers get
+the events of one loop tick joined into a single ``batch`` frame (the lever
+of DESIGN.md 8). A gap in seq (a pub/sub message lost on a reconnect) is
+filled from the room's history before anything newer is delivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from gifting.core.protocol import JSON, CloseCode, Encoding, decode_json, encode
+from gifting.hub import metrics
+from gifting.hub.connection import Outbox
+from gifting.store.rooms import HistoryEntry
+
+log = logging.getLogger(__name__)
+
+FetchSince = Callable[[str, str], Awaitable[list[HistoryEntry]]]
+_ENDED = b'"kind":"stream_ended"'
+
+
+def event_json(entry: HistoryEntry, op: bool) -> bytes:
+    """The JSON of a room event with its seq and cursor (and ``"op":"event"`` if ``op``)."""
+    head = b'{"op":"event","seq":%d,"cursor":"%s",' if op else b'{"seq":%d,"cursor":"%s",'
+    return head % (entry.seq, entry.cursor.encode()) + entry.body[1:]
+
+
+def event_dict(entry: HistoryEntry, op: bool) -> dict[str, Any]:
+    """A room event as a dict (for msgpack)."""
+    body: dict[str, Any] = decode_json(entry.body)
+    out: dict[str, Any] = {"op": "event"} if op else {}
+    out["seq"] = entry.seq
+    out["cursor"] = entry.cursor
+    out.update(body)
+    return out
+
+
+def overlay_frame(entry: HistoryEntry, encoding: Encoding) -> str | bytes:
+    """The frame of one event for an overlay."""
+    if encoding == JSON:
+        return event_json(entry, True).decode()
+    return encode(event_dict(entry, True), encoding)
+
+
+class Member:
+    """A connection in a room: its outbox, encoding and the last seq it was given."""
+
+    __slots__ = ("encoding", "is_overlay", "last_seq", "outbox", "pending")
+
+    def __init__(self, outbox: Outbox, encoding: Encoding, is_overlay: bool) -> None:
+        self.outbox = outbox
+        self.encoding: Encoding = encoding
+        self.is_overlay = is_overlay
+        self.last_seq = 0
+        # While an overlay catches up from history, live events wait here.
+        self.pending: list[HistoryEntry] | None = None
+
+    def give(self, entry: HistoryEntry) -> None:
+        """Push one event to an overlay unless it already had it."""
+        if entry.seq <= self.last_seq:
+            return
+        self.last_seq = entry.seq
+        self.outbox.push(overlay_frame(entry, self.encoding))
+
+
+class Room:
+    """The members of one stream on this hub, fed by the broker."""
+
+    def __init__(self, stream: str, fetch_since: FetchSince) -> None:
+        self.stream = stream
+        self.overlays: list[Member] = []
+        self.viewers: list[Member] = []
+        self.last_seq = 0
+        self.last_cursor = ""
+        self._fetch_since = fetch_since
+        self._viewer_batch: list[HistoryEntry] = []
+        self._flush_scheduled = False
+        self._filling: list[HistoryEntry] | None = None
+        self.ended = False
+
+    @property
+    def empty(self) -> bool:
+        """Whether no connection of this hub is in the room."""
+        return not self.overlays and not self.viewers
+
+    def add(self, member: Member) -> None:
+        """Add a member (an overlay may be in recovery: ``member.pending`` set)."""
+        (self.overlays if member.is_overlay else self.viewers).append(member)
+        metrics.CONNECTIONS.labels("overlay" if member.is_overlay else "viewer").inc()
+
+    def remove(self, member: Member) -> None:
+        """Remove a member (its connection is gone)."""
+        group = self.overlays if member.is_overlay else self.viewers
+        if member in group:
+            group.remove(member)
+            metrics.CONNECTIONS.labels("overlay" if member.is_overlay else "viewer").dec()
+
+    # -- arrival -----------------------------------------------------------------
+    def receive(self, entry: HistoryEntry) -> None:
+        """An event from the broker; fills a gap from history first if one shows."""
+        metrics.ROOM_EVENTS.inc()
+        if self._filling is not None:
+            self._filling.append(entry)
+            return
+        if entry.seq <= self.last_seq:
+            return
+        if self.last_seq and entry.seq > self.last_seq + 1:
+            self._filling = [entry]
+            asyncio.get_running_loop().create_task(self._fill_gap())
+            return
+        self._deliver(entry)
+
+    async def _fill_gap(self) -> None:
+        # History holds every event up to the read, so one read closes the gap;
+        # what arrived meanwhile waits in _filling and follows in seq order.
+        try:
+            missed = await self._fetch_since(self.stream, self.last_cursor)
+        except Exception:
+            log.warning("room %s: could not fill a gap from history", self.stream)
+            missed = []
+        waiting = self._filling or []
+        self._filling = None
+        for entry in sorted([*missed, *waiting], key=lambda e: e.seq):
+            if entry.seq > self.last_seq:
+                self._deliver(entry)
+
+    def _deliver(self, entry: HistoryEntry) -> None:
+        self.last_seq = entry.seq
+        self.last_cursor = entry.cursor
+        frames: dict[Encoding, str | bytes] = {}
+        for member in self.overlays:
+            if member.pending is not None:
+                member.pending.append(entry)
+                continue
+            if entry.seq <= member.last_seq:
+                continue
+            member.last_seq = entry.seq
+            frame = frames.get(member.encoding)
+            if frame is None:
+                frame = frames[member.encoding] = overlay_frame(entry, member.encoding)
+            member.outbox.push(frame)
+        metrics.DELIVERIES.labels("overlay").inc(len(self.overlays))
+        if self.viewers:
+            self._viewer_batch.append(entry)
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                asyncio.get_running_loop().call_soon(self.flush_viewers)
+        if _ENDED in entry.body:
+            self.ended = True
+            asyncio.get_running_loop().call_soon(self.close_all, CloseCode.NORMAL, "stream ended")
+
+    def flush_viewers(self) -> None:
+        """Send the events of this tick to every viewer as one ``batch`` frame."""
+        self._flush_scheduled = False
+        batch, self._viewer_batch = self._viewer_batch, []
+        if not batch or not self.viewers:
+            return
+        frames: dict[Encoding, str | bytes] = {}
+        for member in self.viewers:
+            frame = frames.get(member.encoding)
+            if frame is None:
+                frame = frames[member.encoding] = self._batch_frame(batch, member.encoding)
+            member.outbox.push(frame)
+        metrics.DELIVERIES.labels("viewer").inc(len(self.viewers) * len(batch))
+
+    @staticmethod
+    def _batch_frame(batch: list[HistoryEntry], encoding: Encoding) -> str | bytes:
+        if encoding == JSON:
+            inner = b",".join(event_json(e, False) for e in batch)
+            return (b'{"op":"batch","events":[' + inner + b"]}").decode()
+        return encode({"op": "batch", "events": [event_dict(e, False) for e in batch]}, encoding)
+
+    def close_all(self, code: int, reason: str) -> None:
+        """Close every member (after the frames already queued)."""
+        self.flush_viewers()
+        for member in [*self.overlays, *self.viewers]:
+            member.outbox.close(code, reason)

@@ -1,0 +1,185 @@
+"""The gift path: spends batched per loop tick into Redis pipelines.
+
+validate -> (stream live?) -> spend.lua -> ack, then settle: credit.lua for
+the creator and emit.lua for the room, both idempotent by the event id so the
+persister can repair a hub that died in between. Spends submitted while a
+batch is in flight form the next batch: under load one round trip carries
+hundreds of spends instead of one each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from gifting.clock import now_ms
+from gifting.core.errors import GiftingError, Unavailable
+from gifting.store.keys import Keys
+from gifting.store.ledger import Ledger, SpendOrder, SpendResult
+from gifting.store.rooms import RoomLog
+from gifting.store.scripts import ScriptCall
+
+log = logging.getLogger(__name__)
+MAX_BATCH = 512
+
+
+@dataclass(slots=True)
+class Settled:
+    """A debited spend on its way to the creator's wallet and the room."""
+
+    order: SpendOrder
+    result: SpendResult
+    ts: int
+
+
+class SpendPipeline:
+    """Debits spends in per-tick batches; settles them (credit + emit) behind the acks."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        ledger: Ledger,
+        rooms: RoomLog,
+        on_settled: Callable[[Settled], None] | None = None,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.ledger = ledger
+        self.rooms = rooms
+        self.on_settled = on_settled
+        self.clock = clock
+        self._queue: list[tuple[SpendOrder, asyncio.Future[SpendResult]]] = []
+        self._settle: list[Settled] = []
+        self._wake = asyncio.Event()
+        self._settle_wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        """Start the debit and settle loops."""
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._debit_loop()), loop.create_task(self._settle_loop())]
+
+    async def stop(self) -> None:
+        """Stop both loops (spends in flight get ``unavailable``; their retries are safe)."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for _, fut in self._queue:
+            if not fut.done():
+                fut.set_exception(Unavailable("the server is shutting down; retry"))
+
+    def submit(self, order: SpendOrder) -> asyncio.Future[SpendResult]:
+        """Queue a spend for the next batch; the future resolves to its ack or error."""
+        fut: asyncio.Future[SpendResult] = asyncio.get_running_loop().create_future()
+        self._queue.append((order, fut))
+        self._wake.set()
+        return fut
+
+    async def _debit_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+                try:
+                    await self._debit(batch)
+                except Exception as exc:
+                    log.warning("spend batch failed: %s", exc)
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(Unavailable("the ledger is unavailable; retry"))
+
+    async def _debit(self, batch: list[tuple[SpendOrder, asyncio.Future[SpendResult]]]) -> None:
+        from gifting.hub import metrics
+
+        metrics.BATCH_SIZE.observe(len(batch))
+        streams = sorted({o.stream for o, _ in batch if o.stream})
+        live: dict[str, bool] = {}
+        if streams:
+            pipe = self.redis.pipeline(transaction=False)
+            for s in streams:
+                pipe.hget(self.keys.stream(s), "live")
+            for s, v in zip(streams, await pipe.execute(), strict=True):
+                live[s] = v == b"1"
+        now = self.clock()
+        calls: list[ScriptCall] = []
+        sent: list[tuple[SpendOrder, asyncio.Future[SpendResult]]] = []
+        for order, fut in batch:
+            try:
+                calls.append(
+                    self.ledger.spend_call(order, live=live.get(order.stream, True), now=now)
+                )
+                sent.append((order, fut))
+            except GiftingError as exc:
+                fut.set_exception(exc)
+        replies = await self.ledger.scripts.run_many(calls)
+        for (order, fut), reply in zip(sent, replies, strict=True):
+            if fut.done():
+                continue
+            if isinstance(reply, Exception):
+                fut.set_exception(Unavailable("the ledger is unavailable; retry"))
+                continue
+            try:
+                result = self.ledger.spend_outcome(reply)
+            except GiftingError as exc:
+                fut.set_exception(exc)
+                continue
+            fut.set_result(result)
+            if order.stream:
+                self._settle.append(Settled(order, result, now))
+        if self._settle:
+            self._settle_wake.set()
+
+    async def _settle_loop(self) -> None:
+        while True:
+            await self._settle_wake.wait()
+            self._settle_wake.clear()
+            while self._settle:
+                batch, self._settle = self._settle[:MAX_BATCH], self._settle[MAX_BATCH:]
+                try:
+                    await self._settle_batch(batch)
+                except Exception as exc:
+                    log.warning("settle batch failed (the persister will repair it): %s", exc)
+
+    async def _settle_batch(self, batch: list[Settled]) -> None:
+        calls: list[ScriptCall] = []
+        for s in batch:
+            o, r = s.order, s.result
+            if o.creator:
+                calls.append(
+                    self.ledger.credit_call(
+                        spend_event=r.event, creator=o.creator, coins=o.priced.coins,
+                        stream=o.stream, sender=o.sender, now=s.ts,
+                    )
+                )  # fmt: skip
+            keys, args = self.rooms.spend_emit_args(settled_entry(s))
+            calls.append(ScriptCall("emit", keys, args))
+        for reply in await self.ledger.scripts.run_many(calls):
+            if isinstance(reply, Exception):
+                log.warning("settle step failed (the persister will repair it): %s", reply)
+        if self.on_settled is not None:
+            for s in batch:
+                self.on_settled(s)
+
+
+def settled_entry(s: Settled) -> dict[str, str]:
+    """The outbox-entry view of a settled spend (what the persister would see)."""
+    o, p = s.order, s.order.priced
+    entry = {
+        "user": o.sender, "name": o.sender_name, "kind": p.kind, "item": p.item,
+        "count": str(p.count), "unit": str(p.unit_coins), "coins": str(p.coins),
+        "stream": o.stream, "creator": o.creator, "event": s.result.event, "ts": str(s.ts),
+        "combo": str(s.result.combo),
+    }  # fmt: skip
+    if o.text:
+        entry["text"] = o.text
+    return entry

@@ -1,0 +1,123 @@
+"""Every Redis key name and hash tag of gifting, in one place.
+
+Money keys are grouped into ``SHARDS`` wallet shards by a hash tag: all keys of
+one user (wallet, spend results, combo) and the outbox stream that user's
+spends append to share the tag ``{wNN}``, so each money script touches one
+hash slot and runs unchanged on Redis Cluster. ``SHARDS`` is part of the data
+layout: changing it on a live deployment moves users to other shards, so it
+is fixed.
+
+Streams (rooms) have their own tag ``{r:<stream>}``; indexes that map an
+external id to a user (a provider's purchase id, a cash-out id) live in their
+own slot and are written before the money script runs (see ledger.py).
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+SHARDS = 16
+
+
+def shard_of(user: str) -> int:
+    """Return the wallet shard of ``user`` (stable across processes and versions)."""
+    return zlib.crc32(user.encode()) % SHARDS
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Key builder bound to one deployment prefix (tests use a unique prefix each)."""
+
+    prefix: str = "g"
+
+    # -- wallet shard ------------------------------------------------------
+    def tag(self, shard: int) -> str:
+        """The hash tag of wallet shard ``shard``."""
+        return f"{{w{shard:02d}}}"
+
+    def wallet(self, user: str) -> str:
+        """Hash: coins, diamonds, received, earned, held, paid, budget, month, spent."""
+        return f"{self.prefix}:{self.tag(shard_of(user))}:wallet:{user}"
+
+    def spend_result(self, user: str, client_id: str) -> str:
+        """Hash: the stored result of one spend, keyed by the sender's message id."""
+        return f"{self.prefix}:{self.tag(shard_of(user))}:spend:{user}:{client_id}"
+
+    def combo(self, user: str, stream: str) -> str:
+        """Hash: the sender's current gift streak in one stream (gift, count, last)."""
+        return f"{self.prefix}:{self.tag(shard_of(user))}:combo:{user}:{stream}"
+
+    def purchase(self, user: str, purchase_id: str) -> str:
+        """Hash: one provider purchase credited to ``user`` (and whether it was refunded)."""
+        return f"{self.prefix}:{self.tag(shard_of(user))}:purchase:{purchase_id}"
+
+    def credit_done(self, creator: str, event: str) -> str:
+        """String: marks that the creator was credited for spend ``event``."""
+        return f"{self.prefix}:{self.tag(shard_of(creator))}:credited:{event}"
+
+    def cashout(self, shard: int, cashout_id: str) -> str:
+        """Hash: one cash-out (user, diamonds, amount, status)."""
+        return f"{self.prefix}:{self.tag(shard)}:cashout:{cashout_id}"
+
+    def cashout_request(self, user: str, request_id: str) -> str:
+        """String: the cash-out id created for the user's idempotency id."""
+        return f"{self.prefix}:{self.tag(shard_of(user))}:cashreq:{user}:{request_id}"
+
+    def cashouts_of(self, user: str) -> str:
+        """Sorted set: the user's cash-out ids by creation time."""
+        return f"{self.prefix}:{self.tag(shard_of(user))}:cashouts:{user}"
+
+    def outbox(self, shard: int) -> str:
+        """Stream: settled ledger events of shard ``shard``, read by the persister."""
+        return f"{self.prefix}:{self.tag(shard)}:outbox"
+
+    def outboxes(self) -> list[str]:
+        """Every outbox stream, one per shard."""
+        return [self.outbox(s) for s in range(SHARDS)]
+
+    def dead_letters(self) -> str:
+        """Stream: outbox entries the persister could not use, with the reason."""
+        return f"{self.prefix}:deadletter"
+
+    # -- external id indexes (own slot each) ---------------------------------
+    def purchase_owner(self, purchase_id: str) -> str:
+        """String: the user a provider purchase id was credited to."""
+        return f"{self.prefix}:purchase-owner:{{{purchase_id}}}"
+
+    # -- streams (rooms) -----------------------------------------------------
+    def stream(self, stream: str) -> str:
+        """Hash: creator, title, live, overlay key, goal, created/ended times."""
+        return f"{self.prefix}:{{r:{stream}}}:stream"
+
+    def stream_totals(self, stream: str) -> str:
+        """Hash: coins and gifts received by the stream."""
+        return f"{self.prefix}:{{r:{stream}}}:totals"
+
+    def stream_top(self, stream: str) -> str:
+        """Sorted set: coins by sender (the top-gifter leaderboard)."""
+        return f"{self.prefix}:{{r:{stream}}}:top"
+
+    def stream_names(self, stream: str) -> str:
+        """Hash: display name by sender id, for the leaderboard."""
+        return f"{self.prefix}:{{r:{stream}}}:names"
+
+    def room_history(self, stream: str) -> str:
+        """Stream: the capped recent room events, for overlay recovery (``since=``)."""
+        return f"{self.prefix}:{{r:{stream}}}:history"
+
+    def room_seq(self, stream: str) -> str:
+        """Counter: the last room ``seq`` assigned."""
+        return f"{self.prefix}:{{r:{stream}}}:seq"
+
+    def room_emitted(self, stream: str, event: str) -> str:
+        """String: marks that ledger event ``event`` was emitted to the room."""
+        return f"{self.prefix}:{{r:{stream}}}:emitted:{event}"
+
+    def room_channel(self, stream: str) -> str:
+        """Pub/sub channel carrying the room's events between hubs."""
+        return f"{self.prefix}:room:{stream}"
+
+    def streams_of(self, creator: str) -> str:
+        """Sorted set: a creator's streams by start time."""
+        return f"{self.prefix}:{{c:{creator}}}:streams"

@@ -1,0 +1,55 @@
+-- emit.lua: append one event to a room, once, and publish it to every hub.
+--
+-- Assigns the room's next seq, appends the event to the capped history
+-- stream (its entry id is the cursor), updates the room's totals and top
+-- gifters for a spend, and publishes "<seq>|<cursor>|<body>" on the room
+-- channel. Idempotent by the marker key: the hub (fast path) and the
+-- persister (repair) may both emit the same ledger event; only the first
+-- counts.
+--
+-- KEYS[1]  marker key for this event (set once emitted)   {r:stream}
+-- KEYS[2]  seq counter                                     {r:stream}
+-- KEYS[3]  history stream                                  {r:stream}
+-- KEYS[4]  totals hash                                     {r:stream}
+-- KEYS[5]  top gifters sorted set                          {r:stream}
+-- KEYS[6]  display names hash                              {r:stream}
+-- ARGV[1]  event body, JSON object without seq/cursor
+-- ARGV[2]  history max length (approximate)
+-- ARGV[3]  history min id (ms): older entries may be trimmed
+-- ARGV[4]  marker ttl, seconds ("0": no marker, always emit)
+-- ARGV[5]  pub/sub channel
+-- ARGV[6]  sender id ("" when the event is not a spend)
+-- ARGV[7]  sender display name
+-- ARGV[8]  coins of the spend (0: no totals update)
+-- ARGV[9]  gifts to count (the gift count, 0 for other spends)
+-- ARGV[10] totals field of the item ("gift:<id>", or "")
+--
+-- Returns {status, seq, cursor}: "ok", or "replay" with the first emission's.
+
+local ttl = tonumber(ARGV[4])
+if ttl > 0 then
+  local prior = redis.call('GET', KEYS[1])
+  if prior then
+    local sep = string.find(prior, '|', 1, true)
+    return {'replay', string.sub(prior, 1, sep - 1), string.sub(prior, sep + 1)}
+  end
+end
+
+local seq = redis.call('INCR', KEYS[2])
+local id = redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], '*', 's', seq, 'd', ARGV[1])
+redis.call('XTRIM', KEYS[3], 'MINID', '~', ARGV[3])
+local cursor = id .. '_' .. seq
+
+local coins = tonumber(ARGV[8])
+if coins > 0 then
+  redis.call('HINCRBY', KEYS[4], 'coins', coins)
+  if tonumber(ARGV[9]) > 0 then redis.call('HINCRBY', KEYS[4], 'gifts', tonumber(ARGV[9])) end
+  if ARGV[10] ~= '' then redis.call('HINCRBY', KEYS[4], ARGV[10], coins) end
+  redis.call('ZINCRBY', KEYS[5], coins, ARGV[6])
+  redis.call('HSET', KEYS[6], ARGV[6], ARGV[7])
+end
+if ttl > 0 then
+  redis.call('SET', KEYS[1], seq .. '|' .. cursor, 'EX', ttl)
+end
+redis.call('PUBLISH', ARGV[5], seq .. '|' .. cursor .. '|' .. ARGV[1])
+return {'ok', tostring(seq), cursor}

@@ -1,0 +1,90 @@
+-- spend.lua: debit a sender for a gift, effect, highlighted comment or badge.
+--
+-- Idempotent by (sender, client message id): the result of every id is kept,
+-- failures included, and returned again on a retry with the same payload.
+-- Everything is checked before the first write (Redis does not roll back).
+--
+-- KEYS[1]  wallet hash of the sender            {wNN}
+-- KEYS[2]  spend-result hash for this message   {wNN}
+-- KEYS[3]  outbox stream of the sender's shard  {wNN}
+-- KEYS[4]  combo hash (sender, stream)          {wNN}
+-- ARGV[1]  payload fingerprint
+-- ARGV[2]  price: total coins, integer > 0
+-- ARGV[3]  current month "YYYY-MM" (UTC), for the monthly budget
+-- ARGV[4]  new event id (used only if the spend succeeds)
+-- ARGV[5]  now, unix ms
+-- ARGV[6]  seconds to keep the result of this message id
+-- ARGV[7]  streak gift id, "" when the spend cannot combo
+-- ARGV[8]  combo window, ms
+-- ARGV[9]  count added to the streak
+-- ARGV[10] "1" if the stream is live (checked by the caller just before), else "0"
+-- ARGV[11..] outbox entry field/value pairs (balance, combo, event, ts are appended)
+--
+-- Returns {status, balance, event, combo} as strings; status is "ok",
+-- "replay:<stored status>", "conflict", or an error code.
+
+local prev = redis.call('HMGET', KEYS[2], 'fp', 'status', 'balance', 'event', 'combo')
+if prev[1] then
+  if prev[1] ~= ARGV[1] then
+    return {'conflict', '', '', ''}
+  end
+  return {'replay:' .. prev[2], prev[3], prev[4], prev[5]}
+end
+
+local price = tonumber(ARGV[2])
+local w = redis.call('HMGET', KEYS[1], 'coins', 'budget', 'month', 'spent')
+local coins = tonumber(w[1] or '0')
+local spent = 0
+if w[3] == ARGV[3] then spent = tonumber(w[4] or '0') end
+
+local status = 'ok'
+if ARGV[10] ~= '1' then
+  status = 'stream_not_live'
+elseif coins < price then
+  status = 'insufficient_funds'
+elseif w[2] and spent + price > tonumber(w[2]) then
+  status = 'budget_exceeded'
+end
+
+local ttl = tonumber(ARGV[6])
+if status ~= 'ok' then
+  redis.call('HSET', KEYS[2], 'fp', ARGV[1], 'status', status,
+             'balance', tostring(coins), 'event', '', 'combo', '0')
+  redis.call('EXPIRE', KEYS[2], ttl)
+  return {status, tostring(coins), '', '0'}
+end
+
+-- All checks passed. The outbox append goes first: it is the write that can
+-- fail (a wrong type, out of memory), and if it does nothing else is written.
+local balance = coins - price
+local combo = 0
+local now = tonumber(ARGV[5])
+if ARGV[7] ~= '' then
+  local c = redis.call('HMGET', KEYS[4], 'gift', 'count', 'last')
+  local add = tonumber(ARGV[9])
+  if c[1] == ARGV[7] and now - tonumber(c[3]) <= tonumber(ARGV[8]) then
+    combo = tonumber(c[2]) + add
+  else
+    combo = add
+  end
+end
+
+local entry = {}
+for i = 11, #ARGV do entry[#entry + 1] = ARGV[i] end
+entry[#entry + 1] = 'event'; entry[#entry + 1] = ARGV[4]
+entry[#entry + 1] = 'ts'; entry[#entry + 1] = ARGV[5]
+entry[#entry + 1] = 'balance'; entry[#entry + 1] = tostring(balance)
+entry[#entry + 1] = 'combo'; entry[#entry + 1] = tostring(combo)
+redis.call('XADD', KEYS[3], '*', unpack(entry))
+
+redis.call('HINCRBY', KEYS[1], 'coins', -price)
+redis.call('HSET', KEYS[1], 'month', ARGV[3], 'spent', tostring(spent + price))
+if ARGV[7] ~= '' then
+  redis.call('HSET', KEYS[4], 'gift', ARGV[7], 'count', tostring(combo), 'last', ARGV[5])
+  redis.call('PEXPIRE', KEYS[4], tonumber(ARGV[8]) * 4)
+end
+redis.call('HSET', KEYS[2], 'fp', ARGV[1], 'status', 'ok', 'balance', tostring(balance),
+           'event', ARGV[4], 'combo', tostring(combo))
+redis.call('EXPIRE', KEYS[2], ttl)
+
+return {'ok', tostring(balance), ARGV[4], tostring(combo)}

@@ -1,0 +1,181 @@
+"""Room event log on Redis: seq, capped history (cursors) and pub/sub to every hub.
+
+:meth:`RoomLog.emit` is atomic (emit.lua, one slot: the room's) and, with a
+marker, idempotent by event id. Delivery between hubs is Redis pub/sub (at
+most once, in order per channel); the history stream is what makes overlays
+whole again after a gap (``since=cursor``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from redis.asyncio import Redis
+
+from gifting.clock import now_ms
+from gifting.core.catalog import Catalog
+from gifting.core.errors import BadRequest, GiftingError
+from gifting.core.events import spend_event
+from gifting.store.keys import Keys
+from gifting.store.scripts import Scripts
+
+_json = msgspec.json.Encoder()
+
+
+class CursorExpired(GiftingError):
+    """The cursor is older than the room's history: the client gets a snapshot."""
+
+    code = "cursor_expired"
+    status = 410
+
+
+@dataclass(frozen=True, slots=True)
+class Emitted:
+    """Where an event landed in its room."""
+
+    seq: int
+    cursor: str
+    replayed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One past room event: its seq, cursor and JSON body (without seq/cursor)."""
+
+    seq: int
+    cursor: str
+    body: bytes
+
+
+def parse_cursor(cursor: str) -> tuple[str, int]:
+    """Split a cursor ``<ms>-<n>_<seq>`` into (history stream id, seq); raise BadRequest."""
+    sid, sep, seq = cursor.partition("_")
+    ms, dash, n = sid.partition("-")
+    if not (sep and dash and ms.isdigit() and n.isdigit() and seq.isdigit()) or len(cursor) > 64:
+        raise BadRequest("malformed cursor")
+    return sid, int(seq)
+
+
+def frame_envelope(seq: int, cursor: str, body: bytes) -> bytes:
+    """The pub/sub payload of an event: ``<seq>|<cursor>|<body>``."""
+    return b"%d|%s|%s" % (seq, cursor.encode(), body)
+
+
+def parse_envelope(payload: bytes) -> HistoryEntry:
+    """Split a pub/sub payload back into seq, cursor and body."""
+    seq, cursor, body = payload.split(b"|", 2)
+    return HistoryEntry(int(seq), cursor.decode(), body)
+
+
+class RoomLog:
+    """Emit room events and read a room's recent history."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        catalog: Catalog,
+        *,
+        max_events: int = 10_000,
+        max_age_s: int = 600,
+        marker_ttl_s: int = 7 * 24 * 3600,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.catalog = catalog
+        self.scripts = Scripts(redis)
+        self.max_events = max_events
+        self.max_age_s = max_age_s
+        self.marker_ttl_s = marker_ttl_s
+        self.clock = clock
+
+    def emit_args(
+        self,
+        stream: str,
+        body: Mapping[str, Any],
+        *,
+        once: bool = True,
+        sender: str = "",
+        sender_name: str = "",
+        coins: int = 0,
+        gifts: int = 0,
+        item_field: str = "",
+    ) -> tuple[list[str], list[str | int]]:
+        """KEYS and ARGV of emit.lua for one event (for batching in a pipeline)."""
+        k = self.keys
+        keys = [
+            k.room_emitted(stream, str(body["event"])),
+            k.room_seq(stream),
+            k.room_history(stream),
+            k.stream_totals(stream),
+            k.stream_top(stream),
+            k.stream_names(stream),
+        ]
+        min_id = max(self.clock() - self.max_age_s * 1000, 0)
+        args: list[str | int] = [
+            _json.encode(body).decode(),
+            self.max_events,
+            min_id,
+            self.marker_ttl_s if once else 0,
+            k.room_channel(stream),
+            sender,
+            sender_name,
+            coins,
+            gifts,
+            item_field,
+        ]
+        return keys, args
+
+    async def emit(self, stream: str, body: Mapping[str, Any], **kw: Any) -> Emitted:
+        """Emit one event to its room (see :meth:`emit_args` for the options)."""
+        keys, args = self.emit_args(stream, body, **kw)
+        status, seq, cursor = await self.scripts.run("emit", keys, args)
+        return Emitted(int(seq), cursor, status == "replay")
+
+    def spend_emit_args(self, entry: Mapping[str, str]) -> tuple[list[str], list[str | int]]:
+        """emit.lua arguments for the room event of a settled spend outbox entry."""
+        body = spend_event(entry, self.catalog)
+        kind = entry["kind"]
+        return self.emit_args(
+            entry["stream"],
+            body,
+            sender=entry["user"],
+            sender_name=entry.get("name", ""),
+            coins=int(entry["coins"]),
+            gifts=int(entry["count"]) if kind == "gift" else 0,
+            item_field=f"gift:{entry['item']}" if kind == "gift" else "",
+        )
+
+    async def emit_spend(self, entry: Mapping[str, str]) -> Emitted:
+        """Emit the room event of a settled spend, once (the repair path uses this too)."""
+        keys, args = self.spend_emit_args(entry)
+        status, seq, cursor = await self.scripts.run("emit", keys, args)
+        return Emitted(int(seq), cursor, status == "replay")
+
+    async def since(self, stream: str, cursor: str, limit: int = 20_000) -> list[HistoryEntry]:
+        """The events after ``cursor``, oldest first; raise CursorExpired if some were trimmed."""
+        sid, seq = parse_cursor(cursor)
+        history = self.keys.room_history(stream)
+        first = await self.redis.xrange(history, "-", "+", count=1)
+        if first:
+            first_seq = int(first[0][1][b"s"])
+            if first_seq > seq + 1:
+                raise CursorExpired("the cursor is older than the room's history")
+        elif seq < int(await self.redis.get(self.keys.room_seq(stream)) or 0):
+            raise CursorExpired("the cursor is older than the room's history")
+        rows = await self.redis.xrange(history, f"({sid}", "+", count=limit)
+        return [
+            HistoryEntry(int(f[b"s"]), f"{i.decode()}_{int(f[b's'])}", f[b"d"]) for i, f in rows
+        ]
+
+    async def last_cursor(self, stream: str) -> str | None:
+        """The cursor of the room's latest event, or ``None`` for an empty room."""
+        rows = await self.redis.xrevrange(self.keys.room_history(stream), "+", "-", count=1)
+        if not rows:
+            return None
+        i, f = rows[0]
+        return f"{i.decode()}_{int(f[b's'])}"

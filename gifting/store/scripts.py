@@ -1,0 +1,90 @@
+"""The Lua money scripts: read once from ``lua/*.lua``, called by SHA.
+
+redis-py's ``AsyncScript`` does EVALSHA and, on NOSCRIPT (a restarted or new
+Redis), loads the script and retries, so a restart costs one extra round trip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
+
+SCRIPT_NAMES = (
+    "spend",
+    "purchase",
+    "refund",
+    "credit",
+    "cashout_hold",
+    "cashout_settle",
+    "emit",
+)
+
+
+def script_source(name: str) -> str:
+    """The text of ``lua/<name>.lua`` shipped in the package."""
+    return (resources.files("gifting.store") / "lua" / f"{name}.lua").read_text()
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptCall:
+    """One script invocation, ready to run alone or in a pipeline."""
+
+    name: str
+    keys: list[str]
+    args: list[str | int]
+
+
+def _strings(reply: Any) -> list[str]:
+    return [x.decode() if isinstance(x, bytes) else str(x) for x in reply]
+
+
+class Scripts:
+    """The money scripts registered on one Redis client."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._scripts: dict[str, AsyncScript] = {
+            name: redis.register_script(script_source(name)) for name in SCRIPT_NAMES
+        }
+
+    async def run(
+        self, name: str, keys: Sequence[str], args: Sequence[str | int], client: Any = None
+    ) -> list[str]:
+        """Run script ``name``; the reply is a list of strings (every script returns strings)."""
+        reply = await self._scripts[name](keys=list(keys), args=list(args), client=client)
+        return _strings(reply)
+
+    async def run_many(self, calls: Sequence[ScriptCall]) -> list[list[str] | Exception]:
+        """Run ``calls`` in one pipeline (one round trip), in order; errors stay in place.
+
+        EVALSHA in a pipeline; when Redis has lost its script cache (NOSCRIPT,
+        after a restart) the scripts are loaded and the failed calls retried.
+        """
+        if not calls:
+            return []
+        results = await self._pipeline(calls)
+        if any(isinstance(r, NoScriptError) for r in results):
+            for name in {c.name for c in calls}:
+                await self._redis.script_load(self._scripts[name].script)
+            retry = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
+            again = await self._pipeline([calls[i] for i in retry])
+            for i, r in zip(retry, again, strict=True):
+                results[i] = r
+        return results
+
+    async def _pipeline(self, calls: Sequence[ScriptCall]) -> list[list[str] | Exception]:
+        pipe = self._redis.pipeline(transaction=False)
+        for c in calls:
+            pipe.evalsha(self._scripts[c.name].sha, len(c.keys), *c.keys, *c.args)
+        raw = await pipe.execute(raise_on_error=False)
+        return [r if isinstance(r, Exception) else _strings(r) for r in raw]
+
+    def sha(self, name: str) -> str:
+        """The SHA1 of script ``name`` (for redis-benchmark and diagnostics)."""
+        return str(self._scripts[name].sha)

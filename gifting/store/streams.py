@@ -1,0 +1,210 @@
+"""Live streams (rooms): who created them, whether they are live, goal and totals.
+
+A stream's keys share the hash tag ``{r:<stream>}``. The spend script never
+reads them (they live in another slot): the hub reads ``live`` just before a
+spend, and ``end`` flips it, so a spend racing an end may land one round trip
+after it (documented in docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+
+from gifting.clock import now_ms
+from gifting.core.catalog import Catalog
+from gifting.core.errors import BadRequest, Forbidden, NotFound, UnknownItem
+from gifting.core.ids import check_id, new_id
+from gifting.store.keys import Keys
+
+MAX_TITLE_LENGTH = 200
+MAX_GOAL = 10**12
+
+
+@dataclass(frozen=True, slots=True)
+class Goal:
+    """A stream goal: ``target`` coins (of one ``gift`` only, when set)."""
+
+    target: int
+    gift: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Stream:
+    """A stream as stored: its creator, title, state, overlay key and goal."""
+
+    stream: str
+    creator: str
+    creator_name: str
+    title: str
+    live: bool
+    overlay_key: str
+    created: int
+    ended: int | None
+    goal: Goal | None
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """Coins and gifts a stream received, and its top gifters."""
+
+    coins: int
+    gifts: int
+    goal_progress: int
+    top: list[dict[str, Any]]
+
+
+def _s(raw: dict[bytes, bytes], field: str, default: str = "") -> str:
+    value = raw.get(field.encode())
+    return default if value is None else value.decode()
+
+
+class Streams:
+    """Create, read, end and set goals on streams."""
+
+    def __init__(
+        self, redis: Redis, keys: Keys, catalog: Catalog, clock: Callable[[], int] = now_ms
+    ) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.catalog = catalog
+        self.clock = clock
+
+    async def create(self, creator: str, creator_name: str, title: object) -> Stream:
+        """Start a live stream for ``creator`` with a fresh overlay key."""
+        check_id(creator, "creator")
+        if not isinstance(title, str):
+            raise BadRequest("title must be a string")
+        if len(title) > MAX_TITLE_LENGTH:
+            raise BadRequest(f"title is longer than {MAX_TITLE_LENGTH} characters")
+        if any(ord(c) < 32 for c in title):
+            raise BadRequest("title must not contain control characters")
+        now = self.clock()
+        stream_id = new_id("s", now)
+        key = secrets.token_urlsafe(24)
+        await self.redis.hset(
+            self.keys.stream(stream_id),
+            mapping={
+                "creator": creator,
+                "creator_name": creator_name,
+                "title": title,
+                "live": "1",
+                "overlay_key": key,
+                "created": str(now),
+            },
+        )
+        await self.redis.zadd(self.keys.streams_of(creator), {stream_id: now})
+        return Stream(stream_id, creator, creator_name, title, True, key, now, None, None)
+
+    async def get(self, stream_id: str) -> Stream:
+        """Read a stream, or raise ``NotFound``."""
+        check_id(stream_id, "stream")
+        raw = await self.redis.hgetall(self.keys.stream(stream_id))
+        if not raw:
+            raise NotFound("no such stream")
+        target = _s(raw, "goal_target")
+        ended = _s(raw, "ended")
+        return Stream(
+            stream_id,
+            _s(raw, "creator"),
+            _s(raw, "creator_name"),
+            _s(raw, "title"),
+            _s(raw, "live") == "1",
+            _s(raw, "overlay_key"),
+            int(_s(raw, "created", "0")),
+            int(ended) if ended else None,
+            Goal(int(target), _s(raw, "goal_gift") or None) if target else None,
+        )
+
+    async def is_live(self, stream_id: str) -> bool:
+        """Whether the stream exists and is live (one HGET)."""
+        return bool(await self.redis.hget(self.keys.stream(stream_id), "live") == b"1")
+
+    async def check_overlay_key(self, stream_id: str, key: str) -> Stream:
+        """Return the stream if ``key`` is its overlay key, else raise ``Forbidden``."""
+        stream = await self.get(stream_id)
+        if not hmac.compare_digest(stream.overlay_key.encode(), key.encode()):
+            raise Forbidden("wrong overlay key")
+        return stream
+
+    async def end(self, stream_id: str, user: str) -> tuple[Stream, bool]:
+        """End the stream (only its creator may); returns (stream, whether it was live)."""
+        stream = await self.get(stream_id)
+        if stream.creator != user:
+            raise Forbidden("only the stream's creator can end it")
+        if stream.live:
+            await self.redis.hset(
+                self.keys.stream(stream_id), mapping={"live": "0", "ended": str(self.clock())}
+            )
+        return await self.get(stream_id), stream.live
+
+    async def set_goal(self, stream_id: str, user: str, target: object, gift: object) -> Goal:
+        """Set the stream goal: ``target`` coins, optionally of one gift only."""
+        stream = await self.get(stream_id)
+        if stream.creator != user:
+            raise Forbidden("only the stream's creator can set its goal")
+        if isinstance(target, bool) or not isinstance(target, int):
+            raise BadRequest("target must be an integer")
+        if not 1 <= target <= MAX_GOAL:
+            raise BadRequest(f"target must be between 1 and {MAX_GOAL}")
+        if gift is not None:
+            if not isinstance(gift, str):
+                raise BadRequest("gift must be a string or null")
+            if gift not in self.catalog.gifts:
+                raise UnknownItem(f"unknown gift {gift[:64]!r}")
+        await self.redis.hset(
+            self.keys.stream(stream_id),
+            mapping={"goal_target": str(target), "goal_gift": gift or ""},
+        )
+        return Goal(target, gift)
+
+    async def record_spend(
+        self,
+        stream_id: str,
+        sender: str,
+        sender_name: str,
+        kind: str,
+        item: str,
+        count: int,
+        coins: int,
+    ) -> None:
+        """Add a settled spend to the stream's totals and leaderboard (not money: display)."""
+        totals = self.keys.stream_totals(stream_id)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hincrby(totals, "coins", coins)
+        if kind == "gift":
+            pipe.hincrby(totals, "gifts", count)
+            pipe.hincrby(totals, f"gift:{item}", coins)
+        pipe.zincrby(self.keys.stream_top(stream_id), coins, sender)
+        pipe.hset(self.keys.stream_names(stream_id), sender, sender_name)
+        await pipe.execute()
+
+    async def totals(self, stream: Stream, top_n: int = 3) -> Totals:
+        """The stream's totals, goal progress and top ``top_n`` gifters."""
+        raw = await self.redis.hgetall(self.keys.stream_totals(stream.stream))
+        top = await self.redis.zrevrange(
+            self.keys.stream_top(stream.stream), 0, top_n - 1, withscores=True
+        )
+        names = (
+            await self.redis.hmget(self.keys.stream_names(stream.stream), [u for u, _ in top])
+            if top
+            else []
+        )
+        coins = int(_s(raw, "coins", "0"))
+        progress = coins
+        if stream.goal is not None and stream.goal.gift:
+            progress = int(_s(raw, f"gift:{stream.goal.gift}", "0"))
+        return Totals(
+            coins,
+            int(_s(raw, "gifts", "0")),
+            progress,
+            [
+                {"user": u.decode(), "name": (n or u).decode(), "coins": int(score)}
+                for (u, score), n in zip(top, names, strict=True)
+            ],
+        )

@@ -1,0 +1,155 @@
+"""Shared fixtures: real servers once per session, a unique key prefix per test.
+
+With ``REDIS_URL`` / ``DATABASE_URL`` set, tests use those servers; otherwise a
+private Redis and PostgreSQL (:mod:`gifting.embedded`) start under a temporary
+folder, each only when a test first needs it. Tests never pollute a shared
+server: every test's Redis keys start with its own ``key_prefix`` (deleted
+afterwards) and the session works in a fresh ``gifting_test_<hex>`` database
+(dropped afterwards).
+
+Crash tests get servers of their own (``private_redis``, ``private_postgres``)
+that they may ``kill()`` and ``restart()``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+import pytest_asyncio
+from redis.asyncio import Redis
+
+from gifting.embedded import EmbeddedPostgres, EmbeddedRedis
+
+
+@dataclass(frozen=True)
+class Servers:
+    """The servers of this test session (external or embedded)."""
+
+    redis_url: str
+    database_url: str  # the server's own database; tests use the `database_url` fixture
+
+
+@pytest.fixture(scope="session")
+def _servers_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("servers")
+
+
+@pytest.fixture(scope="session")
+def _server_redis_url(_servers_dir: Path) -> Iterator[str]:
+    """REDIS_URL, or the URL of a private redis-server started for the session."""
+    if url := os.environ.get("REDIS_URL"):
+        yield url
+        return
+    server = EmbeddedRedis(_servers_dir)
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def _server_database_url(_servers_dir: Path) -> Iterator[str]:
+    """DATABASE_URL, or the URL of a private PostgreSQL started for the session."""
+    if url := os.environ.get("DATABASE_URL"):
+        yield url
+        return
+    server = EmbeddedPostgres(_servers_dir)
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def servers(_server_redis_url: str, _server_database_url: str) -> Servers:
+    """Both servers of the session (starts both if embedded)."""
+    return Servers(redis_url=_server_redis_url, database_url=_server_database_url)
+
+
+@pytest.fixture(scope="session")
+def redis_url(_server_redis_url: str) -> str:
+    """The Redis URL shared by the session; isolate keys with `key_prefix`."""
+    return _server_redis_url
+
+
+def _with_database(url: str, database: str) -> str:
+    """``url`` pointing at another database on the same server."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + database))
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def database_url(_server_database_url: str) -> AsyncIterator[str]:
+    """A fresh ``gifting_test_<hex>`` database for the session, dropped at the end."""
+    name = f"gifting_test_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(_server_database_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        yield _with_database(_server_database_url, name)
+    finally:
+        admin = await asyncpg.connect(_server_database_url)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+@pytest.fixture
+def key_prefix() -> str:
+    """A unique Redis key prefix for this test, like ``t1a2b3c4d``."""
+    return f"t{secrets.token_hex(4)}"
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def redis(redis_url: str, key_prefix: str) -> AsyncIterator[Redis]:
+    """A ``redis.asyncio.Redis`` (bytes replies); the test's keys are deleted afterwards."""
+    client = Redis.from_url(redis_url, decode_responses=False)
+    try:
+        yield client
+    finally:
+        try:
+            for pattern in (f"{key_prefix}:*", f"{{{key_prefix}*"):
+                batch: list[bytes] = []
+                async for key in client.scan_iter(match=pattern, count=1000):
+                    batch.append(key)
+                    if len(batch) >= 500:
+                        await client.unlink(*batch)
+                        batch.clear()
+                if batch:
+                    await client.unlink(*batch)
+        finally:
+            await client.aclose()
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
+    """A started redis-server of the test's own (always embedded: crash tests kill it)."""
+    server = EmbeddedRedis(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def private_postgres(tmp_path: Path) -> Iterator[EmbeddedPostgres]:
+    """A started PostgreSQL of the test's own (always embedded; ~0.4 s incl. initdb)."""
+    server = EmbeddedPostgres(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
