@@ -45,7 +45,7 @@ FLOOD_STRIKES = 50
 
 
 def _hub(ws: WebSocket) -> Hub:
-    hub: Hub = ws.app.state.gifting.hub
+    hub: Hub = ws.app.state.gifting.extra["hub"]
     return hub
 
 
