@@ -31,13 +31,13 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-unit: install browser
+unit: install
 	$(BIN)/pytest -q -p no:cacheprovider
 
 test: lint typecheck unit
 
 # The same tests against servers you run (REDIS_URL / DATABASE_URL must be set).
-test-external: install browser
+test-external: install
 	@test -n "$$REDIS_URL" -a -n "$$DATABASE_URL" || { echo "set REDIS_URL and DATABASE_URL"; exit 2; }
 	$(BIN)/pytest -q -p no:cacheprovider
 

@@ -21,8 +21,12 @@ class Settings(BaseSettings):
 
     redis_url: str | None = Field(default=None, alias="REDIS_URL")
     database_url: str | None = Field(default=None, alias="DATABASE_URL")
-    jwt_secret: str = Field(default="dev-jwt-secret-change-me", alias="GIFTING_JWT_SECRET")
-    webhook_secret: str = Field(default="dev-webhook-secret-change-me", alias="GIFTING_WEBHOOK_SECRET")
+    jwt_secret: str = Field(
+        default="dev-jwt-secret-change-me-0123456789abcdef", alias="GIFTING_JWT_SECRET"
+    )
+    webhook_secret: str = Field(
+        default="dev-webhook-secret-change-me-0123456789abcdef", alias="GIFTING_WEBHOOK_SECRET"
+    )
     data_dir: Path = Field(default=Path("var"), alias="GIFTING_DATA_DIR")
     catalog_path: Path | None = Field(default=None, alias="GIFTING_CATALOG")
     dev: bool = Field(default=False, alias="GIFTING_DEV")

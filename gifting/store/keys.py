@@ -61,7 +61,7 @@ class Keys:
         return f"{self.prefix}:{self.tag(shard)}:cashout:{cashout_id}"
 
     def cashout_request(self, user: str, request_id: str) -> str:
-        """String: the cash-out id created for the user's idempotency id."""
+        """String ``<cash-out id>:<diamonds>``: what the user's idempotency id created."""
         return f"{self.prefix}:{self.tag(shard_of(user))}:cashreq:{user}:{request_id}"
 
     def cashouts_of(self, user: str) -> str:

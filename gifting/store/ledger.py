@@ -40,7 +40,7 @@ from gifting.core.errors import (
     Unprocessable,
 )
 from gifting.core.ids import check_id, fingerprint, new_event_id, new_id
-from gifting.core.money import day_of, month_of
+from gifting.core.money import MAX_SPEND_COINS, day_of, month_of
 from gifting.core.pricing import Priced
 from gifting.store.keys import SHARDS, Keys, shard_of
 from gifting.store.scripts import ScriptCall, Scripts
@@ -147,6 +147,11 @@ def _pairs(fields: dict[str, str | int]) -> list[str | int]:
     for k, v in fields.items():
         out += [k, v]
     return out
+
+
+def _whole(value: object, limit: int) -> bool:
+    """Whether ``value`` is a real integer (not a bool) in 1..``limit``."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= limit
 
 
 def _int(raw: bytes | str | None) -> int:
@@ -285,6 +290,15 @@ class Ledger:
         if order.creator and order.creator == order.sender:
             raise BadRequest("you cannot send to your own stream")
         p = order.priced
+        # The scripts trust ARGV: a price that is not a positive integer would
+        # mint coins (negative) or fail after the outbox append (non-integer).
+        if not (
+            _whole(p.coins, MAX_SPEND_COINS)
+            and _whole(p.unit_coins, MAX_SPEND_COINS)
+            and _whole(p.count, MAX_SPEND_COINS)
+            and p.coins == p.unit_coins * p.count
+        ):
+            raise BadRequest("the price of a spend must be a positive whole number of coins")
         sender = order.sender
         entry: dict[str, str | int] = {
             "type": "spend", "user": sender, "name": order.sender_name,
@@ -328,6 +342,8 @@ class Ledger:
         self, *, spend_event: str, creator: str, coins: int, stream: str, sender: str, now: int
     ) -> ScriptCall:
         """The credit.lua call crediting ``creator`` for spend ``spend_event``."""
+        if not _whole(coins, MAX_SPEND_COINS):
+            raise BadRequest("a credit must be a positive whole number of coins")
         entry: dict[str, str | int] = {
             "type": "credit", "user": creator, "spend_event": spend_event, "coins": coins,
             "stream": stream, "sender": sender,

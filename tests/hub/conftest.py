@@ -58,11 +58,13 @@ class HubServer:
         return websockets.connect(
             f"{self.ws}/v1/ws/viewer?stream={stream}",
             additional_headers={"Authorization": f"Bearer {self.token(user)}"},
-            subprotocols=proto, **kw,  # type: ignore[arg-type]
+            subprotocols=proto,
+            **kw,  # type: ignore[arg-type]
         )
 
-    def overlay(self, stream: str, key: str, since: str | None = None, msgpack: bool = False,
-                **kw: Any) -> Any:
+    def overlay(
+        self, stream: str, key: str, since: str | None = None, msgpack: bool = False, **kw: Any
+    ) -> Any:
         url = f"{self.ws}/v1/ws/overlay?stream={stream}&key={key}"
         if since:
             url += f"&since={since}"
@@ -95,18 +97,27 @@ async def recv_until(ws: Any, pred: Any, timeout: float = 5.0) -> dict[str, Any]
 
 
 @contextlib.asynccontextmanager
-async def serve(redis_url: str, database_url: str, key_prefix: str, **overrides: Any
-                ) -> AsyncIterator[HubServer]:
+async def serve(
+    redis_url: str, database_url: str, key_prefix: str, **overrides: Any
+) -> AsyncIterator[HubServer]:
     settings = Settings(
-        REDIS_URL=redis_url, DATABASE_URL=database_url, GIFTING_KEY_PREFIX=key_prefix,
-        GIFTING_JWT_SECRET=JWT_SECRET, GIFTING_WEBHOOK_SECRET="hub-test-webhook-secret-0123456789",
+        REDIS_URL=redis_url,
+        DATABASE_URL=database_url,
+        GIFTING_KEY_PREFIX=key_prefix,
+        GIFTING_JWT_SECRET=JWT_SECRET,
+        GIFTING_WEBHOOK_SECRET="hub-test-webhook-secret-0123456789",
         **overrides,
     )
     app = create_app(settings, extensions=[hub_extension(settings)])
     port = free_port()
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", ws="websockets-sansio",
-        ws_max_size=settings.max_frame_bytes, lifespan="on",
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        ws="websockets-sansio",
+        ws_max_size=settings.max_frame_bytes,
+        lifespan="on",
     )
     server = uvicorn.Server(config)
     task = asyncio.get_running_loop().create_task(server.serve())
@@ -123,6 +134,7 @@ async def serve(redis_url: str, database_url: str, key_prefix: str, **overrides:
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def hub(redis_url: str, database_url: str, key_prefix: str) -> AsyncIterator[HubServer]:
-    async with serve(redis_url, database_url, key_prefix, GIFTING_RATE_PER_S=1000,
-                     GIFTING_RATE_BURST=2000) as h:
+    async with serve(
+        redis_url, database_url, key_prefix, GIFTING_RATE_PER_S=1000, GIFTING_RATE_BURST=2000
+    ) as h:
         yield h

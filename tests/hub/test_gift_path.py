@@ -12,7 +12,9 @@ import websockets
 from tests.hub.conftest import HubServer, decode, encode, recv, recv_until
 
 
-async def _events(ws: Any, n: int, kind: str = "gift", timeout: float = 10.0) -> list[dict[str, Any]]:
+async def _events(
+    ws: Any, n: int, kind: str = "gift", timeout: float = 10.0
+) -> list[dict[str, Any]]:
     """Read frames until ``n`` events of ``kind`` arrived (batches unpacked)."""
     out: list[dict[str, Any]] = []
     async with asyncio.timeout(timeout):
@@ -26,8 +28,12 @@ async def _events(ws: Any, n: int, kind: str = "gift", timeout: float = 10.0) ->
 async def test_every_acked_gift_reaches_every_overlay_once_in_order(hub: HubServer) -> None:
     stream, key = await hub.stream()
     await hub.fund("alice")
-    async with hub.overlay(stream, key) as ov_json, hub.overlay(stream, key, msgpack=True) as ov_mp, \
-            hub.viewer(stream, "alice") as viewer, hub.viewer(stream, "bob", msgpack=True) as watcher:
+    async with (
+        hub.overlay(stream, key) as ov_json,
+        hub.overlay(stream, key, msgpack=True) as ov_mp,
+        hub.viewer(stream, "alice") as viewer,
+        hub.viewer(stream, "bob", msgpack=True) as watcher,
+    ):
         assert (await recv(ov_json))["op"] == "snapshot"
         assert (await recv(ov_mp))["op"] == "snapshot"
         acks = []
@@ -84,6 +90,7 @@ async def test_overlay_reconnecting_with_its_cursor_misses_nothing(hub: HubServe
     stream, key = await hub.stream()
     await hub.fund("erin", n=2)
     async with hub.viewer(stream, "erin") as viewer:
+
         async def gift(i: int) -> None:
             await viewer.send(encode({"op": "gift", "id": f"r{i}", "gift": "rose"}))
             await recv_until(viewer, lambda m: m["op"] == "ack" and m["id"] == f"r{i}")
@@ -138,14 +145,19 @@ async def test_a_stalled_reader_does_not_slow_its_room(
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
         sock.connect(("127.0.0.1", h.port))
-        async with h.overlay(stream, key, max_queue=1, sock=sock) as slow, \
-                h.overlay(stream, key) as fast:
+        async with (
+            h.overlay(stream, key, max_queue=1, sock=sock) as slow,
+            h.overlay(stream, key) as fast,
+        ):
             await recv(fast)
             # The slow overlay never reads: its kernel buffers fill, then its queue.
             pad = "x" * 16_000
             for i in range(1500):
-                await roomlog.emit(stream, {"kind": "test", "stream": stream, "event": f"t{i}",
-                                            "ts": 0, "pad": pad}, once=False)
+                await roomlog.emit(
+                    stream,
+                    {"kind": "test", "stream": stream, "event": f"t{i}", "ts": 0, "pad": pad},
+                    once=False,
+                )
             got = await _events(fast, 1500, kind="test", timeout=60)
             assert [e["event"] for e in got] == [f"t{i}" for i in range(1500)]
             # The stalled overlay did not slow the room: the fast one got every event.

@@ -4,7 +4,7 @@
 --
 -- KEYS[1]  wallet hash of the creator              {wNN}
 -- KEYS[2]  cash-out record hash                    {wNN}
--- KEYS[3]  request id -> cash-out id string        {wNN}
+-- KEYS[3]  request id -> "<cash-out id>:<diamonds>"  {wNN}
 -- KEYS[4]  the creator's cash-outs sorted set      {wNN}
 -- KEYS[5]  outbox stream of the creator's shard    {wNN}
 -- ARGV[1]  new cash-out id
@@ -22,11 +22,14 @@
 -- Returns {status, cashout id}: "ok", "replay", "conflict", "below_minimum",
 -- "insufficient_funds" or "daily_cap".
 
+-- The request marker holds "<cash-out id>:<diamonds>" (ids never contain ':'), so a
+-- retry is told from a reuse of the id without reading the first record (its key
+-- is not among KEYS).
 local prior = redis.call('GET', KEYS[3])
 if prior then
-  local d = redis.call('HGET', KEYS[2], 'diamonds')
-  if d and d ~= ARGV[2] then return {'conflict', prior} end
-  return {'replay', prior}
+  local prior_id, prior_diamonds = string.match(prior, '^([^:]+):(%d+)$')
+  if prior_diamonds ~= ARGV[2] then return {'conflict', prior_id or ''} end
+  return {'replay', prior_id}
 end
 
 local diamonds = tonumber(ARGV[2])
@@ -46,6 +49,6 @@ redis.call('HINCRBY', KEYS[1], 'held', diamonds)
 redis.call('HSET', KEYS[1], 'cday', ARGV[4], 'ctotal', tostring(today + diamonds))
 redis.call('HSET', KEYS[2], 'id', ARGV[1], 'user', ARGV[9], 'diamonds', ARGV[2], 'amount', ARGV[6],
            'currency', ARGV[7], 'status', 'held', 'created', ARGV[8], 'event', ARGV[11])
-redis.call('SET', KEYS[3], ARGV[1], 'EX', tonumber(ARGV[10]))
+redis.call('SET', KEYS[3], ARGV[1] .. ':' .. ARGV[2], 'EX', tonumber(ARGV[10]))
 redis.call('ZADD', KEYS[4], tonumber(ARGV[8]), ARGV[1])
 return {'ok', ARGV[1]}

@@ -1,0 +1,62 @@
+"""Development-only helpers, mounted only when ``GIFTING_DEV=1``.
+
+The demo page needs a user and coins without a payment provider: these
+routes mint a token and credit a package as the provider's purchase webhook
+would (the same ledger call). They never exist in a production app.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Route
+
+from gifting.api.auth import CREATOR, mint_token
+from gifting.api.http import JsonObject, app_state, principal, read_json
+from gifting.clock import now_ms
+from gifting.core.ids import new_id
+
+__all__ = ["dev_purchase", "dev_token", "routes"]
+
+DEV_TOKEN_TTL_S = 24 * 3600
+
+
+async def dev_token(request: Request) -> JSONResponse:
+    """Mint a token: ``{"user", "name"?, "creator"?: bool}`` → ``{"token"}``."""
+    body = JsonObject(await read_json(request), required=("user",), optional=("name", "creator"))
+    user = body.ident("user")
+    name = body.string("name", max_length=64, min_length=1) if body.has("name") else None
+    roles = [CREATOR] if body.boolean("creator", False) else []
+    secret = app_state(request).settings.jwt_secret
+    token = mint_token(secret, user, name, roles, DEV_TOKEN_TTL_S)
+    return JSONResponse({"token": token, "user": user, "roles": roles})
+
+
+async def dev_purchase(request: Request) -> JSONResponse:
+    """Buy a package for the caller as the provider would: ``{"package"}``.
+
+    Calls the same ledger operation as the signed purchase webhook, with the
+    package's own price and a fresh purchase id.
+    """
+    caller = principal(request)
+    body = JsonObject(await read_json(request), required=("package",))
+    state = app_state(request)
+    package = state.catalog.package_by_id(body.string("package", max_length=64))
+    result = await state.ledger.purchase(
+        new_id("dev", now_ms()), caller.user, package.id,
+        package.price.amount, package.price.currency,
+    )
+    return JSONResponse(
+        {
+            "purchase_id": result.purchase_id,
+            "user": result.user,
+            "coins": result.coins,
+            "balance": result.balance,
+        }
+    )
+
+
+routes: list[BaseRoute] = [
+    Route("/v1/dev/token", dev_token, methods=["POST"]),
+    Route("/v1/dev/purchase", dev_purchase, methods=["POST"]),
+]

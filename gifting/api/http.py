@@ -1,0 +1,346 @@
+"""What every HTTP route shares: bounded JSON bodies, typed fields, the error mapping.
+
+Bodies: at most :data:`MAX_BODY_BYTES` (64 KiB), checked on ``Content-Length``
+before reading and on the bytes actually received (a chunked body has no
+length), 413 past it. A body is UTF-8 JSON holding one object, without
+duplicate keys or ``NaN``; :class:`JsonObject` then rejects unknown fields
+and hands out typed values, raising ``BadRequest`` that names the field.
+
+Errors: :func:`exception_handlers` is the one table from exception to
+response. A :class:`~gifting.core.errors.GiftingError` becomes its
+``{"code", "message"}`` and status; a lost Redis connection is 503
+``unavailable`` (safe to retry: every money operation is idempotent); any
+other exception is a 500 ``unavailable`` without details (logged by the server).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Collection, Iterable
+from typing import TYPE_CHECKING, Any, Final, NoReturn
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from starlette.exceptions import HTTPException
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import JSONResponse, Response
+from starlette.websockets import WebSocket
+
+from gifting.api.auth import Principal, principal_from_connection
+from gifting.core.errors import (
+    BadRequest,
+    GiftingError,
+    NotFound,
+    PayloadTooLarge,
+    Unavailable,
+)
+from gifting.core.ids import check_id
+
+if TYPE_CHECKING:
+    from gifting.app import AppState
+
+__all__ = [
+    "MAX_BODY_BYTES",
+    "MAX_SAFE_INTEGER",
+    "JsonObject",
+    "app_state",
+    "decode_json_object",
+    "error_response",
+    "exception_handlers",
+    "principal",
+    "query_int",
+    "read_body",
+    "read_json",
+]
+
+log = logging.getLogger("gifting.api")
+
+#: Largest request body, in bytes.
+MAX_BODY_BYTES: Final = 64 * 1024
+#: Largest integer a JSON client (JavaScript) represents exactly: 2^53 - 1.
+MAX_SAFE_INTEGER: Final = 2**53 - 1
+
+
+# --------------------------------------------------------------------------- state
+
+
+def app_state(conn: HTTPConnection) -> AppState:
+    """The :class:`~gifting.app.AppState` the lifespan stored on the app."""
+    state = getattr(conn.app.state, "gifting", None)
+    if state is None:
+        raise Unavailable("the server is starting or stopping")
+    return state  # type: ignore[no-any-return]
+
+
+def principal(conn: HTTPConnection) -> Principal:
+    """The verified caller of a request (bearer token), or raise ``Unauthorized``."""
+    return principal_from_connection(conn, app_state(conn).settings.jwt_secret)
+
+
+# --------------------------------------------------------------------------- bodies
+
+
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The raw request body, or ``PayloadTooLarge`` (413) past ``limit`` bytes.
+
+    The declared ``Content-Length`` is checked before anything is read, and the
+    received bytes are counted while reading, so neither a lying header nor a
+    chunked upload gets more than ``limit`` bytes into memory.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isascii() or not declared.isdigit():
+            raise BadRequest("Content-Length must be a number of bytes")
+        if int(declared) > limit:
+            raise PayloadTooLarge(f"the body is larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the body is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise BadRequest(f"duplicate field {_show(key)} in a JSON object")
+        obj[key] = value
+    return obj
+
+
+def _no_constants(name: str) -> NoReturn:
+    raise BadRequest(f"{name} is not valid JSON")
+
+
+def decode_json_object(raw: bytes, *, allow_empty: bool = False) -> dict[str, object]:
+    """Decode a UTF-8 JSON body that must be one object; ``b""`` is ``{}`` if ``allow_empty``."""
+    if not raw.strip():
+        if allow_empty:
+            return {}
+        raise BadRequest("the body must be a JSON object")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest("the body must be UTF-8 encoded JSON") from None
+    try:
+        data = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+    except RecursionError:
+        raise BadRequest("the body is nested too deeply") from None
+    except json.JSONDecodeError as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}") from None
+    except ValueError:  # an integer of thousands of digits (sys.get_int_max_str_digits)
+        raise BadRequest("the body holds a number with too many digits") from None
+    if not isinstance(data, dict):
+        raise BadRequest(f"the body must be a JSON object, got {_kind(data)}")
+    return data
+
+
+async def read_json(request: Request, *, allow_empty: bool = False) -> dict[str, object]:
+    """Read and decode a bounded JSON-object body (see :func:`read_body`)."""
+    return decode_json_object(await read_body(request), allow_empty=allow_empty)
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number with a fraction or exponent"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+class JsonObject:
+    """A decoded JSON object with the fields one route accepts, read with typed getters.
+
+    The constructor rejects unknown and missing fields; each getter raises
+    ``BadRequest`` naming the field and what it must be. Booleans are never
+    integers, and integers above 2^53 - 1 are refused unless a getter allows them.
+    """
+
+    def __init__(
+        self,
+        data: dict[str, object],
+        *,
+        required: Collection[str] = (),
+        optional: Collection[str] = (),
+    ) -> None:
+        allowed = [*required, *optional]
+        unknown = [key for key in data if key not in allowed]
+        if unknown:
+            names = ", ".join(_show(k) for k in unknown[:5])
+            hint = ", ".join(repr(k) for k in allowed) or "none"
+            raise BadRequest(f"unknown field {names} (allowed: {hint})")
+        missing = [key for key in required if key not in data]
+        if missing:
+            raise BadRequest(f"missing field {', '.join(repr(k) for k in missing)}")
+        self.data = data
+
+    def has(self, name: str) -> bool:
+        """Whether field ``name`` is present (``null`` counts as present)."""
+        return name in self.data
+
+    def integer(self, name: str, *, minimum: int, maximum: int = MAX_SAFE_INTEGER) -> int:
+        """Field ``name`` as an integer in ``minimum..maximum``."""
+        value = self.data.get(name)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise BadRequest(f"field {name!r} must be an integer, got {_kind(value)}")
+        if value < minimum:
+            raise BadRequest(f"field {name!r} must be at least {minimum}, got {value}")
+        if value > maximum:
+            raise BadRequest(f"field {name!r} must be at most {maximum}, got {_show(value)}")
+        return value
+
+    def integer_or_null(
+        self, name: str, *, minimum: int, maximum: int = MAX_SAFE_INTEGER
+    ) -> int | None:
+        """Field ``name`` as an integer in range, or ``None`` when it is ``null`` or absent."""
+        if self.data.get(name) is None:
+            return None
+        return self.integer(name, minimum=minimum, maximum=maximum)
+
+    def boolean(self, name: str, default: bool) -> bool:
+        """Field ``name`` as ``true``/``false``, ``default`` when absent."""
+        if name not in self.data:
+            return default
+        value = self.data[name]
+        if not isinstance(value, bool):
+            raise BadRequest(f"field {name!r} must be true or false, got {_kind(value)}")
+        return value
+
+    def string(self, name: str, *, max_length: int, min_length: int = 0) -> str:
+        """Field ``name`` as a string of ``min_length..max_length`` characters, valid UTF-8."""
+        value = self.data.get(name)
+        if not isinstance(value, str):
+            raise BadRequest(f"field {name!r} must be a string, got {_kind(value)}")
+        if len(value) > max_length:
+            raise BadRequest(f"field {name!r} is longer than {max_length} characters")
+        if len(value) < min_length:
+            if min_length == 1:
+                raise BadRequest(f"field {name!r} must not be empty")
+            raise BadRequest(f"field {name!r} must have at least {min_length} characters")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadRequest(f"field {name!r} holds an unpaired surrogate") from None
+        return value
+
+    def ident(self, name: str) -> str:
+        """Field ``name`` as an external id (see :func:`gifting.core.ids.check_id`)."""
+        if name not in self.data:
+            raise BadRequest(f"missing field {name!r}")
+        return check_id(self.data[name], name)
+
+    def ident_or_null(self, name: str) -> str | None:
+        """Field ``name`` as an id, or ``None`` when it is ``null`` or absent."""
+        if self.data.get(name) is None:
+            return None
+        return check_id(self.data[name], name)
+
+    def choice(self, name: str, options: Iterable[str]) -> str:
+        """Field ``name`` as one of ``options``."""
+        allowed = list(options)
+        value = self.data.get(name)
+        if not isinstance(value, str) or value not in allowed:
+            choices = " or ".join(repr(o) for o in allowed)
+            raise BadRequest(f"field {name!r} must be {choices}, got {_show(value)}")
+        return value
+
+
+def query_int(
+    conn: HTTPConnection, name: str, default: int, *, minimum: int, maximum: int
+) -> int:
+    """Query parameter ``name`` as an integer in range, ``default`` when absent."""
+    raw = conn.query_params.get(name)
+    if raw is None:
+        return default
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 16:
+        raise BadRequest(f"query parameter {name!r} must be a whole number")
+    value = int(raw)
+    if not minimum <= value <= maximum:
+        raise BadRequest(f"query parameter {name!r} must be between {minimum} and {maximum}")
+    return value
+
+
+# --------------------------------------------------------------------------- errors
+
+_RETRY_AFTER_S: Final = "1"
+#: WebSocket close codes for errors raised before a socket is accepted.
+_WS_CLOSE: Final = {400: 1007, 401: 1008, 403: 1008, 404: 1008, 413: 1009, 503: 1013}
+
+
+def error_response(error: GiftingError, headers: dict[str, str] | None = None) -> JSONResponse:
+    """The response for ``error``: ``{"code", "message"}`` with its HTTP status."""
+    extra = dict(headers or {})
+    if error.status in (429, 503):
+        extra.setdefault("Retry-After", _RETRY_AFTER_S)
+    return JSONResponse(error.to_dict(), status_code=error.status, headers=extra or None)
+
+
+async def _respond(conn: HTTPConnection, error: GiftingError) -> Response | None:
+    if isinstance(conn, WebSocket):
+        code = _WS_CLOSE.get(error.status, 1011)
+        await conn.close(code=code, reason=error.message.encode()[:120].decode(errors="ignore"))
+        return None
+    return error_response(error)
+
+
+async def _on_gifting_error(conn: HTTPConnection, exc: Exception) -> Response | None:
+    assert isinstance(exc, GiftingError)
+    return await _respond(conn, exc)
+
+
+async def _on_http_exception(conn: HTTPConnection, exc: Exception) -> Response | None:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        error: GiftingError = NotFound("no such endpoint")
+        return await _respond(conn, error)
+    body = {"code": "bad_request", "message": str(exc.detail)}
+    if exc.status_code >= 500:
+        body["code"] = "unavailable"
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _on_redis_unavailable(conn: HTTPConnection, exc: Exception) -> Response | None:
+    log.warning("redis unavailable during %s: %s", conn.url.path, exc)
+    return await _respond(conn, Unavailable("the store is unavailable; retry shortly"))
+
+
+async def _on_internal_error(conn: HTTPConnection, exc: Exception) -> Response:
+    # Starlette's ServerErrorMiddleware re-raises after this, so the server logs the traceback.
+    return JSONResponse(
+        {"code": "unavailable", "message": "internal error; retry shortly"}, status_code=500
+    )
+
+
+def exception_handlers() -> dict[Any, Any]:
+    """The one table from exception class to response, for ``Starlette(exception_handlers=)``.
+
+    Looked up along the exception's MRO, so every subclass of
+    ``GiftingError`` gets its own code and status.
+    """
+    return {
+        GiftingError: _on_gifting_error,
+        HTTPException: _on_http_exception,
+        RedisConnectionError: _on_redis_unavailable,
+        RedisTimeoutError: _on_redis_unavailable,
+        Exception: _on_internal_error,
+    }

@@ -1,0 +1,141 @@
+"""Live streams over HTTP: create (creators), read (anyone), end and set a goal (its creator).
+
+The overlay key is a secret: it is shown to the creator when the stream is
+created (and again on ``GET /v1/streams/{id}/overlay``), never in the public
+view. Ending a stream and changing its goal tell the hub through
+:attr:`gifting.app.AppState.room_events` so overlays see ``stream_ended`` and
+``goal`` events; the hub's hooks are idempotent, so a retried end is harmless.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Route
+
+from gifting.api.auth import CREATOR
+from gifting.api.http import JsonObject, app_state, principal, read_json
+from gifting.core.errors import Forbidden
+from gifting.core.ids import check_id
+from gifting.store.streams import MAX_GOAL, MAX_TITLE_LENGTH, Stream, Streams, Totals
+
+__all__ = [
+    "create_stream",
+    "end_stream",
+    "get_overlay",
+    "get_stream",
+    "routes",
+    "set_goal",
+    "stream_to_public",
+]
+
+
+def stream_to_public(stream: Stream, totals: Totals) -> dict[str, Any]:
+    """The public view of a stream (DESIGN.md 4); never holds the overlay key."""
+    goal = None
+    if stream.goal is not None:
+        goal = {
+            "target": stream.goal.target,
+            "gift": stream.goal.gift,
+            "progress": totals.goal_progress,
+        }
+    return {
+        "stream": stream.stream,
+        "creator": stream.creator,
+        "creator_name": stream.creator_name,
+        "title": stream.title,
+        "live": stream.live,
+        "created": stream.created,
+        "ended": stream.ended,
+        "totals": {"coins": totals.coins, "gifts": totals.gifts},
+        "top": totals.top,
+        "goal": goal,
+    }
+
+
+async def _public(streams: Streams, stream: Stream) -> dict[str, Any]:
+    return stream_to_public(stream, await streams.totals(stream))
+
+
+def _overlay(request: Request, stream: Stream) -> dict[str, str]:
+    public_url = app_state(request).settings.public_url
+    base = (public_url or str(request.base_url)).rstrip("/")
+    return {
+        "stream": stream.stream,
+        "overlay_key": stream.overlay_key,
+        "overlay_url": f"{base}/overlay/{quote(stream.stream)}?key={quote(stream.overlay_key)}",
+    }
+
+
+def _stream_id(request: Request) -> str:
+    return check_id(request.path_params["stream"], "stream")
+
+
+async def create_stream(request: Request) -> JSONResponse:
+    """Start a live stream (role ``creator``): ``{"title"}`` → 201 with the overlay key and URL."""
+    caller = principal(request)
+    caller.require_role(CREATOR)
+    body = JsonObject(await read_json(request), required=("title",))
+    title = body.string("title", max_length=MAX_TITLE_LENGTH)
+    state = app_state(request)
+    stream = await state.streams.create(caller.user, caller.name, title)
+    return JSONResponse({**await _public(state.streams, stream), **_overlay(request, stream)},
+                        status_code=201)
+
+
+async def get_stream(request: Request) -> JSONResponse:
+    """A stream's public view: state, totals, top gifters and goal (anyone)."""
+    streams = app_state(request).streams
+    stream = await streams.get(_stream_id(request))
+    return JSONResponse(await _public(streams, stream))
+
+
+async def get_overlay(request: Request) -> JSONResponse:
+    """The overlay key and URL again, for the stream's creator only."""
+    caller = principal(request)
+    stream = await app_state(request).streams.get(_stream_id(request))
+    if stream.creator != caller.user:
+        raise Forbidden("only the stream's creator can see its overlay key")
+    return JSONResponse(_overlay(request, stream))
+
+
+async def end_stream(request: Request) -> JSONResponse:
+    """End the stream (its creator only); ending an ended stream is a no-op 200."""
+    caller = principal(request)
+    stream_id = _stream_id(request)
+    JsonObject(await read_json(request, allow_empty=True))
+    state = app_state(request)
+    stream, _was_live = await state.streams.end(stream_id, caller.user)
+    if state.room_events is not None:
+        await state.room_events.stream_ended(stream)
+    return JSONResponse(await _public(state.streams, stream))
+
+
+async def set_goal(request: Request) -> JSONResponse:
+    """Set the goal (its creator only): ``{"target": coins, "gift": id | null}``."""
+    caller = principal(request)
+    stream_id = _stream_id(request)
+    body = JsonObject(await read_json(request), required=("target",), optional=("gift",))
+    target = body.integer("target", minimum=1, maximum=MAX_GOAL)
+    gift = body.data.get("gift")
+    if gift is not None:
+        gift = body.string("gift", max_length=64, min_length=1)
+    state = app_state(request)
+    await state.streams.set_goal(stream_id, caller.user, target, gift)
+    stream = await state.streams.get(stream_id)
+    if state.room_events is not None:
+        await state.room_events.goal_changed(stream)
+    public = await _public(state.streams, stream)
+    return JSONResponse({"stream": stream.stream, "goal": public["goal"]})
+
+
+routes: list[BaseRoute] = [
+    Route("/v1/streams", create_stream, methods=["POST"]),
+    Route("/v1/streams/{stream}", get_stream, methods=["GET"]),
+    Route("/v1/streams/{stream}/overlay", get_overlay, methods=["GET"]),
+    Route("/v1/streams/{stream}/end", end_stream, methods=["POST"]),
+    Route("/v1/streams/{stream}/goal", set_goal, methods=["PUT"]),
+]

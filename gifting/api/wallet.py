@@ -1,0 +1,156 @@
+"""The caller's own money: wallet, monthly budget, profile badges and cash-outs.
+
+Every route here needs a bearer token and acts only on the token's own user
+(DESIGN.md 3.7). Spends and cash-outs are idempotent by the client's id: a
+retry returns the first result, failures included; the same id with another
+payload is 409 ``conflict``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Route
+
+from gifting.api.http import JsonObject, app_state, principal, query_int, read_json
+from gifting.clock import now_ms
+from gifting.core.errors import BadRequest, NotFound
+from gifting.core.ids import check_id, new_id
+from gifting.core.pricing import price_badge
+from gifting.store.ledger import MAX_BUDGET, Budget, Cashout, Ledger, SpendOrder
+
+__all__ = [
+    "buy_badge",
+    "get_cashout",
+    "get_wallet",
+    "list_cashouts",
+    "put_budget",
+    "request_cashout",
+    "routes",
+]
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+MAX_CASHOUTS_LISTED = 100
+
+
+def budget_to_public(budget: Budget) -> dict[str, Any]:
+    """The wire form of a budget, with what is left of it this month."""
+    remaining = None if budget.monthly is None else max(budget.monthly - budget.spent, 0)
+    return {
+        "monthly": budget.monthly,
+        "spent": budget.spent,
+        "remaining": remaining,
+        "period": budget.period,
+    }
+
+
+async def _wallet_body(ledger: Ledger, user: str) -> dict[str, Any]:
+    wallet = await ledger.wallet(user)
+    return {
+        "user": wallet.user,
+        "coins": wallet.coins,
+        "diamonds": wallet.diamonds,
+        "diamonds_held": wallet.held,
+        "diamonds_paid": wallet.paid,
+        "diamonds_earned": wallet.earned,
+        "badge": await ledger.badge_of(user),
+        "budget": budget_to_public(wallet.budget),
+    }
+
+
+async def get_wallet(request: Request) -> JSONResponse:
+    """The caller's balances, badge and monthly budget."""
+    caller = principal(request)
+    return JSONResponse(await _wallet_body(app_state(request).ledger, caller.user))
+
+
+async def put_budget(request: Request) -> JSONResponse:
+    """Set (``{"monthly": coins}``) or clear (``{"monthly": null}``) the monthly budget."""
+    caller = principal(request)
+    body = JsonObject(await read_json(request), required=("monthly",))
+    monthly = body.integer_or_null("monthly", minimum=0, maximum=MAX_BUDGET)
+    ledger = app_state(request).ledger
+    await ledger.set_budget(caller.user, monthly)
+    return JSONResponse(await _wallet_body(ledger, caller.user))
+
+
+async def buy_badge(request: Request) -> JSONResponse:
+    """Buy a profile badge: ``{"id", "badge"}`` → ``{"event", "balance", "badge"}``."""
+    caller = principal(request)
+    body = JsonObject(await read_json(request), required=("id", "badge"))
+    client_id = body.ident("id")
+    state = app_state(request)
+    priced = price_badge(state.catalog, body.string("badge", max_length=64, min_length=1))
+    order = SpendOrder(
+        sender=caller.user, sender_name=caller.name, client_id=client_id, priced=priced
+    )
+    result = await state.ledger.spend(order, live=True)
+    # A replay must not undo a newer badge, but restores one lost to a crash here.
+    await state.ledger.set_badge(caller.user, priced.item, only_if_unset=result.replayed)
+    return JSONResponse(
+        {
+            "id": client_id,
+            "event": result.event,
+            "balance": result.balance,
+            "badge": priced.item,
+            "coins": priced.coins,
+        },
+        headers={"Idempotent-Replayed": "true" if result.replayed else "false"},
+    )
+
+
+def _cashout_body(cashout: Cashout, request_id: str | None = None) -> dict[str, Any]:
+    body = cashout.to_public()
+    if request_id is not None:
+        body["id"] = request_id
+    return body
+
+
+def _request_id(request: Request, body: JsonObject) -> str:
+    """The cash-out's idempotency id: body ``id``, else the header, else a fresh one."""
+    from_body = body.ident_or_null("id")
+    header = request.headers.get(IDEMPOTENCY_HEADER)
+    from_header = None if header is None else check_id(header, IDEMPOTENCY_HEADER)
+    if from_body is not None and from_header is not None and from_body != from_header:
+        raise BadRequest(f"field 'id' and the {IDEMPOTENCY_HEADER} header differ")
+    return from_body or from_header or new_id("r", now_ms())
+
+
+async def request_cashout(request: Request) -> JSONResponse:
+    """Hold diamonds for a cash-out: ``{"diamonds", "id"?}`` → 201 with the cash-out."""
+    caller = principal(request)
+    body = JsonObject(await read_json(request), required=("diamonds",), optional=("id",))
+    diamonds = body.integer("diamonds", minimum=1, maximum=MAX_BUDGET)
+    request_id = _request_id(request, body)
+    cashout = await app_state(request).ledger.request_cashout(caller.user, diamonds, request_id)
+    return JSONResponse(_cashout_body(cashout, request_id), status_code=201)
+
+
+async def list_cashouts(request: Request) -> JSONResponse:
+    """The caller's cash-outs, newest first (``?limit=``, 1..100, default 50)."""
+    caller = principal(request)
+    limit = query_int(request, "limit", 50, minimum=1, maximum=MAX_CASHOUTS_LISTED)
+    cashouts = await app_state(request).ledger.cashouts(caller.user, limit)
+    return JSONResponse({"cashouts": [_cashout_body(c) for c in cashouts]})
+
+
+async def get_cashout(request: Request) -> JSONResponse:
+    """One of the caller's cash-outs (someone else's is 404, not 403: ids do not leak)."""
+    caller = principal(request)
+    cashout_id = check_id(request.path_params["cashout"], "cashout")
+    cashout = await app_state(request).ledger.cashout(cashout_id)
+    if cashout is None or cashout.user != caller.user:
+        raise NotFound("no such cash-out")
+    return JSONResponse(_cashout_body(cashout))
+
+
+routes: list[BaseRoute] = [
+    Route("/v1/wallet", get_wallet, methods=["GET"]),
+    Route("/v1/wallet/budget", put_budget, methods=["PUT"]),
+    Route("/v1/badges", buy_badge, methods=["POST"]),
+    Route("/v1/cashouts", request_cashout, methods=["POST"]),
+    Route("/v1/cashouts", list_cashouts, methods=["GET"]),
+    Route("/v1/cashouts/{cashout}", get_cashout, methods=["GET"]),
+]

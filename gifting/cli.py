@@ -1,0 +1,210 @@
+"""The ``gifting`` command: ``serve | token | migrate | persist | audit``.
+
+``gifting serve`` runs the app under uvicorn (httptools, the sans-I/O
+websockets protocol and uvloop when installed). With no ``REDIS_URL`` /
+``DATABASE_URL`` it starts private servers under ``GIFTING_DATA_DIR`` first,
+in this parent process, and hands their URLs to the workers through the
+environment, so ``--workers 4`` shares one Redis and one PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import logging
+import os
+import re
+from contextlib import ExitStack
+from typing import Annotated, Any, Final
+
+import typer
+
+from gifting.api.auth import CREATOR, MAX_TTL_S, mint_token
+from gifting.config import Settings
+from gifting.core.errors import BadRequest
+
+__all__ = ["app", "main"]
+
+log = logging.getLogger("gifting.cli")
+
+DEFAULT_HOST: Final = "127.0.0.1"
+DEFAULT_PORT: Final = 8000
+#: Largest WebSocket message uvicorn accepts; the hub enforces its own, smaller frame limit.
+WS_MAX_SIZE: Final = 1024 * 1024
+
+app = typer.Typer(
+    help="Live-stream gifting server: coins, gifts, overlays, diamonds and an audited ledger.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+class RedactSecrets(logging.Filter):
+    """Hide ``token=`` and ``key=`` query values (bearer tokens, overlay keys) in log lines.
+
+    Browsers can only pass a WebSocket's credentials in its URL, and uvicorn
+    logs request lines with their query string.
+    """
+
+    _SECRET = re.compile(r"([?&](?:token|key)=)[^&\s\"]*")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the record's string arguments; never drops a record."""
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                self._SECRET.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args
+            )
+        return True
+
+
+def log_config() -> dict[str, Any]:
+    """uvicorn's logging config plus the ``gifting`` loggers and :class:`RedactSecrets`.
+
+    Passed to every worker (each applies it with ``dictConfig``).
+    """
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["filters"] = {"redact": {"()": f"{__name__}.RedactSecrets"}}
+    for handler in config["handlers"].values():
+        handler["filters"] = ["redact"]
+    config["loggers"]["gifting"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return config
+
+
+def _default_port() -> int:
+    raw = os.environ.get("PORT", "")
+    return int(raw) if raw.isdigit() and 0 < int(raw) < 65536 else DEFAULT_PORT
+
+
+def _ws_protocol() -> str:
+    """``websockets-sansio`` when this uvicorn has it (faster fan-out), else ``websockets``."""
+    from uvicorn.config import WS_PROTOCOLS
+
+    return "websockets-sansio" if "websockets-sansio" in WS_PROTOCOLS else "websockets"
+
+
+def _loop() -> str:
+    return "uvloop" if importlib.util.find_spec("uvloop") is not None else "asyncio"
+
+
+def _start_embedded(settings: Settings, stack: ExitStack) -> None:
+    """Start private servers for the unset URLs and export them to the workers."""
+    if settings.redis_url and settings.database_url:
+        return
+    from gifting.embedded import EmbeddedPostgres, EmbeddedRedis
+
+    typer.echo(f"starting embedded servers under {settings.data_dir.resolve()}", err=True)
+    if not settings.redis_url:
+        redis = EmbeddedRedis(settings.data_dir, appendfsync=settings.appendfsync)
+        redis.start()
+        stack.callback(redis.stop)
+        os.environ["REDIS_URL"] = redis.url
+    if not settings.database_url:
+        postgres = EmbeddedPostgres(settings.data_dir)
+        postgres.start()
+        stack.callback(postgres.stop)
+        os.environ["DATABASE_URL"] = postgres.url
+
+
+def _refuse_default_secrets(settings: Settings) -> None:
+    if settings.dev:
+        return
+    for name in ("jwt_secret", "webhook_secret"):
+        if getattr(settings, name) == Settings.model_fields[name].default:
+            alias = Settings.model_fields[name].alias
+            typer.echo(
+                f"error: {alias} still holds the development default. Set "
+                "GIFTING_JWT_SECRET and GIFTING_WEBHOOK_SECRET, or run with GIFTING_DEV=1 "
+                "for local development.",
+                err=True,
+            )
+            raise typer.Exit(2)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = DEFAULT_HOST,
+    port: Annotated[
+        int | None, typer.Option(help="Port (default: $PORT, else 8000).", min=0, max=65535)
+    ] = None,
+    workers: Annotated[int, typer.Option(help="Worker processes.", min=1, max=256)] = 1,
+) -> None:
+    """Serve the HTTP API, WebSockets and overlay pages."""
+    import uvicorn
+
+    settings = Settings()
+    _refuse_default_secrets(settings)
+    port = _default_port() if port is None else port
+    with ExitStack() as stack:
+        _start_embedded(settings, stack)
+        shown_host = f"[{host}]" if ":" in host else host
+        typer.echo(f"gifting serving on http://{shown_host}:{port} ({workers} worker(s))", err=True)
+        if settings.dev:
+            typer.echo(
+                "dev mode: mint a token with `gifting token alice --creator`, "
+                f"or open http://{shown_host}:{port}/ for the demo page",
+                err=True,
+            )
+        uvicorn.run(
+            "gifting.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            http="httptools",
+            ws=_ws_protocol(),
+            loop=_loop(),
+            ws_max_size=WS_MAX_SIZE,
+            lifespan="on",
+            timeout_graceful_shutdown=10,
+            proxy_headers=True,
+            log_config=log_config(),
+        )
+
+
+@app.command()
+def token(
+    user: Annotated[str, typer.Argument(help="User id (the token's sub).")],
+    name: Annotated[str | None, typer.Option(help="Display name (default: the user id).")] = None,
+    creator: Annotated[bool, typer.Option("--creator", help="Grant the creator role.")] = False,
+    ttl: Annotated[
+        int, typer.Option(help="Lifetime in seconds.", min=1, max=MAX_TTL_S)
+    ] = 24 * 3600,
+) -> None:
+    """Print a bearer token for USER signed with GIFTING_JWT_SECRET."""
+    settings = Settings()
+    try:
+        signed = mint_token(settings.jwt_secret, user, name, [CREATOR] if creator else [], ttl)
+    except BadRequest as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(signed)
+
+
+def _not_yet(command: str) -> None:
+    typer.echo(f"gifting {command}: not yet implemented", err=True)
+    raise typer.Exit(2)
+
+
+@app.command()
+def migrate() -> None:
+    """Apply the PostgreSQL migrations."""
+    _not_yet("migrate")
+
+
+@app.command()
+def persist() -> None:
+    """Run the persister: outbox streams → PostgreSQL ledger."""
+    _not_yet("persist")
+
+
+@app.command()
+def audit() -> None:
+    """Check money conservation and Redis against the PostgreSQL ledger."""
+    _not_yet("audit")
+
+
+def main() -> None:
+    """Entry point of the ``gifting`` command."""
+    app()
