@@ -29,8 +29,6 @@ log = logging.getLogger("gifting.cli")
 
 DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 8000
-#: Largest WebSocket message uvicorn accepts; the hub enforces its own, smaller frame limit.
-WS_MAX_SIZE: Final = 1024 * 1024
 
 app = typer.Typer(
     help="Live-stream gifting server: coins, gifts, overlays, diamonds and an audited ledger.",
@@ -155,7 +153,11 @@ def serve(
             http="httptools",
             ws=_ws_protocol(),
             loop=_loop(),
-            ws_max_size=WS_MAX_SIZE,
+            # A frame over the limit is refused by uvicorn with close code 1009.
+            ws_max_size=settings.max_frame_bytes,
+            # Heartbeat: a ping every heartbeat_s; no pong within idle_timeout_s closes (1011).
+            ws_ping_interval=settings.heartbeat_s,
+            ws_ping_timeout=settings.idle_timeout_s,
             lifespan="on",
             timeout_graceful_shutdown=10,
             proxy_headers=True,

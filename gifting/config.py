@@ -50,8 +50,9 @@ class Settings(BaseSettings):
     send_queue_frames: int = Field(default=256, alias="GIFTING_SEND_QUEUE_FRAMES")
     rate_per_s: float = Field(default=20.0, alias="GIFTING_RATE_PER_S")
     rate_burst: int = Field(default=40, alias="GIFTING_RATE_BURST")
+    # The server pings every heartbeat_s; a peer silent for idle_timeout_s after a ping is closed.
     heartbeat_s: float = Field(default=20.0, alias="GIFTING_HEARTBEAT_S")
-    idle_timeout_s: float = Field(default=60.0, alias="GIFTING_IDLE_TIMEOUT_S")
+    idle_timeout_s: float = Field(default=20.0, alias="GIFTING_IDLE_TIMEOUT_S")
 
     # Persister
     persister_in_process: bool | None = Field(default=None, alias="GIFTING_PERSISTER_IN_PROCESS")

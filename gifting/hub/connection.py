@@ -75,6 +75,7 @@ class Outbox:
             while True:
                 await self._wake.wait()
                 self._wake.clear()
+                metrics.QUEUE_DEPTH.observe(len(frames))
                 while frames:
                     frame = frames.popleft()
                     if isinstance(frame, str):

@@ -13,7 +13,7 @@ ACK_LATENCY = Histogram(
 )
 QUEUE_DEPTH = Histogram(
     "gifting_fanout_queue_depth",
-    "Frames waiting in a connection's send queue when a frame is added",
+    "Frames waiting in a connection's send queue when its writer wakes",
     buckets=(0, 1, 2, 4, 8, 16, 32, 64, 128, 256),
 )
 SLOW_CLOSES = Counter("gifting_slow_consumer_closes_total", "Connections closed 1013 for lagging")

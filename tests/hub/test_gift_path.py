@@ -209,3 +209,48 @@ async def test_stream_end_sends_stream_ended_and_closes(hub: HubServer) -> None:
     async with hub.viewer(stream, "gus") as viewer:
         err = await recv(viewer)
         assert err["code"] == "stream_not_live"
+
+
+async def test_http_goal_and_end_reach_the_room(hub: HubServer) -> None:
+    import httpx
+
+    stream, key = await hub.stream("hana")
+    auth = {"Authorization": f"Bearer {hub.token('hana', creator=True)}"}
+    base = f"http://127.0.0.1:{hub.port}/v1/streams/{stream}"
+    async with hub.overlay(stream, key) as ov, httpx.AsyncClient() as client:
+        await recv(ov)  # snapshot
+        r = await client.put(f"{base}/goal", json={"target": 500, "gift": None}, headers=auth)
+        assert r.status_code == 200
+        goal = await recv_until(ov, lambda m: m.get("kind") == "goal")
+        assert goal["goal"] == {"target": 500, "progress": 0, "gift": None}
+        r = await client.post(f"{base}/end", headers=auth)
+        assert r.status_code == 200
+        await recv_until(ov, lambda m: m.get("kind") == "stream_ended")
+        with pytest.raises(websockets.ConnectionClosedOK):
+            async with asyncio.timeout(5):
+                while True:
+                    await ov.recv()
+
+
+async def test_combo_streak_ends_after_the_window(
+    redis_url: str, database_url: str, key_prefix: str
+) -> None:
+    from tests.hub.conftest import serve
+
+    async with serve(redis_url, database_url, key_prefix, GIFTING_COMBO_WINDOW_MS=300) as h:
+        stream, key = await h.stream()
+        await h.fund("ivy")
+        async with h.overlay(stream, key) as ov, h.viewer(stream, "ivy") as viewer:
+            await recv(ov)
+            combos = []
+            for i in range(3):
+                await viewer.send(encode({"op": "gift", "id": f"c{i}", "gift": "rose", "count": 2}))
+                combos.append((await recv_until(viewer, lambda m: m["op"] == "ack"))["combo"])
+            assert combos == [2, 4, 6]
+            end = await recv_until(ov, lambda m: m.get("kind") == "streak_end")
+            assert end["combo"] == 6
+            assert end["sender"]["id"] == "ivy"
+            assert end["gift"]["id"] == "rose"
+            await asyncio.sleep(0.4)  # past the window: a new streak starts
+            await viewer.send(encode({"op": "gift", "id": "c9", "gift": "rose"}))
+            assert (await recv_until(viewer, lambda m: m["op"] == "ack"))["combo"] == 1
