@@ -145,9 +145,13 @@ def default_extensions(settings: Settings) -> list[Extension]:
         from gifting.persister.extension import persister_extension
         return [persister_extension(settings), hub_extension(settings)]
     """
+    from gifting.api import history as history_api
     from gifting.hub.extension import hub_extension
+    from gifting.persister.service import persister_lifespan
 
-    return [hub_extension(settings)]
+    # The persister first: the hub plugs its room-emission repair into its consumer.
+    persister = Extension("persister", routes=history_api.routes, lifespan=persister_lifespan)
+    return [persister, hub_extension(settings)]
 
 
 def api_routes(settings: Settings) -> list[BaseRoute]:
@@ -180,8 +184,9 @@ def _warn_about_weak_secrets(settings: Settings) -> None:
         if value == Settings.model_fields[name].default:
             log.warning("%s is the built-in development value: set it before going live", alias)
         elif len(value.encode()) < MIN_SECRET_BYTES:
-            log.warning("%s is shorter than %d bytes: use a longer random secret",
-                        alias, MIN_SECRET_BYTES)
+            log.warning(
+                "%s is shorter than %d bytes: use a longer random secret", alias, MIN_SECRET_BYTES
+            )
 
 
 async def _start_embedded(

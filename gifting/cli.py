@@ -9,6 +9,7 @@ environment, so ``--workers 4`` shares one Redis and one PostgreSQL.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import importlib.util
 import logging
@@ -103,6 +104,8 @@ def _start_embedded(settings: Settings, stack: ExitStack) -> None:
         postgres.start()
         stack.callback(postgres.stop)
         os.environ["DATABASE_URL"] = postgres.url
+        # Nobody else will persist into a private database: run the persister here.
+        os.environ.setdefault("GIFTING_PERSISTER_IN_PROCESS", "1")
 
 
 def _refuse_default_secrets(settings: Settings) -> None:
@@ -170,9 +173,8 @@ def token(
     user: Annotated[str, typer.Argument(help="User id (the token's sub).")],
     name: Annotated[str | None, typer.Option(help="Display name (default: the user id).")] = None,
     creator: Annotated[bool, typer.Option("--creator", help="Grant the creator role.")] = False,
-    ttl: Annotated[
-        int, typer.Option(help="Lifetime in seconds.", min=1, max=MAX_TTL_S)
-    ] = 24 * 3600,
+    ttl: Annotated[int, typer.Option(help="Lifetime in seconds.", min=1, max=MAX_TTL_S)] = 24
+    * 3600,
 ) -> None:
     """Print a bearer token for USER signed with GIFTING_JWT_SECRET."""
     settings = Settings()
@@ -184,27 +186,47 @@ def token(
     typer.echo(signed)
 
 
-def _not_yet(command: str) -> None:
-    typer.echo(f"gifting {command}: not yet implemented", err=True)
-    raise typer.Exit(2)
+def _run_persister_command(command: str) -> int:
+    """Run a persister command with the environment's settings; 2 on a configuration error."""
+    from gifting.persister.service import (
+        ConfigurationError,
+        run_audit_cli,
+        run_migrate,
+        run_persister,
+    )
+
+    settings = Settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        if command == "persist":
+            asyncio.run(run_persister(settings))
+            return 0
+        if command == "migrate":
+            applied = asyncio.run(run_migrate(settings))
+            typer.echo(f"applied migrations: {applied or 'none (up to date)'}")
+            return 0
+        return asyncio.run(run_audit_cli(settings))
+    except ConfigurationError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        return 2
 
 
 @app.command()
 def migrate() -> None:
-    """Apply the PostgreSQL migrations."""
-    _not_yet("migrate")
+    """Apply the PostgreSQL migrations (DATABASE_URL)."""
+    raise typer.Exit(_run_persister_command("migrate"))
 
 
 @app.command()
 def persist() -> None:
-    """Run the persister: outbox streams → PostgreSQL ledger."""
-    _not_yet("persist")
+    """Run the persister: outbox streams -> PostgreSQL ledger (REDIS_URL, DATABASE_URL)."""
+    raise typer.Exit(_run_persister_command("persist"))
 
 
 @app.command()
 def audit() -> None:
-    """Check money conservation and Redis against the PostgreSQL ledger."""
-    _not_yet("audit")
+    """Check money conservation, and Redis against the PostgreSQL ledger; non-zero on drift."""
+    raise typer.Exit(_run_persister_command("audit"))
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ from gifting.core.catalog import Catalog
 from gifting.core.errors import BadRequest, GiftingError
 from gifting.core.events import spend_event
 from gifting.store.keys import Keys
-from gifting.store.scripts import Scripts
+from gifting.store.scripts import ScriptCall, Scripts
 
 _json = msgspec.json.Encoder()
 
@@ -155,6 +155,13 @@ class RoomLog:
         keys, args = self.spend_emit_args(entry)
         status, seq, cursor = await self.scripts.run("emit", keys, args)
         return Emitted(int(seq), cursor, status == "replay")
+
+    async def emit_spends(self, entries: list[dict[str, str]]) -> None:
+        """Emit the room events of settled spends, once each, in one pipeline (repair path)."""
+        calls = [ScriptCall("emit", *self.spend_emit_args(e)) for e in entries if e.get("stream")]
+        for reply in await self.scripts.run_many(calls):
+            if isinstance(reply, Exception):
+                raise reply
 
     async def since(self, stream: str, cursor: str, limit: int = 20_000) -> list[HistoryEntry]:
         """The events after ``cursor``, oldest first; raise CursorExpired if some were trimmed."""

@@ -94,7 +94,7 @@ async def test_dev_routes_exist_only_in_dev_mode(
 async def test_embedded_redis_starts_when_redis_url_is_unset(
     tmp_path: Path, database_url: str, key_prefix: str
 ) -> None:
-    settings = Settings(DATABASE_URL=database_url, GIFTING_DATA_DIR=str(tmp_path),
+    settings = Settings(REDIS_URL=None, DATABASE_URL=database_url, GIFTING_DATA_DIR=str(tmp_path),
                         GIFTING_KEY_PREFIX=key_prefix, GIFTING_REDIS_APPENDFSYNC="everysec")
     app = create_app(settings, extensions=[])
     async with app.router.lifespan_context(app):
@@ -126,10 +126,26 @@ def test_cli_token_refuses_a_bad_user() -> None:
 
 
 @pytest.mark.parametrize("command", ["migrate", "persist", "audit"])
-def test_cli_placeholders(command: str) -> None:
+def test_cli_persister_commands_need_their_urls(
+    command: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
     result = CliRunner().invoke(cli, [command])
     assert result.exit_code == 2
-    assert "not yet implemented" in result.output
+    assert "_URL" in result.output
+
+
+def test_cli_migrate_then_audit_an_empty_deployment(
+    monkeypatch: pytest.MonkeyPatch, redis_url: str, database_url: str, key_prefix: str
+) -> None:
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("GIFTING_KEY_PREFIX", key_prefix)
+    migrated = CliRunner().invoke(cli, ["migrate"])
+    assert migrated.exit_code == 0, migrated.output
+    audited = CliRunner().invoke(cli, ["audit"])
+    assert audited.exit_code == 0, audited.output
 
 
 def test_cli_serve_refuses_default_secrets_outside_dev(monkeypatch: pytest.MonkeyPatch) -> None:

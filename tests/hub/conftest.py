@@ -98,7 +98,12 @@ async def recv_until(ws: Any, pred: Any, timeout: float = 5.0) -> dict[str, Any]
 
 @contextlib.asynccontextmanager
 async def serve(
-    redis_url: str, database_url: str, key_prefix: str, **overrides: Any
+    redis_url: str,
+    database_url: str,
+    key_prefix: str,
+    *,
+    with_persister: bool = False,
+    **overrides: Any,
 ) -> AsyncIterator[HubServer]:
     settings = Settings(
         REDIS_URL=redis_url,
@@ -108,7 +113,9 @@ async def serve(
         GIFTING_WEBHOOK_SECRET="hub-test-webhook-secret-0123456789",
         **overrides,
     )
-    app = create_app(settings, extensions=[hub_extension(settings)])
+    # The default extensions include the persister (its consumer runs when
+    # GIFTING_PERSISTER_IN_PROCESS=1); the bare hub is faster to start.
+    app = create_app(settings, extensions=None if with_persister else [hub_extension(settings)])
     port = free_port()
     config = uvicorn.Config(
         app,

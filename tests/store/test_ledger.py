@@ -24,7 +24,7 @@ from gifting.core.errors import (
 )
 from gifting.store.keys import Keys
 from gifting.store.ledger import Ledger, SpendOrder, SpendResult
-from gifting.store.scripts import ScriptCall
+from gifting.store.scripts import ScriptCall, script_source
 
 from .support import (
     FakeClock,
@@ -368,3 +368,16 @@ async def test_run_many_returns_results_in_order_and_reloads_after_script_flush(
     for e in of_type(await outbox_entries(redis, keys), "spend"):
         per_id[e["client_id"]] += 1
     assert dict(per_id) == {"p0": 1, "p1": 1, "p2": 1, "q0": 1, "q1": 1, "q2": 1, "r1": 1}
+
+    # Only some of the scripts lost: the results still come back at their places.
+    await redis.script_flush()
+    await redis.script_load(script_source("spend"))
+    credit = ledger.credit_call(
+        spend_event=results[0].event, creator="creator1", coins=10, stream="s1", sender="kim",
+        now=now,
+    )  # fmt: skip
+    mixed = await ledger.scripts.run_many(
+        [credit, ledger.spend_call(gift_order(catalog, "kim", "t1", "rosa"), live=True, now=now),
+         credit]
+    )  # fmt: skip
+    assert mixed == [["ok", "5"], ["ok", "30", *mixed[1][2:]], ["replay", "5"]]

@@ -1,0 +1,77 @@
+"""The caller's durable history, read from PostgreSQL (the persister's ledger).
+
+``GET /v1/wallet/history?limit=&cursor=`` pages the caller's ledger events
+newest first: ``{"entries": [...], "next": cursor | null}``.
+``GET /v1/earnings`` gives the caller's earnings as a creator, per stream.
+Both need a bearer token and show only the caller's own record. They lag the
+live balances by the persister's lag; 503 ``unavailable`` when the app has no
+PostgreSQL pool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import TypeVar
+
+import asyncpg
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Route
+
+from gifting.api.http import app_state, principal, query_int
+from gifting.core.errors import Unavailable
+from gifting.persister.reads import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    creator_earnings,
+    wallet_history,
+)
+
+__all__ = ["get_earnings", "get_wallet_history", "routes"]
+
+_T = TypeVar("_T")
+# The database being down is a 503 (retry later), not an internal error.
+_DOWN = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+)
+
+
+async def _ledger(call: Awaitable[_T]) -> _T:
+    try:
+        return await call
+    except _DOWN:
+        raise Unavailable("the ledger database is not reachable; retry later") from None
+
+
+def _pool(request: Request) -> asyncpg.Pool:
+    pool = app_state(request).pg_pool
+    if pool is None:
+        raise Unavailable("the ledger database is not available")
+    return pool
+
+
+async def get_wallet_history(request: Request) -> JSONResponse:
+    """A page of the caller's ledger events, newest first."""
+    caller = principal(request)
+    limit = query_int(request, "limit", DEFAULT_LIMIT, minimum=1, maximum=MAX_LIMIT)
+    cursor = request.query_params.get("cursor")
+    entries, following = await _ledger(
+        wallet_history(_pool(request), caller.user, limit=limit, cursor=cursor)
+    )
+    return JSONResponse({"entries": entries, "next": following})
+
+
+async def get_earnings(request: Request) -> JSONResponse:
+    """The caller's coins received and diamonds earned, in total and per stream."""
+    caller = principal(request)
+    limit = query_int(request, "limit", MAX_LIMIT, minimum=1, maximum=MAX_LIMIT)
+    return JSONResponse(await _ledger(creator_earnings(_pool(request), caller.user, limit=limit)))
+
+
+routes: list[BaseRoute] = [
+    Route("/v1/wallet/history", get_wallet_history, methods=["GET"]),
+    Route("/v1/earnings", get_earnings, methods=["GET"]),
+]

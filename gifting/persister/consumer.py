@@ -1,0 +1,468 @@
+"""The persister: a consumer group over the outbox streams, writing PostgreSQL, then XACK.
+
+Delivery guarantee: every outbox entry is written to PostgreSQL exactly once
+(by its unique event id, whatever the number of deliveries) and acknowledged
+only after the transaction that wrote it committed. The loop, per batch:
+
+1. read up to ``batch_size`` entries per stream (XREADGROUP over the 16
+   outboxes; after a failure or a reclaim, first our own pending entries);
+2. parse each entry (:func:`gifting.persister.postings.parse_entry`); a
+   malformed or unknown one is set aside for the dead-letter stream;
+3. for each spend with a creator, repair what a crashed hub may have left
+   undone: the creator credit (credit.lua, the call ``Ledger.credit_creator``
+   makes, idempotent by the spend's event id; pipelined) and the ``on_spends``
+   hook (the room emission, idempotent too);
+4. write the batch in one PostgreSQL transaction (:func:`write_batch`);
+5. XADD the set-aside entries to the dead letters, with their reason;
+6. XACK every entry of the batch.
+
+Any failure in 3–6 abandons the batch without acknowledging it; the loop
+backs off (capped exponential), then reads its pending entries again (their
+replay is harmless: steps 3 and 4 are idempotent). Entries a crashed
+persister left pending are claimed after ``claim_idle_ms`` (XAUTOCLAIM), at
+start and periodically. Maintenance trims only acknowledged entries (see
+:mod:`gifting.persister.progress`) and updates the lag gauges.
+
+Shutdown (:meth:`OutboxConsumer.stop`) is ordered: no new batch starts, a read
+in flight is cancelled (what it fetched stays pending), the batch in flight is
+given ``shutdown_timeout_s`` to finish and is otherwise abandoned unacknowledged.
+
+Modelled on centrifugo's ``internal/redisqueue/consumer.go``. Redis Cluster:
+one XREADGROUP over the 16 outboxes touches 16 hash slots, which only a
+single Redis accepts; on a cluster, give each consumer one outbox
+(``streams=[keys.outbox(n)]``), and a cluster-aware client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import socket
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from gifting.persister import metrics
+from gifting.persister.postings import LedgerEvent, MalformedEntry, parse_entry
+from gifting.persister.progress import GROUP, id_ms, outbox_progress
+from gifting.persister.writer import write_batch
+from gifting.store.keys import Keys
+from gifting.store.ledger import Ledger
+
+__all__ = ["GROUP", "OnSpends", "OutboxConsumer", "OutboxEntry"]
+
+log = logging.getLogger("gifting.persister")
+
+OnSpends = Callable[[list[dict[str, str]]], Awaitable[None]]
+
+# Errors that reject the data itself: retrying the same rows cannot succeed.
+_DATA_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.DataError,
+    asyncpg.IntegrityConstraintViolationError,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    """One entry read from an outbox stream; ``fields`` is empty if it was deleted."""
+
+    stream: str
+    id: str
+    fields: dict[bytes, bytes]
+
+
+def _s(raw: Any) -> str:
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+def _decode(fields: dict[bytes, bytes]) -> dict[str, str]:
+    """Decode field names and values as UTF-8, or raise MalformedEntry."""
+    try:
+        return {
+            (k.decode() if isinstance(k, bytes) else str(k)): (
+                v.decode() if isinstance(v, bytes) else str(v)
+            )
+            for k, v in fields.items()
+        }
+    except UnicodeDecodeError:
+        raise MalformedEntry("a field is not valid UTF-8") from None
+
+
+def default_consumer_name() -> str:
+    """``<host>-<pid>``: unique among live persisters, stable for the process."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class OutboxConsumer:
+    """Persist the outbox streams into PostgreSQL, exactly once, acking after commit.
+
+    ``ledger`` makes the creator credit of spends a hub may not have credited;
+    ``on_spends`` (optional) is awaited once per batch with its spends to a
+    creator, after the credits and before the XACK (the hub plugs its idempotent room emission
+    in here). Both may run more than once for one spend, never zero times.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        pool: asyncpg.Pool,
+        keys: Keys,
+        ledger: Ledger,
+        *,
+        on_spends: OnSpends | None = None,
+        group: str = GROUP,
+        consumer: str | None = None,
+        streams: Sequence[str] | None = None,
+        batch_size: int = 500,
+        block_ms: int = 1000,
+        claim_idle_ms: int = 10_000,
+        maintenance_interval_s: float = 1.0,
+        backoff_initial_s: float = 0.05,
+        backoff_max_s: float = 5.0,
+        credit_pipeline: int = 256,
+        shutdown_timeout_s: float = 10.0,
+        dead_consumer_idle_ms: int = 3_600_000,
+    ) -> None:
+        self.redis = redis
+        self.pool = pool
+        self.keys = keys
+        self.ledger = ledger
+        self.on_spends = on_spends
+        self.group = group
+        self.consumer = consumer or default_consumer_name()
+        self.streams = list(streams) if streams is not None else keys.outboxes()
+        self.batch_size = batch_size
+        self.block_ms = block_ms
+        self.claim_idle_ms = claim_idle_ms
+        self.maintenance_interval_s = maintenance_interval_s
+        self.backoff_initial_s = backoff_initial_s
+        self.backoff_max_s = backoff_max_s
+        self.credit_pipeline = max(1, credit_pipeline)
+        self.shutdown_timeout_s = shutdown_timeout_s
+        self.dead_consumer_idle_ms = dead_consumer_idle_ms
+        self._recovering = True
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._reading: asyncio.Future[list[OutboxEntry]] | None = None
+        self._next_claim = 0.0
+        self._next_maintenance = 0.0
+        self._next_cleanup = 0.0
+        self._failures = 0
+        self._phase = "read"
+
+    # -- lifecycle -------------------------------------------------------------
+    def start(self) -> asyncio.Task[None]:
+        """Run the loop in a background task (the app's lifespan uses this)."""
+        if self._task is None or self._task.done():
+            self._stopping.clear()
+            self._task = asyncio.create_task(self.run(), name=f"outbox-consumer:{self.consumer}")
+        return self._task
+
+    async def stop(self) -> None:
+        """Ordered shutdown: stop reading, let the batch in flight finish or abandon it."""
+        self._stopping.set()
+        if self._reading is not None:
+            self._reading.cancel()
+        task = self._task
+        if task is None or task.done():
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(task), self.shutdown_timeout_s)
+        except TimeoutError:
+            log.warning(
+                "persister: batch still in flight after %.1fs, abandoning it unacked",
+                self.shutdown_timeout_s,
+            )
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    @property
+    def stopping(self) -> bool:
+        """True once :meth:`stop` was called."""
+        return self._stopping.is_set()
+
+    async def run(self) -> None:
+        """Consume until :meth:`stop`; survives Redis and PostgreSQL outages."""
+        ready = False
+        while not self._stopping.is_set():
+            try:
+                self._phase = "read"
+                if not ready:
+                    await self.ensure_groups()
+                    ready = True
+                await self._periodic()
+                entries = await self._read_interruptibly()
+                if entries is None:
+                    break
+                if entries:
+                    await self.handle(entries)
+                self._failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if isinstance(exc, ResponseError) and "NOGROUP" in str(exc):
+                    ready = False
+                await self._back_off(exc)
+        log.info("persister %s stopped", self.consumer)
+
+    async def _read_interruptibly(self) -> list[OutboxEntry] | None:
+        """Read a batch; None if :meth:`stop` was called before or during the read."""
+        if self._stopping.is_set():
+            return None
+        self._reading = asyncio.ensure_future(self.read())
+        try:
+            return await self._reading
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if self._stopping.is_set() and (task is None or not task.cancelling()):
+                return None
+            raise
+        finally:
+            self._reading = None
+
+    async def _back_off(self, exc: Exception) -> None:
+        self._failures += 1
+        self._recovering = True
+        metrics.RETRIES.labels(self._phase).inc()
+        delay = min(self.backoff_max_s, self.backoff_initial_s * 2 ** (self._failures - 1))
+        delay *= 0.5 + random.random() / 2
+        log.warning(
+            "persister: %s failed, batch abandoned unacked (%s: %s); retry in %.2fs",
+            self._phase,
+            type(exc).__name__,
+            exc,
+            delay,
+        )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), delay)
+
+    # -- setup and maintenance ---------------------------------------------------
+    async def ensure_groups(self) -> None:
+        """Create the consumer group on every outbox (from its first entry) if missing."""
+        for stream in self.streams:
+            try:
+                await self.redis.xgroup_create(stream, self.group, id="0", mkstream=True)
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+        self._recovering = True
+
+    async def _periodic(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_claim:
+            self._next_claim = now + max(self.claim_idle_ms / 2000, 0.05)
+            await self.reclaim()
+        if now >= self._next_maintenance:
+            self._next_maintenance = now + self.maintenance_interval_s
+            await self.maintain()
+        if now >= self._next_cleanup:
+            self._next_cleanup = now + 60.0
+            await self.forget_dead_consumers()
+
+    async def reclaim(self) -> int:
+        """Claim entries pending longer than ``claim_idle_ms`` on other (dead) consumers."""
+        claimed = 0
+        for stream in self.streams:
+            start = "0-0"
+            while True:
+                reply = await self.redis.xautoclaim(
+                    stream,
+                    self.group,
+                    self.consumer,
+                    self.claim_idle_ms,
+                    start_id=start,
+                    count=self.batch_size,
+                )
+                start = _s(reply[0])
+                claimed += len(reply[1])
+                if start == "0-0":
+                    break
+        if claimed:
+            metrics.RECLAIMED.inc(claimed)
+            self._recovering = True
+            log.info("persister %s: claimed %d idle pending entries", self.consumer, claimed)
+        return claimed
+
+    async def maintain(self) -> int:
+        """Update the lag gauges and trim acknowledged entries; return entries trimmed."""
+        progress = await outbox_progress(self.redis, self.keys, self.group)
+        ours = set(self.streams)
+        mine = [p for p in progress if p.stream in ours]
+        metrics.LAG_ENTRIES.set(sum(p.pending + p.undelivered for p in mine))
+        oldest = [id_ms(i) for p in mine if (i := p.oldest_unacked)]
+        metrics.LAG_SECONDS.set(max(0.0, time.time() - min(oldest) / 1000) if oldest else 0.0)
+        trimmed = 0
+        pipe = self.redis.pipeline(transaction=False)
+        asked = False
+        for p in mine:
+            if p.grouped and p.trim_floor and p.length:
+                pipe.xtrim(p.stream, minid=p.trim_floor, approximate=False)
+                asked = True
+        if asked:
+            trimmed = sum(int(n) for n in await pipe.execute())
+        if trimmed:
+            metrics.TRIMMED.inc(trimmed)
+        return trimmed
+
+    async def forget_dead_consumers(self) -> None:
+        """Delete consumers with nothing pending that were idle for a long time."""
+        for stream in self.streams:
+            with contextlib.suppress(ResponseError):
+                for c in await self.redis.xinfo_consumers(stream, self.group):
+                    name = _s(c["name"])
+                    idle = int(c["idle"])
+                    if (
+                        name != self.consumer
+                        and int(c["pending"]) == 0
+                        and idle > self.dead_consumer_idle_ms
+                    ):
+                        await self.redis.xgroup_delconsumer(stream, self.group, name)
+
+    # -- one batch -----------------------------------------------------------------
+    async def read(self) -> list[OutboxEntry]:
+        """The next batch: our pending entries while recovering, else new ones (blocking)."""
+        if self._recovering:
+            entries = await self._xreadgroup("0", block=None)
+            if entries:
+                return entries
+            self._recovering = False
+        return await self._xreadgroup(">", block=self.block_ms)
+
+    async def _xreadgroup(self, start: str, block: int | None) -> list[OutboxEntry]:
+        reply = await self.redis.xreadgroup(
+            self.group,
+            self.consumer,
+            dict.fromkeys(self.streams, start),
+            count=self.batch_size,
+            block=block,
+        )
+        entries: list[OutboxEntry] = []
+        for stream, items in reply or []:
+            name = _s(stream)
+            for entry_id, fields in items:
+                entries.append(OutboxEntry(name, _s(entry_id), dict(fields or {})))
+        return entries
+
+    async def run_once(self) -> int:
+        """Read and handle one batch (tests and tools); return the entries handled."""
+        entries = await self.read()
+        if entries:
+            await self.handle(entries)
+        return len(entries)
+
+    async def handle(self, entries: Sequence[OutboxEntry]) -> None:
+        """Repair, persist, dead-letter and acknowledge one batch; raise to abandon it."""
+        started = time.perf_counter()
+        events: list[LedgerEvent] = []
+        origin: dict[str, OutboxEntry] = {}
+        dead: list[tuple[OutboxEntry, str]] = []
+        for entry in entries:
+            if not entry.fields:
+                continue  # deleted from the stream while pending: nothing to persist
+            try:
+                event = parse_entry(entry.id, _decode(entry.fields))
+            except MalformedEntry as exc:
+                dead.append((entry, exc.reason))
+                continue
+            events.append(event)
+            origin.setdefault(event.event_id, entry)
+        self._phase = "repair"
+        await self._repair_spends(events)
+        self._phase = "postgres"
+        fresh, refused = await self._persist(events)
+        dead.extend((origin[e.event_id], reason) for e, reason in refused)
+        self._phase = "ack"
+        if dead:
+            await self._dead_letter(dead)
+        await self._ack(entries)
+        for e in fresh:
+            metrics.EVENTS_PERSISTED.labels(e.type).inc()
+        metrics.DUPLICATES.inc(len(events) - len(fresh) - len(refused))
+        metrics.BATCH_SIZE.observe(len(entries))
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+
+    async def _repair_spends(self, events: Sequence[LedgerEvent]) -> None:
+        """Credit every spend's creator (a replay when the hub did), then run the hook.
+
+        The credits are the same credit.lua calls as ``Ledger.credit_creator``,
+        idempotent by the spend's event id, sent in pipelines of
+        ``credit_pipeline`` calls (one round trip each) rather than one by one.
+        """
+        spends = [e for e in events if e.type == "spend" and e.creator]
+        if not spends:
+            return
+        now = self.ledger.clock()
+        for start in range(0, len(spends), self.credit_pipeline):
+            calls = [
+                self.ledger.credit_call(
+                    spend_event=e.event_id,
+                    creator=e.creator,
+                    coins=e.coins,
+                    stream=e.stream,
+                    sender=e.user,
+                    now=now,
+                )
+                for e in spends[start : start + self.credit_pipeline]
+            ]
+            for result in await self.ledger.scripts.run_many(calls):
+                if isinstance(result, Exception):
+                    raise result
+        if self.on_spends is not None:
+            await self.on_spends([dict(e.fields) for e in spends])
+
+    async def _persist(
+        self, events: Sequence[LedgerEvent]
+    ) -> tuple[list[LedgerEvent], list[tuple[LedgerEvent, str]]]:
+        """Write the batch; on a data error, isolate the rows PostgreSQL refuses."""
+        if not events:
+            return [], []
+        try:
+            async with self.pool.acquire() as conn:
+                return await write_batch(conn, events), []
+        except _DATA_ERRORS as exc:
+            log.error("persister: PostgreSQL refused a batch (%s); writing it entry by entry", exc)
+        fresh: list[LedgerEvent] = []
+        refused: list[tuple[LedgerEvent, str]] = []
+        async with self.pool.acquire() as conn:
+            for e in events:
+                try:
+                    fresh.extend(await write_batch(conn, [e]))
+                except _DATA_ERRORS as exc:
+                    refused.append((e, f"database refused: {exc}"[:500]))
+        return fresh, refused
+
+    async def _dead_letter(self, dead: Sequence[tuple[OutboxEntry, str]]) -> None:
+        now = str(int(time.time() * 1000))
+        pipe = self.redis.pipeline(transaction=False)
+        for entry, reason in dead:
+            fields: dict[str | bytes, str | bytes] = {
+                "reason": reason,
+                "source_stream": entry.stream,
+                "source_id": entry.id,
+                "failed_at": now,
+                "consumer": self.consumer,
+            }
+            for k, v in entry.fields.items():
+                fields[b"field:" + (k if isinstance(k, bytes) else str(k).encode())] = v
+            pipe.xadd(self.keys.dead_letters(), fields)
+            log.error("persister: dead-lettered %s %s: %s", entry.stream, entry.id, reason)
+        await pipe.execute()
+        metrics.DEAD_LETTERS.inc(len(dead))
+
+    async def _ack(self, entries: Sequence[OutboxEntry]) -> None:
+        by_stream: dict[str, list[str]] = {}
+        for e in entries:
+            by_stream.setdefault(e.stream, []).append(e.id)
+        pipe = self.redis.pipeline(transaction=False)
+        for stream, ids in by_stream.items():
+            pipe.xack(stream, self.group, *ids)
+        await pipe.execute()

@@ -1,0 +1,274 @@
+"""Glue between the persister and its hosts: the CLI commands and the app's lifespan.
+
+* :func:`run_persister` — ``gifting persist``: a standalone consumer until
+  SIGTERM / SIGINT (ordered shutdown), surviving outages of both stores.
+* :func:`run_migrate` — ``gifting migrate``: apply the SQL migrations.
+* :func:`run_audit_cli` — ``gifting audit``: print the report, exit status 0/1.
+* :func:`persister_lifespan` — the app's extension lifespan: the PostgreSQL
+  pool on ``state.pg_pool`` (for the history routes), migrations, and an
+  in-process consumer when ``GIFTING_PERSISTER_IN_PROCESS`` says so (by
+  default: when the database is the embedded one, so one command runs
+  everything).
+
+Each CLI function builds its own Redis and asyncpg clients from
+:class:`~gifting.config.Settings` and closes them on the way out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, Final, Protocol
+
+import asyncpg
+from redis.asyncio import BlockingConnectionPool, Redis
+
+from gifting.config import Settings
+from gifting.core.catalog import Catalog, load_catalog
+from gifting.persister.audit import run_audit, wait_caught_up
+from gifting.persister.consumer import OnSpends, OutboxConsumer
+from gifting.persister.schema import apply_migrations
+from gifting.store.keys import Keys
+from gifting.store.ledger import Ledger
+
+__all__ = [
+    "ConfigurationError",
+    "PersisterHost",
+    "connect_pool",
+    "connect_redis",
+    "make_consumer",
+    "persister_lifespan",
+    "run_audit_cli",
+    "run_migrate",
+    "run_persister",
+]
+
+log = logging.getLogger("gifting.persister")
+
+#: How long ``gifting audit`` waits for the persister to catch up before auditing.
+AUDIT_CATCH_UP_S: Final = 30.0
+_RETRY_MAX_S: Final = 5.0
+
+
+class ConfigurationError(RuntimeError):
+    """A URL the command needs is not set."""
+
+
+def _require(value: str | None, name: str) -> str:
+    if not value:
+        raise ConfigurationError(
+            f"{name} is not set: the standalone persister commands need an external server "
+            "(the embedded servers belong to `gifting serve`, which persists in-process)"
+        )
+    return value
+
+
+def connect_redis(url: str, max_connections: int = 64) -> Redis:
+    """A Redis client for the persister: bytes replies, a bounded pool that waits when busy."""
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=max_connections,
+        timeout=10.0,
+        socket_connect_timeout=5.0,
+        socket_keepalive=True,
+        health_check_interval=15,
+    )
+    return Redis.from_pool(pool)
+
+
+async def connect_pool(url: str, *, min_size: int = 0, max_size: int = 4) -> asyncpg.Pool:
+    """An asyncpg pool; with ``min_size=0`` it opens no connection until first used."""
+    pool = await asyncpg.create_pool(
+        url, min_size=min_size, max_size=max_size, command_timeout=60.0
+    )
+    assert pool is not None
+    return pool
+
+
+def make_consumer(
+    settings: Settings,
+    redis: Redis,
+    pool: asyncpg.Pool,
+    ledger: Ledger,
+    *,
+    on_spends: OnSpends | None = None,
+    consumer: str | None = None,
+) -> OutboxConsumer:
+    """An :class:`OutboxConsumer` configured from ``settings``."""
+    return OutboxConsumer(
+        redis,
+        pool,
+        ledger.keys,
+        ledger,
+        on_spends=on_spends,
+        consumer=consumer,
+        batch_size=settings.persister_batch,
+        claim_idle_ms=settings.persister_claim_idle_ms,
+    )
+
+
+def _ledger(settings: Settings, redis: Redis, catalog: Catalog) -> Ledger:
+    return Ledger(
+        redis,
+        Keys(settings.key_prefix),
+        catalog,
+        idempotency_ttl_s=settings.idempotency_ttl_s,
+        combo_window_ms=settings.combo_window_ms,
+    )
+
+
+async def _migrate_with_retry(pool: asyncpg.Pool, stop: asyncio.Event) -> bool:
+    """Apply migrations, retrying while PostgreSQL is unreachable; False if stopped first."""
+    delay = 0.1
+    while not stop.is_set():
+        try:
+            await apply_migrations(pool)
+            return True
+        except (
+            OSError,
+            asyncpg.PostgresConnectionError,
+            asyncpg.InterfaceError,
+            asyncpg.CannotConnectNowError,
+        ) as exc:
+            log.warning("persister: PostgreSQL not reachable (%s); retry in %.1fs", exc, delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            delay = min(delay * 2, _RETRY_MAX_S)
+    return False
+
+
+async def run_persister(
+    settings: Settings, *, on_spends: OnSpends | None = None, consumer: str | None = None
+) -> None:
+    """Run the standalone persister until SIGTERM or SIGINT, then shut down in order."""
+    redis_url = _require(settings.redis_url, "REDIS_URL")
+    database_url = _require(settings.database_url, "DATABASE_URL")
+    catalog = load_catalog(settings.catalog_path)
+    redis = connect_redis(redis_url)
+    pool = await connect_pool(database_url)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        if not await _migrate_with_retry(pool, stop):
+            return
+        worker = make_consumer(
+            settings,
+            redis,
+            pool,
+            _ledger(settings, redis, catalog),
+            on_spends=on_spends,
+            consumer=consumer,
+        )
+        task = worker.start()
+        log.info(
+            "persister %s running (batch %d, claim after %d ms)",
+            worker.consumer,
+            worker.batch_size,
+            worker.claim_idle_ms,
+        )
+        stopped = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        await worker.stop()
+        if task.done() and not task.cancelled():
+            failure = task.exception()
+            if failure is not None:
+                raise failure
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        await pool.close()
+        await redis.aclose()
+
+
+async def run_migrate(settings: Settings) -> list[int]:
+    """Apply pending migrations to ``DATABASE_URL``; return the versions applied now."""
+    conn = await asyncpg.connect(_require(settings.database_url, "DATABASE_URL"))
+    try:
+        applied = await apply_migrations(conn)
+    finally:
+        await conn.close()
+    log.info("migrations applied: %s", applied or "none (up to date)")
+    return applied
+
+
+async def run_audit_cli(settings: Settings) -> int:
+    """Audit the deployment, print the report; 0 if every check passed, else 1."""
+    catalog = load_catalog(settings.catalog_path)
+    redis = connect_redis(_require(settings.redis_url, "REDIS_URL"))
+    pool = await connect_pool(_require(settings.database_url, "DATABASE_URL"), max_size=1)
+    try:
+        keys = Keys(settings.key_prefix)
+        caught_up = await wait_caught_up(redis, keys, AUDIT_CATCH_UP_S)
+        report = await run_audit(pool, redis, keys, catalog)
+        if not caught_up:
+            report.notes.append(
+                f"the persister had not caught up after {AUDIT_CATCH_UP_S:.0f}s: "
+                "Redis and the ledger may differ by what is still in the outboxes"
+            )
+        sys.stdout.write(report.render() + "\n")
+        return 0 if report.ok else 1
+    finally:
+        await pool.close()
+        await redis.aclose()
+
+
+# --------------------------------------------------------------------------- app
+
+
+class PersisterHost(Protocol):
+    """What :func:`persister_lifespan` needs from the app state (``gifting.app.AppState``)."""
+
+    settings: Settings
+    redis: Redis
+    ledger: Ledger
+    database_url: str | None
+    pg_pool: asyncpg.Pool[asyncpg.Record] | None
+    readiness: dict[str, Callable[[], Awaitable[object]]]
+    extra: dict[str, Any]
+
+
+@asynccontextmanager
+async def persister_lifespan(
+    state: PersisterHost, *, on_spends: OnSpends | None = None
+) -> AsyncIterator[None]:
+    """Open the PostgreSQL pool, migrate, and run the in-process consumer if configured.
+
+    Sets ``state.pg_pool`` and the ``postgres`` readiness check; the consumer
+    (when running) is ``state.extra["persister"]``: the hub may set its
+    ``on_spends`` attribute later (it is read at each batch).
+    """
+    settings = state.settings
+    if state.database_url is None:
+        log.warning("no PostgreSQL: the ledger history is unavailable and nothing is persisted")
+        yield
+        return
+    pool = await connect_pool(state.database_url, min_size=1, max_size=10)
+    try:
+        await apply_migrations(pool)
+        state.pg_pool = pool
+        state.readiness["postgres"] = lambda: pool.fetchval("SELECT 1")
+        in_process = settings.persister_in_process
+        if in_process is None:
+            in_process = settings.database_url is None  # the embedded database
+        worker: OutboxConsumer | None = None
+        if in_process:
+            worker = make_consumer(settings, state.redis, pool, state.ledger, on_spends=on_spends)
+            state.extra["persister"] = worker
+            worker.start()
+        try:
+            yield
+        finally:
+            if worker is not None:
+                await worker.stop()
+            state.pg_pool = None
+            state.readiness.pop("postgres", None)
+    finally:
+        await pool.close()
