@@ -18,7 +18,7 @@ install: $(STAMP)
 # Debian's Chromium drives the browser tests (Playwright downloads are blocked here).
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-color-emoji >/dev/null; \
 	  else echo "install Debian's chromium package for the browser tests"; fi; }
 
 run: install
@@ -31,15 +31,19 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-unit: install
-	$(BIN)/pytest -q -p no:cacheprovider
+# A private --basetemp per run: pytest prunes old numbered temp folders of
+# *other* runs, which would pull the data folders out from under their servers.
+PYTEST = d=$$(mktemp -d /tmp/gifting-test.XXXXXX); $(BIN)/pytest -q -p no:cacheprovider --basetemp=$$d/t; rc=$$?; rm -rf $$d; exit $$rc
+
+unit: install browser
+	@$(PYTEST)
 
 test: lint typecheck unit
 
 # The same tests against servers you run (REDIS_URL / DATABASE_URL must be set).
-test-external: install
+test-external: install browser
 	@test -n "$$REDIS_URL" -a -n "$$DATABASE_URL" || { echo "set REDIS_URL and DATABASE_URL"; exit 2; }
-	$(BIN)/pytest -q -p no:cacheprovider
+	@$(PYTEST)
 
 bench-quick: install
 	$(BIN)/python -m loadtest bench --quick

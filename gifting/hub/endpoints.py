@@ -10,13 +10,15 @@ the client's id; a frame that cannot be used at all closes the connection
 from __future__ import annotations
 
 import time
+from asyncio import Future
+from functools import partial
 from typing import Any
 
 from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from gifting.api.auth import principal_from_connection
-from gifting.core.errors import BadRequest, GiftingError, Unavailable
+from gifting.core.errors import BadRequest, GiftingError, RateLimited, Unavailable
 from gifting.core.ids import check_id
 from gifting.core.pricing import price_effect, price_gift, price_highlight
 from gifting.core.protocol import (
@@ -37,6 +39,7 @@ from gifting.hub import metrics
 from gifting.hub.connection import Outbox
 from gifting.hub.hub import Hub
 from gifting.hub.room import Member, Room
+from gifting.store.ledger import SpendOrder, SpendResult
 from gifting.store.rooms import CursorExpired
 from gifting.store.streams import Stream
 
@@ -153,47 +156,90 @@ async def viewer_endpoint(ws: WebSocket) -> None:
                 _frame(error_message("stream_not_live", "the stream is not live"), encoding)
             )
             outbox.close(CloseCode.NORMAL, "stream ended")
-        await _read_loop(
-            ws, hub, encoding, outbox, _Viewer(hub, principal.user, principal.name, stream)
-        )
+        viewer = _Viewer(hub, principal.user, principal.name, stream, outbox, encoding)
+        await _read_loop(ws, hub, encoding, outbox, viewer)
     finally:
         await hub.leave(room, member)
         await outbox.wait_closed(0.5)
         outbox.cancel()
 
 
-class _Viewer:
-    """What a viewer connection may do, bound to its user and stream."""
+RETRY_SAME_ID = "internal error; retry with the same id"
+# Spends one connection may have waiting for their ack; past it, ``rate_limited``.
+MAX_IN_FLIGHT = 256
 
-    def __init__(self, hub: Hub, user: str, name: str, stream: Stream) -> None:
+
+class _Viewer:
+    """What a viewer connection may do, bound to its user and stream.
+
+    Spends are not awaited one by one: each is queued for the next ledger
+    batch and its ack is written when it settles, so a client may keep many
+    gifts in flight on one connection (acks carry the client's id).
+    """
+
+    def __init__(
+        self, hub: Hub, user: str, name: str, stream: Stream, outbox: Outbox, encoding: Encoding
+    ) -> None:
         self.hub = hub
         self.user = user
         self.name = name
         self.stream = stream
+        self.outbox = outbox
+        self.encoding: Encoding = encoding
         self.strikes = 0
+        self.in_flight = 0
 
-    async def handle(self, message: Gift | Effect | Comment) -> dict[str, Any]:
+    def admit(self) -> None:
+        """Apply the sender's rate limit; a sender that keeps flooding is closed (1008)."""
+        try:
+            self.hub.allow(self.user)
+        except GiftingError:
+            self.strikes += 1
+            if self.strikes >= FLOOD_STRIKES:
+                self.outbox.close(CloseCode.POLICY, "flooding")
+            raise
+
+    async def handle(self, message: Gift | Effect | Comment, t0: float) -> dict[str, Any] | None:
+        """Start a spend (its ack follows later: returns None) or post a free comment."""
         hub, s = self.hub, self.stream
+        text = ""
         if isinstance(message, Gift):
             priced = price_gift(hub.catalog, message.gift, message.count)
-            result = await hub.spend(self.user, self.name, message.id, priced, s.stream, s.creator)
-            metrics.SPENDS.labels("gift", "ok").inc()
-            return {"op": "ack", "id": message.id, "event": result.event,
-                    "balance": result.balance, "combo": result.combo}  # fmt: skip
-        if isinstance(message, Effect):
+        elif isinstance(message, Effect):
             priced = price_effect(hub.catalog, message.effect)
-            result = await hub.spend(self.user, self.name, message.id, priced, s.stream, s.creator)
-            metrics.SPENDS.labels("effect", "ok").inc()
-            return {"op": "ack", "id": message.id, "event": result.event, "balance": result.balance}
-        if message.highlight is not None:
+        elif message.highlight is not None:
             priced = price_highlight(hub.catalog, message.highlight, message.text)
-            result = await hub.spend(
-                self.user, self.name, message.id, priced, s.stream, s.creator, message.text
+            text = message.text
+        else:
+            event = await hub.comment(s.stream, self.user, self.name, message.id, message.text)
+            return {"op": "ack", "id": message.id, "event": event}
+        if self.in_flight >= MAX_IN_FLIGHT:
+            raise RateLimited(f"at most {MAX_IN_FLIGHT} spends may wait for their ack")
+        order = SpendOrder(self.user, self.name, message.id, priced, s.stream, s.creator, text)
+        future = hub.pipeline.submit(order)
+        self.in_flight += 1
+        future.add_done_callback(partial(self._acked, message.id, priced.kind, t0))
+        return None
+
+    def _acked(self, client_id: str, kind: str, t0: float, future: Future[SpendResult]) -> None:
+        self.in_flight -= 1
+        try:
+            result = future.result()
+        except GiftingError as err:
+            metrics.SPENDS.labels(kind, err.code).inc()
+            reply = error_message(err.code, err.message, client_id)
+        except Exception:
+            metrics.SPENDS.labels(kind, "unavailable").inc()
+            reply = error_message(
+                "unavailable", "internal error; retry with the same id", client_id
             )
-            metrics.SPENDS.labels("highlight", "ok").inc()
-            return {"op": "ack", "id": message.id, "event": result.event, "balance": result.balance}
-        event = await hub.comment(s.stream, self.user, self.name, message.id, message.text)
-        return {"op": "ack", "id": message.id, "event": event}
+        else:
+            metrics.SPENDS.labels(kind, "ok").inc()
+            reply = {"op": "ack", "id": client_id, "event": result.event, "balance": result.balance}
+            if kind == "gift":
+                reply["combo"] = result.combo
+            metrics.ACK_LATENCY.observe(time.perf_counter() - t0)
+        self.outbox.push(_frame(reply, self.encoding))
 
 
 async def _read_loop(
@@ -208,14 +254,8 @@ async def _read_loop(
             continue
         raw: str | bytes | None = msg.get("text") if encoding == JSON else msg.get("bytes")
         if raw is None:
-            outbox.push(
-                _frame(
-                    error_message(
-                        "bad_request", f"this connection speaks {encoding}: wrong frame type"
-                    ),
-                    encoding,
-                )
-            )
+            wrong = f"this connection speaks {encoding}: wrong frame type"
+            outbox.push(_frame(error_message("bad_request", wrong), encoding))
             outbox.close(CloseCode.UNSUPPORTED, "wrong frame type")
             continue
         t0 = time.perf_counter()
@@ -224,23 +264,15 @@ async def _read_loop(
             message = decode_message(raw, encoding)
             client_id = message.id
             if isinstance(message, Ping):
-                outbox.push(
-                    _frame(
-                        {"op": "pong", "id": message.id} if message.id else {"op": "pong"}, encoding
-                    )
-                )
+                pong = {"op": "pong", "id": message.id} if message.id else {"op": "pong"}
+                outbox.push(_frame(pong, encoding))
                 continue
             if viewer is None:
                 raise BadRequest("overlays only listen (and ping)")
-            try:
-                hub.allow(viewer.user)
-            except GiftingError:
-                viewer.strikes += 1
-                if viewer.strikes >= FLOOD_STRIKES:
-                    outbox.close(CloseCode.POLICY, "flooding")
-                raise
-            reply = await viewer.handle(message)
-            metrics.ACK_LATENCY.observe(time.perf_counter() - t0)
+            viewer.admit()
+            reply = await viewer.handle(message, t0)
+            if reply is None:
+                continue
         except InvalidMessage as err:
             reply = error_message(err.code, err.message, err.client_id)
         except GiftingError as err:

@@ -121,7 +121,7 @@ class SpendPipeline:
                 sent.append((order, fut))
             except GiftingError as exc:
                 fut.set_exception(exc)
-        replies = await self.ledger.scripts.run_many(calls)
+        replies = await self.ledger.scripts.run_many(calls, lane="debit")
         for (order, fut), reply in zip(sent, replies, strict=True):
             if fut.done():
                 continue
@@ -163,7 +163,7 @@ class SpendPipeline:
                 )  # fmt: skip
             keys, args = self.rooms.spend_emit_args(settled_entry(s))
             calls.append(ScriptCall("emit", keys, args))
-        for reply in await self.ledger.scripts.run_many(calls):
+        for reply in await self.ledger.scripts.run_many(calls, lane="settle"):
             if isinstance(reply, Exception):
                 log.warning("settle step failed (the persister will repair it): %s", reply)
         if self.on_settled is not None:

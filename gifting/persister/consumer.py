@@ -413,7 +413,7 @@ class OutboxConsumer:
                 )
                 for e in spends[start : start + self.credit_pipeline]
             ]
-            for result in await self.ledger.scripts.run_many(calls):
+            for result in await self.ledger.scripts.run_many(calls, lane="persister"):
                 if isinstance(result, Exception):
                     raise result
         if self.on_spends is not None:

@@ -13,7 +13,9 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
+
+from gifting.store.wire import WirePipeline
 
 SCRIPT_NAMES = (
     "spend",
@@ -44,11 +46,23 @@ def _strings(reply: Any) -> list[str]:
     return [x.decode() if isinstance(x, bytes) else str(x) for x in reply]
 
 
+def _reply(raw: Any) -> list[str] | Exception:
+    if isinstance(raw, ResponseError) and str(raw).startswith("NOSCRIPT"):
+        lost: Exception = NoScriptError(str(raw))
+        return lost
+    if isinstance(raw, Exception):
+        error: Exception = raw
+        return error
+    strings: list[str] = _strings(raw)
+    return strings
+
+
 class Scripts:
     """The money scripts registered on one Redis client."""
 
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
+        self._lanes: dict[str, WirePipeline] = {}
         self._scripts: dict[str, AsyncScript] = {
             name: redis.register_script(script_source(name)) for name in SCRIPT_NAMES
         }
@@ -60,30 +74,44 @@ class Scripts:
         reply = await self._scripts[name](keys=list(keys), args=list(args), client=client)
         return _strings(reply)
 
-    async def run_many(self, calls: Sequence[ScriptCall]) -> list[list[str] | Exception]:
+    async def run_many(
+        self, calls: Sequence[ScriptCall], lane: str = "default"
+    ) -> list[list[str] | Exception]:
         """Run ``calls`` in one pipeline (one round trip), in order; errors stay in place.
 
-        EVALSHA in a pipeline; when Redis has lost its script cache (NOSCRIPT,
-        after a restart) the scripts are loaded and the failed calls retried.
+        EVALSHA in a pipeline on the ``lane``'s own connection (a lean RESP
+        writer, see wire.py; lanes let independent loops pipeline at once);
+        when Redis has lost its script cache (NOSCRIPT, after a restart) the
+        scripts are loaded and the failed calls retried.
         """
         if not calls:
             return []
-        results = await self._pipeline(calls)
+        results = await self._pipeline(calls, lane)
         if any(isinstance(r, NoScriptError) for r in results):
             for name in {c.name for c in calls}:
                 await self._redis.script_load(self._scripts[name].script)
             retry = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
-            again = await self._pipeline([calls[i] for i in retry])
+            again = await self._pipeline([calls[i] for i in retry], lane)
             for i, r in zip(retry, again, strict=True):
                 results[i] = r
         return results
 
-    async def _pipeline(self, calls: Sequence[ScriptCall]) -> list[list[str] | Exception]:
-        pipe = self._redis.pipeline(transaction=False)
-        for c in calls:
-            pipe.evalsha(self._scripts[c.name].sha, len(c.keys), *c.keys, *c.args)
-        raw = await pipe.execute(raise_on_error=False)
-        return [r if isinstance(r, Exception) else _strings(r) for r in raw]
+    async def _pipeline(
+        self, calls: Sequence[ScriptCall], lane: str
+    ) -> list[list[str] | Exception]:
+        wire = self._lanes.get(lane)
+        if wire is None:
+            wire = self._lanes[lane] = WirePipeline.like(self._redis)
+        raw = await wire.execute(
+            [["EVALSHA", self._scripts[c.name].sha, len(c.keys), *c.keys, *c.args] for c in calls]
+        )
+        return [_reply(r) for r in raw]
+
+    async def close(self) -> None:
+        """Close the lanes' connections."""
+        for wire in self._lanes.values():
+            await wire.close()
+        self._lanes.clear()
 
     def sha(self, name: str) -> str:
         """The SHA1 of script ``name`` (for redis-benchmark and diagnostics)."""

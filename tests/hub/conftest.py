@@ -125,6 +125,7 @@ async def serve(
         ws="websockets-sansio",
         ws_max_size=settings.max_frame_bytes,
         lifespan="on",
+        ws_per_message_deflate=False,
     )
     server = uvicorn.Server(config)
     task = asyncio.get_running_loop().create_task(server.serve())

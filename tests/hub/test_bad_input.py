@@ -176,13 +176,15 @@ async def test_a_flood_is_rate_limited_then_closed_and_others_do_not_notice(
                         codes.append(msg.get("code", msg["op"]))
             assert closed.value.rcvd is not None
             assert closed.value.rcvd.code == 1008
-            assert "rate_limited" in codes
-            assert codes.count("ack") <= 6  # the burst, and maybe one refill
+            # Past the burst every frame was refused; the flooder was cut off at 50 strikes.
+            assert codes.count("rate_limited") >= 40
             await good.send(encode({"op": "gift", "id": "calm-1", "gift": "rose"}))
             ack = await recv_until(good, lambda m: m["op"] in ("ack", "error"))
             assert ack["op"] == "ack"
+        # Only the burst (and maybe a refill) was debited: refused frames changed nothing.
         spent = 700 - (await h.state.ledger.wallet("flood")).coins
-        assert spent == codes.count("ack")
+        assert 5 <= spent <= 7
+        assert codes.count("ack") <= spent  # acks still in flight at the close were dropped
 
 
 async def test_metrics_are_exposed(hub: HubServer) -> None:

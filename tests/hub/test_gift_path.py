@@ -133,35 +133,44 @@ async def test_cursor_older_than_history_gets_expired_and_a_snapshot(hub: HubSer
         assert snap["top"][0]["user"] == "fay"
 
 
-async def test_a_stalled_reader_does_not_slow_its_room(
+async def test_a_stalled_reader_is_closed_1013_and_the_room_goes_on(
     redis_url: str, database_url: str, key_prefix: str
 ) -> None:
     from tests.hub.conftest import serve
 
-    async with serve(redis_url, database_url, key_prefix, GIFTING_SEND_QUEUE_FRAMES=16) as h:
+    async with serve(redis_url, database_url, key_prefix, GIFTING_SEND_QUEUE_FRAMES=32) as h:
         stream, key = await h.stream()
         roomlog = h.state.extra["roomlog"]
-        # A small receive buffer turns off the kernel's autotuning (up to 32 MB here).
+        # A small receive buffer turns off the kernel's autotuning (up to 32 MB here),
+        # and max_queue=1 makes the client stop reading its socket at once.
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
         sock.connect(("127.0.0.1", h.port))
         async with (
             h.overlay(stream, key, max_queue=1, sock=sock) as slow,
-            h.overlay(stream, key) as fast,
+            h.overlay(stream, key, max_queue=None) as fast,
         ):
             await recv(fast)
-            # The slow overlay never reads: its kernel buffers fill, then its queue.
+            reader = asyncio.get_running_loop().create_task(
+                _events(fast, 800, kind="test", timeout=60)
+            )
             pad = "x" * 16_000
-            for i in range(1500):
+            for i in range(800):
                 await roomlog.emit(
                     stream,
                     {"kind": "test", "stream": stream, "event": f"t{i}", "ts": 0, "pad": pad},
                     once=False,
                 )
-            got = await _events(fast, 1500, kind="test", timeout=60)
-            assert [e["event"] for e in got] == [f"t{i}" for i in range(1500)]
-            # The stalled overlay did not slow the room: the fast one got every event.
-            assert slow.state.name == "OPEN"
+            got = await reader
+            # The stalled overlay did not slow the room: the fast one got every event, in order.
+            assert [e["event"] for e in got] == [f"t{i}" for i in range(800)]
+            # ... and the stalled one, once it reads again, finds its close: 1013.
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                async with asyncio.timeout(30):
+                    while True:
+                        await slow.recv()
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code == 1013
 
 
 async def test_outbox_closes_a_stalled_connection_with_1013_without_blocking() -> None:
