@@ -148,10 +148,12 @@ def default_extensions(settings: Settings) -> list[Extension]:
     from gifting.api import history as history_api
     from gifting.hub.extension import hub_extension
     from gifting.persister.service import persister_lifespan
+    from gifting.web import web_extension
 
     # The persister first: the hub plugs its room-emission repair into its consumer.
     persister = Extension("persister", routes=history_api.routes, lifespan=persister_lifespan)
-    return [persister, hub_extension(settings)]
+    # The pages last: their /static mount and / route catch what nothing else matched.
+    return [persister, hub_extension(settings), web_extension(settings)]
 
 
 def api_routes(settings: Settings) -> list[BaseRoute]:

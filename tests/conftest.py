@@ -26,6 +26,7 @@ import pytest_asyncio
 from redis.asyncio import Redis
 
 from gifting.embedded import EmbeddedPostgres, EmbeddedRedis
+from gifting.persister.schema import apply_migrations
 
 
 @dataclass(frozen=True)
@@ -153,3 +154,40 @@ def private_postgres(tmp_path: Path) -> Iterator[EmbeddedPostgres]:
         yield server
     finally:
         server.stop()
+
+
+async def create_database(server_url: str) -> str:
+    """Create a fresh, migrated database on the server of ``server_url``; return its URL."""
+    name = f"persister_{secrets.token_hex(5)}"
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    url = _with_database(server_url, name)
+    conn = await asyncpg.connect(url)
+    try:
+        await apply_migrations(conn)
+    finally:
+        await conn.close()
+    return url
+
+
+async def drop_database(url: str) -> None:
+    """Drop the database of ``url`` (connected through the server's ``postgres`` db)."""
+    name = urlsplit(url).path.lstrip("/")
+    admin = await asyncpg.connect(_with_database(url, "postgres"))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def db_url(database_url: str) -> AsyncIterator[str]:
+    """A fresh migrated database of this test on the session's PostgreSQL."""
+    url = await create_database(database_url)
+    try:
+        yield url
+    finally:
+        await drop_database(url)

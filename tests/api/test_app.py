@@ -137,10 +137,10 @@ def test_cli_persister_commands_need_their_urls(
 
 
 def test_cli_migrate_then_audit_an_empty_deployment(
-    monkeypatch: pytest.MonkeyPatch, redis_url: str, database_url: str, key_prefix: str
+    monkeypatch: pytest.MonkeyPatch, redis_url: str, db_url: str, key_prefix: str
 ) -> None:
     monkeypatch.setenv("REDIS_URL", redis_url)
-    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("DATABASE_URL", db_url)  # a database of its own: the audit reads it all
     monkeypatch.setenv("GIFTING_KEY_PREFIX", key_prefix)
     migrated = CliRunner().invoke(cli, ["migrate"])
     assert migrated.exit_code == 0, migrated.output

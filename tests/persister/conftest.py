@@ -19,7 +19,6 @@ from redis.asyncio import Redis
 
 from gifting.core.catalog import Catalog, load_catalog
 from gifting.persister.consumer import OutboxConsumer
-from gifting.persister.schema import apply_migrations
 from gifting.store.keys import Keys
 from gifting.store.ledger import Ledger
 from gifting.store.streams import Streams
@@ -28,33 +27,6 @@ from gifting.store.streams import Streams
 def with_database(url: str, database: str) -> str:
     """``url`` pointing at another database on the same server."""
     return urlunsplit(urlsplit(url)._replace(path="/" + database))
-
-
-async def create_database(server_url: str) -> str:
-    """Create a fresh, migrated database on the server of ``server_url``; return its URL."""
-    name = f"persister_{secrets.token_hex(5)}"
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = with_database(server_url, name)
-    conn = await asyncpg.connect(url)
-    try:
-        await apply_migrations(conn)
-    finally:
-        await conn.close()
-    return url
-
-
-async def drop_database(url: str) -> None:
-    """Drop the database of ``url`` (connected through the server's ``postgres`` db)."""
-    name = urlsplit(url).path.lstrip("/")
-    admin = await asyncpg.connect(with_database(url, "postgres"))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 @pytest.fixture(scope="session")
@@ -79,16 +51,6 @@ def ledger(redis: Redis, keys: Keys, catalog: Catalog) -> Ledger:
 def streams(redis: Redis, keys: Keys, catalog: Catalog) -> Streams:
     """Streams (rooms) on the session Redis and the test's keys."""
     return Streams(redis, keys, catalog)
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def db_url(database_url: str) -> AsyncIterator[str]:
-    """A fresh migrated database of this test on the session's PostgreSQL."""
-    url = await create_database(database_url)
-    try:
-        yield url
-    finally:
-        await drop_database(url)
 
 
 @pytest_asyncio.fixture(loop_scope="session")

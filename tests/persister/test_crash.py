@@ -26,8 +26,9 @@ from gifting.persister.progress import GROUP, outbox_progress
 from gifting.store.keys import Keys
 from gifting.store.ledger import Ledger
 from gifting.store.streams import Streams
+from tests.conftest import create_database, drop_database
 
-from .conftest import ConsumerFactory, create_database, drop_database
+from .conftest import ConsumerFactory
 from .support import Traffic, assert_exactly_once, caught_up, outbox_events, spend_gift
 
 SCRIPT = Path(__file__).with_name("slow_persister.py")

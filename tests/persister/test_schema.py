@@ -9,8 +9,9 @@ import asyncpg
 import pytest
 
 from gifting.persister.schema import MigrationError, apply_migrations, migrations
+from tests.conftest import create_database, drop_database
 
-from .conftest import create_database, drop_database, with_database
+from .conftest import with_database
 
 
 async def test_migrations_apply_once_even_when_started_concurrently(database_url: str) -> None:

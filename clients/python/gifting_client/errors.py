@@ -1,0 +1,207 @@
+"""Every exception the client raises, and the protocol codes they come from.
+
+::
+
+    GiftingError                   base of everything this library raises
+    ├── ErrorReply                 the server answered {"op":"error"}: .code, .message, .id
+    │   ├── BadRequest             bad_request       fix the message
+    │   ├── Unauthorized           unauthorized      get a new token
+    │   ├── Forbidden              forbidden         wrong overlay key, not the creator
+    │   ├── NotFound               not_found         unknown stream
+    │   ├── UnknownItem            unknown_item      gift/effect/highlight not in the catalog
+    │   ├── InsufficientFunds      insufficient_funds   new id, after a top-up
+    │   ├── BudgetExceeded         budget_exceeded   new id, next month or a higher budget
+    │   ├── StreamNotLive          stream_not_live   the stream ended or never started
+    │   ├── RateLimited            rate_limited      retried for you (same id), then raised
+    │   ├── Conflict               conflict          the id was used with another payload
+    │   ├── Unavailable            unavailable       retried for you (same id), then raised
+    │   └── CursorExpired          cursor_expired    (overlays) handled: a snapshot follows
+    ├── OutcomeUnknown             no answer came (timeout, client closed, stream ended):
+    │                              the spend may or may not have happened; retry with .id
+    └── ConnectionFailed           could not (re)connect, or the server closed for good
+
+:func:`error_from_reply` maps a code to its class in one table; an unknown
+code becomes a plain :class:`ErrorReply`, so a newer server never breaks an
+older client.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Final
+
+__all__ = [
+    "BadRequest",
+    "BudgetExceeded",
+    "Conflict",
+    "ConnectionFailed",
+    "CursorExpired",
+    "ErrorReply",
+    "Forbidden",
+    "GiftingError",
+    "InsufficientFunds",
+    "NotFound",
+    "OutcomeUnknown",
+    "RateLimited",
+    "StreamNotLive",
+    "Unauthorized",
+    "Unavailable",
+    "UnknownItem",
+    "error_from_reply",
+]
+
+
+class GiftingError(Exception):
+    """Base of every exception raised by :mod:`gifting_client`."""
+
+
+class ErrorReply(GiftingError):
+    """The server refused a message or a connection with ``{"op":"error"}``.
+
+    ``id`` is the client message id the error answers (``None`` for a refused
+    connection). ``retryable`` says whether sending the same id again may
+    succeed; the client already does so for :class:`Unavailable` and
+    :class:`RateLimited` before raising them.
+    """
+
+    #: The protocol code (the class's own, or the unknown code a newer server sent).
+    code: str = "error"
+    retryable: ClassVar[bool] = False
+
+    def __init__(self, message: str, id: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.id = id
+        if code is not None:
+            self.code = code
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(code={self.code!r}, id={self.id!r}, {self.message!r})"
+
+
+class BadRequest(ErrorReply):
+    """The message was malformed or out of range (or a self-gift): fix it, do not retry."""
+
+    code = "bad_request"
+
+
+class Unauthorized(ErrorReply):
+    """The token is missing, forged or expired: get a new one."""
+
+    code = "unauthorized"
+
+
+class Forbidden(ErrorReply):
+    """The credential may not do this (a wrong overlay key, not the stream's creator)."""
+
+    code = "forbidden"
+
+
+class NotFound(ErrorReply):
+    """The stream (or another addressed resource) does not exist."""
+
+    code = "not_found"
+
+
+class UnknownItem(ErrorReply):
+    """The gift, effect or highlight tier is not in the catalog."""
+
+    code = "unknown_item"
+
+
+class InsufficientFunds(ErrorReply):
+    """Not enough coins. The id stays failed: top up, then send with a new id."""
+
+    code = "insufficient_funds"
+
+
+class BudgetExceeded(ErrorReply):
+    """The spend would pass the monthly budget. The id stays failed."""
+
+    code = "budget_exceeded"
+
+
+class StreamNotLive(ErrorReply):
+    """The stream ended or never started."""
+
+    code = "stream_not_live"
+
+
+class RateLimited(ErrorReply):
+    """Too many messages from this sender: slow down and retry with the same id."""
+
+    code = "rate_limited"
+    retryable = True
+
+
+class Conflict(ErrorReply):
+    """The id was already used with another payload: use a new id."""
+
+    code = "conflict"
+
+
+class Unavailable(ErrorReply):
+    """The server could not decide (Redis unreachable): retrying with the same id is safe."""
+
+    code = "unavailable"
+    retryable = True
+
+
+class CursorExpired(ErrorReply):
+    """(Overlays) ``since=`` is older than the room's history; a snapshot follows."""
+
+    code = "cursor_expired"
+
+
+class OutcomeUnknown(GiftingError):
+    """No answer came for message ``id``: it may or may not have been debited.
+
+    Raised when an ack timeout passes, when the client is closed, or when the
+    stream ends with the message in flight. Sending again with the same ``id``
+    is always safe: the server returns the original result and debits nothing.
+    """
+
+    def __init__(self, message: str, id: str) -> None:
+        super().__init__(message)
+        self.id = id
+
+
+class ConnectionFailed(GiftingError):
+    """The client could not connect, or the server closed the connection for good.
+
+    ``close_code`` is the WebSocket close code when the server closed it;
+    ``retryable`` says whether connecting again later may work.
+    """
+
+    def __init__(
+        self, message: str, close_code: int | None = None, *, retryable: bool = False
+    ) -> None:
+        super().__init__(message)
+        self.close_code = close_code
+        self.retryable = retryable
+
+
+_BY_CODE: Final[dict[str, type[ErrorReply]]] = {
+    cls.code: cls
+    for cls in (
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        UnknownItem,
+        InsufficientFunds,
+        BudgetExceeded,
+        StreamNotLive,
+        RateLimited,
+        Conflict,
+        Unavailable,
+        CursorExpired,
+    )
+}
+
+
+def error_from_reply(code: str, message: str, id: str | None = None) -> ErrorReply:
+    """The typed exception of an ``{"op":"error"}`` reply (``ErrorReply`` for unknown codes)."""
+    cls = _BY_CODE.get(code)
+    if cls is None:
+        return ErrorReply(message, id, code)
+    return cls(message, id)

@@ -1,0 +1,328 @@
+"""Typed server messages: acks, room events, snapshots; and the two encodings.
+
+Room events are frozen :class:`msgspec.Struct` values, one class per ``kind``
+(a tagged union on ``kind``), all sharing ``stream``, ``seq``, ``cursor``,
+``event`` and ``ts``. Fields the server adds later are ignored, and a
+``kind`` this version does not know arrives as :class:`UnknownEvent` with its
+raw fields, so a newer server never breaks an older client.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final, Literal, TypeAlias
+
+import msgspec
+
+__all__ = [
+    "JSON",
+    "MSGPACK",
+    "Ack",
+    "CommentEvent",
+    "EffectEvent",
+    "EffectInfo",
+    "Encoding",
+    "GiftEvent",
+    "GiftInfo",
+    "GiftRef",
+    "Goal",
+    "GoalEvent",
+    "HighlightEvent",
+    "HighlightInfo",
+    "LeaderboardEvent",
+    "RoomEvent",
+    "Sender",
+    "Snapshot",
+    "StreakEnd",
+    "StreamEnded",
+    "TopGifter",
+    "Totals",
+    "UnknownEvent",
+    "decode_frame",
+    "encode_frame",
+    "parse_event",
+    "parse_snapshot",
+    "subprotocol_of",
+]
+
+Encoding: TypeAlias = Literal["json", "msgpack"]
+JSON: Final = "json"
+MSGPACK: Final = "msgpack"
+_SUBPROTOCOLS: Final[dict[str, str]] = {
+    JSON: "gifting.json.v1",
+    MSGPACK: "gifting.msgpack.v1",
+}
+
+# ----------------------------------------------------------------------------- parts
+
+
+class Sender(msgspec.Struct, frozen=True):
+    """Who sent a gift, effect or comment (``badge``: their profile badge, if any)."""
+
+    id: str
+    name: str
+    badge: str | None = None
+
+
+class GiftInfo(msgspec.Struct, frozen=True):
+    """A gift of the catalog as it rides on an event (``tier`` 3 and 4 are full-screen)."""
+
+    id: str
+    name: str
+    coins: int
+    tier: int = 1
+    streakable: bool = False
+
+
+class GiftRef(msgspec.Struct, frozen=True):
+    """A gift named by id only (``streak_end``)."""
+
+    id: str
+
+
+class EffectInfo(msgspec.Struct, frozen=True):
+    """A live-stream effect and how long it plays."""
+
+    id: str
+    name: str
+    duration_ms: int
+
+
+class HighlightInfo(msgspec.Struct, frozen=True):
+    """A highlighted-comment tier and how long the comment stays pinned."""
+
+    tier: str
+    pin_ms: int
+
+
+class TopGifter(msgspec.Struct, frozen=True):
+    """One line of a stream's leaderboard."""
+
+    user: str
+    name: str
+    coins: int
+
+
+class Goal(msgspec.Struct, frozen=True):
+    """A stream goal: ``progress`` of ``target`` coins (of one ``gift`` when set)."""
+
+    target: int
+    progress: int
+    gift: str | None = None
+
+
+class Totals(msgspec.Struct, frozen=True):
+    """What a stream received so far."""
+
+    coins: int
+    gifts: int
+
+
+# ----------------------------------------------------------------------------- replies
+
+
+class Ack(msgspec.Struct, frozen=True):
+    """A message was accepted: its ``event`` id, the sender's new ``balance``, the ``combo``.
+
+    ``balance`` is ``None`` for free comments, ``combo`` for anything but gifts.
+    A retry of the same id returns the same ack.
+    """
+
+    id: str
+    event: str
+    balance: int | None = None
+    combo: int | None = None
+
+
+class Snapshot(msgspec.Struct, frozen=True, kw_only=True):
+    """The state of a room when an overlay joins (or after ``cursor_expired``).
+
+    ``cursor`` and ``seq`` are the room's position: events after it follow.
+    ``expired`` is set by the client when this snapshot replaces history
+    that was trimmed (the overlay missed events it can no longer get).
+    """
+
+    stream: str
+    live: bool
+    title: str = ""
+    creator: Sender | None = None
+    totals: Totals = Totals(0, 0)
+    top: list[TopGifter] = msgspec.field(default_factory=list)
+    goal: Goal | None = None
+    cursor: str | None = None
+    seq: int = 0
+    expired: bool = False
+
+
+# ----------------------------------------------------------------------------- events
+
+
+class _Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
+    """Fields every room event carries."""
+
+    stream: str
+    seq: int
+    cursor: str
+    event: str
+    ts: int
+
+    @property
+    def kind(self) -> str:
+        """The event's kind on the wire (``"gift"``, ``"streak_end"``, ...)."""
+        return str(self.__struct_config__.tag)
+
+
+class GiftEvent(_Event, frozen=True, tag="gift"):
+    """``count`` of ``gift`` from ``sender``: ``combo`` is the streak so far, ``coins`` paid."""
+
+    sender: Sender
+    gift: GiftInfo
+    count: int
+    combo: int = 0
+    coins: int = 0
+
+
+class StreakEnd(_Event, frozen=True, tag="streak_end"):
+    """The combo window passed: ``sender``'s streak of ``gift`` ended at ``combo``."""
+
+    sender: Sender
+    gift: GiftRef
+    combo: int
+
+
+class EffectEvent(_Event, frozen=True, tag="effect"):
+    """A paid live-stream effect."""
+
+    sender: Sender
+    effect: EffectInfo
+    coins: int = 0
+
+
+class HighlightEvent(_Event, frozen=True, tag="highlight"):
+    """A paid comment, pinned on the overlay for ``highlight.pin_ms``."""
+
+    sender: Sender
+    text: str
+    highlight: HighlightInfo
+    coins: int = 0
+
+
+class CommentEvent(_Event, frozen=True, tag="comment"):
+    """A free comment."""
+
+    sender: Sender
+    text: str
+
+
+class LeaderboardEvent(_Event, frozen=True, tag="leaderboard"):
+    """The stream's top gifters (when they changed, at most once a second)."""
+
+    top: list[TopGifter]
+
+
+class GoalEvent(_Event, frozen=True, tag="goal"):
+    """The goal was set or moved."""
+
+    goal: Goal
+
+
+class StreamEnded(_Event, frozen=True, tag="stream_ended"):
+    """The creator ended the stream; the server closes the connection after it."""
+
+
+class UnknownEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """An event of a kind this client does not know (``data`` holds every field)."""
+
+    kind: str
+    stream: str
+    seq: int
+    cursor: str
+    event: str
+    ts: int
+    data: dict[str, Any]
+
+
+RoomEvent: TypeAlias = (
+    GiftEvent
+    | StreakEnd
+    | EffectEvent
+    | HighlightEvent
+    | CommentEvent
+    | LeaderboardEvent
+    | GoalEvent
+    | StreamEnded
+    | UnknownEvent
+)
+_KnownEvent: TypeAlias = (
+    GiftEvent
+    | StreakEnd
+    | EffectEvent
+    | HighlightEvent
+    | CommentEvent
+    | LeaderboardEvent
+    | GoalEvent
+    | StreamEnded
+)
+_KNOWN_KINDS: Final = frozenset(
+    {"gift", "streak_end", "effect", "highlight", "comment", "leaderboard", "goal", "stream_ended"}
+)
+
+
+def parse_event(raw: dict[str, Any]) -> RoomEvent:
+    """A typed room event from its decoded map (the ``op`` key, if any, is ignored).
+
+    Raises :class:`msgspec.ValidationError` when a known kind lacks a field it
+    needs; an unknown kind becomes :class:`UnknownEvent`.
+    """
+    if raw.get("kind") in _KNOWN_KINDS:
+        event: _KnownEvent = msgspec.convert(raw, _KnownEvent)
+        return event
+    return UnknownEvent(
+        kind=str(raw.get("kind")),
+        stream=str(raw.get("stream", "")),
+        seq=int(raw.get("seq", 0)),
+        cursor=str(raw.get("cursor", "")),
+        event=str(raw.get("event", "")),
+        ts=int(raw.get("ts", 0)),
+        data=raw,
+    )
+
+
+def parse_snapshot(raw: dict[str, Any], *, expired: bool = False) -> Snapshot:
+    """A typed :class:`Snapshot` from its decoded map."""
+    fields = {k: v for k, v in raw.items() if k != "op"}
+    fields["expired"] = expired
+    return msgspec.convert(fields, Snapshot)
+
+
+# ----------------------------------------------------------------------------- frames
+
+_json_encoder = msgspec.json.Encoder()
+_msgpack_encoder = msgspec.msgpack.Encoder()
+_json_decoder = msgspec.json.Decoder()
+_msgpack_decoder = msgspec.msgpack.Decoder()
+
+
+def subprotocol_of(encoding: Encoding) -> str:
+    """The WebSocket subprotocol that selects ``encoding``."""
+    return _SUBPROTOCOLS[encoding]
+
+
+def encode_frame(message: dict[str, Any], encoding: Encoding) -> str | bytes:
+    """A client message as a text (JSON) or binary (msgpack) frame."""
+    if encoding == JSON:
+        return _json_encoder.encode(message).decode()
+    return _msgpack_encoder.encode(message)
+
+
+def decode_frame(frame: str | bytes) -> dict[str, Any]:
+    """A server frame as a map (text frames are JSON, binary ones msgpack).
+
+    Raises :class:`msgspec.DecodeError` for a malformed frame and
+    :class:`ValueError` for one that is not a map.
+    """
+    data: object = (
+        _json_decoder.decode(frame) if isinstance(frame, str) else _msgpack_decoder.decode(frame)
+    )
+    if not isinstance(data, dict):
+        raise ValueError("a server frame must be a map")
+    return data

@@ -1,0 +1,116 @@
+"""The client's pure parts: backoff, error mapping, event parsing, URLs. No server."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from gifting_client import (
+    Ack,
+    Backoff,
+    ErrorReply,
+    GiftEvent,
+    InsufficientFunds,
+    RateLimited,
+    Unavailable,
+    UnknownEvent,
+    ViewerClient,
+    error_from_reply,
+)
+from gifting_client.messages import decode_frame, encode_frame, parse_event
+from gifting_client.transport import ws_url
+from websockets.asyncio.server import ServerConnection, serve
+
+
+def test_backoff_grows_to_its_cap_and_jitters_within_bounds() -> None:
+    b = Backoff(initial=0.1, maximum=2.0, factor=2.0, jitter=0.5)
+    assert [b.ceiling(n) for n in range(7)] == [0.1, 0.2, 0.4, 0.8, 1.6, 2.0, 2.0]
+    assert b.ceiling(10_000) == 2.0  # no overflow
+    assert b.delay(3, rand=lambda: 0.0) == 0.8
+    assert b.delay(3, rand=lambda: 1.0) == 0.4
+    assert all(0.4 <= b.delay(3) <= 0.8 for _ in range(200))
+
+
+@pytest.mark.parametrize(
+    "kw", [{"initial": 0}, {"initial": 2, "maximum": 1}, {"factor": 0.5}, {"jitter": 1.5}]
+)
+def test_backoff_rejects_nonsense(kw: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        Backoff(**kw)
+
+
+def test_error_codes_map_to_typed_exceptions() -> None:
+    err = error_from_reply("insufficient_funds", "not enough coins", "c-1")
+    assert isinstance(err, InsufficientFunds) and err.id == "c-1" and not err.retryable
+    assert error_from_reply("unavailable", "x").retryable
+    assert isinstance(error_from_reply("rate_limited", "x"), RateLimited)
+    assert isinstance(error_from_reply("unavailable", "x"), Unavailable)
+    future = error_from_reply("brand_new_code", "from a newer server", "c-2")
+    assert type(future) is ErrorReply and future.code == "brand_new_code"
+
+
+def test_events_parse_by_kind_and_unknown_kinds_survive() -> None:
+    raw = {
+        "op": "event", "kind": "gift", "stream": "s1", "seq": 42, "cursor": "1-0_42",
+        "event": "e1", "ts": 1, "sender": {"id": "a", "name": "A"}, "future_field": 1,
+        "gift": {"id": "rose", "name": "Rose", "coins": 1, "tier": 1, "streakable": True},
+        "count": 1, "combo": 5, "coins": 1,
+    }  # fmt: skip
+    event = parse_event(raw)
+    assert isinstance(event, GiftEvent) and event.kind == "gift" and event.combo == 5
+    other = parse_event({**raw, "kind": "fireworks_show"})
+    assert isinstance(other, UnknownEvent) and other.kind == "fireworks_show"
+    assert other.data["future_field"] == 1
+
+
+def test_frames_round_trip_in_both_encodings() -> None:
+    msg = {"op": "gift", "id": "c-1", "gift": "rose", "count": 2}
+    assert decode_frame(encode_frame(msg, "json")) == msg
+    assert decode_frame(encode_frame(msg, "msgpack")) == msg
+    assert isinstance(encode_frame(msg, "json"), str)
+    with pytest.raises(ValueError):
+        decode_frame("[1, 2]")
+
+
+def test_urls() -> None:
+    assert (
+        ws_url("http://h:1/", "/v1/ws/viewer", {"stream": "s"}) == "ws://h:1/v1/ws/viewer?stream=s"
+    )
+    assert ws_url("https://h/base", "/v1/x", {"a": "b c"}) == "wss://h/base/v1/x?a=b+c"
+    with pytest.raises(ValueError):
+        ws_url("ftp://h", "/x", {})
+
+
+class ScriptedServer:
+    """A stand-in server that answers each gift id with the replies scripted for it."""
+
+    def __init__(self, replies: dict[str, list[dict[str, object]]]) -> None:
+        self.replies = replies
+        self.received: list[str] = []
+
+    async def handler(self, ws: ServerConnection) -> None:
+        async for frame in ws:
+            msg = json.loads(frame)
+            if msg["op"] == "ping":
+                await ws.send(json.dumps({"op": "pong", "id": msg.get("id")}))
+                continue
+            self.received.append(msg["id"])
+            reply = self.replies[msg["id"]].pop(0)
+            await ws.send(json.dumps({**reply, "id": msg["id"]}))
+
+
+async def test_unavailable_and_rate_limited_are_retried_with_the_same_id() -> None:
+    ack = {"op": "ack", "event": "e1", "balance": 5, "combo": 1}
+    busy = {"op": "error", "code": "unavailable", "message": "try again"}
+    slow = {"op": "error", "code": "rate_limited", "message": "slow down"}
+    fake = ScriptedServer({"a": [busy, slow, ack], "b": [slow, slow, slow]})
+    async with serve(fake.handler, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        fast = Backoff(initial=0.01, maximum=0.05)
+        client = ViewerClient(f"ws://127.0.0.1:{port}", "s1", "t", backoff=fast, max_retries=2)
+        async with client as c:
+            assert await c.send_gift("rose", id="a") == Ack("a", "e1", 5, 1)
+            with pytest.raises(RateLimited) as limited:
+                await c.send_gift("rose", id="b")
+    assert fake.received == ["a", "a", "a", "b", "b", "b"]
+    assert limited.value.id == "b"

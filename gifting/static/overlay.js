@@ -1,0 +1,612 @@
+// The broadcaster overlay: an OBS browser source that follows one stream's room.
+//
+// URL: /overlay/<stream>?key=<overlay key>[&widgets=alerts,big,goal,top,comments,effects,chat]
+//      [&min_coins=N][&sound=0|1][&volume=0..1][&big_ms=N][&max_alerts=N][&scale=F][&status=0|1]
+//
+// It connects to /v1/ws/overlay, and on every drop (or a page reload) reconnects
+// with the cursor of the last event it handled (kept in sessionStorage), so it
+// shows what it missed and nothing twice: events at or below the last seq and
+// ids already handled are skipped. Text from users only ever goes through
+// textContent.
+
+import { avatar, compact, effectEmoji, el, giftEmoji } from "./art.js";
+
+// ---------------------------------------------------------------------------- options
+
+const params = new URLSearchParams(location.search);
+const stream = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop() || "");
+const overlayKey = params.get("key") || "";
+const ALL_WIDGETS = ["alerts", "big", "goal", "top", "comments", "effects"];
+
+function intParam(name, fallback, min, max) {
+  const raw = params.get(name);
+  const v = raw === null ? NaN : Number.parseInt(raw, 10);
+  return Number.isFinite(v) ? Math.min(Math.max(v, min), max) : fallback;
+}
+
+const options = {
+  widgets: new Set(
+    (params.get("widgets") || ALL_WIDGETS.join(","))
+      .split(",").map((w) => w.trim().toLowerCase()).filter(Boolean),
+  ),
+  minCoins: intParam("min_coins", 0, 0, 1e9),
+  sound: params.get("sound") === "1",
+  volume: Math.min(Math.max(Number(params.get("volume") ?? 0.4) || 0, 0), 1),
+  bigMs: intParam("big_ms", 0, 300, 60000),
+  maxAlerts: intParam("max_alerts", 5, 1, 12),
+  scale: Math.min(Math.max(Number(params.get("scale") || 1) || 1, 0.5), 3),
+  status: params.get("status") !== "0",
+};
+const on = (widget) => options.widgets.has(widget);
+
+document.documentElement.style.setProperty("--scale", String(options.scale));
+const $ = (id) => document.getElementById(id);
+const stage = $("stage");
+
+// ---------------------------------------------------------------------------- state kept across reloads
+
+// Two entries per stream: the cursor (written with every event, tiny) and the
+// rest (recent ids, queued big gifts, pinned comments; written when they change).
+const STORE = `gifting.overlay.v1.${stream}`;
+const CURSOR_STORE = `${STORE}.cursor`;
+const REMEMBER_IDS = 500;
+
+function loadJson(key) {
+  try {
+    const value = JSON.parse(sessionStorage.getItem(key) || "null");
+    if (value && typeof value === "object") return value;
+  } catch { /* a corrupt entry: start over */ }
+  return {};
+}
+
+const saved = loadJson(STORE);
+const savedCursor = loadJson(CURSOR_STORE);
+const state = {
+  cursor: typeof savedCursor.cursor === "string" ? savedCursor.cursor : null,
+  seq: Number.isInteger(savedCursor.seq) ? savedCursor.seq : 0,
+};
+const seenIds = new Set(Array.isArray(saved.ids) ? saved.ids.slice(-REMEMBER_IDS) : []);
+let saveTimer = 0;
+
+function saveCursor() {
+  try {
+    sessionStorage.setItem(CURSOR_STORE, JSON.stringify({ cursor: state.cursor, seq: state.seq }));
+  } catch { /* storage disabled: the cursor of this page still works */ }
+}
+
+function saveNow() {
+  clearTimeout(saveTimer);
+  saveTimer = 0;
+  saveCursor();
+  try {
+    sessionStorage.setItem(STORE, JSON.stringify({
+      ids: Array.from(seenIds).slice(-REMEMBER_IDS),
+      big: bigQueue,
+      pins: Array.from(pins.values()).map((p) => ({ ev: p.ev, until: p.until })),
+    }));
+  } catch { /* storage full or disabled: this page goes on without it */ }
+}
+
+function saveSoon() {
+  if (!saveTimer) saveTimer = setTimeout(saveNow, 250);
+}
+
+function remember(id) {
+  seenIds.add(id);
+  if (seenIds.size > REMEMBER_IDS * 2) {
+    const keep = Array.from(seenIds).slice(-REMEMBER_IDS);
+    seenIds.clear();
+    keep.forEach((k) => seenIds.add(k));
+  }
+}
+
+// The debug hook the browser tests read; `gifting:shown` fires for each gift shown.
+const debug = {
+  shown: [],
+  big: [],
+  received: 0,
+  connected: false,
+  reconnects: 0,
+  options,
+  get cursor() { return state.cursor; },
+  get seq() { return state.seq; },
+  get queue() { return bigQueue.length; },
+  get playing() { return playing ? playing.event : null; },
+};
+window.__overlay = debug;
+
+function markShown(ev) {
+  debug.shown.push(ev.event);
+  window.dispatchEvent(new CustomEvent("gifting:shown", { detail: { event: ev.event, kind: ev.kind } }));
+}
+
+// ---------------------------------------------------------------------------- sound
+
+let audio = null;
+let lastChime = 0;
+
+function chime(tier) {
+  if (!options.sound) return;
+  const now = performance.now();
+  if (tier < 3 && now - lastChime < 140) return;
+  lastChime = now;
+  try {
+    audio = audio || new AudioContext();
+    const notes = tier >= 3 ? [523.25, 659.25, 783.99, 1046.5] : tier === 2 ? [659.25, 987.77] : [880];
+    notes.forEach((freq, i) => {
+      const t = audio.currentTime + i * 0.09;
+      const osc = audio.createOscillator();
+      const gain = audio.createGain();
+      osc.type = "triangle";
+      osc.frequency.value = freq;
+      gain.gain.setValueAtTime(0.0001, t);
+      gain.gain.exponentialRampToValueAtTime(options.volume * 0.5, t + 0.02);
+      gain.gain.exponentialRampToValueAtTime(0.0001, t + 0.45);
+      osc.connect(gain).connect(audio.destination);
+      osc.start(t);
+      osc.stop(t + 0.5);
+    });
+  } catch { /* no audio device: stay silent */ }
+}
+
+// ---------------------------------------------------------------------------- helpers
+
+const full = (n) => (Number(n) || 0).toLocaleString("en-US");
+
+function fadeOut(node, ms = 450) {
+  if (!node || node.classList.contains("leaving")) return;
+  node.classList.add("leaving");
+  setTimeout(() => node.remove(), ms);
+}
+
+function restartAnimation(node, cls) {
+  node.classList.remove(cls);
+  void node.offsetWidth; // reflow, so the animation plays again
+  node.classList.add(cls);
+}
+
+// ---------------------------------------------------------------------------- gift alerts (small gifts)
+
+const alerts = new Map(); // key -> {node, combo, timer}
+const ALERT_LINGER_MS = 7000;
+
+function alertKey(ev) {
+  return ev.gift.streakable ? `${ev.sender.id}\u0000${ev.gift.id}` : ev.event;
+}
+
+function dropAlert(key, delay = 0) {
+  const a = alerts.get(key);
+  if (!a) return;
+  clearTimeout(a.timer);
+  const go = () => {
+    if (alerts.get(key) === a) alerts.delete(key);
+    fadeOut(a.node);
+  };
+  if (delay) a.timer = setTimeout(go, delay); else go();
+}
+
+function showAlert(ev) {
+  const key = alertKey(ev);
+  const combo = ev.gift.streakable ? Math.max(ev.combo || 0, ev.count || 1) : ev.count || 1;
+  let a = alerts.get(key);
+  if (a && combo < a.combo) { dropAlert(key); a = undefined; } // a new streak: its end was missed
+  const streakCoins = ev.gift.coins * combo;
+  if (!a && Math.max(streakCoins, ev.coins || 0) < options.minCoins) return false;
+  if (!a) {
+    const node = el("div", { class: `alert tier-${Math.min(ev.gift.tier, 4)}`, dataset: {
+      sender: ev.sender.id, gift: ev.gift.id,
+    } },
+      avatar(ev.sender),
+      el("span", { class: "who" },
+        el("span", { class: "name", text: ev.sender.name }),
+        el("span", { class: "what" }, "sent ", el("b", { text: ev.gift.name }))),
+      el("span", { class: "art", text: giftEmoji(ev.gift.id, ev.gift.tier) }),
+      el("span", { class: "combo" }, el("small", { text: "x" }), el("span", { class: "n" })));
+    a = { node, combo: 0, timer: 0 };
+    alerts.set(key, a);
+    $("alerts").append(node);
+    while (alerts.size > options.maxAlerts) dropAlert(alerts.keys().next().value);
+  }
+  a.combo = combo;
+  a.node.dataset.event = ev.event;
+  a.node.dataset.combo = String(combo);
+  a.node.querySelector(".combo .n").textContent = String(combo);
+  a.node.classList.toggle("multi", combo > 1);
+  restartAnimation(a.node.querySelector(".combo"), "bump");
+  clearTimeout(a.timer);
+  a.timer = setTimeout(() => dropAlert(key), ALERT_LINGER_MS);
+  return true;
+}
+
+function onStreakEnd(ev) {
+  const key = `${ev.sender.id}\u0000${ev.gift.id}`;
+  const a = alerts.get(key);
+  if (!a) return;
+  a.node.classList.add("ended");
+  dropAlert(key, 1400);
+}
+
+// ---------------------------------------------------------------------------- big gifts (one at a time)
+
+const bigQueue = Array.isArray(saved.big) ? saved.big.filter((e) => e && e.event) : [];
+let playing = null;
+const BIG_GAP_MS = 250;
+
+function bigDuration(ev) {
+  let ms = options.bigMs || (ev.gift.tier >= 4 ? 7000 : 4500);
+  if (!options.bigMs && bigQueue.length > 3) ms = Math.max(1800, ms * 0.6); // catching up
+  return ms;
+}
+
+function enqueueBig(ev) {
+  bigQueue.push(ev);
+  saveNow();
+  playNextBig();
+}
+
+function playNextBig() {
+  if (playing || !bigQueue.length) return;
+  const ev = bigQueue.shift();
+  playing = ev;
+  saveNow();
+  const ms = bigDuration(ev);
+  const record = { event: ev.event, start: performance.now(), end: null, ms };
+  debug.big.push(record);
+  markShown(ev);
+  chime(ev.gift.tier);
+
+  const burst = el("div", { class: "burst" });
+  const count = ev.gift.tier >= 4 ? 36 : 24;
+  for (let i = 0; i < count; i += 1) {
+    const p = el("i", { class: "spark" });
+    p.style.setProperty("--a", `${(360 / count) * i + Math.random() * 8}deg`);
+    p.style.setProperty("--d", `${30 + Math.random() * 22}vmin`);
+    p.style.setProperty("--h", String(Math.floor(Math.random() * 360)));
+    p.style.animationDelay = `${Math.random() * 250}ms`;
+    burst.append(p);
+  }
+  const node = el("div", { class: `show tier-${Math.min(ev.gift.tier, 4)}`, dataset: {
+    event: ev.event, gift: ev.gift.id,
+  } },
+    el("div", { class: "rays" }),
+    burst,
+    el("div", { class: "hero", text: giftEmoji(ev.gift.id, ev.gift.tier) }),
+    el("div", { class: "banner" },
+      avatar(ev.sender, "lg"),
+      el("div", { class: "lines" },
+        el("div", { class: "name", text: ev.sender.name }),
+        el("div", { class: "what" }, "sent ", el("b", { text: ev.gift.name }),
+          ev.count > 1 ? el("span", { class: "times", text: ` ×${ev.count}` }) : null)),
+      el("div", { class: "coins", text: `🪙 ${compact(ev.coins || ev.gift.coins * (ev.count || 1))}` })));
+  node.style.setProperty("--ms", `${ms}ms`);
+  $("big").append(node);
+  setTimeout(() => {
+    record.end = performance.now();
+    fadeOut(node, 400);
+    playing = null;
+    saveNow();
+    setTimeout(playNextBig, BIG_GAP_MS);
+  }, ms);
+}
+
+// ---------------------------------------------------------------------------- highlighted comments
+
+const pins = new Map(); // event id -> {ev, until, node, timer}
+const MAX_PINS = 3;
+
+function pinComment(ev, until) {
+  const left = until - Date.now();
+  if (left <= 0 || pins.has(ev.event)) return false;
+  const tier = String(ev.highlight.tier || "");
+  const node = el("article", { class: `pin ${tier.replace(/[^a-z0-9_-]/gi, "")}`, dataset: {
+    event: ev.event, sender: ev.sender.id,
+  } },
+    el("header", {},
+      avatar(ev.sender, "sm"),
+      el("span", { class: "name", text: ev.sender.name }),
+      el("span", { class: "paid", text: `🪙 ${compact(ev.coins || 0)}` })),
+    el("p", { class: "text", text: ev.text }),
+    el("div", { class: "timer" }));
+  node.querySelector(".timer").style.animationDuration = `${left}ms`;
+  $("pins").prepend(node);
+  const pin = { ev, until, node, timer: setTimeout(() => unpin(ev.event), left) };
+  pins.set(ev.event, pin);
+  while (pins.size > MAX_PINS) {
+    const soonest = Array.from(pins.values()).sort((x, y) => x.until - y.until)[0];
+    unpin(soonest.ev.event);
+  }
+  saveNow();
+  return true;
+}
+
+function unpin(id) {
+  const pin = pins.get(id);
+  if (!pin) return;
+  clearTimeout(pin.timer);
+  pins.delete(id);
+  fadeOut(pin.node);
+  saveNow();
+}
+
+// ---------------------------------------------------------------------------- free comments (optional chat)
+
+function showChat(ev) {
+  const box = $("chat");
+  box.append(el("div", { class: "line", dataset: { event: ev.event } },
+    el("span", { class: "name", text: ev.sender.name }), " ", el("span", { text: ev.text })));
+  while (box.children.length > 6) box.firstElementChild.remove();
+}
+
+// ---------------------------------------------------------------------------- effects
+
+const EFFECT_GLYPHS = {
+  heart_storm: ["💖", "💗", "💕", "❤️"],
+  fireworks: ["✨", "💥", "🌟", "⭐"],
+  spotlight: ["✨"],
+};
+
+function playEffect(ev) {
+  const ms = Math.min(Math.max(ev.effect.duration_ms || 5000, 1500), 20000);
+  const id = ev.effect.id;
+  const layer = el("div", { class: `effect fx-${id.replace(/[^a-z0-9_-]/gi, "")}`, dataset: { event: ev.event } });
+  const glyphs = EFFECT_GLYPHS[id];
+  const n = id === "spotlight" ? 0 : 48;
+  for (let i = 0; i < n; i += 1) {
+    const p = el("i", { class: glyphs ? "glyph" : "flake", text: glyphs ? glyphs[i % glyphs.length] : null });
+    p.style.left = `${Math.random() * 100}%`;
+    p.style.animationDelay = `${Math.random() * Math.max(ms - 2500, 500)}ms`;
+    p.style.animationDuration = `${2200 + Math.random() * 1800}ms`;
+    p.style.setProperty("--h", String(Math.floor(Math.random() * 360)));
+    p.style.setProperty("--drift", `${(Math.random() - 0.5) * 30}vw`);
+    layer.append(p);
+  }
+  const label = el("div", { class: "fx-label" },
+    el("span", { class: "art", text: effectEmoji(id) }),
+    el("b", { text: ev.sender.name }), " triggered ", el("b", { text: ev.effect.name }));
+  $("effects").prepend(layer);
+  $("fx-labels").append(label); // labels of effects at once stack instead of overlapping
+  setTimeout(() => { fadeOut(layer, 800); fadeOut(label, 800); }, ms);
+}
+
+// ---------------------------------------------------------------------------- goal and top gifters
+
+function renderGoal(goal) {
+  const box = $("goal");
+  if (!on("goal") || !goal || !goal.target) { box.hidden = true; return; }
+  const pct = Math.min(100, Math.floor((goal.progress / goal.target) * 100));
+  box.hidden = false;
+  box.classList.toggle("reached", goal.progress >= goal.target);
+  box.replaceChildren(
+    el("div", { class: "row" },
+      el("span", { class: "label" },
+        goal.gift ? el("span", { class: "art", text: giftEmoji(goal.gift, 2) }) : el("span", { class: "art", text: "🎯" }),
+        goal.progress >= goal.target ? "Goal reached!" : "Stream goal"),
+      el("span", { class: "nums" }, el("b", { text: full(goal.progress) }), ` / ${full(goal.target)}`)),
+    el("div", { class: "bar" }, el("div", { class: "fill" }), el("span", { class: "pct", text: `${pct}%` })));
+  box.querySelector(".fill").style.width = `${pct}%`;
+  box.dataset.progress = String(goal.progress);
+  box.dataset.target = String(goal.target);
+}
+
+const MEDALS = ["🥇", "🥈", "🥉"];
+
+function renderTop(top) {
+  const box = $("top");
+  if (!on("top") || !Array.isArray(top) || !top.length) { box.hidden = true; return; }
+  box.hidden = false;
+  box.replaceChildren(
+    el("div", { class: "title", text: "Top gifters" }),
+    ...top.slice(0, 3).map((t, i) => el("div", { class: `row rank-${i + 1}`, dataset: { user: t.user } },
+      el("span", { class: "medal", text: MEDALS[i] }),
+      avatar({ id: t.user, name: t.name }, "sm"),
+      el("span", { class: "name", text: t.name }),
+      el("span", { class: "coins", text: compact(t.coins) }))));
+}
+
+// ---------------------------------------------------------------------------- events
+
+function handle(ev) {
+  if (!ev || typeof ev.seq !== "number") return;
+  debug.received += 1;
+  if (ev.seq <= state.seq || seenIds.has(ev.event)) return;
+  state.seq = ev.seq;
+  state.cursor = ev.cursor;
+  remember(ev.event);
+  try {
+    show(ev);
+  } finally {
+    // The cursor is stored in the same task as the event is shown, so a
+    // reload can neither skip nor repeat it.
+    saveCursor();
+    saveSoon();
+  }
+}
+
+function show(ev) {
+  switch (ev.kind) {
+    case "gift": {
+      const big = ev.gift.tier >= 3 && on("big");
+      if (big) enqueueBig(ev);
+      else if (on("alerts") && showAlert(ev)) { markShown(ev); chime(ev.gift.tier); }
+      break;
+    }
+    case "streak_end":
+      onStreakEnd(ev);
+      break;
+    case "highlight":
+      if (on("comments") && pinComment(ev, Date.now() + (ev.highlight.pin_ms || 30000))) markShown(ev);
+      chime(2);
+      break;
+    case "comment":
+      if (on("chat")) showChat(ev);
+      break;
+    case "effect":
+      if (on("effects")) { playEffect(ev); markShown(ev); }
+      break;
+    case "goal":
+      renderGoal(ev.goal);
+      break;
+    case "leaderboard":
+      renderTop(ev.top);
+      break;
+    case "stream_ended":
+      streamEnded();
+      break;
+    default:
+      break; // a kind from a newer server
+  }
+}
+
+function applySnapshot(snap) {
+  // A snapshot is the room's position now: what follows comes after it.
+  state.seq = snap.seq || 0;
+  state.cursor = snap.cursor || (state.seq === 0 ? "0-0_0" : null);
+  saveNow();
+  renderGoal(snap.goal);
+  renderTop(snap.top);
+  stage.dataset.title = snap.title || "";
+  if (snap.live === false) streamEnded();
+}
+
+// ---------------------------------------------------------------------------- connection
+
+let socket = null;
+let attempt = 0;
+let stopped = false;
+let lastFrameAt = 0;
+let downSince = performance.now();
+let reconnectTimer = 0;
+let fatal = "";
+
+function wsUrl() {
+  const u = new URL("/v1/ws/overlay", location.href);
+  u.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+  u.searchParams.set("stream", stream);
+  u.searchParams.set("key", overlayKey);
+  if (state.cursor) u.searchParams.set("since", state.cursor);
+  return u.toString();
+}
+
+function connect() {
+  clearTimeout(reconnectTimer);
+  if (stopped) return;
+  let ws;
+  try {
+    ws = new WebSocket(wsUrl(), "gifting.json.v1");
+  } catch {
+    scheduleReconnect();
+    return;
+  }
+  socket = ws;
+  let sentSince = Boolean(state.cursor);
+  let refusal = "";
+  ws.onmessage = (e) => {
+    if (socket !== ws) return;
+    if (!lastFrameAt || downSince) { attempt = 0; downSince = 0; fatal = ""; debug.connected = true; updateStatus(); }
+    lastFrameAt = performance.now();
+    let msg;
+    try { msg = JSON.parse(e.data); } catch { return; }
+    if (msg.op === "event") handle(msg);
+    else if (msg.op === "batch") (msg.events || []).forEach(handle);
+    else if (msg.op === "snapshot") applySnapshot(msg);
+    else if (msg.op === "error") {
+      if (msg.code === "cursor_expired") { /* a snapshot follows */ }
+      else if (msg.code === "bad_request" && sentSince) { state.cursor = null; sentSince = false; refusal = "cursor"; }
+      else refusal = msg.code || "error";
+    }
+  };
+  ws.onclose = (e) => {
+    if (socket !== ws) return;
+    socket = null;
+    debug.connected = false;
+    if (!downSince) downSince = performance.now();
+    if (e.code === 1000) { streamEnded(); return; }
+    if (refusal === "cursor") { saveNow(); scheduleReconnect(0); return; }
+    if (e.code === 1008 || refusal) {
+      fatal = !refusal || refusal === "forbidden" || refusal === "unauthorized"
+        ? "Overlay key rejected: copy the overlay link again"
+        : `Overlay refused (${refusal})`;
+      updateStatus();
+      scheduleReconnect(30000); // the link may be fixed meanwhile
+      return;
+    }
+    scheduleReconnect();
+  };
+}
+
+function scheduleReconnect(fixedMs) {
+  if (stopped) return;
+  const ceiling = Math.min(10000, 500 * 2 ** Math.min(attempt, 10));
+  const ms = fixedMs ?? ceiling * (0.5 + Math.random() / 2);
+  attempt += 1;
+  debug.reconnects += 1;
+  clearTimeout(reconnectTimer);
+  reconnectTimer = setTimeout(connect, ms);
+}
+
+function forceReconnect() {
+  const ws = socket;
+  socket = null;
+  debug.connected = false;
+  if (!downSince) downSince = performance.now();
+  if (ws) {
+    ws.onclose = null;
+    ws.onmessage = null;
+    try { ws.close(); } catch { /* already gone */ }
+  }
+  scheduleReconnect(0);
+}
+
+// Keepalive: browsers cannot see WebSocket pings, so ask for a pong now and
+// then; a connection silent for too long is dead even if TCP has not noticed.
+setInterval(() => {
+  if (!socket || socket.readyState !== WebSocket.OPEN) return;
+  if (performance.now() - lastFrameAt > 45000) forceReconnect();
+  else socket.send(JSON.stringify({ op: "ping" }));
+}, 15000);
+setInterval(updateStatus, 1000);
+
+function updateStatus() {
+  const box = $("status");
+  let text = "";
+  if (fatal) text = fatal;
+  else if (!stopped && downSince && performance.now() - downSince > 3000) text = "Reconnecting…";
+  if (!text || !options.status) { box.hidden = true; return; }
+  if (!box.hidden && box.textContent === text) return;
+  box.hidden = false;
+  box.classList.toggle("error", Boolean(fatal));
+  box.replaceChildren(el("span", { class: "dot" }), el("span", { text }));
+}
+
+function streamEnded() {
+  stopped = true;
+  clearTimeout(reconnectTimer);
+  clearTimeout(saveTimer);
+  window.removeEventListener("pagehide", saveNow);
+  try {
+    sessionStorage.removeItem(STORE);
+    sessionStorage.removeItem(CURSOR_STORE);
+  } catch { /* nothing to clear */ }
+  if (stage.querySelector(".ended")) return;
+  const card = el("div", { class: "ended" }, el("b", { text: "Stream ended" }), el("span", { text: "Thanks for watching 💜" }));
+  stage.append(card);
+  setTimeout(() => fadeOut(card, 800), 8000);
+}
+
+// ---------------------------------------------------------------------------- start
+
+for (const w of ALL_WIDGETS.concat(["chat"])) stage.classList.toggle(`no-${w}`, !on(w));
+$("chat").hidden = !on("chat");
+window.addEventListener("pagehide", saveNow);
+
+if (!stream || !overlayKey) {
+  fatal = "This overlay link has no stream or key";
+  updateStatus();
+} else {
+  // Resume what a reload interrupted: pinned comments and queued big gifts.
+  for (const p of Array.isArray(saved.pins) ? saved.pins : []) {
+    if (p && p.ev && p.ev.event) pinComment(p.ev, p.until);
+  }
+  playNextBig();
+  connect();
+}
