@@ -3,6 +3,7 @@
 ``GET /v1/wallet/history?limit=&cursor=`` pages the caller's ledger events
 newest first: ``{"entries": [...], "next": cursor | null}``.
 ``GET /v1/earnings`` gives the caller's earnings as a creator, per stream.
+``GET /v1/wallet/cashouts`` lists the caller's cash-outs as persisted.
 Both need a bearer token and show only the caller's own record. They lag the
 live balances by the persister's lag; 503 ``unavailable`` when the app has no
 PostgreSQL pool.
@@ -23,11 +24,12 @@ from gifting.core.errors import Unavailable
 from gifting.persister.reads import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
+    cashout_history,
     creator_earnings,
     wallet_history,
 )
 
-__all__ = ["get_earnings", "get_wallet_history", "routes"]
+__all__ = ["get_cashout_history", "get_earnings", "get_wallet_history", "routes"]
 
 _T = TypeVar("_T")
 # The database being down is a 503 (retry later), not an internal error.
@@ -71,7 +73,16 @@ async def get_earnings(request: Request) -> JSONResponse:
     return JSONResponse(await _ledger(creator_earnings(_pool(request), caller.user, limit=limit)))
 
 
+async def get_cashout_history(request: Request) -> JSONResponse:
+    """The caller's cash-outs from the durable record, newest first."""
+    caller = principal(request)
+    limit = query_int(request, "limit", DEFAULT_LIMIT, minimum=1, maximum=MAX_LIMIT)
+    rows = await _ledger(cashout_history(_pool(request), caller.user, limit=limit))
+    return JSONResponse({"cashouts": rows})
+
+
 routes: list[BaseRoute] = [
     Route("/v1/wallet/history", get_wallet_history, methods=["GET"]),
     Route("/v1/earnings", get_earnings, methods=["GET"]),
+    Route("/v1/wallet/cashouts", get_cashout_history, methods=["GET"]),
 ]

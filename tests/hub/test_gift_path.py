@@ -263,3 +263,41 @@ async def test_combo_streak_ends_after_the_window(
             await asyncio.sleep(0.4)  # past the window: a new streak starts
             await viewer.send(encode({"op": "gift", "id": "c9", "gift": "rose"}))
             assert (await recv_until(viewer, lambda m: m["op"] == "ack"))["combo"] == 1
+
+
+async def test_effects_highlights_comments_and_the_leaderboard_reach_the_room(
+    hub: HubServer,
+) -> None:
+    stream, key = await hub.stream("lena")
+    await hub.fund("otto")
+    catalog = hub.state.catalog
+    async with hub.overlay(stream, key) as ov, hub.viewer(stream, "otto") as viewer:
+        await recv(ov)
+        await viewer.send(encode({"op": "effect", "id": "fx-1", "effect": "confetti"}))
+        fx = await recv_until(viewer, lambda m: m["op"] == "ack")
+        text = "pin me <b>please</b>"
+        await viewer.send(
+            encode({"op": "comment", "id": "hl-1", "text": text, "highlight": "tier2"})
+        )
+        hl = await recv_until(viewer, lambda m: m["op"] == "ack" and m["id"] == "hl-1")
+        await viewer.send(encode({"op": "comment", "id": "cm-1", "text": "free!"}))
+        await recv_until(viewer, lambda m: m["op"] == "ack" and m["id"] == "cm-1")
+        kinds: dict[str, dict[str, Any]] = {}
+        async with asyncio.timeout(5):  # the leaderboard follows within a second
+            while "leaderboard" not in kinds:
+                msg = decode(await ov.recv())
+                if msg["op"] == "event":
+                    kinds[msg["kind"]] = msg
+    effect = catalog.effects["confetti"]
+    tier = catalog.highlights["tier2"]
+    assert kinds["effect"]["event"] == fx["event"]
+    assert kinds["effect"]["effect"] == {
+        "id": "confetti", "name": effect.name, "duration_ms": effect.duration_ms,
+    }  # fmt: skip
+    assert kinds["highlight"]["event"] == hl["event"]
+    assert kinds["highlight"]["text"] == text
+    assert kinds["highlight"]["highlight"] == {"tier": "tier2", "pin_ms": tier.pin_ms}
+    assert kinds["comment"]["text"] == "free!"
+    spent = effect.coins + tier.coins
+    assert kinds["leaderboard"]["top"] == [{"user": "otto", "name": "otto", "coins": spent}]
+    assert (await hub.state.ledger.wallet("otto")).coins == 700 - spent

@@ -89,6 +89,31 @@ async def test_history_pages_and_earnings(
     assert {e["type"] for e in r.json()["entries"]} == {"credit"}
 
 
+async def test_cashout_history_from_the_ledger(
+    app_client: tuple[httpx.AsyncClient, AppState],
+) -> None:
+    client, state = app_client
+    ledger = state.ledger
+    await ledger.purchase("p-big", "alice", "coins_7000", 9999, "USD")
+    stream = await state.streams.create("bob", "Bob", "live")
+    galaxy = price_gift(state.catalog, "galaxy", 4)
+    await ledger.spend(SpendOrder("alice", "Alice", "g1", galaxy, stream.stream, "bob"), live=True)
+    await caught_up(state.redis, state.keys)  # the persister credits bob's diamonds
+    diamonds = galaxy.coins // 2
+    held = await ledger.request_cashout("bob", diamonds, "co-1")
+    await ledger.settle_cashout(held.cashout, "paid")
+    await caught_up(state.redis, state.keys)
+    r = await client.get("/v1/wallet/cashouts", headers=_auth("bob"))
+    assert r.status_code == 200, r.text
+    (row,) = r.json()["cashouts"]
+    assert row["cashout"] == held.cashout
+    assert row["status"] == "paid"
+    assert row["diamonds"] == diamonds
+    assert row["amount"] == {"amount": diamonds // 2, "currency": "USD"}
+    r = await client.get("/v1/wallet/cashouts", headers=_auth("alice"))
+    assert r.json()["cashouts"] == []
+
+
 @pytest.mark.parametrize(
     "query",
     [
