@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +15,7 @@ import uvicorn
 import websockets
 
 from gifting.api.auth import mint_token
-from gifting.app import AppState, create_app
+from gifting.app import AppState, Extension, create_app
 from gifting.config import Settings
 from gifting.hub.extension import hub_extension
 
@@ -103,8 +103,11 @@ async def serve(
     key_prefix: str,
     *,
     with_persister: bool = False,
+    extensions: Callable[[Settings], list[Extension]] | None = None,
     **overrides: Any,
 ) -> AsyncIterator[HubServer]:
+    """The app on uvicorn on a free port: by default the hub alone (fast to start);
+    ``with_persister`` for every default extension, or the given ``extensions``."""
     settings = Settings(
         REDIS_URL=redis_url,
         DATABASE_URL=database_url,
@@ -115,7 +118,13 @@ async def serve(
     )
     # The default extensions include the persister (its consumer runs when
     # GIFTING_PERSISTER_IN_PROCESS=1); the bare hub is faster to start.
-    app = create_app(settings, extensions=None if with_persister else [hub_extension(settings)])
+    if with_persister:
+        chosen = None
+    elif extensions is not None:
+        chosen = extensions(settings)
+    else:
+        chosen = [hub_extension(settings)]
+    app = create_app(settings, extensions=chosen)
     port = free_port()
     config = uvicorn.Config(
         app,

@@ -9,7 +9,6 @@ every uncaught script error; the ``page`` fixture fails the test on either.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import shutil
 from collections.abc import AsyncIterator
@@ -18,13 +17,10 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-import uvicorn
 
-from gifting.app import create_app
-from gifting.config import Settings
 from gifting.hub.extension import hub_extension
 from gifting.web import web_extension
-from tests.hub.conftest import JWT_SECRET, HubServer, free_port
+from tests.hub.conftest import HubServer, serve
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 HAVE_CHROMIUM = Path(CHROMIUM).exists()
@@ -46,34 +42,12 @@ async def serve_web(
     redis_url: str, database_url: str, key_prefix: str, *, dev: bool = True, **overrides: Any
 ) -> AsyncIterator[HubServer]:
     """The hub and the pages (no persister) on a free port."""
-    settings = Settings(
-        REDIS_URL=redis_url,
-        DATABASE_URL=database_url,
-        GIFTING_KEY_PREFIX=key_prefix,
-        GIFTING_JWT_SECRET=JWT_SECRET,
-        GIFTING_WEBHOOK_SECRET="web-test-webhook-secret-0123456789",
-        GIFTING_DEV=dev,
-        GIFTING_RATE_PER_S=1000,
-        GIFTING_RATE_BURST=2000,
-        **overrides,
-    )
-    app = create_app(settings, extensions=[hub_extension(settings), web_extension(settings)])
-    port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", ws="websockets-sansio",
-        ws_max_size=settings.max_frame_bytes, lifespan="on",
-    )  # fmt: skip
-    server = uvicorn.Server(config)
-    task = asyncio.get_running_loop().create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.02)
-    try:
-        yield HubServer(port, app.state.gifting)
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 15)
+    overrides = {"GIFTING_RATE_PER_S": 1000, "GIFTING_RATE_BURST": 2000} | overrides
+    async with serve(
+        redis_url, database_url, key_prefix, GIFTING_DEV=dev,
+        extensions=lambda s: [hub_extension(s), web_extension(s)], **overrides,
+    ) as server:  # fmt: skip
+        yield server
 
 
 @pytest_asyncio.fixture(loop_scope="session")
