@@ -25,7 +25,7 @@ run: install
 	GIFTING_DEV=$${GIFTING_DEV:-1} $(BIN)/gifting serve --host $(HOST) --port $(PORT)
 
 lint: install
-	$(BIN)/ruff check gifting tests clients
+	$(BIN)/ruff check gifting tests clients loadtest
 	$(BIN)/lint-imports
 
 typecheck: install
