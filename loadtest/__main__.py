@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import inspect
 import sys
 from pathlib import Path
 
@@ -190,23 +189,14 @@ def _config(a: argparse.Namespace) -> object:
     )  # fmt: skip
 
 
-def _bench(args: list[str]) -> int:
-    from loadtest import bench
-
-    entry = bench.main
-    if inspect.signature(entry).parameters:
-        code = entry(args)
-    else:
-        sys.argv = ["python -m loadtest bench", *args]
-        code = entry()
-    return int(code or 0)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the command; the exit status (0 passed, 1 a check failed, 2 could not run)."""
-    a = _parser().parse_args(argv)
-    if a.command == "bench":
-        return _bench(a.args)
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["bench"]:  # its own options, parsed by loadtest.bench
+        from loadtest import bench
+
+        return bench.main(args[1:])
+    a = _parser().parse_args(args)
     from loadtest.server import ConfigError
     from loadtest.storm import StormError, run_storm
     from loadtest.trace import TraceError

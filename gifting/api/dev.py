@@ -43,8 +43,11 @@ async def dev_purchase(request: Request) -> JSONResponse:
     state = app_state(request)
     package = state.catalog.package_by_id(body.string("package", max_length=64))
     result = await state.ledger.purchase(
-        new_id("dev", now_ms()), caller.user, package.id,
-        package.price.amount, package.price.currency,
+        new_id("dev", now_ms()),
+        caller.user,
+        package.id,
+        package.price.amount,
+        package.price.currency,
     )
     return JSONResponse(
         {

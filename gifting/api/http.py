@@ -265,9 +265,7 @@ class JsonObject:
         return value
 
 
-def query_int(
-    conn: HTTPConnection, name: str, default: int, *, minimum: int, maximum: int
-) -> int:
+def query_int(conn: HTTPConnection, name: str, default: int, *, minimum: int, maximum: int) -> int:
     """Query parameter ``name`` as an integer in range, ``default`` when absent."""
     raw = conn.query_params.get(name)
     if raw is None:

@@ -73,9 +73,7 @@ def _parse(header: str) -> tuple[int, list[str]]:
     return timestamp, digests
 
 
-def verify(
-    secret: str, header: str | None, body: bytes, *, tolerance_s: int = 300
-) -> int:
+def verify(secret: str, header: str | None, body: bytes, *, tolerance_s: int = 300) -> int:
     """Check a webhook's signature header against its raw body; return its timestamp.
 
     Raises ``Unauthorized`` with a clear message when the header is missing or

@@ -82,8 +82,9 @@ async def create_stream(request: Request) -> JSONResponse:
     title = body.string("title", max_length=MAX_TITLE_LENGTH)
     state = app_state(request)
     stream = await state.streams.create(caller.user, caller.name, title)
-    return JSONResponse({**await _public(state.streams, stream), **_overlay(request, stream)},
-                        status_code=201)
+    return JSONResponse(
+        {**await _public(state.streams, stream), **_overlay(request, stream)}, status_code=201
+    )
 
 
 async def get_stream(request: Request) -> JSONResponse:

@@ -62,7 +62,10 @@ async def purchase_webhook(request: Request) -> JSONResponse:
     result = await app_state(request).ledger.purchase(purchase_id, user, package, amount, currency)
     log.info(
         "purchase %s: %d coins to %s%s",
-        purchase_id, result.coins, user, " (replay)" if result.replayed else "",
+        purchase_id,
+        result.coins,
+        user,
+        " (replay)" if result.replayed else "",
     )
     return JSONResponse(
         {
@@ -82,7 +85,10 @@ async def refund_webhook(request: Request) -> JSONResponse:
     result = await app_state(request).ledger.refund(purchase_id)
     log.info(
         "refund %s: %d coins from %s%s",
-        purchase_id, result.coins, result.user, " (replay)" if result.replayed else "",
+        purchase_id,
+        result.coins,
+        result.user,
+        " (replay)" if result.replayed else "",
     )
     return JSONResponse(
         {

@@ -400,8 +400,14 @@ class OutboxConsumer:
         spends = [e for e in events if e.type == "spend" and e.creator]
         if not spends:
             return
+        # Most spends were settled by their hub already: one EXISTS each finds
+        # them (the markers credit.lua sets), and only the rest run the script.
+        credited = await self.ledger.scripts.exists_many(
+            [self.ledger.keys.credit_done(e.creator, e.event_id) for e in spends], lane="persister"
+        )
+        todo = [e for e, done in zip(spends, credited, strict=True) if not done]
         now = self.ledger.clock()
-        for start in range(0, len(spends), self.credit_pipeline):
+        for start in range(0, len(todo), self.credit_pipeline):
             calls = [
                 self.ledger.credit_call(
                     spend_event=e.event_id,
@@ -411,7 +417,7 @@ class OutboxConsumer:
                     sender=e.user,
                     now=now,
                 )
-                for e in spends[start : start + self.credit_pipeline]
+                for e in todo[start : start + self.credit_pipeline]
             ]
             for result in await self.ledger.scripts.run_many(calls, lane="persister"):
                 if isinstance(result, Exception):

@@ -157,8 +157,20 @@ class RoomLog:
         return Emitted(int(seq), cursor, status == "replay")
 
     async def emit_spends(self, entries: list[dict[str, str]]) -> None:
-        """Emit the room events of settled spends, once each, in one pipeline (repair path)."""
-        calls = [ScriptCall("emit", *self.spend_emit_args(e)) for e in entries if e.get("stream")]
+        """Emit the room events of settled spends, once each, in one pipeline (repair path).
+
+        One EXISTS per event first (the marker emit.lua sets): the hub emitted
+        almost all of them already, and only the rest run the script.
+        """
+        entries = [e for e in entries if e.get("stream")]
+        shown = await self.scripts.exists_many(
+            [self.keys.room_emitted(e["stream"], e["event"]) for e in entries], lane="repair"
+        )
+        calls = [
+            ScriptCall("emit", *self.spend_emit_args(e))
+            for e, done in zip(entries, shown, strict=True)
+            if not done
+        ]
         for reply in await self.scripts.run_many(calls):
             if isinstance(reply, Exception):
                 raise reply

@@ -107,6 +107,19 @@ class Scripts:
         )
         return [_reply(r) for r in raw]
 
+    async def exists_many(self, keys: Sequence[str], lane: str = "default") -> list[bool]:
+        """Whether each key exists, in one round trip (cheap checks before idempotent repairs)."""
+        if not keys:
+            return []
+        wire = self._lanes.get(lane)
+        if wire is None:
+            wire = self._lanes[lane] = WirePipeline.like(self._redis)
+        replies = await wire.execute([["EXISTS", k] for k in keys])
+        for r in replies:
+            if isinstance(r, Exception):
+                raise r
+        return [bool(r) for r in replies]
+
     async def close(self) -> None:
         """Close the lanes' connections."""
         for wire in self._lanes.values():
