@@ -28,6 +28,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.websockets import WebSocket
 
 from gifting.api.auth import Principal, principal_from_connection
+from gifting.core.describe import json_kind, short
 from gifting.core.errors import (
     BadRequest,
     GiftingError,
@@ -108,7 +109,7 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     obj: dict[str, Any] = {}
     for key, value in pairs:
         if key in obj:
-            raise BadRequest(f"duplicate field {_show(key)} in a JSON object")
+            raise BadRequest(f"duplicate field {short(key)} in a JSON object")
         obj[key] = value
     return obj
 
@@ -136,36 +137,13 @@ def decode_json_object(raw: bytes, *, allow_empty: bool = False) -> dict[str, ob
     except ValueError:  # an integer of thousands of digits (sys.get_int_max_str_digits)
         raise BadRequest("the body holds a number with too many digits") from None
     if not isinstance(data, dict):
-        raise BadRequest(f"the body must be a JSON object, got {_kind(data)}")
+        raise BadRequest(f"the body must be a JSON object, got {json_kind(data)}")
     return data
 
 
 async def read_json(request: Request, *, allow_empty: bool = False) -> dict[str, object]:
     """Read and decode a bounded JSON-object body (see :func:`read_body`)."""
     return decode_json_object(await read_body(request), allow_empty=allow_empty)
-
-
-def _kind(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number with a fraction or exponent"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
-
-
-def _show(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 class JsonObject:
@@ -186,7 +164,7 @@ class JsonObject:
         allowed = [*required, *optional]
         unknown = [key for key in data if key not in allowed]
         if unknown:
-            names = ", ".join(_show(k) for k in unknown[:5])
+            names = ", ".join(short(k) for k in unknown[:5])
             hint = ", ".join(repr(k) for k in allowed) or "none"
             raise BadRequest(f"unknown field {names} (allowed: {hint})")
         missing = [key for key in required if key not in data]
@@ -202,11 +180,11 @@ class JsonObject:
         """Field ``name`` as an integer in ``minimum..maximum``."""
         value = self.data.get(name)
         if isinstance(value, bool) or not isinstance(value, int):
-            raise BadRequest(f"field {name!r} must be an integer, got {_kind(value)}")
+            raise BadRequest(f"field {name!r} must be an integer, got {json_kind(value)}")
         if value < minimum:
             raise BadRequest(f"field {name!r} must be at least {minimum}, got {value}")
         if value > maximum:
-            raise BadRequest(f"field {name!r} must be at most {maximum}, got {_show(value)}")
+            raise BadRequest(f"field {name!r} must be at most {maximum}, got {short(value)}")
         return value
 
     def integer_or_null(
@@ -223,14 +201,14 @@ class JsonObject:
             return default
         value = self.data[name]
         if not isinstance(value, bool):
-            raise BadRequest(f"field {name!r} must be true or false, got {_kind(value)}")
+            raise BadRequest(f"field {name!r} must be true or false, got {json_kind(value)}")
         return value
 
     def string(self, name: str, *, max_length: int, min_length: int = 0) -> str:
         """Field ``name`` as a string of ``min_length..max_length`` characters, valid UTF-8."""
         value = self.data.get(name)
         if not isinstance(value, str):
-            raise BadRequest(f"field {name!r} must be a string, got {_kind(value)}")
+            raise BadRequest(f"field {name!r} must be a string, got {json_kind(value)}")
         if len(value) > max_length:
             raise BadRequest(f"field {name!r} is longer than {max_length} characters")
         if len(value) < min_length:
@@ -261,7 +239,7 @@ class JsonObject:
         value = self.data.get(name)
         if not isinstance(value, str) or value not in allowed:
             choices = " or ".join(repr(o) for o in allowed)
-            raise BadRequest(f"field {name!r} must be {choices}, got {_show(value)}")
+            raise BadRequest(f"field {name!r} must be {choices}, got {short(value)}")
         return value
 
 

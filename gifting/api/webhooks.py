@@ -23,6 +23,7 @@ from gifting.api.http import (
     read_body,
 )
 from gifting.api.signatures import SIGNATURE_HEADER, verify
+from gifting.store.ledger import PurchaseResult
 
 __all__ = ["payout_webhook", "purchase_webhook", "refund_webhook", "routes"]
 
@@ -48,6 +49,19 @@ def _replayed(flag: bool) -> dict[str, str]:
     return {REPLAYED_HEADER: "true" if flag else "false"}
 
 
+def _purchase_answer(what: str, result: PurchaseResult, **extra: object) -> JSONResponse:
+    """The answer (and log line) of a purchase or a refund; a replay repeats the first."""
+    log.info(
+        "%s %s: %d coins, %s%s", what, result.purchase_id, result.coins, result.user,
+        " (replay)" if result.replayed else "",
+    )  # fmt: skip
+    body = {
+        "purchase_id": result.purchase_id, "user": result.user, "coins": result.coins,
+        "balance": result.balance, **extra,
+    }  # fmt: skip
+    return JSONResponse(body, headers=_replayed(result.replayed))
+
+
 async def purchase_webhook(request: Request) -> JSONResponse:
     """Credit a completed purchase: ``{"purchase_id","user","package","amount","currency"}``."""
     body = JsonObject(
@@ -60,22 +74,7 @@ async def purchase_webhook(request: Request) -> JSONResponse:
     amount = body.integer("amount", minimum=1, maximum=MAX_SAFE_INTEGER)
     currency = body.string("currency", max_length=8, min_length=1)
     result = await app_state(request).ledger.purchase(purchase_id, user, package, amount, currency)
-    log.info(
-        "purchase %s: %d coins to %s%s",
-        purchase_id,
-        result.coins,
-        user,
-        " (replay)" if result.replayed else "",
-    )
-    return JSONResponse(
-        {
-            "purchase_id": result.purchase_id,
-            "user": result.user,
-            "coins": result.coins,
-            "balance": result.balance,
-        },
-        headers=_replayed(result.replayed),
-    )
+    return _purchase_answer("purchase", result)
 
 
 async def refund_webhook(request: Request) -> JSONResponse:
@@ -83,23 +82,7 @@ async def refund_webhook(request: Request) -> JSONResponse:
     body = JsonObject(await _signed_body(request), required=("purchase_id",))
     purchase_id = body.ident("purchase_id")
     result = await app_state(request).ledger.refund(purchase_id)
-    log.info(
-        "refund %s: %d coins from %s%s",
-        purchase_id,
-        result.coins,
-        result.user,
-        " (replay)" if result.replayed else "",
-    )
-    return JSONResponse(
-        {
-            "purchase_id": result.purchase_id,
-            "user": result.user,
-            "coins": result.coins,
-            "balance": result.balance,
-            "refunded": True,
-        },
-        headers=_replayed(result.replayed),
-    )
+    return _purchase_answer("refund", result, refunded=True)
 
 
 async def payout_webhook(request: Request) -> JSONResponse:

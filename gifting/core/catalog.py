@@ -31,7 +31,9 @@ from math import gcd
 from pathlib import Path
 from typing import Final, NoReturn, Protocol, TypeVar
 
+from gifting.core.describe import described, short
 from gifting.core.errors import UnknownItem
+from gifting.core.money import diamonds_earned
 
 __all__ = [
     "DEFAULT_CATALOG_SOURCE",
@@ -287,7 +289,7 @@ class Catalog:
         ``floor(coins_received × creator_share_bps / 10,000)``; the credit of one
         gift is ``diamonds_earned(C + N) - diamonds_earned(C)`` on the running total.
         """
-        return coins_received * self.creator_share_bps // 10_000
+        return diamonds_earned(coins_received, self.creator_share_bps)
 
 
 class _HasId(Protocol):
@@ -301,43 +303,11 @@ _T = TypeVar("_T", bound=_HasId)
 def _lookup(section: dict[str, _T], kind: str, item_id: str) -> _T:
     item = section.get(item_id) if isinstance(item_id, str) else None
     if item is None:
-        raise UnknownItem(f"unknown {kind} {_show(item_id)}")
+        raise UnknownItem(f"unknown {kind} {short(item_id)}")
     return item
 
 
 # --------------------------------------------------------------------------- parsing
-
-
-def _show(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _got(value: object) -> str:
-    """Describe a bad value for an error message: its JSON kind and its text."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"boolean {str(value).lower()}"
-    return f"{_kind(value)} {_show(value)}"
-
-
-def _kind(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "float"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
 
 
 class _Reader:
@@ -351,10 +321,10 @@ class _Reader:
 
     def fields(self, value: object, where: str, keys: tuple[str, ...]) -> dict[str, object]:
         if not isinstance(value, dict):
-            self.fail(where, f"must be an object, got {_got(value)}")
+            self.fail(where, f"must be an object, got {described(value)}")
         unknown = [k for k in value if k not in keys]
         if unknown:
-            names = ", ".join(_show(k) for k in unknown)
+            names = ", ".join(short(k) for k in unknown)
             allowed = ", ".join(repr(k) for k in keys)
             self.fail(where, f"unknown key {names} (allowed: {allowed})")
         missing = [k for k in keys if k not in value]
@@ -365,7 +335,7 @@ class _Reader:
     def integer(self, obj: dict[str, object], key: str, where: str, lo: int, hi: int) -> int:
         value = obj[key]
         if isinstance(value, bool) or not isinstance(value, int):
-            self.fail(where, f"field {key!r} must be an integer, got {_got(value)}")
+            self.fail(where, f"field {key!r} must be an integer, got {described(value)}")
         if not lo <= value <= hi:
             self.fail(where, f"field {key!r} must be between {lo} and {hi}, got {value}")
         return value
@@ -376,13 +346,13 @@ class _Reader:
     def boolean(self, obj: dict[str, object], key: str, where: str) -> bool:
         value = obj[key]
         if not isinstance(value, bool):
-            self.fail(where, f"field {key!r} must be true or false, got {_got(value)}")
+            self.fail(where, f"field {key!r} must be true or false, got {described(value)}")
         return value
 
     def ident(self, obj: dict[str, object], where: str) -> str:
         value = obj["id"]
         if not isinstance(value, str) or not _ID_RE.fullmatch(value):
-            self.fail(where, f"field 'id' must match [a-z0-9_]{{1,32}}, got {_show(value)}")
+            self.fail(where, f"field 'id' must match [a-z0-9_]{{1,32}}, got {short(value)}")
         return value
 
     def name(self, obj: dict[str, object], where: str) -> str:
@@ -396,7 +366,7 @@ class _Reader:
             self.fail(
                 where,
                 f"field 'name' must be a non-empty printable string of at most "
-                f"{MAX_NAME_LENGTH} characters without surrounding spaces, got {_show(value)}",
+                f"{MAX_NAME_LENGTH} characters without surrounding spaces, got {short(value)}",
             )
         return value
 
@@ -405,7 +375,7 @@ class _Reader:
         if not isinstance(value, str) or not _CURRENCY_RE.fullmatch(value):
             self.fail(
                 where,
-                f"field 'currency' must be 3 upper-case letters (ISO 4217), got {_show(value)}",
+                f"field 'currency' must be 3 upper-case letters (ISO 4217), got {short(value)}",
             )
         return value
 
@@ -475,7 +445,7 @@ def _section(
 ) -> dict[str, _T]:
     items = top[key]
     if not isinstance(items, list):
-        r.fail(key, f"must be an array, got {_got(items)}")
+        r.fail(key, f"must be an array, got {described(items)}")
     if non_empty and not items:
         r.fail(key, "must not be empty")
     if len(items) > MAX_ENTRIES:
