@@ -15,6 +15,7 @@ import importlib.util
 import logging
 import os
 import re
+import signal
 from contextlib import ExitStack
 from typing import Annotated, Any, Final
 
@@ -108,6 +109,10 @@ def _start_embedded(settings: Settings, stack: ExitStack) -> None:
         os.environ.setdefault("GIFTING_PERSISTER_IN_PROCESS", "1")
 
 
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def _refuse_default_secrets(settings: Settings) -> None:
     if settings.dev:
         return
@@ -137,6 +142,10 @@ def serve(
     settings = Settings()
     _refuse_default_secrets(settings)
     port = _default_port() if port is None else port
+    # uvicorn re-raises the signal that stopped it once it is done; with the
+    # default SIGTERM action that would kill this process before the embedded
+    # servers are stopped. Turned into SystemExit, the ExitStack unwinds.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     with ExitStack() as stack:
         _start_embedded(settings, stack)
         shown_host = f"[{host}]" if ":" in host else host
