@@ -26,12 +26,12 @@ from gifting.core.events import (
     stream_ended_event,
 )
 from gifting.core.ids import new_id
-from gifting.core.pricing import Priced, check_comment
+from gifting.core.pricing import check_comment
 from gifting.hub.broker import RoomBroker
 from gifting.hub.room import Member, Room
 from gifting.hub.spends import Settled, SpendPipeline
 from gifting.store.keys import Keys
-from gifting.store.ledger import Ledger, SpendOrder, SpendResult
+from gifting.store.ledger import Ledger
 from gifting.store.rooms import RoomLog
 from gifting.store.streams import Streams
 
@@ -166,20 +166,6 @@ class Hub:
                 self._buckets.clear()
         if not bucket.take():
             raise RateLimited("too many messages; slow down")
-
-    async def spend(
-        self,
-        user: str,
-        name: str,
-        client_id: str,
-        priced: Priced,
-        stream: str,
-        creator: str,
-        text: str = "",
-    ) -> SpendResult:
-        """Debit a spend through the batched pipeline; resolves when it is acked."""
-        order = SpendOrder(user, name, client_id, priced, stream, creator, text)
-        return await self.pipeline.submit(order)
 
     async def comment(self, stream: str, user: str, name: str, client_id: str, text: object) -> str:
         """Post a free comment to the room, once per client id; returns its event id."""

@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 
 from gifting.clock import now_ms
 from gifting.core.errors import GiftingError, Unavailable
+from gifting.hub import metrics
 from gifting.store.keys import Keys
 from gifting.store.ledger import Ledger, SpendOrder, SpendResult
 from gifting.store.rooms import RoomLog
@@ -99,8 +100,6 @@ class SpendPipeline:
                             fut.set_exception(Unavailable("the ledger is unavailable; retry"))
 
     async def _debit(self, batch: list[tuple[SpendOrder, asyncio.Future[SpendResult]]]) -> None:
-        from gifting.hub import metrics
-
         metrics.BATCH_SIZE.observe(len(batch))
         streams = sorted({o.stream for o, _ in batch if o.stream})
         live: dict[str, bool] = {}
