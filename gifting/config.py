@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     history_max_events: int = Field(default=10_000, alias="GIFTING_HISTORY_MAX_EVENTS")
     history_max_age_s: int = Field(default=600, alias="GIFTING_HISTORY_MAX_AGE")
     max_frame_bytes: int = Field(default=16 * 1024, alias="GIFTING_MAX_FRAME_BYTES")
+    # Viewers get a room's events joined into one batch frame at most this often
+    # (0: once per loop tick). Overlays always get every event at once.
+    viewer_batch_ms: int = Field(default=25, alias="GIFTING_VIEWER_BATCH_MS")
     send_queue_frames: int = Field(default=256, alias="GIFTING_SEND_QUEUE_FRAMES")
     rate_per_s: float = Field(default=20.0, alias="GIFTING_RATE_PER_S")
     rate_burst: int = Field(default=40, alias="GIFTING_RATE_BURST")

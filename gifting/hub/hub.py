@@ -115,7 +115,7 @@ class Hub:
         async with lock:
             room = self.rooms.get(stream)
             if room is None:
-                room = Room(stream, self.roomlog.since)
+                room = Room(stream, self.roomlog.since, self.settings.viewer_batch_ms / 1000)
                 last = await self.roomlog.last_cursor(stream)
                 if last is not None:
                     room.last_cursor = last

@@ -72,8 +72,10 @@ class Member:
 class Room:
     """The members of one stream on this hub, fed by the broker."""
 
-    def __init__(self, stream: str, fetch_since: FetchSince) -> None:
+    def __init__(self, stream: str, fetch_since: FetchSince, viewer_batch_s: float = 0.0) -> None:
         self.stream = stream
+        # Viewers' events are joined into one frame per this interval (0: per loop tick).
+        self.viewer_batch_s = viewer_batch_s
         self.overlays: list[Member] = []
         self.viewers: list[Member] = []
         self.last_seq = 0
@@ -150,7 +152,11 @@ class Room:
             self._viewer_batch.append(entry)
             if not self._flush_scheduled:
                 self._flush_scheduled = True
-                asyncio.get_running_loop().call_soon(self.flush_viewers)
+                loop = asyncio.get_running_loop()
+                if self.viewer_batch_s > 0:
+                    loop.call_later(self.viewer_batch_s, self.flush_viewers)
+                else:
+                    loop.call_soon(self.flush_viewers)
         if _ENDED in entry.body:
             self.ended = True
             asyncio.get_running_loop().call_soon(self.close_all, CloseCode.NORMAL, "stream ended")
