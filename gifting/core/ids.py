@@ -51,6 +51,15 @@ def new_id(prefix: str, now_ms: int) -> str:
     return f"{prefix}{now_ms:011x}{secrets.token_hex(5)}"
 
 
+def credit_event_id(spend_event: str) -> str:
+    """The event id of the creator credit for spend ``spend_event`` (``e...`` -> ``c...``).
+
+    Deterministic, so the hub, the persister's repair and PostgreSQL all agree
+    on it and the credit is deduplicated everywhere.
+    """
+    return "c" + spend_event[1:]
+
+
 def fingerprint(*parts: object) -> str:
     """A short stable digest of a payload, to tell a retry from a reuse of its id."""
     joined = "\x1f".join(str(p) for p in parts)

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field, replace
 from typing import Final, Literal, cast
 
 from gifting.core.errors import BadRequest
-from gifting.core.ids import check_id
+from gifting.core.ids import check_id, credit_event_id
 
 __all__ = [
     "DIAMOND_ISSUANCE",
@@ -54,7 +54,6 @@ __all__ = [
     "StreamDelta",
     "aggregate",
     "creator_received",
-    "credit_event_for",
     "imbalance",
     "parse_entry",
     "plan_rows",
@@ -106,15 +105,6 @@ def user_paid(user: str) -> str:
 def creator_received(creator: str) -> str:
     """The coins received by ``creator`` (gifts, effects, highlights in their streams)."""
     return f"creator:{creator}:received"
-
-
-def credit_event_for(spend_event: str) -> str:
-    """The event id of the creator credit of spend ``spend_event``.
-
-    The same rule as ``gifting.store.ledger.credit_event_id`` (kept here so this
-    module depends on nothing with I/O; a test pins the two together).
-    """
-    return "c" + spend_event[1:]
 
 
 class MalformedEntry(ValueError):
@@ -302,7 +292,7 @@ def _spend(r: _Reader, head: LedgerEvent) -> LedgerEvent:
 def _credit(r: _Reader, head: LedgerEvent) -> LedgerEvent:
     creator = head.user
     spend_event = r.ident("spend_event")
-    if head.event_id != credit_event_for(spend_event):
+    if head.event_id != credit_event_id(spend_event):
         raise MalformedEntry(f"credit event id does not derive from spend {spend_event!r}")
     coins = r.integer("coins", 1)
     diamonds = r.integer("diamonds", 0)

@@ -39,7 +39,7 @@ from gifting.core.errors import (
     UnknownItem,
     Unprocessable,
 )
-from gifting.core.ids import check_id, fingerprint, new_event_id, new_id
+from gifting.core.ids import check_id, credit_event_id, fingerprint, new_event_id, new_id
 from gifting.core.money import MAX_SPEND_COINS, day_of, month_of
 from gifting.core.pricing import Priced
 from gifting.store.keys import SHARDS, Keys, shard_of
@@ -534,7 +534,3 @@ class Ledger:
         raw = await self.redis.hget(self.keys.wallet(user), "badge")
         return None if raw is None else raw.decode()
 
-
-def credit_event_id(spend_event: str) -> str:
-    """The event id of the creator credit for spend ``spend_event`` (deterministic)."""
-    return "c" + spend_event[1:]

@@ -13,11 +13,12 @@ from redis.exceptions import RedisError
 
 from gifting.core.catalog import Catalog
 from gifting.core.errors import GiftingError
+from gifting.core.ids import credit_event_id
 from gifting.core.pricing import price_badge, price_effect, price_gift
 from gifting.persister.audit import AuditReport, run_audit
 from gifting.persister.progress import wait_caught_up
 from gifting.store.keys import Keys
-from gifting.store.ledger import Ledger, SpendOrder, credit_event_id
+from gifting.store.ledger import Ledger, SpendOrder
 
 
 @dataclass

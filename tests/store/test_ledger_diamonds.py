@@ -23,9 +23,10 @@ from gifting.core.errors import (
     InsufficientFunds,
     NotFound,
 )
+from gifting.core.ids import credit_event_id
 from gifting.core.money import diamonds_earned, diamonds_for_spend
 from gifting.store.keys import Keys, shard_of
-from gifting.store.ledger import Cashout, Ledger, SpendResult, credit_event_id
+from gifting.store.ledger import Cashout, Ledger, SpendResult
 
 from .support import FakeClock, buy, gift_order, of_type, outbox_entries, snapshot
 
