@@ -182,43 +182,19 @@ def _close(transport: WSTransport, frame: WSFrame) -> int:
     return int(code.value) if isinstance(code, WSCloseCode) else int(code)
 
 
-class ViewerClient(WSListener):
-    """One viewer's connection: sends, replies checked against the wallet model."""
+class _Reconnecting(WSListener):
+    """A storm connection that reconnects by itself (same ids, or ``since=``) until closing."""
 
-    def __init__(
-        self, shared: Shared, spec: ViewerSpec, url: str, token: str, room_symbol: str
-    ) -> None:
-        self.shared = shared
-        self.spec = spec
-        self.url = url
-        self.token = token
-        self.room_symbol = room_symbol
-        self.model = WalletModel(0)
-        #: every request sent, in order (answered ones leave from the left)
-        self.order: deque[Req] = deque()
-        #: client id -> its requests in flight (a retry may follow its original)
-        self.by_id: dict[str, deque[Req]] = {}
-        #: requests without an answer yet
-        self.outstanding = 0
-        self.transport: WSTransport | None = None
-        self.spendable = 0
-        self.refusals = 0
-        self.done = False
-        self.planned: deque[tuple[str, int, str | None]] = deque()
-        self._reconnecting = False
+    shared: Shared
+    transport: WSTransport | None = None
+    _reconnecting: bool = False
 
-    # -- connection ----------------------------------------------------------------
     async def connect(self) -> None:
         """Open the connection (raises if the server refuses)."""
-        await ws_connect(
-            lambda: self,
-            self.url,
-            extra_headers={
-                "Authorization": f"Bearer {self.token}",
-                "Sec-WebSocket-Protocol": SUBPROTOCOL,
-            },
-            enable_auto_pong=True,
-        )
+        raise NotImplementedError
+
+    def _reconnected(self) -> None:
+        """Called once a reconnect succeeded."""
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         self.transport = transport
@@ -239,12 +215,7 @@ class ViewerClient(WSListener):
                     await self.connect()
                 except Exception:  # refused, reset, timed out: try again
                     continue
-                self.shared.counts.viewer_reconnects += 1
-                now = time.monotonic_ns()
-                for req in self.order:  # the same ids: the server answers them once
-                    if not req.done:
-                        req.sent_ns = now
-                        self._write(req.frame)
+                self._reconnected()
                 return
         finally:
             self._reconnecting = False
@@ -254,6 +225,51 @@ class ViewerClient(WSListener):
         if self.transport is not None:
             self.transport.send_close(WSCloseCode.OK)
             self.transport.disconnect()
+
+
+class ViewerClient(_Reconnecting):
+    """One viewer's connection: sends, replies checked against the wallet model."""
+
+    def __init__(
+        self, shared: Shared, spec: ViewerSpec, url: str, token: str, room_symbol: str
+    ) -> None:
+        self.shared = shared
+        self.spec = spec
+        self.url = url
+        self.token = token
+        self.room_symbol = room_symbol
+        self.model = WalletModel(0)
+        #: every request sent, in order (answered ones leave from the left)
+        self.order: deque[Req] = deque()
+        #: client id -> its requests in flight (a retry may follow its original)
+        self.by_id: dict[str, deque[Req]] = {}
+        #: requests without an answer yet
+        self.outstanding = 0
+        self.spendable = 0
+        self.refusals = 0
+        self.done = False
+        self.planned: deque[tuple[str, int, str | None]] = deque()
+
+    # -- connection ----------------------------------------------------------------
+    async def connect(self) -> None:
+        """Open the connection (raises if the server refuses)."""
+        await ws_connect(
+            lambda: self,
+            self.url,
+            extra_headers={
+                "Authorization": f"Bearer {self.token}",
+                "Sec-WebSocket-Protocol": SUBPROTOCOL,
+            },
+            enable_auto_pong=True,
+        )
+
+    def _reconnected(self) -> None:
+        self.shared.counts.viewer_reconnects += 1
+        now = time.monotonic_ns()
+        for req in self.order:  # the same ids: the server answers them once
+            if not req.done:
+                req.sent_ns = now
+                self._write(req.frame)
 
     def _write(self, frame: bytes) -> None:
         t = self.transport
@@ -380,7 +396,7 @@ class ViewerClient(WSListener):
         self.send(again, time.monotonic_ns())
 
 
-class OverlayClient(WSListener):
+class OverlayClient(_Reconnecting):
     """One overlay connection: checks order and exactly-once as events arrive."""
 
     def __init__(self, shared: Shared, report: OverlayReport, base_url: str) -> None:
@@ -391,8 +407,6 @@ class OverlayClient(WSListener):
         self.last_cursor: str | None = None
         self.seen: set[str] = set()
         self.snapshot = asyncio.Event()
-        self.transport: WSTransport | None = None
-        self._reconnecting = False
 
     async def connect(self) -> None:
         """Open the connection (with ``since=`` after a reconnect)."""
@@ -411,32 +425,11 @@ class OverlayClient(WSListener):
         self.report.connected = True
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
-        self.transport = None
         self.report.connected = False
-        if not self.shared.closing and not self._reconnecting:
-            self._reconnecting = True
-            asyncio.get_running_loop().create_task(self._reconnect())
+        super().on_ws_disconnected(transport)
 
-    async def _reconnect(self) -> None:
-        try:
-            for _ in range(RECONNECT_ATTEMPTS):
-                await asyncio.sleep(RECONNECT_DELAY_S)
-                if self.shared.closing:
-                    return
-                try:
-                    await self.connect()
-                except Exception:
-                    continue
-                self.report.reconnects += 1
-                return
-        finally:
-            self._reconnecting = False
-
-    def close(self) -> None:
-        """Close the connection (normal closure)."""
-        if self.transport is not None:
-            self.transport.send_close(WSCloseCode.OK)
-            self.transport.disconnect()
+    def _reconnected(self) -> None:
+        self.report.reconnects += 1
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         kind = frame.msg_type
