@@ -2,18 +2,36 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
 PORT ?= 8000
 HOST ?= 127.0.0.1
 
-.PHONY: install run test lint typecheck unit test-external bench bench-quick clean browser
+.PHONY: install lock versions run test lint typecheck unit test-external bench bench-quick clean browser
 
-$(STAMP): pyproject.toml clients/python/pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]' -e clients/python
-	touch $(STAMP)
+# Every Python package comes from uv.lock (hashes included); uv itself is
+# pinned by hash in requirements/uv.txt and kept in .tools/, outside the
+# project's environment, which `uv sync` keeps exact.
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+export UV_PYTHON ?= $(PYTHON)
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-install: $(STAMP)
+$(UV): requirements/uv.txt
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install -q --disable-pip-version-check --require-hashes --no-deps -r requirements/uv.txt
+	touch $(UV)
+
+# `--locked`: fails, changing nothing, when pyproject.toml and uv.lock disagree
+# (run `make lock` and commit uv.lock).
+install: $(UV)
+	@$(UV) sync --quiet --locked --all-extras --all-packages
+
+lock: $(UV)
+	$(UV) lock
+
+# The versions this run uses, for the log.
+versions: install
+	@$(BIN)/python -c "import importlib.metadata as m; print('installed from uv.lock:', ', '.join(f'{p} {m.version(p)}' for p in ('ruff', 'mypy', 'pytest', 'redis', 'uvicorn', 'starlette', 'websockets', 'msgspec', 'asyncpg')))"
 
 # Debian's Chromium drives the browser tests (Playwright downloads are blocked here).
 browser:
@@ -38,7 +56,7 @@ PYTEST = d=$$(mktemp -d /tmp/gifting-test.XXXXXX); $(BIN)/pytest -q -p no:cachep
 unit: install browser
 	@$(PYTEST)
 
-test: lint typecheck unit
+test: versions lint typecheck unit
 
 # The same tests against servers you run (REDIS_URL / DATABASE_URL must be set).
 test-external: install browser
@@ -52,4 +70,4 @@ bench: install
 	$(BIN)/python -m loadtest bench
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) var .pytest_cache .mypy_cache .ruff_cache

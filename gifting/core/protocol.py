@@ -11,7 +11,7 @@ encoding and shared by every connection of a room.
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import Annotated, Any, Final, Literal, cast
+from typing import Annotated, Any, Final, Literal
 
 import msgspec
 
@@ -110,8 +110,8 @@ def decode_message(raw: bytes | str, encoding: Encoding) -> ClientMessage:
     """Decode and validate one client frame, or raise :class:`InvalidMessage`."""
     try:
         if encoding == JSON:
-            return cast(ClientMessage, _json_decoder.decode(raw))
-        return cast(ClientMessage, _msgpack_decoder.decode(_as_bytes(raw)))
+            return _json_decoder.decode(raw)
+        return _msgpack_decoder.decode(_as_bytes(raw))
     except msgspec.ValidationError as exc:
         text = str(exc)
         if "Invalid value" in text and "`$.op`" in text:
