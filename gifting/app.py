@@ -49,6 +49,7 @@ from gifting.api import webhooks as webhooks_api
 from gifting.api.http import exception_handlers
 from gifting.config import Settings
 from gifting.core.catalog import Catalog, load_catalog
+from gifting.servers_record import remove_record, write_record
 from gifting.store.keys import Keys
 from gifting.store.ledger import Ledger
 from gifting.store.streams import Stream, Streams
@@ -218,6 +219,12 @@ async def _start_embedded(
         database_url = server.url
     assert redis_url is not None
     log.info("embedded redis at %s, postgresql at %s", redis_url, database_url)
+    write_record(
+        settings.data_dir,
+        None if settings.redis_url else redis_url,
+        None if settings.database_url else database_url,
+    )
+    stack.callback(remove_record, settings.data_dir)
     return server, redis_url, database_url
 
 

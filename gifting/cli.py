@@ -24,6 +24,7 @@ import typer
 from gifting.api.auth import CREATOR, MAX_TTL_S, mint_token
 from gifting.config import Settings
 from gifting.core.errors import BadRequest
+from gifting.servers_record import read_record, remove_record, write_record
 
 __all__ = ["app", "main"]
 
@@ -107,6 +108,28 @@ def _start_embedded(settings: Settings, stack: ExitStack) -> None:
         os.environ["DATABASE_URL"] = postgres.url
         # Nobody else will persist into a private database: run the persister here.
         os.environ.setdefault("GIFTING_PERSISTER_IN_PROCESS", "1")
+    # `gifting audit | persist | migrate` in another terminal find them here.
+    write_record(
+        settings.data_dir,
+        None if settings.redis_url else os.environ["REDIS_URL"],
+        None if settings.database_url else os.environ["DATABASE_URL"],
+    )
+    stack.callback(remove_record, settings.data_dir)
+
+
+def _with_embedded_urls(settings: Settings) -> Settings:
+    """Fill unset URLs from the record of a running ``gifting serve`` under the data folder."""
+    if settings.redis_url and settings.database_url:
+        return settings
+    record = read_record(settings.data_dir)
+    if record is None:
+        return settings
+    return settings.model_copy(
+        update={
+            "redis_url": settings.redis_url or record.redis_url,
+            "database_url": settings.database_url or record.database_url,
+        }
+    )
 
 
 def _exit_on_signal(signum: int, _frame: object) -> None:
@@ -207,7 +230,7 @@ def _run_persister_command(command: str) -> int:
         run_persister,
     )
 
-    settings = Settings()
+    settings = _with_embedded_urls(Settings())
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         if command == "persist":

@@ -59,11 +59,12 @@ class ConfigurationError(RuntimeError):
     """A URL the command needs is not set."""
 
 
-def _require(value: str | None, name: str) -> str:
+def _require(value: str | None, name: str, settings: Settings) -> str:
     if not value:
         raise ConfigurationError(
-            f"{name} is not set: the standalone persister commands need an external server "
-            "(the embedded servers belong to `gifting serve`, which persists in-process)"
+            f"{name} is not set, and no `gifting serve` is running on the embedded servers "
+            f"under {settings.data_dir.resolve()} (GIFTING_DATA_DIR): start one there "
+            f"(`make run`), or set {name} to the server to use"
         )
     return value
 
@@ -146,8 +147,8 @@ async def run_persister(
     settings: Settings, *, on_spends: OnSpends | None = None, consumer: str | None = None
 ) -> None:
     """Run the standalone persister until SIGTERM or SIGINT, then shut down in order."""
-    redis_url = _require(settings.redis_url, "REDIS_URL")
-    database_url = _require(settings.database_url, "DATABASE_URL")
+    redis_url = _require(settings.redis_url, "REDIS_URL", settings)
+    database_url = _require(settings.database_url, "DATABASE_URL", settings)
     catalog = load_catalog(settings.catalog_path)
     redis = connect_redis(redis_url)
     pool = await connect_pool(database_url)
@@ -190,7 +191,7 @@ async def run_persister(
 
 async def run_migrate(settings: Settings) -> list[int]:
     """Apply pending migrations to ``DATABASE_URL``; return the versions applied now."""
-    conn = await asyncpg.connect(_require(settings.database_url, "DATABASE_URL"))
+    conn = await asyncpg.connect(_require(settings.database_url, "DATABASE_URL", settings))
     try:
         applied = await apply_migrations(conn)
     finally:
@@ -202,8 +203,9 @@ async def run_migrate(settings: Settings) -> list[int]:
 async def run_audit_cli(settings: Settings) -> int:
     """Audit the deployment, print the report; 0 if every check passed, else 1."""
     catalog = load_catalog(settings.catalog_path)
-    redis = connect_redis(_require(settings.redis_url, "REDIS_URL"))
-    pool = await connect_pool(_require(settings.database_url, "DATABASE_URL"), max_size=1)
+    redis = connect_redis(_require(settings.redis_url, "REDIS_URL", settings))
+    database_url = _require(settings.database_url, "DATABASE_URL", settings)
+    pool = await connect_pool(database_url, max_size=1)
     try:
         keys = Keys(settings.key_prefix)
         caught_up = await wait_caught_up(redis, keys, AUDIT_CATCH_UP_S)
