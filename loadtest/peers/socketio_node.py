@@ -1,7 +1,8 @@
 """Peer: Node's socket.io 4 with @socket.io/redis-adapter doing gifting's room fan-out.
 
 On first use the npm packages (``socket.io@4``, ``@socket.io/redis-adapter``,
-``redis``) are installed with npm into ``~/.cache/gifting-bench/node`` (or
+``redis``) are installed with ``npm ci`` from the committed
+``node/package-lock.json`` into ``~/.cache/gifting-bench/node`` (or
 ``$GIFTING_BENCH_CACHE/node``), next to a copy of ``socketio_server.js``
 (this folder), which ``node`` then runs against a private Redis. The server
 and its clients do exactly what :mod:`loadtest.peers.socketio_py` does: every
@@ -31,11 +32,12 @@ from loadtest.ceilings.common import HOST, Mode, ProcessCpu, RedisCpu, cache_dir
 
 __all__ = ["NODE_PACKAGES", "ensure_node_server", "socketio_node_fanout"]
 
-NODE_PACKAGES = {
-    "socket.io": "^4.8.0",
-    "@socket.io/redis-adapter": "^8.3.0",
-    "redis": "^4.7.0",
-}
+_NODE_DIR = Path(__file__).with_name("node")
+#: The committed manifest and lock: ``npm ci`` installs exactly what they pin.
+_MANIFESTS = ("package.json", "package-lock.json")
+NODE_PACKAGES: dict[str, str] = json.loads((_NODE_DIR / "package.json").read_text())[
+    "dependencies"
+]
 _SCRIPT = Path(__file__).with_name("socketio_server.js")
 NAME = "node socket.io + redis-adapter"
 
@@ -47,22 +49,20 @@ class NodeUnavailable(RuntimeError):
 def ensure_node_server(*, timeout_s: float = 300.0) -> Path:
     """The runnable server script, installing the npm packages on first use.
 
-    Raises :class:`NodeUnavailable` with the reason when ``node`` / ``npm``
-    are missing or ``npm install`` fails.
+    The packages come from ``loadtest/peers/node/package-lock.json`` (``npm
+    ci``: the versions and integrity hashes it pins, nothing newer). Raises
+    :class:`NodeUnavailable` with the reason when ``node`` / ``npm`` are
+    missing or the install fails.
     """
     if shutil.which("node") is None:
         raise NodeUnavailable("node is not on PATH")
     folder = cache_dir() / "node"
     folder.mkdir(parents=True, exist_ok=True)
-    manifest = {
-        "name": "gifting-bench-node",
-        "private": True,
-        "description": "socket.io peer of the gifting benchmark (generated)",
-        "dependencies": NODE_PACKAGES,
-    }
-    package_json = folder / "package.json"
-    wanted = json.dumps(manifest, indent=2) + "\n"
-    changed = not package_json.exists() or package_json.read_text() != wanted
+    changed = any(
+        not (folder / name).exists()
+        or (folder / name).read_bytes() != (_NODE_DIR / name).read_bytes()
+        for name in _MANIFESTS
+    )
     installed = all(
         (folder / "node_modules" / name / "package.json").exists() for name in NODE_PACKAGES
     )
@@ -70,17 +70,18 @@ def ensure_node_server(*, timeout_s: float = 300.0) -> Path:
         npm = shutil.which("npm")
         if npm is None:
             raise NodeUnavailable("npm is not on PATH")
-        package_json.write_text(wanted)
+        for name in _MANIFESTS:
+            shutil.copyfile(_NODE_DIR / name, folder / name)
         try:
             done = subprocess.run(
-                [npm, "install", "--no-audit", "--no-fund", "--loglevel=error"],
+                [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
                 cwd=folder, capture_output=True, text=True, timeout=timeout_s, check=False,
             )  # fmt: skip
         except subprocess.TimeoutExpired:
-            raise NodeUnavailable(f"npm install took more than {timeout_s:.0f} s") from None
+            raise NodeUnavailable(f"npm ci took more than {timeout_s:.0f} s") from None
         if done.returncode != 0:
             tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
-            raise NodeUnavailable("npm install failed: " + " | ".join(tail))
+            raise NodeUnavailable("npm ci failed: " + " | ".join(tail))
     script = folder / _SCRIPT.name
     source = _SCRIPT.read_text()
     if not script.exists() or script.read_text() != source:
