@@ -1,4 +1,4 @@
-"""``python -m loadtest bench [--quick]``: the figures of DESIGN.md section 6, in one run.
+"""``python -m loadtest bench [--quick]``: the figures of docs/contract.md §6, in one run.
 
 Everything is measured in this run on this machine, and every figure is
 printed beside its ceiling (what a bare tool does here) and the peer a user
@@ -381,7 +381,7 @@ def render(bench: Bench) -> str:
         + f"{bench.started_at}, on this project's 2-core machine with the load generators on it: "
         + f"{bench.machine.get('cpu_model', '')}, {bench.machine.get('cpus')} CPUs, "
         + f"{bench.machine.get('memory_gib')} GiB, Python {bench.machine.get('python')}. "
-        + "Only ratios within one run count (DESIGN.md 6 and 8); absolute figures are context.",
+        + "Only ratios within one run count (contract §6, §8); absolute figures are context.",
         "",
         "## Goals (issue 6)",
         "",

@@ -2,7 +2,7 @@
 
 picows calls :meth:`on_ws_frame` for each frame straight from the socket
 callback: no task and no queue per message, which keeps the generator's CPU
-per frame well below a ``websockets`` client's (DESIGN.md 8).
+per frame well below a ``websockets`` client's (docs/contract.md §8).
 
 * :class:`ViewerClient` sends gifts (and bad frames, and retries), matches
   each reply to its request by the client id it echoes (a reply without one

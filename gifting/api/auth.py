@@ -1,4 +1,4 @@
-"""Bearer tokens: HS256 JWTs signed with ``GIFTING_JWT_SECRET`` (DESIGN.md 4).
+"""Bearer tokens: HS256 JWTs signed with ``GIFTING_JWT_SECRET`` (docs/contract.md §4).
 
 Claims: ``sub`` (the user id, a valid external id), ``exp`` (required, unix
 seconds), ``name`` (display name; the user id when absent) and optional

@@ -15,7 +15,7 @@ _CACHE_CONTROL = "public, max-age=60"
 
 
 async def get_catalog(request: Request) -> JSONResponse:
-    """The public catalog (DESIGN.md 4): gifts, packages, effects, highlights, badges."""
+    """The public catalog (docs/contract.md §4): gifts, packages, effects, highlights, badges."""
     catalog = app_state(request).catalog
     return JSONResponse(catalog.to_public(), headers={"Cache-Control": _CACHE_CONTROL})
 

@@ -1,4 +1,4 @@
-"""Webhook signatures: HMAC-SHA256 over ``"<t>.<raw body>"`` (DESIGN.md 4).
+"""Webhook signatures: HMAC-SHA256 over ``"<t>.<raw body>"`` (docs/contract.md §4).
 
 The provider sends ``X-Gifting-Signature: t=<unix seconds>,v1=<hex digest>``.
 The timestamp is part of the signed text, so an attacker cannot re-date an

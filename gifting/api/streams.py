@@ -34,7 +34,7 @@ __all__ = [
 
 
 def stream_to_public(stream: Stream, totals: Totals) -> dict[str, Any]:
-    """The public view of a stream (DESIGN.md 4); never holds the overlay key."""
+    """The public view of a stream (docs/contract.md §4); never holds the overlay key."""
     goal = None
     if stream.goal is not None:
         goal = {

@@ -1,7 +1,7 @@
 """The caller's own money: wallet, monthly budget, profile badges and cash-outs.
 
 Every route here needs a bearer token and acts only on the token's own user
-(DESIGN.md 3.7). Spends and cash-outs are idempotent by the client's id: a
+(docs/contract.md §3.7). Spends and cash-outs are idempotent by the client's id: a
 retry returns the first result, failures included; the same id with another
 payload is 409 ``conflict``.
 """

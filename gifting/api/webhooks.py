@@ -1,4 +1,4 @@
-"""Signed provider webhooks: purchases, refunds and payouts (DESIGN.md 4).
+"""Signed provider webhooks: purchases, refunds and payouts (docs/contract.md §4).
 
 Each handler reads the raw body (64 KiB at most), checks its
 ``X-Gifting-Signature`` against exactly those bytes, and only then decodes

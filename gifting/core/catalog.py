@@ -218,7 +218,7 @@ class Catalog:
     max_count: int
 
     def to_public(self) -> dict[str, object]:
-        """Return the ``GET /v1/catalog`` body (DESIGN.md §4), lists in file order.
+        """Return the ``GET /v1/catalog`` body (docs/contract.md §4), lists in file order.
 
         Beyond the minimum of the design: ``diamond_value.diamonds`` (the unit the
         amount is stated for), ``cashout_daily_cap_diamonds``, ``max_count``, effect
@@ -284,7 +284,7 @@ class Catalog:
         return Price(amount=diamonds * dv.amount // dv.diamonds, currency=dv.currency)
 
     def diamonds_earned(self, coins_received: int) -> int:
-        """Diamonds earned in all for ``coins_received`` coins in all (DESIGN.md §2).
+        """Diamonds earned in all for ``coins_received`` coins in all (docs/contract.md §2).
 
         ``floor(coins_received × creator_share_bps / 10,000)``; the credit of one
         gift is ``diamonds_earned(C + N) - diamonds_earned(C)`` on the running total.

@@ -1,6 +1,6 @@
 """Identifiers: validation of ids that come from outside, and new ids we mint.
 
-Ids are the idempotency keys of the ledger (DESIGN.md 7): the client's message
+Ids are the idempotency keys of the ledger (docs/contract.md §7): the client's message
 id, the provider's purchase id, our event ids. Outside ids are short printable
 strings so they can sit inside Redis key names and log lines safely.
 """

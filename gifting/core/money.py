@@ -16,7 +16,7 @@ def diamonds_earned(coins_received: int, share_bps: int) -> int:
 
 
 def diamonds_for_spend(received_before: int, coins: int, share_bps: int) -> int:
-    """Diamonds credited for a spend of ``coins`` on a running total (DESIGN.md 2)."""
+    """Diamonds credited for a spend of ``coins`` on a running total (docs/contract.md §2)."""
     return diamonds_earned(received_before + coins, share_bps) - diamonds_earned(
         received_before, share_bps
     )

@@ -3,7 +3,7 @@
 Events arrive from the broker in seq order. Each is encoded once per
 encoding in use and the same frame is pushed to every overlay; viewers get
 the events of one loop tick joined into a single ``batch`` frame (the lever
-of DESIGN.md 8). A gap in seq (a pub/sub message lost on a reconnect) is
+of docs/contract.md §8). A gap in seq (a pub/sub message lost on a reconnect) is
 filled from the room's history before anything newer is delivered.
 """
 

@@ -1,7 +1,7 @@
 """``gifting audit``: money conservation over the ledger, and Redis against the ledger.
 
 Run at a quiescent point (no traffic, persister caught up — see
-:func:`wait_caught_up`): every rule of DESIGN.md section 2 is checked over
+:func:`wait_caught_up`): every rule of docs/contract.md §2 is checked over
 PostgreSQL, each side of a rule derived independently where the schema allows
 (event payloads and side tables on one side, postings on the other), then
 every Redis wallet is compared field by field with the balances the ledger

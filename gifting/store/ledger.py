@@ -1,7 +1,7 @@
 """The money operations of gifting, each one Lua script on one Redis hash slot.
 
 Every method here is atomic in Redis (one script) unless its docstring says
-otherwise; every one is idempotent by the id that caused it (DESIGN.md 7):
+otherwise; every one is idempotent by the id that caused it (docs/contract.md §7):
 
 ========================  ==========================  ==========================
 operation                 idempotency key             script

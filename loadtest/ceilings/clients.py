@@ -1,6 +1,6 @@
 """The load generators: picows WebSocket clients in several processes.
 
-picows clients are the cheapest Python clients there are (DESIGN.md 8: about
+picows clients are the cheapest Python clients there are (docs/contract.md §8: about
 half the CPU per frame of ``websockets`` clients); their callbacks only count,
 time and answer. The same code drives gifting's own server and every ceiling
 or peer, so the figures compare like with like.

@@ -203,7 +203,7 @@ def run_coroutine(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
 
 
 def room_event_body(seq: int, *, stream: str = "s-bench") -> dict[str, Any]:
-    """A gift room event as gifting puts it on the wire (DESIGN.md 4), ~300 bytes of JSON."""
+    """A gift room event as gifting puts it on the wire (protocol.md), ~300 bytes of JSON."""
     ts = 1_764_000_000_000 + seq
     return {
         "op": "event",

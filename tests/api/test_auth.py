@@ -1,4 +1,4 @@
-"""Bearer tokens: the forged, expired, malformed and misused ones are refused (DESIGN.md 3.7)."""
+"""Bearer tokens: the forged, expired, malformed and misused ones are refused (contract §3.7)."""
 
 from __future__ import annotations
 

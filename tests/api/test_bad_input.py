@@ -1,4 +1,4 @@
-"""Bad input of any kind gets a clear error and changes nothing (DESIGN.md 3.6).
+"""Bad input of any kind gets a clear error and changes nothing (docs/contract.md §3.6).
 
 For every endpoint that takes a body, a matrix of malformed bodies (invalid
 JSON, non-objects, duplicate keys, NaN, non-UTF-8, deep nesting, > 64 KiB,

@@ -38,7 +38,7 @@ async def test_budget_put_then_a_spend_over_it_is_refused(api: Api) -> None:
     wallet = await api.wallet("alice")
     assert wallet["coins"] == 600
     assert wallet["budget"]["spent"] == 100
-    # Only the stored failure of b-2 was added (DESIGN.md 7: failures are kept per id).
+    # Only the stored failure of b-2 was added (docs/contract.md §7: failures are kept per id).
     after = await api.snapshot()
     assert {k: v for k, v in after.items() if not k.endswith(b":spend:alice:b-2")} == before
     # Clearing the budget lets a new id through; the failed id stays failed.

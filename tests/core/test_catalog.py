@@ -120,7 +120,7 @@ def test_default_money_figures(catalog: Catalog) -> None:
 
 
 def test_default_has_design_example_ids(catalog: Catalog) -> None:
-    # The ids used by the wire examples of DESIGN.md §4.
+    # The ids used by the wire examples of docs/contract.md §4.
     assert catalog.gift_by_id("rose").coins == 1
     assert catalog.effect_by_id("confetti").duration_ms > 0
     assert catalog.highlight_by_id("tier2").max_length >= 100

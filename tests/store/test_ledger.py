@@ -1,6 +1,6 @@
 """Spends against the real Redis: exactly-once debits under concurrency and retries.
 
-DESIGN.md 3.1 (acked iff debited exactly once; a retry replays; the same id
+docs/contract.md §3.1 (acked iff debited exactly once; a retry replays; the same id
 with another payload is rejected), 3.2 (never below zero, refused when the
 stream is not live) and 7 (the result of every id is kept, failures too).
 """

@@ -1,4 +1,4 @@
-"""A money script made to fail after its checks changes nothing (DESIGN.md 7).
+"""A money script made to fail after its checks changes nothing (docs/contract.md §7).
 
 Redis does not roll back a script that fails half-way, so every script makes
 the outbox append its first write. Turning the outbox stream into a plain

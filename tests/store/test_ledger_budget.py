@@ -1,4 +1,4 @@
-"""Monthly budgets (DESIGN.md 3.2): a spend never takes the sender past the budget."""
+"""Monthly budgets (docs/contract.md §3.2): a spend never takes the sender past the budget."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Creator diamonds: credits on the running total (DESIGN.md 2) and cash-outs.
+"""Creator diamonds: credits on the running total (docs/contract.md §2) and cash-outs.
 
 Conservation for each creator: diamonds earned = floor(coins received × bps /
 10,000) = diamond balance + diamonds held for cash-out + diamonds paid out.

@@ -1,4 +1,4 @@
-"""Bad input of any kind gets a clear error and changes nothing (DESIGN.md 3.6, 3.7).
+"""Bad input of any kind gets a clear error and changes nothing (docs/contract.md §3.6, 3.7).
 
 Every case prices and spends like the hub does (``price_*`` then
 ``Ledger.spend``) and asserts both the error and that not one key of the test

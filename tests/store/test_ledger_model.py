@@ -6,7 +6,7 @@ from a small pool, so retries and reused ids are common; some on ended
 streams; some self-gifts), creator credits delivered late and twice, budget
 changes, clock jumps across days and months, cash-out requests and settles.
 After every step each wallet in Redis must equal the model's; at the end the
-outbox streams alone must prove both conservation laws of DESIGN.md 2.
+outbox streams alone must prove both conservation laws of docs/contract.md §2.
 """
 
 from __future__ import annotations

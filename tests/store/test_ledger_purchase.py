@@ -1,6 +1,6 @@
 """Purchases and refunds at the ledger level: once per provider purchase id.
 
-DESIGN.md 4 (a webhook replay is the same 200, same id with another body 409,
+docs/contract.md §4 (a webhook replay is the same 200, same id with another body 409,
 amount or currency not the package's 422; a refund replay claws nothing more)
 and 3.6 (bad input changes nothing).
 """
