@@ -151,7 +151,6 @@ def default_extensions(settings: Settings) -> list[Extension]:
     from gifting.persister.service import persister_lifespan
     from gifting.web import web_extension
 
-    # The persister first: the hub plugs its room-emission repair into its consumer.
     persister = Extension("persister", routes=history_api.routes, lifespan=persister_lifespan)
     # The pages last: their /static mount and / route catch what nothing else matched.
     return [persister, hub_extension(settings), web_extension(settings)]

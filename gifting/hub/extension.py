@@ -58,10 +58,6 @@ def hub_extension(settings: Settings) -> Extension:
         state.extra["hub"] = hub
         state.extra["roomlog"] = roomlog
         state.room_events = HubRoomEvents(hub)
-        persister = state.extra.get("persister")
-        if persister is not None:
-            # Repair: the persister emits (idempotently) what a crashed hub did not.
-            persister.on_spends = roomlog.emit_spends
         try:
             yield
         finally:

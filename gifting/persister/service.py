@@ -35,6 +35,7 @@ from gifting.persister.consumer import OnSpends, OutboxConsumer
 from gifting.persister.schema import apply_migrations
 from gifting.store.keys import Keys
 from gifting.store.ledger import Ledger
+from gifting.store.rooms import RoomLog
 
 __all__ = [
     "ConfigurationError",
@@ -91,6 +92,15 @@ async def connect_pool(url: str, *, min_size: int = 0, max_size: int = 4) -> asy
     return pool
 
 
+def room_log(settings: Settings, redis: Redis, catalog: Catalog) -> RoomLog:
+    """The persister's own :class:`RoomLog`, configured like the hub's."""
+    return RoomLog(
+        redis, Keys(settings.key_prefix), catalog,
+        max_events=settings.history_max_events, max_age_s=settings.history_max_age_s,
+        marker_ttl_s=settings.idempotency_ttl_s,
+    )  # fmt: skip
+
+
 def make_consumer(
     settings: Settings,
     redis: Redis,
@@ -100,7 +110,15 @@ def make_consumer(
     on_spends: OnSpends | None = None,
     consumer: str | None = None,
 ) -> OutboxConsumer:
-    """An :class:`OutboxConsumer` configured from ``settings``."""
+    """An :class:`OutboxConsumer` configured from ``settings``.
+
+    Unless ``on_spends`` replaces it, the consumer repairs room emissions
+    itself with its own :class:`RoomLog` (idempotent by event id): a spend
+    debited by a hub that died before emitting still reaches the room, whether
+    the persister runs in the app or as its own process (``gifting persist``).
+    """
+    if on_spends is None:
+        on_spends = room_log(settings, redis, ledger.catalog).emit_spends
     return OutboxConsumer(
         redis,
         pool,
@@ -244,8 +262,7 @@ async def persister_lifespan(
     """Open the PostgreSQL pool, migrate, and run the in-process consumer if configured.
 
     Sets ``state.pg_pool`` and the ``postgres`` readiness check; the consumer
-    (when running) is ``state.extra["persister"]``: the hub may set its
-    ``on_spends`` attribute later (it is read at each batch).
+    (when running) is ``state.extra["persister"]``.
     """
     settings = state.settings
     if state.database_url is None:
