@@ -47,7 +47,7 @@ from gifting.api import streams as streams_api
 from gifting.api import wallet as wallet_api
 from gifting.api import webhooks as webhooks_api
 from gifting.api.http import exception_handlers
-from gifting.config import Settings
+from gifting.config import Settings, load_settings
 from gifting.core.catalog import Catalog, load_catalog
 from gifting.servers_record import remove_record, write_record
 from gifting.store.keys import Keys
@@ -271,10 +271,11 @@ def create_app(
 ) -> Starlette:
     """Build the app (nothing connects until its lifespan runs).
 
-    ``settings`` defaults to the environment; ``extensions`` defaults to
-    :func:`default_extensions`. Also usable as ``uvicorn --factory gifting.app:create_app``.
+    ``settings`` defaults to the environment (:func:`~gifting.config.load_settings`:
+    a setting out of its bounds raises :class:`~gifting.config.SettingsError`);
+    ``extensions`` defaults to :func:`default_extensions`. Also usable as ``uvicorn --factory gifting.app:create_app``.
     """
-    settings = settings if settings is not None else Settings()
+    settings = settings if settings is not None else load_settings()
     chosen = tuple(default_extensions(settings) if extensions is None else extensions)
     routes = api_routes(settings)
     for extension in chosen:

@@ -22,7 +22,7 @@ from typing import Annotated, Any, Final
 import typer
 
 from gifting.api.auth import CREATOR, MAX_TTL_S, mint_token
-from gifting.config import Settings
+from gifting.config import Settings, SettingsError, load_settings
 from gifting.core.errors import BadRequest
 from gifting.servers_record import read_record, remove_record, write_record
 
@@ -132,6 +132,15 @@ def _with_embedded_urls(settings: Settings) -> Settings:
     )
 
 
+def _settings() -> Settings:
+    """The environment's settings, or exit 2 naming each setting out of its bounds."""
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
 def _exit_on_signal(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
 
@@ -162,7 +171,7 @@ def serve(
     """Serve the HTTP API, WebSockets and overlay pages."""
     import uvicorn
 
-    settings = Settings()
+    settings = _settings()
     _refuse_default_secrets(settings)
     port = _default_port() if port is None else port
     # uvicorn re-raises the signal that stopped it once it is done; with the
@@ -212,7 +221,7 @@ def token(
     * 3600,
 ) -> None:
     """Print a bearer token for USER signed with GIFTING_JWT_SECRET."""
-    settings = Settings()
+    settings = _settings()
     try:
         signed = mint_token(settings.jwt_secret, user, name, [CREATOR] if creator else [], ttl)
     except BadRequest as exc:
@@ -230,7 +239,7 @@ def _run_persister_command(command: str) -> int:
         run_persister,
     )
 
-    settings = _with_embedded_urls(Settings())
+    settings = _with_embedded_urls(_settings())
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         if command == "persist":

@@ -1,7 +1,10 @@
 """Every setting of the server, read from the environment in one place.
 
 Nothing here connects to anything: :class:`Settings` is a plain value that the
-composition root (:mod:`gifting.app`) turns into clients. Tests build their own
+composition root (:mod:`gifting.app`) turns into clients. Every setting has
+bounds: a value outside them (a zero idempotency window that would let
+retries debit twice, a negative queue) is refused at start-up with the
+setting's name and its range, by :func:`load_settings`. Tests build their own
 ``Settings(...)`` with overrides instead of patching the environment.
 """
 
@@ -10,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -30,34 +33,76 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path("var"), alias="GIFTING_DATA_DIR")
     catalog_path: Path | None = Field(default=None, alias="GIFTING_CATALOG")
     dev: bool = Field(default=False, alias="GIFTING_DEV")
-    public_url: str | None = Field(default=None, alias="GIFTING_PUBLIC_URL")
+    public_url: str | None = Field(
+        default=None, alias="GIFTING_PUBLIC_URL", pattern=r"^https?://[^\s]+$", max_length=2048
+    )
 
     # Embedded Redis durability: "always" means an acked spend survives a crash.
     appendfsync: Literal["always", "everysec"] = Field(
         default="always", alias="GIFTING_REDIS_APPENDFSYNC"
     )
     # Key prefix, so several deployments (or test runs) can share one Redis.
-    key_prefix: str = Field(default="g", alias="GIFTING_KEY_PREFIX")
+    key_prefix: str = Field(
+        default="g", alias="GIFTING_KEY_PREFIX", pattern=r"^[A-Za-z0-9_.-]{1,32}$"
+    )
     # How long the result of a client message id / event id is kept (retry window).
-    idempotency_ttl_s: int = Field(default=7 * 24 * 3600, alias="GIFTING_IDEMPOTENCY_TTL")
-    webhook_tolerance_s: int = Field(default=300, alias="GIFTING_WEBHOOK_TOLERANCE")
+    # At least a day: a retry inside the window must replay, never debit again.
+    idempotency_ttl_s: int = Field(
+        default=7 * 24 * 3600, alias="GIFTING_IDEMPOTENCY_TTL", ge=24 * 3600, le=365 * 24 * 3600
+    )
+    webhook_tolerance_s: int = Field(
+        default=300, alias="GIFTING_WEBHOOK_TOLERANCE", ge=30, le=3600
+    )
 
     # Hub
-    combo_window_ms: int = Field(default=3000, alias="GIFTING_COMBO_WINDOW_MS")
-    history_max_events: int = Field(default=10_000, alias="GIFTING_HISTORY_MAX_EVENTS")
-    history_max_age_s: int = Field(default=600, alias="GIFTING_HISTORY_MAX_AGE")
-    max_frame_bytes: int = Field(default=16 * 1024, alias="GIFTING_MAX_FRAME_BYTES")
+    combo_window_ms: int = Field(
+        default=3000, alias="GIFTING_COMBO_WINDOW_MS", ge=100, le=60_000
+    )
+    history_max_events: int = Field(
+        default=10_000, alias="GIFTING_HISTORY_MAX_EVENTS", ge=100, le=1_000_000
+    )
+    history_max_age_s: int = Field(
+        default=600, alias="GIFTING_HISTORY_MAX_AGE", ge=10, le=7 * 24 * 3600
+    )
+    max_frame_bytes: int = Field(
+        default=16 * 1024, alias="GIFTING_MAX_FRAME_BYTES", ge=512, le=1024 * 1024
+    )
     # Viewers get a room's events joined into one batch frame at most this often
     # (0: once per loop tick). Overlays always get every event at once.
-    viewer_batch_ms: int = Field(default=25, alias="GIFTING_VIEWER_BATCH_MS")
-    send_queue_frames: int = Field(default=256, alias="GIFTING_SEND_QUEUE_FRAMES")
-    rate_per_s: float = Field(default=20.0, alias="GIFTING_RATE_PER_S")
-    rate_burst: int = Field(default=40, alias="GIFTING_RATE_BURST")
+    viewer_batch_ms: int = Field(default=25, alias="GIFTING_VIEWER_BATCH_MS", ge=0, le=1000)
+    send_queue_frames: int = Field(
+        default=256, alias="GIFTING_SEND_QUEUE_FRAMES", ge=8, le=65_536
+    )
+    rate_per_s: float = Field(default=20.0, alias="GIFTING_RATE_PER_S", gt=0, le=1_000_000)
+    rate_burst: int = Field(default=40, alias="GIFTING_RATE_BURST", ge=1, le=1_000_000)
     # The server pings every heartbeat_s; a peer silent for idle_timeout_s after a ping is closed.
-    heartbeat_s: float = Field(default=20.0, alias="GIFTING_HEARTBEAT_S")
-    idle_timeout_s: float = Field(default=20.0, alias="GIFTING_IDLE_TIMEOUT_S")
+    heartbeat_s: float = Field(default=20.0, alias="GIFTING_HEARTBEAT_S", ge=1, le=600)
+    idle_timeout_s: float = Field(default=20.0, alias="GIFTING_IDLE_TIMEOUT_S", ge=1, le=600)
 
     # Persister
     persister_in_process: bool | None = Field(default=None, alias="GIFTING_PERSISTER_IN_PROCESS")
-    persister_batch: int = Field(default=500, alias="GIFTING_PERSISTER_BATCH")
-    persister_claim_idle_ms: int = Field(default=10_000, alias="GIFTING_PERSISTER_CLAIM_IDLE_MS")
+    persister_batch: int = Field(default=500, alias="GIFTING_PERSISTER_BATCH", ge=1, le=10_000)
+    persister_claim_idle_ms: int = Field(
+        default=10_000, alias="GIFTING_PERSISTER_CLAIM_IDLE_MS", ge=100, le=3_600_000
+    )
+
+
+class SettingsError(ValueError):
+    """The environment holds a setting outside its bounds; the message names each one."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment (and ``overrides``), or :class:`SettingsError`.
+
+    The message names each bad setting by its environment variable.
+    """
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = str(error["loc"][0]) if error["loc"] else "settings"
+            field = Settings.model_fields.get(name)
+            alias = field.alias if field is not None and field.alias else name
+            problems.append(f"{alias}: {error['msg']} (got {error.get('input')!r})")
+        raise SettingsError("invalid settings: " + "; ".join(problems)) from None

@@ -1,0 +1,74 @@
+"""Settings out of their bounds are refused at start-up, naming the variable."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from gifting.app import create_app
+from gifting.config import SettingsError, load_settings
+
+BAD = [
+    ("GIFTING_IDEMPOTENCY_TTL", "0"),  # results deleted at once: retries would debit again
+    ("GIFTING_IDEMPOTENCY_TTL", "-1"),
+    ("GIFTING_SEND_QUEUE_FRAMES", "0"),
+    ("GIFTING_SEND_QUEUE_FRAMES", "-5"),
+    ("GIFTING_RATE_PER_S", "0"),
+    ("GIFTING_RATE_BURST", "0"),
+    ("GIFTING_HISTORY_MAX_EVENTS", "0"),
+    ("GIFTING_HISTORY_MAX_AGE", "0"),
+    ("GIFTING_MAX_FRAME_BYTES", "10"),
+    ("GIFTING_MAX_FRAME_BYTES", str(2**40)),
+    ("GIFTING_VIEWER_BATCH_MS", "-1"),
+    ("GIFTING_COMBO_WINDOW_MS", "0"),
+    ("GIFTING_HEARTBEAT_S", "0"),
+    ("GIFTING_IDLE_TIMEOUT_S", "0"),
+    ("GIFTING_PERSISTER_BATCH", "0"),
+    ("GIFTING_PERSISTER_CLAIM_IDLE_MS", "0"),
+    ("GIFTING_WEBHOOK_TOLERANCE", "0"),
+    ("GIFTING_KEY_PREFIX", ""),
+    ("GIFTING_KEY_PREFIX", "a b"),
+    ("GIFTING_KEY_PREFIX", "{w01}"),  # a hash tag in the prefix would move every key's slot
+    ("GIFTING_PUBLIC_URL", "javascript:alert(1)"),
+    ("GIFTING_RATE_PER_S", "lots"),
+]
+
+
+@pytest.mark.parametrize(("name", "value"), BAD)
+def test_a_setting_out_of_bounds_is_refused_by_name(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError, match=name):
+        load_settings()
+    with pytest.raises(SettingsError, match=name):
+        create_app()  # `uvicorn --factory gifting.app:create_app` refuses it too
+
+
+def test_the_defaults_and_the_edges_of_each_range_are_accepted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    load_settings()
+    for name, value in [
+        ("GIFTING_IDEMPOTENCY_TTL", "86400"), ("GIFTING_VIEWER_BATCH_MS", "0"),
+        ("GIFTING_RATE_PER_S", "1000000"), ("GIFTING_KEY_PREFIX", "prod-eu.1"),
+    ]:  # fmt: skip
+        monkeypatch.setenv(name, value)
+    settings = load_settings()
+    assert settings.idempotency_ttl_s == 86400
+    assert settings.key_prefix == "prod-eu.1"
+
+
+@pytest.mark.parametrize("command", [["serve"], ["audit"], ["token", "alice"]])
+def test_every_command_exits_2_with_the_setting_named(command: list[str]) -> None:
+    env = dict(os.environ, GIFTING_IDEMPOTENCY_TTL="0", GIFTING_DEV="1")
+    done = subprocess.run(
+        [sys.executable, "-c", "from gifting.cli import main; main()", *command],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "GIFTING_IDEMPOTENCY_TTL" in done.stderr
+    assert "greater than or equal to 86400" in done.stderr
