@@ -272,8 +272,9 @@ def create_app(
     """Build the app (nothing connects until its lifespan runs).
 
     ``settings`` defaults to the environment (:func:`~gifting.config.load_settings`:
-    a setting out of its bounds raises :class:`~gifting.config.SettingsError`);
-    ``extensions`` defaults to :func:`default_extensions`. Also usable as ``uvicorn --factory gifting.app:create_app``.
+    a bad setting raises :class:`~gifting.config.SettingsError`);
+    ``extensions`` defaults to :func:`default_extensions`.
+    Also usable as ``uvicorn --factory gifting.app:create_app``.
     """
     settings = settings if settings is not None else load_settings()
     chosen = tuple(default_extensions(settings) if extensions is None else extensions)
