@@ -47,7 +47,7 @@ from gifting.api import streams as streams_api
 from gifting.api import wallet as wallet_api
 from gifting.api import webhooks as webhooks_api
 from gifting.api.http import exception_handlers
-from gifting.config import Settings, load_settings
+from gifting.config import Settings, check_secrets, load_settings
 from gifting.core.catalog import Catalog, load_catalog
 from gifting.servers_record import remove_record, write_record
 from gifting.store.keys import Keys
@@ -79,9 +79,6 @@ REDIS_POOL_TIMEOUT_S: Final = 5.0
 REDIS_CONNECT_TIMEOUT_S: Final = 5.0
 #: Idle pooled connections are PINGed before reuse after this many seconds.
 REDIS_HEALTH_CHECK_S: Final = 15
-
-#: HMAC-SHA256 keys shorter than the digest weaken it (RFC 7518 3.2).
-MIN_SECRET_BYTES: Final = 32
 
 ReadinessCheck = Callable[[], Awaitable[object]]
 
@@ -177,20 +174,6 @@ def redis_client(url: str) -> Redis:
     return Redis.from_pool(pool)
 
 
-def _warn_about_weak_secrets(settings: Settings) -> None:
-    if settings.dev:
-        return
-    for name in ("jwt_secret", "webhook_secret"):
-        value: str = getattr(settings, name)
-        alias = Settings.model_fields[name].alias
-        if value == Settings.model_fields[name].default:
-            log.warning("%s is the built-in development value: set it before going live", alias)
-        elif len(value.encode()) < MIN_SECRET_BYTES:
-            log.warning(
-                "%s is shorter than %d bytes: use a longer random secret", alias, MIN_SECRET_BYTES
-            )
-
-
 async def _start_embedded(
     settings: Settings, stack: AsyncExitStack
 ) -> tuple[EmbeddedServers | EmbeddedRedis | EmbeddedPostgres | None, str, str | None]:
@@ -231,7 +214,6 @@ async def _start_embedded(
 async def _lifespan(app: Starlette) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     extensions: tuple[Extension, ...] = app.state.extensions
-    _warn_about_weak_secrets(settings)
     catalog = load_catalog(settings.catalog_path)
     async with AsyncExitStack() as stack:
         embedded, redis_url, database_url = await _start_embedded(settings, stack)
@@ -272,11 +254,13 @@ def create_app(
     """Build the app (nothing connects until its lifespan runs).
 
     ``settings`` defaults to the environment (:func:`~gifting.config.load_settings`:
-    a bad setting raises :class:`~gifting.config.SettingsError`);
+    a bad setting, or a weak secret outside dev mode, raises
+    :class:`~gifting.config.SettingsError`);
     ``extensions`` defaults to :func:`default_extensions`.
     Also usable as ``uvicorn --factory gifting.app:create_app``.
     """
     settings = settings if settings is not None else load_settings()
+    check_secrets(settings)
     chosen = tuple(default_extensions(settings) if extensions is None else extensions)
     routes = api_routes(settings)
     for extension in chosen:

@@ -22,7 +22,7 @@ from typing import Annotated, Any, Final
 import typer
 
 from gifting.api.auth import CREATOR, MAX_TTL_S, mint_token
-from gifting.config import Settings, SettingsError, load_settings
+from gifting.config import Settings, SettingsError, check_secrets, load_settings
 from gifting.core.errors import BadRequest
 from gifting.servers_record import read_record, remove_record, write_record
 
@@ -145,21 +145,6 @@ def _exit_on_signal(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-def _refuse_default_secrets(settings: Settings) -> None:
-    if settings.dev:
-        return
-    for name in ("jwt_secret", "webhook_secret"):
-        if getattr(settings, name) == Settings.model_fields[name].default:
-            alias = Settings.model_fields[name].alias
-            typer.echo(
-                f"error: {alias} still holds the development default. Set "
-                "GIFTING_JWT_SECRET and GIFTING_WEBHOOK_SECRET, or run with GIFTING_DEV=1 "
-                "for local development.",
-                err=True,
-            )
-            raise typer.Exit(2)
-
-
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = DEFAULT_HOST,
@@ -172,7 +157,11 @@ def serve(
     import uvicorn
 
     settings = _settings()
-    _refuse_default_secrets(settings)
+    try:
+        check_secrets(settings)
+    except SettingsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     port = _default_port() if port is None else port
     # uvicorn re-raises the signal that stopped it once it is done; with the
     # default SIGTERM action that would kill this process before the embedded

@@ -11,7 +11,7 @@ setting's name and its range, by :func:`load_settings`. Tests build their own
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -87,6 +87,11 @@ class Settings(BaseSettings):
     )
 
 
+#: HMAC-SHA256 keys shorter than the digest weaken it (RFC 7518 3.2).
+MIN_SECRET_BYTES: Final = 32
+_SECRETS: Final = ("jwt_secret", "webhook_secret")
+
+
 class SettingsError(ValueError):
     """The environment holds a setting outside its bounds; the message names each one."""
 
@@ -106,3 +111,27 @@ def load_settings(**overrides: object) -> Settings:
             alias = field.alias if field is not None and field.alias else name
             problems.append(f"{alias}: {error['msg']} (got {error.get('input')!r})")
         raise SettingsError("invalid settings: " + "; ".join(problems)) from None
+
+
+def check_secrets(settings: Settings) -> None:
+    """Refuse the public development defaults, empty and short secrets, unless in dev mode.
+
+    An empty or known webhook secret lets anyone sign a purchase (free coins);
+    a known JWT secret lets anyone spend any wallet. Raises
+    :class:`SettingsError` naming each weak secret.
+    """
+    if settings.dev:
+        return
+    problems = []
+    for name in _SECRETS:
+        value: str = getattr(settings, name)
+        alias = Settings.model_fields[name].alias
+        if value == Settings.model_fields[name].default:
+            problems.append(f"{alias} still holds the public development default")
+        elif len(value.encode()) < MIN_SECRET_BYTES:
+            problems.append(f"{alias} is shorter than {MIN_SECRET_BYTES} bytes")
+    if problems:
+        raise SettingsError(
+            "; ".join(problems) + ": set long random secrets (e.g. `openssl rand -hex 32`), "
+            "or GIFTING_DEV=1 for local development only"
+        )

@@ -72,3 +72,49 @@ def test_every_command_exits_2_with_the_setting_named(command: list[str]) -> Non
     assert done.returncode == 2
     assert "GIFTING_IDEMPOTENCY_TTL" in done.stderr
     assert "greater than or equal to 86400" in done.stderr
+
+
+STRONG = "s" * 32
+WEAK = [
+    ("GIFTING_WEBHOOK_SECRET", ""),  # anyone could sign a purchase: free coins
+    ("GIFTING_WEBHOOK_SECRET", "short"),
+    ("GIFTING_JWT_SECRET", "12345"),
+    ("GIFTING_JWT_SECRET", "x" * 31),
+    ("GIFTING_JWT_SECRET", None),  # the public development default
+    ("GIFTING_WEBHOOK_SECRET", None),
+]
+
+
+@pytest.mark.parametrize(("name", "value"), WEAK)
+def test_the_app_refuses_a_weak_secret_outside_dev_mode(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str | None
+) -> None:
+    """`uvicorn --factory gifting.app:create_app` and `gifting serve` alike."""
+    monkeypatch.delenv("GIFTING_DEV", raising=False)
+    monkeypatch.setenv("GIFTING_JWT_SECRET", STRONG)
+    monkeypatch.setenv("GIFTING_WEBHOOK_SECRET", STRONG)
+    if value is None:
+        monkeypatch.delenv(name)
+    else:
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError, match=name):
+        create_app()
+    env = {k: v for k, v in os.environ.items() if k != name}
+    if value is not None:
+        env[name] = value
+    done = subprocess.run(
+        [sys.executable, "-c", "from gifting.cli import main; main()", "serve", "--port", "0"],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert name in done.stderr
+
+
+def test_dev_mode_and_strong_secrets_are_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GIFTING_DEV", "1")
+    monkeypatch.delenv("GIFTING_JWT_SECRET", raising=False)
+    create_app()
+    monkeypatch.setenv("GIFTING_DEV", "0")
+    monkeypatch.setenv("GIFTING_JWT_SECRET", STRONG)
+    monkeypatch.setenv("GIFTING_WEBHOOK_SECRET", STRONG)
+    create_app()

@@ -24,7 +24,9 @@ from gifting.config import Settings
 
 
 def test_create_app_connects_to_nothing() -> None:
-    app = create_app(Settings(REDIS_URL="redis://127.0.0.1:1/0", DATABASE_URL="postgresql://x"))
+    app = create_app(
+        Settings(REDIS_URL="redis://127.0.0.1:1/0", DATABASE_URL="postgresql://x", GIFTING_DEV=True)
+    )
     assert {getattr(r, "path", "") for r in app.routes} >= {
         "/v1/catalog", "/v1/wallet", "/v1/streams", "/healthz", "/readyz",
         "/v1/webhooks/purchases",
@@ -32,8 +34,10 @@ def test_create_app_connects_to_nothing() -> None:
 
 
 async def test_lifespan_fails_fast_on_a_wrong_redis_url(database_url: str) -> None:
-    app = create_app(Settings(REDIS_URL="redis://127.0.0.1:1/0", DATABASE_URL=database_url),
-                     extensions=[])
+    app = create_app(
+        Settings(REDIS_URL="redis://127.0.0.1:1/0", DATABASE_URL=database_url, GIFTING_DEV=True),
+        extensions=[],
+    )
     with pytest.raises(redis.exceptions.ConnectionError):
         async with app.router.lifespan_context(app):
             pass
@@ -95,7 +99,8 @@ async def test_embedded_redis_starts_when_redis_url_is_unset(
     tmp_path: Path, database_url: str, key_prefix: str
 ) -> None:
     settings = Settings(REDIS_URL=None, DATABASE_URL=database_url, GIFTING_DATA_DIR=str(tmp_path),
-                        GIFTING_KEY_PREFIX=key_prefix, GIFTING_REDIS_APPENDFSYNC="everysec")
+                        GIFTING_KEY_PREFIX=key_prefix, GIFTING_REDIS_APPENDFSYNC="everysec",
+                        GIFTING_DEV=True)
     app = create_app(settings, extensions=[])
     async with app.router.lifespan_context(app):
         state: AppState = app.state.gifting

@@ -31,6 +31,7 @@ async def app_client(
         database_url=db_url,
         key_prefix=key_prefix,
         jwt_secret=SECRET,
+        webhook_secret=SECRET,
         persister_in_process=True,
         persister_claim_idle_ms=500,
     )
