@@ -23,7 +23,9 @@ Modules, one job each:
   ports, ``EmbeddedError`` and ``_ChildServer``, the lifecycle both servers share;
 * :mod:`.redis_server` — ``EmbeddedRedis`` and ``find_redis_server``;
 * :mod:`.postgres_server` — ``EmbeddedPostgres`` on pgserver's binaries;
-* :mod:`.servers` — ``EmbeddedServers``: both, as one context manager.
+* :mod:`.servers` — ``EmbeddedServers``: both, as one context manager;
+* :mod:`.record` — ``<data_dir>/servers.json``: where a running ``gifting serve``'s
+  servers listen, for the operator's other commands.
 
 Names with a leading underscore are shared between these modules only.
 """
