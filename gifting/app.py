@@ -49,7 +49,7 @@ from gifting.api import webhooks as webhooks_api
 from gifting.api.http import exception_handlers
 from gifting.config import Settings, check_secrets, load_settings
 from gifting.core.catalog import Catalog, load_catalog
-from gifting.servers_record import remove_record, write_record
+from gifting.embedded.record import remove_record, write_record
 from gifting.store.keys import Keys
 from gifting.store.ledger import Ledger
 from gifting.store.streams import Stream, Streams

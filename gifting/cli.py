@@ -24,7 +24,7 @@ import typer
 from gifting.api.auth import CREATOR, MAX_TTL_S, mint_token
 from gifting.config import Settings, SettingsError, check_secrets, load_settings
 from gifting.core.errors import BadRequest
-from gifting.servers_record import read_record, remove_record, write_record
+from gifting.embedded.record import read_record, remove_record, write_record
 
 __all__ = ["app", "main"]
 
