@@ -5,11 +5,14 @@ runs (uvicorn's startup, or ``async with app.router.lifespan_context(app)`` in
 tests). The lifespan then, in order:
 
 1. loads the catalog (a bad file stops the server before anything starts);
-2. starts a private Redis and/or PostgreSQL under ``GIFTING_DATA_DIR`` for
-   whichever of ``REDIS_URL`` / ``DATABASE_URL`` is unset;
+2. attaches to the embedded servers for whichever of ``REDIS_URL`` /
+   ``DATABASE_URL`` is unset: those a running ``gifting serve`` recorded
+   under ``GIFTING_DATA_DIR``, else private ones it starts
+   (:mod:`gifting.embedded.launch`);
 3. builds the Redis client (one bounded connection pool), the
-   :class:`~gifting.store.ledger.Ledger` and :class:`~gifting.store.streams.Streams`;
-4. stores an :class:`AppState` on ``app.state.gifting``;
+   :class:`~gifting.store.ledger.Ledger` and :class:`~gifting.store.streams.Streams`
+   (:mod:`gifting.store.wiring`);
+4. stores an :class:`~gifting.state.AppState` on ``app.state.gifting``;
 5. enters each :class:`Extension`'s lifespan in order (the hub, the persister);
 
 and undoes all of it in reverse order on shutdown.
@@ -19,10 +22,10 @@ Hook points for the layers built elsewhere:
 * :func:`default_extensions` returns the :class:`Extension` list every served
   app gets. An extension brings ``routes`` (WebSocket endpoints, ``/metrics``,
   overlay and demo pages: appended after the HTTP API, so a catch-all mount
-  goes last) and a ``lifespan(state)`` context in which it may set
-  :attr:`AppState.pg_pool`, :attr:`AppState.room_events`, add
-  :attr:`AppState.readiness` checks and keep what it owns in
-  :attr:`AppState.extra`, and start background tasks it stops on exit.
+  goes last) and a ``lifespan(state)`` context in which it sets its typed
+  fields of the :class:`~gifting.state.AppState` (``pg_pool``, ``persister``,
+  ``hub``, ``roomlog``, ``room_events``), adds ``readiness`` checks, and
+  starts background tasks it stops on exit.
 * ``create_app(settings, extensions=[...])`` replaces that list (tests pass
   ``[]`` for the bare HTTP API).
 """
@@ -31,12 +34,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, ExitStack, asynccontextmanager
 
-from redis.asyncio import BlockingConnectionPool, Redis
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
@@ -48,100 +48,24 @@ from gifting.api import wallet as wallet_api
 from gifting.api import webhooks as webhooks_api
 from gifting.api.http import exception_handlers
 from gifting.config import Settings, check_secrets, load_settings
-from gifting.core.catalog import Catalog, load_catalog
-from gifting.embedded.record import remove_record, write_record
+from gifting.core.catalog import load_catalog
+from gifting.embedded.launch import attach_or_start
+from gifting.state import AppState, Extension
 from gifting.store.keys import Keys
-from gifting.store.ledger import Ledger
-from gifting.store.streams import Stream, Streams
+from gifting.store.wiring import build_ledger, build_streams, redis_client
 
-if TYPE_CHECKING:
-    import asyncpg
-
-    from gifting.embedded import EmbeddedPostgres, EmbeddedRedis, EmbeddedServers
-
-__all__ = [
-    "AppState",
-    "Extension",
-    "ReadinessCheck",
-    "RoomEvents",
-    "api_routes",
-    "create_app",
-    "default_extensions",
-    "redis_client",
-]
+__all__ = ["api_routes", "create_app", "default_extensions"]
 
 log = logging.getLogger("gifting.app")
-
-#: Connections in the shared Redis pool; a request waits for one rather than failing.
-REDIS_MAX_CONNECTIONS: Final = 256
-#: How long a request waits for a free pooled connection before 503.
-REDIS_POOL_TIMEOUT_S: Final = 5.0
-REDIS_CONNECT_TIMEOUT_S: Final = 5.0
-#: Idle pooled connections are PINGed before reuse after this many seconds.
-REDIS_HEALTH_CHECK_S: Final = 15
-
-ReadinessCheck = Callable[[], Awaitable[object]]
-
-
-class RoomEvents(Protocol):
-    """What the hub does when HTTP changes a stream: emit room events to its overlays.
-
-    Both calls must be idempotent (a client may retry an ``end``), and may
-    raise ``GiftingError`` / Redis errors like any store call.
-    """
-
-    async def stream_ended(self, stream: Stream) -> None:
-        """Emit ``stream_ended`` to the room (once per stream) and close viewers' spends."""
-
-    async def goal_changed(self, stream: Stream) -> None:
-        """Emit a ``goal`` event with the stream's new goal and progress."""
-
-
-@dataclass
-class AppState:
-    """Everything the lifespan built, shared by routes, the hub and the persister."""
-
-    settings: Settings
-    catalog: Catalog
-    keys: Keys
-    redis: Redis
-    ledger: Ledger
-    streams: Streams
-    #: The Redis / PostgreSQL URLs in use (the embedded servers' when started here).
-    redis_url: str
-    database_url: str | None
-    #: The private servers this process started, or ``None`` when both URLs were given.
-    embedded: EmbeddedServers | EmbeddedRedis | EmbeddedPostgres | None = None
-    #: Set by the persister extension.
-    pg_pool: asyncpg.Pool[asyncpg.Record] | None = None
-    #: Set by the hub extension; ``None`` means no hub in this app (HTTP only).
-    room_events: RoomEvents | None = None
-    #: ``/readyz`` runs each of these (name → async check that raises when unhealthy).
-    readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
-    #: Anything an extension owns (its hub, consumer task, metrics registry...).
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Extension:
-    """A layer wired into the app: its routes and what it starts and stops with it."""
-
-    name: str
-    routes: Sequence[BaseRoute] = ()
-    lifespan: Callable[[AppState], AbstractAsyncContextManager[None]] | None = None
 
 
 def default_extensions(settings: Settings) -> list[Extension]:
     """The extensions every served app gets, beyond the HTTP API.
 
-    The hub (WebSocket endpoints, ``/metrics``, overlay and demo pages) and the
-    persister (PostgreSQL pool, migrations, in-process outbox consumer) each
-    add one here, imported inside this function so that importing
-    :mod:`gifting.app` stays cheap, e.g.::
-
-        from gifting.hub.extension import hub_extension
-        from gifting.persister.extension import persister_extension
-        return [persister_extension(settings), hub_extension(settings)]
+    In order: the persister (PostgreSQL pool, migrations, the in-process
+    outbox consumer; the history routes), the hub (WebSocket endpoints,
+    ``/metrics``) and the pages (overlay, demo). Imported inside this
+    function so that importing :mod:`gifting.app` stays cheap.
     """
     from gifting.api import history as history_api
     from gifting.hub.extension import hub_extension
@@ -161,62 +85,17 @@ def api_routes(settings: Settings) -> list[BaseRoute]:
     return [route for module in modules for route in module.routes]
 
 
-def redis_client(url: str) -> Redis:
-    """A Redis client over one bounded, health-checked connection pool (it owns the pool)."""
-    pool = BlockingConnectionPool.from_url(
-        url,
-        max_connections=REDIS_MAX_CONNECTIONS,
-        timeout=REDIS_POOL_TIMEOUT_S,
-        socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S,
-        socket_keepalive=True,
-        health_check_interval=REDIS_HEALTH_CHECK_S,
-    )
-    return Redis.from_pool(pool)
-
-
-async def _start_embedded(
-    settings: Settings, stack: AsyncExitStack
-) -> tuple[EmbeddedServers | EmbeddedRedis | EmbeddedPostgres | None, str, str | None]:
-    """Start private servers for whichever URL is unset; return them and both URLs."""
-    redis_url, database_url = settings.redis_url, settings.database_url
-    if redis_url and database_url:
-        return None, redis_url, database_url
-    from gifting.embedded import EmbeddedPostgres, EmbeddedRedis, EmbeddedServers
-
-    server: EmbeddedServers | EmbeddedRedis | EmbeddedPostgres
-    if not redis_url and not database_url:
-        server = EmbeddedServers(settings.data_dir, appendfsync=settings.appendfsync)
-    elif not redis_url:
-        server = EmbeddedRedis(settings.data_dir, appendfsync=settings.appendfsync)
-    else:
-        server = EmbeddedPostgres(settings.data_dir)
-    log.info("starting embedded servers under %s", settings.data_dir)
-    await asyncio.to_thread(server.start)
-    stack.push_async_callback(asyncio.to_thread, server.stop)
-    if isinstance(server, EmbeddedServers):
-        redis_url, database_url = server.redis_url, server.database_url
-    elif isinstance(server, EmbeddedRedis):
-        redis_url = server.url
-    else:
-        database_url = server.url
-    assert redis_url is not None
-    log.info("embedded redis at %s, postgresql at %s", redis_url, database_url)
-    write_record(
-        settings.data_dir,
-        None if settings.redis_url else redis_url,
-        None if settings.database_url else database_url,
-    )
-    stack.callback(remove_record, settings.data_dir)
-    return server, redis_url, database_url
-
-
 @asynccontextmanager
 async def _lifespan(app: Starlette) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     extensions: tuple[Extension, ...] = app.state.extensions
     catalog = load_catalog(settings.catalog_path)
     async with AsyncExitStack() as stack:
-        embedded, redis_url, database_url = await _start_embedded(settings, stack)
+        servers = ExitStack()  # stops the embedded servers started here, if any (blocking)
+        stack.push_async_callback(asyncio.to_thread, servers.close)
+        attached = await asyncio.to_thread(attach_or_start, settings, servers)
+        redis_url, database_url = attached.settings.redis_url, attached.settings.database_url
+        assert redis_url is not None
         redis = redis_client(redis_url)
         stack.push_async_callback(redis.aclose)
         await redis.ping()  # a wrong REDIS_URL stops the start here, with the reason
@@ -226,17 +105,11 @@ async def _lifespan(app: Starlette) -> AsyncIterator[None]:
             catalog=catalog,
             keys=keys,
             redis=redis,
-            ledger=Ledger(
-                redis,
-                keys,
-                catalog,
-                idempotency_ttl_s=settings.idempotency_ttl_s,
-                combo_window_ms=settings.combo_window_ms,
-            ),
-            streams=Streams(redis, keys, catalog),
+            ledger=build_ledger(settings, redis, catalog),
+            streams=build_streams(settings, redis, catalog),
             redis_url=redis_url,
             database_url=database_url,
-            embedded=embedded,
+            embedded=None if attached.settings is settings else attached,
         )
         state.readiness["redis"] = redis.ping
         app.state.gifting = state

@@ -3,8 +3,11 @@
 ``gifting serve`` runs the app under uvicorn (httptools, the sans-I/O
 websockets protocol and uvloop when installed). With no ``REDIS_URL`` /
 ``DATABASE_URL`` it starts private servers under ``GIFTING_DATA_DIR`` first,
-in this parent process, and hands their URLs to the workers through the
-environment, so ``--workers 4`` shares one Redis and one PostgreSQL.
+in this parent process; the workers (and ``gifting audit | persist |
+migrate`` in another terminal) find them through the record in the data
+folder (:mod:`gifting.embedded.launch`), so ``--workers 4`` shares one Redis
+and one PostgreSQL. Settings are read once per process and never written
+back to the environment.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import typer
 from gifting.api.auth import CREATOR, MAX_TTL_S, mint_token
 from gifting.config import Settings, SettingsError, check_secrets, load_settings
 from gifting.core.errors import BadRequest
-from gifting.embedded.record import read_record, remove_record, write_record
+from gifting.embedded.launch import attach, attach_or_start
 
 __all__ = ["app", "main"]
 
@@ -89,49 +92,6 @@ def _loop() -> str:
     return "uvloop" if importlib.util.find_spec("uvloop") is not None else "asyncio"
 
 
-def _start_embedded(settings: Settings, stack: ExitStack) -> None:
-    """Start private servers for the unset URLs and export them to the workers."""
-    if settings.redis_url and settings.database_url:
-        return
-    from gifting.embedded import EmbeddedPostgres, EmbeddedRedis
-
-    typer.echo(f"starting embedded servers under {settings.data_dir.resolve()}", err=True)
-    if not settings.redis_url:
-        redis = EmbeddedRedis(settings.data_dir, appendfsync=settings.appendfsync)
-        redis.start()
-        stack.callback(redis.stop)
-        os.environ["REDIS_URL"] = redis.url
-    if not settings.database_url:
-        postgres = EmbeddedPostgres(settings.data_dir)
-        postgres.start()
-        stack.callback(postgres.stop)
-        os.environ["DATABASE_URL"] = postgres.url
-        # Nobody else will persist into a private database: run the persister here.
-        os.environ.setdefault("GIFTING_PERSISTER_IN_PROCESS", "1")
-    # `gifting audit | persist | migrate` in another terminal find them here.
-    write_record(
-        settings.data_dir,
-        None if settings.redis_url else os.environ["REDIS_URL"],
-        None if settings.database_url else os.environ["DATABASE_URL"],
-    )
-    stack.callback(remove_record, settings.data_dir)
-
-
-def _with_embedded_urls(settings: Settings) -> Settings:
-    """Fill unset URLs from the record of a running ``gifting serve`` under the data folder."""
-    if settings.redis_url and settings.database_url:
-        return settings
-    record = read_record(settings.data_dir)
-    if record is None:
-        return settings
-    return settings.model_copy(
-        update={
-            "redis_url": settings.redis_url or record.redis_url,
-            "database_url": settings.database_url or record.database_url,
-        }
-    )
-
-
 def _settings() -> Settings:
     """The environment's settings, or exit 2 naming each setting out of its bounds."""
     try:
@@ -168,7 +128,14 @@ def serve(
     # servers are stopped. Turned into SystemExit, the ExitStack unwinds.
     signal.signal(signal.SIGTERM, _exit_on_signal)
     with ExitStack() as stack:
-        _start_embedded(settings, stack)
+        # Started here, before the workers, which find them in the data folder's record.
+        attached = attach_or_start(settings, stack)
+        if attached.redis is not None or attached.postgres is not None:
+            typer.echo(
+                f"embedded servers under {settings.data_dir.resolve()}: redis "
+                f"{attached.settings.redis_url}, postgresql {attached.settings.database_url}",
+                err=True,
+            )
         shown_host = f"[{host}]" if ":" in host else host
         typer.echo(f"gifting serving on http://{shown_host}:{port} ({workers} worker(s))", err=True)
         if settings.dev:
@@ -228,7 +195,7 @@ def _run_persister_command(command: str) -> int:
         run_persister,
     )
 
-    settings = _with_embedded_urls(_settings())
+    settings = attach(_settings())
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         if command == "persist":

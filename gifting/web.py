@@ -32,7 +32,7 @@ from gifting.core.errors import BadRequest
 from gifting.core.ids import check_id
 
 if TYPE_CHECKING:
-    from gifting.app import Extension
+    from gifting.state import Extension
 
 __all__ = ["page_headers", "web_extension", "web_routes"]
 
@@ -110,6 +110,6 @@ def web_routes(settings: Settings) -> list[BaseRoute]:
 
 def web_extension(settings: Settings) -> Extension:
     """The pages as an app extension (routes only: nothing to start or stop)."""
-    from gifting.app import Extension
+    from gifting.state import Extension
 
     return Extension(name="web", routes=web_routes(settings))

@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-from gifting.api.http import app_state
+from gifting.state import app_state
 
 __all__ = ["get_catalog", "routes"]
 

@@ -12,9 +12,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
 from gifting.api.auth import CREATOR, mint_token
-from gifting.api.http import JsonObject, app_state, principal, read_json
+from gifting.api.http import JsonObject, principal, read_json
 from gifting.clock import now_ms
 from gifting.core.ids import new_id
+from gifting.state import app_state
 
 __all__ = ["dev_purchase", "dev_token", "routes"]
 

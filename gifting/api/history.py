@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-from gifting.api.http import app_state, principal, query_int
+from gifting.api.http import principal, query_int
 from gifting.core.errors import Unavailable
 from gifting.persister.reads import (
     DEFAULT_LIMIT,
@@ -28,6 +28,7 @@ from gifting.persister.reads import (
     creator_earnings,
     wallet_history,
 )
+from gifting.state import app_state
 
 __all__ = ["get_cashout_history", "get_earnings", "get_wallet_history", "routes"]
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Collection, Iterable
-from typing import TYPE_CHECKING, Any, Final, NoReturn
+from typing import Any, Final, NoReturn
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -37,15 +37,12 @@ from gifting.core.errors import (
     Unavailable,
 )
 from gifting.core.ids import check_id
-
-if TYPE_CHECKING:
-    from gifting.app import AppState
+from gifting.state import app_state
 
 __all__ = [
     "MAX_BODY_BYTES",
     "MAX_SAFE_INTEGER",
     "JsonObject",
-    "app_state",
     "decode_json_object",
     "error_response",
     "exception_handlers",
@@ -64,14 +61,6 @@ MAX_SAFE_INTEGER: Final = 2**53 - 1
 
 
 # --------------------------------------------------------------------------- state
-
-
-def app_state(conn: HTTPConnection) -> AppState:
-    """The :class:`~gifting.app.AppState` the lifespan stored on the app."""
-    state = getattr(conn.app.state, "gifting", None)
-    if state is None:
-        raise Unavailable("the server is starting or stopping")
-    return state  # type: ignore[no-any-return]
 
 
 def principal(conn: HTTPConnection) -> Principal:

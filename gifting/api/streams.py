@@ -17,9 +17,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
 from gifting.api.auth import CREATOR
-from gifting.api.http import JsonObject, app_state, principal, read_json
+from gifting.api.http import JsonObject, principal, read_json
 from gifting.core.errors import Forbidden
 from gifting.core.ids import check_id
+from gifting.state import app_state
 from gifting.store.streams import MAX_GOAL, MAX_TITLE_LENGTH, Stream, Streams, Totals
 
 __all__ = [

@@ -14,11 +14,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-from gifting.api.http import JsonObject, app_state, principal, query_int, read_json
+from gifting.api.http import JsonObject, principal, query_int, read_json
 from gifting.clock import now_ms
 from gifting.core.errors import BadRequest, NotFound
 from gifting.core.ids import check_id, new_id
 from gifting.core.pricing import price_badge
+from gifting.state import app_state
 from gifting.store.ledger import MAX_BUDGET, Budget, Cashout, Ledger, SpendOrder
 
 __all__ = [

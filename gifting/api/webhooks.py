@@ -15,14 +15,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-from gifting.api.http import (
-    MAX_SAFE_INTEGER,
-    JsonObject,
-    app_state,
-    decode_json_object,
-    read_body,
-)
+from gifting.api.http import MAX_SAFE_INTEGER, JsonObject, decode_json_object, read_body
 from gifting.api.signatures import SIGNATURE_HEADER, verify
+from gifting.state import app_state
 from gifting.store.ledger import PurchaseResult
 
 __all__ = ["payout_webhook", "purchase_webhook", "refund_webhook", "routes"]

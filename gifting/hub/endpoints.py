@@ -39,6 +39,7 @@ from gifting.hub import metrics
 from gifting.hub.connection import Outbox
 from gifting.hub.hub import Hub
 from gifting.hub.room import Member, Room
+from gifting.state import app_state
 from gifting.store.ledger import SpendOrder, SpendResult
 from gifting.store.rooms import CursorExpired
 from gifting.store.streams import Stream
@@ -48,7 +49,9 @@ FLOOD_STRIKES = 50
 
 
 def _hub(ws: WebSocket) -> Hub:
-    hub: Hub = ws.app.state.gifting.extra["hub"]
+    hub = app_state(ws).hub
+    if hub is None:
+        raise RuntimeError("the hub's routes are mounted without its lifespan")
     return hub
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
@@ -14,11 +13,9 @@ from starlette.routing import Route
 from gifting.config import Settings
 from gifting.hub.endpoints import routes as ws_routes
 from gifting.hub.hub import Hub
-from gifting.store.rooms import RoomLog
+from gifting.state import AppState, Extension
 from gifting.store.streams import Stream
-
-if TYPE_CHECKING:
-    from gifting.app import AppState, Extension
+from gifting.store.wiring import build_roomlog
 
 
 class HubRoomEvents:
@@ -43,25 +40,21 @@ async def metrics_endpoint(request: Request) -> Response:
 
 def hub_extension(settings: Settings) -> Extension:
     """The hub extension: WebSocket endpoints and ``/metrics``, and the hub's lifespan."""
-    from gifting.app import Extension
 
     @asynccontextmanager
     async def lifespan(state: AppState) -> AsyncIterator[None]:
         s = state.settings
-        roomlog = RoomLog(
-            state.redis, state.keys, state.catalog,
-            max_events=s.history_max_events, max_age_s=s.history_max_age_s,
-            marker_ttl_s=s.idempotency_ttl_s,
-        )  # fmt: skip
+        roomlog = build_roomlog(s, state.redis, state.catalog)
         hub = Hub(s, state.redis, state.keys, state.catalog, state.ledger, state.streams, roomlog)
         await hub.start()
-        state.extra["hub"] = hub
-        state.extra["roomlog"] = roomlog
+        state.hub = hub
+        state.roomlog = roomlog
         state.room_events = HubRoomEvents(hub)
         try:
             yield
         finally:
             state.room_events = None
+            state.hub = state.roomlog = None
             await hub.stop()
 
     return Extension(

@@ -23,25 +23,24 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any, Final, Protocol
+from typing import Final, Protocol
 
 import asyncpg
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 
 from gifting.config import Settings
-from gifting.core.catalog import Catalog, load_catalog
+from gifting.core.catalog import load_catalog
 from gifting.persister.audit import run_audit, wait_caught_up
 from gifting.persister.consumer import OnSpends, OutboxConsumer
 from gifting.persister.schema import apply_migrations
 from gifting.store.keys import Keys
 from gifting.store.ledger import Ledger
-from gifting.store.rooms import RoomLog
+from gifting.store.wiring import build_ledger, build_roomlog, redis_client
 
 __all__ = [
     "ConfigurationError",
     "PersisterHost",
     "connect_pool",
-    "connect_redis",
     "make_consumer",
     "persister_lifespan",
     "run_audit_cli",
@@ -70,19 +69,6 @@ def _require(value: str | None, name: str, settings: Settings) -> str:
     return value
 
 
-def connect_redis(url: str, max_connections: int = 64) -> Redis:
-    """A Redis client for the persister: bytes replies, a bounded pool that waits when busy."""
-    pool = BlockingConnectionPool.from_url(
-        url,
-        max_connections=max_connections,
-        timeout=10.0,
-        socket_connect_timeout=5.0,
-        socket_keepalive=True,
-        health_check_interval=15,
-    )
-    return Redis.from_pool(pool)
-
-
 async def connect_pool(url: str, *, min_size: int = 0, max_size: int = 4) -> asyncpg.Pool:
     """An asyncpg pool; with ``min_size=0`` it opens no connection until first used."""
     pool = await asyncpg.create_pool(
@@ -90,15 +76,6 @@ async def connect_pool(url: str, *, min_size: int = 0, max_size: int = 4) -> asy
     )
     assert pool is not None
     return pool
-
-
-def room_log(settings: Settings, redis: Redis, catalog: Catalog) -> RoomLog:
-    """The persister's own :class:`RoomLog`, configured like the hub's."""
-    return RoomLog(
-        redis, Keys(settings.key_prefix), catalog,
-        max_events=settings.history_max_events, max_age_s=settings.history_max_age_s,
-        marker_ttl_s=settings.idempotency_ttl_s,
-    )  # fmt: skip
 
 
 def make_consumer(
@@ -118,7 +95,7 @@ def make_consumer(
     the persister runs in the app or as its own process (``gifting persist``).
     """
     if on_spends is None:
-        on_spends = room_log(settings, redis, ledger.catalog).emit_spends
+        on_spends = build_roomlog(settings, redis, ledger.catalog).emit_spends
     return OutboxConsumer(
         redis,
         pool,
@@ -128,16 +105,6 @@ def make_consumer(
         consumer=consumer,
         batch_size=settings.persister_batch,
         claim_idle_ms=settings.persister_claim_idle_ms,
-    )
-
-
-def _ledger(settings: Settings, redis: Redis, catalog: Catalog) -> Ledger:
-    return Ledger(
-        redis,
-        Keys(settings.key_prefix),
-        catalog,
-        idempotency_ttl_s=settings.idempotency_ttl_s,
-        combo_window_ms=settings.combo_window_ms,
     )
 
 
@@ -168,7 +135,7 @@ async def run_persister(
     redis_url = _require(settings.redis_url, "REDIS_URL", settings)
     database_url = _require(settings.database_url, "DATABASE_URL", settings)
     catalog = load_catalog(settings.catalog_path)
-    redis = connect_redis(redis_url)
+    redis = redis_client(redis_url, max_connections=64, pool_timeout_s=10.0)
     pool = await connect_pool(database_url)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -181,7 +148,7 @@ async def run_persister(
             settings,
             redis,
             pool,
-            _ledger(settings, redis, catalog),
+            build_ledger(settings, redis, catalog),
             on_spends=on_spends,
             consumer=consumer,
         )
@@ -221,7 +188,7 @@ async def run_migrate(settings: Settings) -> list[int]:
 async def run_audit_cli(settings: Settings) -> int:
     """Audit the deployment, print the report; 0 if every check passed, else 1."""
     catalog = load_catalog(settings.catalog_path)
-    redis = connect_redis(_require(settings.redis_url, "REDIS_URL", settings))
+    redis = redis_client(_require(settings.redis_url, "REDIS_URL", settings), max_connections=4)
     database_url = _require(settings.database_url, "DATABASE_URL", settings)
     pool = await connect_pool(database_url, max_size=1)
     try:
@@ -252,7 +219,7 @@ class PersisterHost(Protocol):
     database_url: str | None
     pg_pool: asyncpg.Pool[asyncpg.Record] | None
     readiness: dict[str, Callable[[], Awaitable[object]]]
-    extra: dict[str, Any]
+    persister: OutboxConsumer | None
 
 
 @asynccontextmanager
@@ -262,7 +229,7 @@ async def persister_lifespan(
     """Open the PostgreSQL pool, migrate, and run the in-process consumer if configured.
 
     Sets ``state.pg_pool`` and the ``postgres`` readiness check; the consumer
-    (when running) is ``state.extra["persister"]``.
+    (when running) is ``state.persister``.
     """
     settings = state.settings
     if state.database_url is None:
@@ -280,7 +247,7 @@ async def persister_lifespan(
         worker: OutboxConsumer | None = None
         if in_process:
             worker = make_consumer(settings, state.redis, pool, state.ledger, on_spends=on_spends)
-            state.extra["persister"] = worker
+            state.persister = worker
             worker.start()
         try:
             yield

@@ -13,9 +13,10 @@ from starlette.applications import Starlette
 
 from gifting.api.auth import mint_token
 from gifting.api.signatures import SIGNATURE_HEADER, sign
-from gifting.app import AppState, Extension, create_app
+from gifting.app import create_app
 from gifting.config import Settings
 from gifting.core.pricing import price_gift
+from gifting.state import AppState, Extension
 from gifting.store.ledger import SpendOrder
 
 JWT_SECRET = "test-jwt-secret-0123456789abcdef0123456789"

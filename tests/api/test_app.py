@@ -17,10 +17,11 @@ from starlette.routing import Route
 from typer.testing import CliRunner
 
 from gifting.api.auth import principal_from_token
-from gifting.app import AppState, Extension, create_app
+from gifting.app import create_app
 from gifting.cli import RedactSecrets, _ws_protocol, log_config
 from gifting.cli import app as cli
 from gifting.config import Settings
+from gifting.state import AppState, Extension
 
 
 def test_create_app_connects_to_nothing() -> None:
@@ -53,7 +54,7 @@ async def test_extensions_start_in_order_stop_in_reverse_and_add_routes(
         async def lifespan(state: AppState) -> AsyncIterator[None]:
             assert state.ledger is not None
             log.append(f"start {name}")
-            state.extra[name] = True
+            state.readiness[name] = state.redis.ping
             yield
             log.append(f"stop {name}")
 
@@ -66,7 +67,7 @@ async def test_extensions_start_in_order_stop_in_reverse_and_add_routes(
     async with open_api(settings, redis, [ext("persister"), ext("hub")]) as api:
         assert log == ["start persister", "start hub"]
         assert (await api.client.get("/hub")).text == "hub"
-        assert api.state.extra == {"persister": True, "hub": True}
+        assert set(api.state.readiness) == {"redis", "persister", "hub"}
         assert api.state.redis_url == redis_url
         assert api.state.database_url == database_url
         assert api.state.embedded is None
@@ -107,8 +108,9 @@ async def test_embedded_redis_starts_when_redis_url_is_unset(
         assert state.embedded is not None
         assert state.redis_url.startswith("redis://")
         assert await state.redis.ping()
-        server = state.embedded
-    assert not server.running  # type: ignore[union-attr]
+        server = state.embedded.redis
+        assert server is not None and state.embedded.postgres is None
+    assert not server.running
     assert (tmp_path / "redis").is_dir()
 
 

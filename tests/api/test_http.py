@@ -16,9 +16,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from gifting.api.http import MAX_BODY_BYTES, JsonObject
-from gifting.app import AppState, Extension, create_app
+from gifting.app import create_app
 from gifting.core.errors import BadRequest, Conflict
 from gifting.embedded import EmbeddedRedis
+from gifting.state import AppState, Extension
 
 
 def _padded(body: dict[str, Any], size: int) -> bytes:

@@ -9,7 +9,7 @@ import pytest
 from api_support import Api, open_api, settings_for
 from redis.asyncio import Redis
 
-from gifting.app import AppState, Extension
+from gifting.state import AppState, Extension
 from gifting.store.streams import Stream
 
 

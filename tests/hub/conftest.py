@@ -15,9 +15,10 @@ import uvicorn
 import websockets
 
 from gifting.api.auth import mint_token
-from gifting.app import AppState, Extension, create_app
+from gifting.app import create_app
 from gifting.config import Settings
 from gifting.hub.extension import hub_extension
+from gifting.state import AppState, Extension
 
 JWT_SECRET = "hub-test-jwt-secret-0123456789abcdef0123"
 

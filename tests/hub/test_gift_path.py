@@ -140,7 +140,8 @@ async def test_a_stalled_reader_is_closed_1013_and_the_room_goes_on(
 
     async with serve(redis_url, database_url, key_prefix, GIFTING_SEND_QUEUE_FRAMES=32) as h:
         stream, key = await h.stream()
-        roomlog = h.state.extra["roomlog"]
+        roomlog = h.state.roomlog
+        assert roomlog is not None
         # A small receive buffer turns off the kernel's autotuning (up to 32 MB here),
         # and max_queue=1 makes the client stop reading its socket at once.
         sock = socket.socket()
@@ -203,7 +204,8 @@ async def test_stream_end_sends_stream_ended_and_closes(hub: HubServer) -> None:
     async with hub.overlay(stream, key) as ov, hub.viewer(stream, "gus") as viewer:
         await recv(ov)
         await hub.state.streams.end(stream, "carol")
-        await hub.state.extra["hub"].end_stream(stream)
+        assert hub.state.hub is not None
+        await hub.state.hub.end_stream(stream)
         ended = await recv_until(ov, lambda m: m.get("kind") == "stream_ended")
         assert ended["stream"] == stream
         with pytest.raises(websockets.ConnectionClosedOK):

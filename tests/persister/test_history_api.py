@@ -11,10 +11,11 @@ from redis.asyncio import Redis
 
 from gifting.api import history
 from gifting.api.auth import mint_token
-from gifting.app import AppState, Extension, create_app
+from gifting.app import create_app
 from gifting.config import Settings
 from gifting.core.pricing import price_gift
 from gifting.persister.service import persister_lifespan
+from gifting.state import AppState, Extension
 from gifting.store.ledger import SpendOrder
 
 from .support import caught_up
@@ -51,7 +52,7 @@ async def test_history_pages_and_earnings(
     app_client: tuple[httpx.AsyncClient, AppState],
 ) -> None:
     client, state = app_client
-    assert state.pg_pool is not None and "persister" in state.extra
+    assert state.pg_pool is not None and state.persister is not None
     ledger = state.ledger
     await ledger.purchase("p1", "alice", "coins_700", 999, "USD")
     stream = await state.streams.create("bob", "Bob", "live")

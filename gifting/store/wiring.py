@@ -1,0 +1,73 @@
+"""The store's clients built from settings: one configuration for the app and the persister.
+
+The composition root (:mod:`gifting.app`) and the standalone persister
+(``gifting persist``) build their Redis client, :class:`Ledger`,
+:class:`Streams` and :class:`RoomLog` here, so a setting means the same
+thing in every process.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from redis.asyncio import BlockingConnectionPool, Redis
+
+from gifting.config import Settings
+from gifting.core.catalog import Catalog
+from gifting.store.keys import Keys
+from gifting.store.ledger import Ledger
+from gifting.store.rooms import RoomLog
+from gifting.store.streams import Streams
+
+__all__ = ["build_ledger", "build_roomlog", "build_streams", "redis_client"]
+
+#: Connections in a process's Redis pool; a caller waits for one rather than failing.
+REDIS_MAX_CONNECTIONS: Final = 256
+#: How long a caller waits for a free pooled connection before an error (503 over HTTP).
+REDIS_POOL_TIMEOUT_S: Final = 5.0
+REDIS_CONNECT_TIMEOUT_S: Final = 5.0
+#: Idle pooled connections are PINGed before reuse after this many seconds.
+REDIS_HEALTH_CHECK_S: Final = 15
+
+
+def redis_client(
+    url: str,
+    *,
+    max_connections: int = REDIS_MAX_CONNECTIONS,
+    pool_timeout_s: float = REDIS_POOL_TIMEOUT_S,
+) -> Redis:
+    """A Redis client (bytes replies) over one bounded, health-checked pool that it owns."""
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=max_connections,
+        timeout=pool_timeout_s,
+        socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S,
+        socket_keepalive=True,
+        health_check_interval=REDIS_HEALTH_CHECK_S,
+    )
+    return Redis.from_pool(pool)
+
+
+def build_ledger(settings: Settings, redis: Redis, catalog: Catalog) -> Ledger:
+    """The :class:`Ledger` configured from ``settings``."""
+    return Ledger(
+        redis,
+        Keys(settings.key_prefix),
+        catalog,
+        idempotency_ttl_s=settings.idempotency_ttl_s,
+        combo_window_ms=settings.combo_window_ms,
+    )
+
+
+def build_streams(settings: Settings, redis: Redis, catalog: Catalog) -> Streams:
+    """The :class:`Streams` store configured from ``settings``."""
+    return Streams(redis, Keys(settings.key_prefix), catalog)
+
+
+def build_roomlog(settings: Settings, redis: Redis, catalog: Catalog) -> RoomLog:
+    """The :class:`RoomLog` (room emission and history) configured from ``settings``."""
+    return RoomLog(
+        redis, Keys(settings.key_prefix), catalog,
+        max_events=settings.history_max_events, max_age_s=settings.history_max_age_s,
+        marker_ttl_s=settings.idempotency_ttl_s,
+    )  # fmt: skip
