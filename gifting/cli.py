@@ -24,7 +24,7 @@ from typing import Annotated, Any, Final
 
 import typer
 
-from gifting.api.auth import CREATOR, MAX_TTL_S, mint_token
+from gifting.auth import CREATOR, MAX_TTL_S, mint_token
 from gifting.config import Settings, SettingsError, check_secrets, load_settings
 from gifting.core.errors import BadRequest
 from gifting.embedded.launch import attach, attach_or_start

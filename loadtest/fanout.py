@@ -139,7 +139,7 @@ class _RoomSource:
 async def _room(tgt: Any) -> tuple[str, str, str]:
     from redis.asyncio import Redis
 
-    from gifting.api.auth import mint_token
+    from gifting.auth import mint_token
     from gifting.core.catalog import load_catalog
     from gifting.store.keys import Keys
     from gifting.store.streams import Streams

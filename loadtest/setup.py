@@ -20,8 +20,8 @@ from typing import Any
 import httpx
 from redis.asyncio import Redis
 
-from gifting.api.auth import mint_token
 from gifting.api.signatures import SIGNATURE_HEADER, sign
+from gifting.auth import mint_token
 from gifting.core.catalog import load_catalog
 from gifting.store.keys import Keys
 from gifting.store.ledger import Ledger

@@ -24,7 +24,7 @@ from multiprocessing.connection import Connection
 from typing import Any, Final
 from urllib.parse import quote
 
-from gifting.api.auth import mint_token
+from gifting.auth import mint_token
 from loadtest.clients import BROKE_GIVE_UP, OverlayClient, Req, Shared, ViewerClient
 from loadtest.config import BAD_FRAMES, BROKE_COINS, pick_gift, shot_times
 from loadtest.plan import OverlayReport, Shot, WalletReport, WorkerPlan, WorkerResult

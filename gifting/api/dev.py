@@ -11,8 +11,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-from gifting.api.auth import CREATOR, mint_token
 from gifting.api.http import JsonObject, principal, read_json
+from gifting.auth import CREATOR, mint_token
 from gifting.clock import now_ms
 from gifting.core.ids import new_id
 from gifting.state import app_state

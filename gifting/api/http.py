@@ -27,7 +27,7 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 from starlette.websockets import WebSocket
 
-from gifting.api.auth import Principal, principal_from_connection
+from gifting.auth import Principal, principal_from_connection
 from gifting.core.describe import json_kind, short
 from gifting.core.errors import (
     BadRequest,

@@ -16,8 +16,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-from gifting.api.auth import CREATOR
 from gifting.api.http import JsonObject, principal, read_json
+from gifting.auth import CREATOR
 from gifting.core.errors import Forbidden
 from gifting.core.ids import check_id
 from gifting.state import app_state

@@ -17,7 +17,7 @@ from typing import Any
 from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from gifting.api.auth import principal_from_connection
+from gifting.auth import principal_from_connection
 from gifting.core.errors import BadRequest, GiftingError, RateLimited, Unavailable
 from gifting.core.ids import check_id
 from gifting.core.pricing import price_effect, price_gift, price_highlight

@@ -11,9 +11,9 @@ import httpx
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 
-from gifting.api.auth import mint_token
 from gifting.api.signatures import SIGNATURE_HEADER, sign
 from gifting.app import create_app
+from gifting.auth import mint_token
 from gifting.config import Settings
 from gifting.core.pricing import price_gift
 from gifting.state import AppState, Extension

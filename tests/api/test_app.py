@@ -16,8 +16,8 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from typer.testing import CliRunner
 
-from gifting.api.auth import principal_from_token
 from gifting.app import create_app
+from gifting.auth import principal_from_token
 from gifting.cli import RedactSecrets, _ws_protocol, log_config
 from gifting.cli import app as cli
 from gifting.config import Settings

@@ -11,7 +11,7 @@ import pytest
 from api_support import JWT_SECRET, Api
 from starlette.requests import HTTPConnection
 
-from gifting.api.auth import Principal, bearer_token, mint_token, principal_from_token
+from gifting.auth import Principal, bearer_token, mint_token, principal_from_token
 from gifting.core.errors import BadRequest, Unauthorized
 
 SECRET = JWT_SECRET
@@ -23,7 +23,10 @@ def _b64(data: dict[str, object]) -> str:
 
 
 def _claims(**over: object) -> dict[str, object]:
-    claims: dict[str, object] = {"sub": "alice", "name": "Alice", "exp": int(time.time()) + 600}
+    claims: dict[str, object] = {
+        "sub": "alice", "name": "Alice", "exp": int(time.time()) + 600,
+        "iss": "gifting", "aud": "gifting",
+    }  # fmt: skip
     claims.update(over)
     return {k: v for k, v in claims.items() if v is not None}
 
@@ -52,7 +55,14 @@ BAD_TOKENS = {
     ),
     "HS512": lambda: jwt.encode(_claims(), SECRET * 2, algorithm="HS512"),
     "expired": lambda: _hs256(_claims(exp=int(time.time()) - 1)),
-    "missing exp": lambda: _hs256({"sub": "alice", "name": "Alice"}),
+    "missing exp": lambda: _hs256(_claims(exp=None)),
+    "exp in the year 3e10 (no maximum lifetime)": lambda: _hs256(_claims(exp=10**18)),
+    "exp past the maximum lifetime": lambda: _hs256(_claims(exp=int(time.time()) + 367 * 86400)),
+    "missing iss": lambda: _hs256(_claims(iss=None)),
+    "another service's iss": lambda: _hs256(_claims(iss="billing")),
+    "missing aud": lambda: _hs256(_claims(aud=None)),
+    "another audience": lambda: _hs256(_claims(aud="billing")),
+    "audience list without ours": lambda: _hs256(_claims(aud=["billing", "chat"])),
     "exp not a number": lambda: _hs256(_claims(exp="tomorrow")),
     "missing sub": lambda: _hs256(_claims(sub=None)),
     "sub not a string": lambda: _hs256(_claims(sub=42)),
@@ -96,19 +106,23 @@ def test_mint_token_validates_its_input() -> None:
         mint_token(SECRET, "alice", ttl_s=0)
 
 
-def _conn(headers: list[tuple[bytes, bytes]], query: bytes = b"") -> HTTPConnection:
+def _conn(
+    headers: list[tuple[bytes, bytes]], query: bytes = b"", kind: str = "http"
+) -> HTTPConnection:
     return HTTPConnection(
-        {"type": "http", "headers": headers, "query_string": query, "path": "/", "method": "GET"}
+        {"type": kind, "headers": headers, "query_string": query, "path": "/", "method": "GET"}
     )
 
 
 def test_bearer_token_sources() -> None:
     assert bearer_token(_conn([(b"authorization", b"Bearer abc")])) == "abc"
     assert bearer_token(_conn([(b"authorization", b"bearer  abc ")])) == "abc"
-    assert bearer_token(_conn([], b"token=xyz")) == "xyz"
+    assert bearer_token(_conn([], b"token=xyz", "websocket")) == "xyz"
+    with pytest.raises(Unauthorized, match="WebSockets only"):
+        bearer_token(_conn([], b"token=xyz"))  # plain HTTP
     assert bearer_token(_conn([])) is None
     # The header wins over the query parameter.
-    assert bearer_token(_conn([(b"authorization", b"Bearer h")], b"token=q")) == "h"
+    assert bearer_token(_conn([(b"authorization", b"Bearer h")], b"token=q", "websocket")) == "h"
     with pytest.raises(Unauthorized):
         bearer_token(_conn([(b"authorization", b"Basic YWxpY2U6cHc=")]))
     with pytest.raises(Unauthorized):
@@ -141,10 +155,17 @@ async def test_http_needs_a_token(api: Api) -> None:
         }
 
 
-async def test_http_accepts_the_token_query_parameter(api: Api) -> None:
+async def test_http_refuses_the_token_query_parameter(api: Api) -> None:
+    """A token in an HTTP URL ends up in access logs and referrers: WebSockets only."""
+    before = await api.snapshot()
     r = await api.client.get("/v1/wallet", params={"token": api.token("alice")})
-    assert r.status_code == 200
-    assert r.json()["user"] == "alice"
+    assert r.status_code == 401
+    assert "Authorization header" in r.json()["message"]
+    r = await api.client.post(
+        "/v1/streams", params={"token": api.token("carol", creator=True)}, json={"title": "x"}
+    )
+    assert r.status_code == 401
+    assert await api.snapshot() == before
 
 
 async def test_http_refuses_other_authorization_schemes(api: Api) -> None:

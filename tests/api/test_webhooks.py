@@ -232,3 +232,26 @@ async def test_payout_of_an_unknown_cashout_is_not_found(api: Api, cashout: str)
     r = await api.webhook("payouts", {"cashout": cashout, "status": "paid"})
     assert r.status_code == 404
     assert r.json()["code"] == "not_found"
+
+
+async def test_a_signed_body_replayed_to_another_webhook_path_is_refused(api: Api) -> None:
+    """The signature covers `<t>.<body>` (contract §4), not the path: the bodies of
+    the three webhooks are disjoint by their exact fields, so a body signed for one
+    path is refused on the others, and changes nothing."""
+    assert (await api.webhook("purchases", BODY)).status_code == 200
+    bodies = {
+        "purchases": BODY,
+        "refunds": {"purchase_id": "p-1"},
+        "payouts": {"cashout": "co03-abc", "status": "failed"},
+    }
+    before = await api.snapshot()
+    for signed_for, body in bodies.items():
+        content = json.dumps(body).encode()
+        header = sign(WEBHOOK_SECRET, content)
+        for path in bodies:
+            if path == signed_for:
+                continue
+            r = await api.webhook(path, raw=content, signature=header)
+            assert r.status_code == 400, (signed_for, path, r.text)
+            assert r.json()["code"] == "bad_request"
+    assert await api.snapshot() == before

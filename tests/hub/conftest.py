@@ -14,8 +14,8 @@ import pytest_asyncio
 import uvicorn
 import websockets
 
-from gifting.api.auth import mint_token
 from gifting.app import create_app
+from gifting.auth import mint_token
 from gifting.config import Settings
 from gifting.hub.extension import hub_extension
 from gifting.state import AppState, Extension

@@ -115,7 +115,7 @@ async def test_oversized_frame_is_closed_1009(
 async def test_bad_viewer_credentials_are_refused_1008(hub: HubServer, auth: str) -> None:
     import jwt
 
-    from gifting.api.auth import mint_token
+    from gifting.auth import mint_token
 
     stream, _ = await hub.stream()
     headers: dict[str, str] = {}

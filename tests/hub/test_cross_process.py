@@ -14,7 +14,7 @@ import pytest_asyncio
 import websockets
 from redis.asyncio import Redis
 
-from gifting.api.auth import mint_token
+from gifting.auth import mint_token
 from gifting.core.catalog import load_catalog
 from gifting.store.keys import Keys
 from gifting.store.ledger import Ledger

@@ -20,7 +20,7 @@ from gifting_client import ViewerClient
 from gifting_client.backoff import Backoff
 from redis.asyncio import Redis
 
-from gifting.api.auth import mint_token
+from gifting.auth import mint_token
 from gifting.core.catalog import load_catalog
 from gifting.persister.audit import run_audit
 from gifting.persister.progress import wait_caught_up

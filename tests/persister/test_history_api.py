@@ -10,8 +10,8 @@ import pytest_asyncio
 from redis.asyncio import Redis
 
 from gifting.api import history
-from gifting.api.auth import mint_token
 from gifting.app import create_app
+from gifting.auth import mint_token
 from gifting.config import Settings
 from gifting.core.pricing import price_gift
 from gifting.persister.service import persister_lifespan

@@ -1,8 +1,10 @@
 """Bearer tokens: HS256 JWTs signed with ``GIFTING_JWT_SECRET`` (docs/contract.md §4).
 
 Claims: ``sub`` (the user id, a valid external id), ``exp`` (required, unix
-seconds), ``name`` (display name; the user id when absent) and optional
-``roles`` (a list of strings; ``creator`` may start streams). Only HS256 is
+seconds, at most :data:`MAX_TTL_S` ahead), ``iss`` and ``aud`` (both
+required, both ``"gifting"``: a token another service signed with a shared
+secret is not one of ours), ``name`` (display name; the user id when absent)
+and optional ``roles`` (a list of strings; ``creator`` may start streams). Only HS256 is
 accepted: a token whose header says ``none``, ``HS512`` or ``RS256`` is
 refused before its signature is even looked at, so the classic algorithm
 confusion attacks do not apply.
@@ -12,8 +14,9 @@ can move, not against the wall clock inside PyJWT.
 
 The HTTP routes and the WebSocket hub share :func:`principal_from_token`;
 :func:`principal_from_connection` finds the token in an ``Authorization:
-Bearer`` header or a ``token`` query parameter (browsers cannot set headers
-on a WebSocket).
+Bearer`` header, or, on a WebSocket only, a ``token`` query parameter
+(browsers cannot set headers on a WebSocket; on HTTP a token in the URL
+would end up in logs and referrers, so it is refused).
 """
 
 from __future__ import annotations
@@ -40,6 +43,9 @@ __all__ = [
 ]
 
 ALGORITHM: Final = "HS256"
+#: The ``iss`` and ``aud`` every token must carry.
+ISSUER: Final = "gifting"
+AUDIENCE: Final = "gifting"
 #: The role that may create streams.
 CREATOR: Final = "creator"
 #: Longest token accepted; real ones are a few hundred bytes.
@@ -116,12 +122,13 @@ def principal_from_token(token: str, secret: str) -> Principal:
             secret,
             algorithms=[ALGORITHM],
             # Expiry and not-before are checked below against the server's clock.
+            audience=AUDIENCE,
+            issuer=ISSUER,
             options={
-                "require": ["exp", "sub"],
+                "require": ["exp", "sub", "iss", "aud"],
                 "verify_exp": False,
                 "verify_nbf": False,
                 "verify_iat": False,
-                "verify_aud": False,
             },
         )
     except jwt.MissingRequiredClaimError as exc:
@@ -130,6 +137,10 @@ def principal_from_token(token: str, secret: str) -> Principal:
         raise Unauthorized(f"token must be signed with {ALGORITHM}") from None
     except jwt.InvalidSignatureError:
         raise Unauthorized("token signature is invalid") from None
+    except jwt.InvalidAudienceError:
+        raise Unauthorized(f"token audience must be {AUDIENCE!r}") from None
+    except jwt.InvalidIssuerError:
+        raise Unauthorized(f"token issuer must be {ISSUER!r}") from None
     except jwt.InvalidTokenError as exc:
         raise Unauthorized(f"invalid token: {exc}") from None
     return _principal_from_claims(claims)
@@ -142,6 +153,8 @@ def _principal_from_claims(claims: dict[str, object]) -> Principal:
         raise Unauthorized("token claim 'exp' must be a number of seconds")
     if exp <= now_s:
         raise Unauthorized("token has expired")
+    if exp > now_s + MAX_TTL_S:
+        raise Unauthorized(f"token lifetime is over the {MAX_TTL_S} s maximum")
     nbf = claims.get("nbf")
     if nbf is not None:
         if isinstance(nbf, bool) or not isinstance(nbf, int | float):
@@ -156,10 +169,11 @@ def _principal_from_claims(claims: dict[str, object]) -> Principal:
 
 
 def bearer_token(conn: HTTPConnection) -> str | None:
-    """The token of a request or WebSocket: ``Authorization: Bearer`` first, else ``?token=``.
+    """The token of a request or WebSocket: ``Authorization: Bearer``, else (WebSocket) ``?token=``.
 
     Returns ``None`` when neither is present; raises ``Unauthorized`` for an
-    ``Authorization`` header of another scheme (rather than silently ignoring it).
+    ``Authorization`` header of another scheme (rather than silently ignoring
+    it), and for a ``token`` query parameter on plain HTTP.
     """
     header = conn.headers.get("authorization")
     if header is not None:
@@ -167,7 +181,13 @@ def bearer_token(conn: HTTPConnection) -> str | None:
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("the Authorization header must be 'Bearer <token>'")
         return token.strip()
-    return conn.query_params.get("token")
+    token = conn.query_params.get("token")
+    if token is not None and conn.scope["type"] != "websocket":
+        raise Unauthorized(
+            "send the token in the Authorization header "
+            "(the token query parameter is for WebSockets only)"
+        )
+    return token
 
 
 def principal_from_connection(conn: HTTPConnection, secret: str) -> Principal:
@@ -194,6 +214,8 @@ def mint_token(
     now_s = now_ms() // 1000
     claims: dict[str, object] = {
         "sub": user,
+        "iss": ISSUER,
+        "aud": AUDIENCE,
         "name": user if name is None else name,
         "iat": now_s,
         "exp": now_s + ttl_s,
