@@ -27,15 +27,25 @@ _CRLF = b"\r\n"
 
 
 def pack_command(args: Sequence[bytes | str | int]) -> bytes:
-    """One command in RESP: ``*n`` then ``$len`` and each argument."""
+    """One command in RESP: ``*n`` then ``$len`` and each argument, as redis-py packs it.
+
+    Strings go as UTF-8 and integers in decimal. Raises ``ValueError`` for an
+    empty command (Redis answers ``*0`` with nothing, so the batch would wait out
+    its read timeout) and ``TypeError`` for anything else, bools and floats
+    included (``b"%d"`` would send ``True`` and ``1.5`` as ``1``).
+    """
+    if not args:
+        raise ValueError("a Redis command needs at least its name")
     parts = [b"*%d\r\n" % len(args)]
     for arg in args:
         if isinstance(arg, bytes):
             data = arg
         elif isinstance(arg, str):
             data = arg.encode()
-        else:
+        elif isinstance(arg, int) and not isinstance(arg, bool):
             data = b"%d" % arg
+        else:
+            raise TypeError(f"a Redis argument must be bytes, str or int, got {arg!r}")
         parts.append(b"$%d\r\n" % len(data))
         parts.append(data)
         parts.append(_CRLF)
