@@ -6,7 +6,7 @@ import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gifting.core.money import (
@@ -17,6 +17,10 @@ from gifting.core.money import (
     diamonds_for_spend,
     month_of,
 )
+
+# No deadline: the test machine is shared, and a slow example there is load, not a
+# regression.
+RELAXED = settings(deadline=None)
 
 SHARES = st.integers(1, BPS_DENOMINATOR)
 SPENDS = st.lists(st.integers(1, MAX_SPEND_COINS), max_size=50)
@@ -62,6 +66,7 @@ def test_a_hundred_roses_make_fifty_diamonds() -> None:
     assert sum(credits) == 50
 
 
+@RELAXED
 @given(spends=SPENDS, bps=SHARES)
 def test_credits_on_the_running_total_sum_to_the_floor_of_the_total(
     spends: list[int], bps: int
@@ -74,6 +79,7 @@ def test_credits_on_the_running_total_sum_to_the_floor_of_the_total(
     assert credited == sum(spends) * bps // BPS_DENOMINATOR
 
 
+@RELAXED
 @given(total=st.integers(0, 10**6), cuts=st.lists(st.integers(0, 10**6), max_size=20), bps=SHARES)
 def test_any_split_of_the_same_coins_credits_the_same_diamonds(
     total: int, cuts: list[int], bps: int
@@ -88,6 +94,7 @@ def test_any_split_of_the_same_coins_credits_the_same_diamonds(
     assert credited == diamonds_earned(total, bps)
 
 
+@RELAXED
 @given(before=st.integers(0, 10**15), coins=st.integers(0, MAX_SPEND_COINS), bps=SHARES)
 def test_one_credit_is_within_a_diamond_of_its_exact_share(
     before: int, coins: int, bps: int
@@ -99,12 +106,14 @@ def test_one_credit_is_within_a_diamond_of_its_exact_share(
     assert type(credit) is int
 
 
+@RELAXED
 @given(coins=st.integers(0, 10**15), bps=SHARES)
 def test_the_creator_never_gets_more_than_the_coins(coins: int, bps: int) -> None:
     assert 0 <= diamonds_earned(coins, bps) <= coins
     assert diamonds_earned(coins, BPS_DENOMINATOR) == coins
 
 
+@RELAXED
 @given(a=st.integers(0, 10**15), b=st.integers(0, 10**15), bps=SHARES)
 def test_diamonds_earned_never_decreases(a: int, b: int, bps: int) -> None:
     low, high = sorted((a, b))
@@ -139,6 +148,7 @@ def test_month_and_day_of(iso: str, month: str, day: str) -> None:
     assert day_of(ms(iso)) == day
 
 
+@RELAXED
 @given(now=INSTANTS)
 def test_periods_match_integer_calendar_math(now: int) -> None:
     # month_of divides by 1000.0 on the way: no float rounding may cross a boundary.
@@ -147,6 +157,7 @@ def test_periods_match_integer_calendar_math(now: int) -> None:
     assert day_of(now) == f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"
 
 
+@RELAXED
 @given(now=INSTANTS)
 def test_the_last_millisecond_of_a_day_is_still_that_day(now: int) -> None:
     start_of_day = now - now % 86_400_000

@@ -11,7 +11,7 @@ from typing import Any
 
 import msgpack
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gifting.core.errors import BadRequest
@@ -33,6 +33,10 @@ from gifting.core.protocol import (
     error_message,
     pick_subprotocol,
 )
+
+# No deadline: the test machine is shared, and a slow example there is load, not a
+# regression.
+RELAXED = settings(deadline=None)
 
 ENCODINGS: tuple[Encoding, ...] = (JSON, MSGPACK)
 
@@ -284,6 +288,7 @@ def test_duplicate_op_is_rejected(encoding: Encoding) -> None:
 
 
 @pytest.mark.parametrize("encoding", ENCODINGS)
+@RELAXED
 @given(count=st.integers(min_value=-(2**63), max_value=2**64 - 1))
 def test_counts_outside_1_to_10000_are_rejected(encoding: Encoding, count: int) -> None:
     raw = frame(_gift(count=count), encoding)
@@ -304,6 +309,7 @@ def outcome(raw: bytes | str, encoding: Encoding) -> object:
 OUTCOMES = (Gift, Effect, Comment, Ping, InvalidMessage)
 
 
+@RELAXED
 @given(raw=st.binary(max_size=200))
 def test_arbitrary_bytes_never_escape_as_another_error(raw: bytes) -> None:
     for encoding in ENCODINGS:
@@ -322,6 +328,7 @@ JSON_VALUES = st.recursive(
 )
 
 
+@RELAXED
 @given(
     op=st.sampled_from(["gift", "effect", "comment", "ping", "nope"]),
     fields=st.dictionaries(
@@ -348,12 +355,14 @@ MESSAGES = st.one_of(
 )
 
 
+@RELAXED
 @given(message=MESSAGES)
 def test_encode_then_decode_is_the_identity(message: ClientMessage) -> None:
     for encoding in ENCODINGS:
         assert decode_message(encode(message, encoding), encoding) == message
 
 
+@RELAXED
 @given(message=MESSAGES)
 def test_our_encoding_is_what_a_client_library_sends(message: ClientMessage) -> None:
     # The frame of a message is the plain map of its fields with its op.
@@ -373,6 +382,7 @@ SERVER_VALUES = st.recursive(
 )
 
 
+@RELAXED
 @given(body=st.dictionaries(st.text(), SERVER_VALUES, max_size=6))
 def test_server_messages_encode_in_both_encodings(body: dict[str, Any]) -> None:
     assert json.loads(encode(body, JSON)) == body
@@ -448,6 +458,7 @@ def test_subprotocol_names() -> None:
     assert SUBPROTOCOLS == ("gifting.json.v1", "gifting.msgpack.v1")
 
 
+@RELAXED
 @given(offered=st.lists(st.text(max_size=20), max_size=5))
 def test_pick_subprotocol_picks_the_first_we_speak(offered: list[str]) -> None:
     ours = [name for name in offered if name in SUBPROTOCOLS]
