@@ -29,7 +29,9 @@ def short(value: object, limit: int = 40) -> str:
 
 
 def described(value: object) -> str:
-    """``<kind> <short repr>``, e.g. ``boolean true`` or ``integer 5``."""
+    """``<kind> <short repr>``, e.g. ``boolean true`` or ``integer 5``; ``null`` alone."""
+    if value is None:
+        return "null"  # its repr would read "null None": Python's spelling in a JSON message
     if isinstance(value, bool):
         return f"boolean {str(value).lower()}"
     return f"{json_kind(value)} {short(value)}"

@@ -9,33 +9,57 @@ bulk. Everything else still goes through redis-py.
 One connection per :class:`WirePipeline`; calls are serialized on it (the
 callers already batch). A connection error fails the batch in flight
 (``ConnectionError``) and the next batch reconnects.
+
+The connection is made like the redis-py client's (:meth:`WirePipeline.like`):
+plain TCP, a unix socket, or TLS with the very ``SSLContext`` redis-py would
+build (its defaults and every ``ssl_*`` setting). Any other kind of connection
+(Sentinel, a custom class) is refused when the pipeline is made, rather than
+reached some other way.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from ssl import SSLContext
+from typing import Any, Final
 
 import hiredis
-from redis.asyncio.connection import parse_url
+from redis.asyncio.connection import (
+    Connection,
+    SSLConnection,
+    UnixDomainSocketConnection,
+    parse_url,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 _CRLF = b"\r\n"
+#: What the pipeline takes from redis-py's connection settings (TLS aside).
+_ADDRESS_KEYS: Final = ("host", "port", "db", "password", "username", "path")
 
 
 def pack_command(args: Sequence[bytes | str | int]) -> bytes:
-    """One command in RESP: ``*n`` then ``$len`` and each argument."""
+    """One command in RESP: ``*n`` then ``$len`` and each argument, as redis-py packs it.
+
+    Strings go as UTF-8 and integers in decimal. Raises ``ValueError`` for an
+    empty command (Redis answers ``*0`` with nothing, so the batch would wait out
+    its read timeout) and ``TypeError`` for anything else, bools and floats
+    included (``b"%d"`` would send ``True`` and ``1.5`` as ``1``).
+    """
+    if not args:
+        raise ValueError("a Redis command needs at least its name")
     parts = [b"*%d\r\n" % len(args)]
     for arg in args:
         if isinstance(arg, bytes):
             data = arg
         elif isinstance(arg, str):
             data = arg.encode()
-        else:
+        elif isinstance(arg, int) and not isinstance(arg, bool):
             data = b"%d" % arg
+        else:
+            raise TypeError(f"a Redis argument must be bytes, str or int, got {arg!r}")
         parts.append(b"$%d\r\n" % len(data))
         parts.append(data)
         parts.append(_CRLF)
@@ -46,9 +70,15 @@ class WirePipeline:
     """Send many commands at once on a private connection; replies in order."""
 
     def __init__(
-        self, params: dict[str, Any], connect_timeout_s: float = 5.0, read_timeout_s: float = 30.0
+        self,
+        params: dict[str, Any],
+        connect_timeout_s: float = 5.0,
+        read_timeout_s: float = 30.0,
+        *,
+        ssl_context: SSLContext | None = None,
     ) -> None:
         self._params = params
+        self._ssl_context = ssl_context
         self._connect_timeout_s = connect_timeout_s
         self._read_timeout_s = read_timeout_s
         self._reader: asyncio.StreamReader | None = None
@@ -57,22 +87,66 @@ class WirePipeline:
 
     @classmethod
     def from_url(cls, url: str) -> WirePipeline:
-        """A pipeline to the server of a ``redis://`` or ``unix://`` URL."""
-        return cls(parse_url(url))
+        """A pipeline to the server of a ``redis://``, ``rediss://`` (TLS) or ``unix://`` URL.
+
+        The URL is read by redis-py (``ssl_*`` settings in its query included),
+        so the pipeline connects as ``Redis.from_url(url)`` would.
+        """
+        kwargs: dict[str, Any] = dict(parse_url(url))
+        connection_class = kwargs.pop("connection_class", Connection)
+        return cls._like_connection(connection_class, kwargs)
 
     @classmethod
     def like(cls, redis: Any) -> WirePipeline:
-        """A pipeline to the same server and database as a redis-py client."""
-        kw = redis.connection_pool.connection_kwargs
-        keep = ("host", "port", "db", "password", "username", "path")
-        return cls({k: kw[k] for k in keep if kw.get(k) is not None})
+        """A pipeline to the same server and database as a redis-py client, the same way.
+
+        TLS when the client's connections are TLS, with the same settings.
+        Raises ``ValueError`` for a client whose connections are neither plain
+        TCP, TLS nor a unix socket (Sentinel, a custom class).
+        """
+        pool = redis.connection_pool
+        return cls._like_connection(pool.connection_class, pool.connection_kwargs)
+
+    @classmethod
+    def _like_connection(
+        cls, connection_class: type[Any], kwargs: Mapping[str, Any]
+    ) -> WirePipeline:
+        params = {k: kwargs[k] for k in _ADDRESS_KEYS if kwargs.get(k) is not None}
+        # Exact classes only: a subclass may connect its own way (a Sentinel one
+        # asks the sentinels for the master), which a copy of host/port would miss.
+        if connection_class is SSLConnection:
+            # redis-py's connection builds the context (not connecting): its own
+            # defaults (certificate required, hostname checked) and every ssl_*
+            # setting, as the client's pool would, whatever the redis-py version.
+            context = SSLConnection(**kwargs).ssl_context.get()
+            return cls(params, ssl_context=context)
+        if connection_class in (Connection, UnixDomainSocketConnection):
+            return cls(params)
+        name = f"{connection_class.__module__}.{connection_class.__qualname__}"
+        raise ValueError(
+            f"WirePipeline cannot connect like {name}: it knows redis-py's asyncio "
+            "Connection, SSLConnection and UnixDomainSocketConnection"
+        )
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """Where and as whom it connects: ``host``/``port`` or ``path``, ``db``, credentials."""
+        return dict(self._params)
+
+    @property
+    def ssl_context(self) -> SSLContext | None:
+        """The TLS settings of the connection; ``None`` for plain TCP or a unix socket."""
+        return self._ssl_context
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         p = self._params
         if "path" in p:
             opened = asyncio.open_unix_connection(p["path"])
         else:
-            opened = asyncio.open_connection(p.get("host", "localhost"), int(p.get("port", 6379)))
+            # With ssl, the host is also the name checked against the certificate (as redis-py).
+            opened = asyncio.open_connection(
+                p.get("host", "localhost"), int(p.get("port", 6379)), ssl=self._ssl_context
+            )
         reader, writer = await asyncio.wait_for(opened, self._connect_timeout_s)
         self._reader, self._writer = reader, writer
         hello: list[list[bytes | str | int]] = []
