@@ -22,7 +22,7 @@ JSON: Final = "gifting.json.v1"
 MSGPACK: Final = "gifting.msgpack.v1"
 SUBPROTOCOLS = (JSON, MSGPACK)
 
-_ID_PATTERN = r"^[A-Za-z0-9._~@+\-/=!#$%&*^|]+$"
+_ID_PATTERN = r"^[A-Za-z0-9._~@+\-/=!#$%&*^|]+\Z"
 ClientId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=_ID_PATTERN)]
 ItemId = Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
 Count = Annotated[int, msgspec.Meta(ge=1, le=10_000)]

@@ -194,13 +194,6 @@ def test_bad_case_names_are_unique() -> None:
 
 @pytest.mark.parametrize("encoding", ENCODINGS)
 @pytest.mark.parametrize("op", ["gift", "comment", "ping"])
-@pytest.mark.xfail(
-    strict=True,
-    reason="protocol.py defect, left for its owner: ClientId's pattern ends in `$`, which "
-    "Python's re also matches before a trailing newline, so 'c1\\n' passes as an id. "
-    "Spends are still refused later (ledger check_id uses fullmatch), but a free comment's "
-    "room event id becomes 'mc1\\n.<user>'. Fix: end the pattern in `\\Z`.",
-)
 def test_an_id_with_a_trailing_newline_is_rejected(encoding: Encoding, op: str) -> None:
     message = {
         "gift": {"op": "gift", "id": "c1\n", "gift": "rose"},
