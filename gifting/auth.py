@@ -181,13 +181,13 @@ def bearer_token(conn: HTTPConnection) -> str | None:
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("the Authorization header must be 'Bearer <token>'")
         return token.strip()
-    token = conn.query_params.get("token")
-    if token is not None and conn.scope["type"] != "websocket":
+    query_token = conn.query_params.get("token")
+    if query_token is not None and conn.scope["type"] != "websocket":
         raise Unauthorized(
             "send the token in the Authorization header "
             "(the token query parameter is for WebSockets only)"
         )
-    return token
+    return query_token
 
 
 def principal_from_connection(conn: HTTPConnection, secret: str) -> Principal:
