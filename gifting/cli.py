@@ -27,7 +27,7 @@ import typer
 from gifting.auth import CREATOR, MAX_TTL_S, mint_token
 from gifting.config import Settings, SettingsError, check_secrets, load_settings
 from gifting.core.errors import BadRequest
-from gifting.embedded.launch import attach, attach_or_start
+from gifting.embedded.launch import attach, attach_or_start, redacted
 
 __all__ = ["app", "main"]
 
@@ -133,7 +133,8 @@ def serve(
         if attached.redis is not None or attached.postgres is not None:
             typer.echo(
                 f"embedded servers under {settings.data_dir.resolve()}: redis "
-                f"{attached.settings.redis_url}, postgresql {attached.settings.database_url}",
+                f"{redacted(attached.settings.redis_url)}, "
+                f"postgresql {redacted(attached.settings.database_url)}",
                 err=True,
             )
         shown_host = f"[{host}]" if ":" in host else host

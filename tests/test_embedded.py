@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import stat
 import subprocess
 import sys
 import textwrap
@@ -11,6 +12,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 import redis as redis_sync
+from redis import exceptions as redis_exceptions
 from redis.asyncio import Redis
 
 from gifting.embedded import EmbeddedError, EmbeddedPostgres, EmbeddedRedis, EmbeddedServers
@@ -58,7 +60,8 @@ def _pid_gone(pid: int) -> bool:
 
 
 def test_redis_starts_and_answers(private_redis: EmbeddedRedis) -> None:
-    assert private_redis.url == f"redis://127.0.0.1:{private_redis.port}/0"
+    password = private_redis.password
+    assert private_redis.url == f"redis://:{password}@127.0.0.1:{private_redis.port}/0"
     client = redis_sync.Redis.from_url(private_redis.url)
     try:
         assert client.ping()
@@ -132,7 +135,8 @@ async def test_postgres_committed_row_survives_sigkill(
     private_postgres: EmbeddedPostgres,
 ) -> None:
     port = private_postgres.port
-    assert private_postgres.url == f"postgresql://postgres@127.0.0.1:{port}/gifting"
+    password = private_postgres.password
+    assert private_postgres.url == f"postgresql://postgres:{password}@127.0.0.1:{port}/gifting"
     conn = await asyncpg.connect(private_postgres.url)
     try:
         assert await conn.fetchval("SELECT 1") == 1
@@ -256,3 +260,32 @@ def test_a_taken_fixed_port_is_a_clear_error(tmp_path: Path) -> None:
             EmbeddedRedis(tmp_path, port=port).start()
         with pytest.raises(EmbeddedError, match="is taken"):
             EmbeddedPostgres(tmp_path, port=port).start()
+
+
+async def test_embedded_servers_let_in_only_the_owner_of_the_data_folder(tmp_path: Path) -> None:
+    """A random secret under the owner-only data folder: no password, no entry."""
+    with EmbeddedServers(tmp_path) as servers:
+        for secret in (tmp_path / "redis" / "password", tmp_path / "postgres.password"):
+            assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+            assert len(secret.read_text()) == 64
+        assert stat.S_IMODE((tmp_path / "redis" / "redis.conf").stat().st_mode) == 0o600
+        port = servers.redis.port
+        anonymous = redis_sync.Redis(host="127.0.0.1", port=port)
+        with pytest.raises(redis_exceptions.AuthenticationError):
+            anonymous.set("k", "v")
+        anonymous.close()
+        guessed = redis_sync.Redis(host="127.0.0.1", port=port, password="guess")
+        with pytest.raises(redis_exceptions.AuthenticationError):
+            guessed.ping()
+        guessed.close()
+        assert redis_sync.Redis.from_url(servers.redis_url).ping()
+        pg_port = servers.postgres.port
+        for url in (
+            f"postgresql://postgres@127.0.0.1:{pg_port}/gifting",
+            f"postgresql://postgres:guess@127.0.0.1:{pg_port}/gifting",
+        ):
+            with pytest.raises(asyncpg.InvalidPasswordError):
+                await asyncpg.connect(url)
+        conn = await asyncpg.connect(servers.database_url)
+        assert await conn.fetchval("SELECT 1") == 1
+        await conn.close()

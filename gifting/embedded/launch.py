@@ -20,13 +20,14 @@ from __future__ import annotations
 import logging
 from contextlib import ExitStack
 from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 from gifting.config import Settings
 from gifting.embedded.postgres_server import EmbeddedPostgres
 from gifting.embedded.record import read_record, remove_record, write_record
 from gifting.embedded.redis_server import EmbeddedRedis
 
-__all__ = ["Attached", "attach", "attach_or_start"]
+__all__ = ["Attached", "attach", "attach_or_start", "redacted"]
 
 log = logging.getLogger("gifting.embedded")
 
@@ -42,6 +43,17 @@ class Attached:
     settings: Settings
     redis: EmbeddedRedis | None = None
     postgres: EmbeddedPostgres | None = None
+
+
+def redacted(url: str | None) -> str:
+    """``url`` with its password shown as ``***`` (for logs and the terminal)."""
+    if url is None:
+        return "(none)"
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def attach(settings: Settings) -> Settings:
@@ -88,6 +100,6 @@ def attach_or_start(settings: Settings, stack: ExitStack) -> Attached:
         postgres.url if postgres is not None else None,
     )
     stack.callback(remove_record, settings.data_dir)
-    log.info("embedded redis at %s, postgresql at %s", redis_url, database_url)
+    log.info("embedded redis at %s, postgresql at %s", redacted(redis_url), redacted(database_url))
     started = found.model_copy(update={"redis_url": redis_url, "database_url": database_url})
     return Attached(started, redis, postgres)

@@ -9,6 +9,7 @@ PostgreSQL refuses to run as root.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.util
 import os
 import pwd
@@ -18,6 +19,7 @@ import signal
 import socket
 import stat
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -30,6 +32,7 @@ from gifting.embedded.process import (
     _owns_dir,
     _read_pid,
     _stop_orphan,
+    owner_secret,
 )
 
 __all__ = ["PG_DATABASE", "PG_SYSTEM_USER", "EmbeddedPostgres"]
@@ -103,6 +106,10 @@ def _system_user() -> pwd.struct_passwd | None:
     return entry
 
 
+def _digest(path: Path) -> str:
+    return hashlib.sha256(str(path).encode()).hexdigest()[:12]
+
+
 def _socket_dir_ok(directory: Path) -> bool:
     """True if a Unix socket path in ``directory`` fits the OS limit (~107 bytes)."""
     return len(str(directory / ".s.PGSQL.65535").encode()) < 100
@@ -137,15 +144,24 @@ class EmbeddedPostgres(_ChildServer):
         self.database = database
         self.max_connections = max_connections
         self.bin = _pg_install() / "bin"
+        #: The ``postgres`` role's password over TCP (scram-sha-256); Unix-socket
+        #: connections are trusted, but the socket sits in a folder only the
+        #: server's account (and root) can enter.
+        self.password = owner_secret(root / "postgres.password")
+        self.socket_dir = (
+            self.pgdata
+            if _socket_dir_ok(self.pgdata)
+            else Path(tempfile.gettempdir()) / f"gifting-pg-{_digest(self.pgdata)}"
+        )
 
     @property
     def url(self) -> str:
-        """``postgresql://postgres@127.0.0.1:PORT/gifting``."""
-        return f"postgresql://postgres@{HOST}:{self.port}/{self.database}"
+        """``postgresql://postgres:PASSWORD@127.0.0.1:PORT/gifting``."""
+        return self.admin_url(self.database)
 
     def admin_url(self, database: str = "postgres") -> str:
         """The URL of another database on this server (default: ``postgres``)."""
-        return f"postgresql://postgres@{HOST}:{self.port}/{database}"
+        return f"postgresql://postgres:{self.password}@{HOST}:{self.port}/{database}"
 
     def start(self) -> None:
         """initdb if needed, start ``postgres``, wait until it takes connections, create the db."""
@@ -156,6 +172,7 @@ class EmbeddedPostgres(_ChildServer):
         self._ensure_cluster(user)
         self._clear_stale_postmaster()
         self._start_with_port_retry()
+        self._ensure_password()
         self._ensure_database()
 
     def stop(self) -> None:
@@ -178,7 +195,8 @@ class EmbeddedPostgres(_ChildServer):
             [
                 str(self.bin / "psql"),
                 "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1",
-                "-h", HOST, "-p", str(self.port), "-U", "postgres", "-d", database,
+                "-h", str(self.socket_dir), "-p", str(self.port), "-U", "postgres",
+                "-d", database,
                 "-c", sql,
             ],
             capture_output=True,
@@ -256,9 +274,30 @@ class EmbeddedPostgres(_ChildServer):
             _stop_orphan(pid, signal.SIGINT, timeout_s=60.0)
         pid_file.unlink(missing_ok=True)
 
+    def _write_hba(self, user: pwd.struct_passwd | None) -> None:
+        """Password (scram) over TCP; trust only on the private Unix socket."""
+        hba = self.pgdata / "pg_hba.conf"
+        hba.write_text(
+            "# written by gifting at every start\n"
+            "local all all trust\n"
+            "host all all 127.0.0.1/32 scram-sha-256\n"
+        )
+        hba.chmod(0o600)
+        if self.socket_dir != self.pgdata:
+            self.socket_dir.mkdir(mode=0o700, exist_ok=True)
+            self.socket_dir.chmod(0o700)
+        if user is not None:
+            os.chown(hba, user.pw_uid, user.pw_gid)
+            os.chown(self.socket_dir, user.pw_uid, user.pw_gid)
+
+    def _ensure_password(self) -> None:
+        # a hex string made by owner_secret: nothing to escape
+        self.psql(f"ALTER ROLE postgres PASSWORD '{self.password}'")
+
     def _spawn_and_wait(self) -> None:
         user = _system_user()
-        socket_dir = str(self.pgdata) if _socket_dir_ok(self.pgdata) else ""
+        self._write_hba(user)
+        socket_dir = str(self.socket_dir)
         args = [
             str(self.bin / "postgres"),
             "-D", str(self.pgdata),

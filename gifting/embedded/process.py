@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -35,6 +36,39 @@ def free_port(host: str = HOST) -> int:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def owner_secret(path: Path) -> str:
+    """The secret kept in ``path`` (mode 0600), made on first use: 64 random hex digits.
+
+    The embedded servers' password: only the owner of the data folder (and
+    root) can read it, so only they can connect.
+    """
+    try:
+        secret = path.read_text().strip()
+    except FileNotFoundError:
+        secret = ""
+    if len(secret) >= 32:
+        return secret
+    secret = secrets.token_hex(32)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, secret.encode())
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    return secret
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``path`` readable and writable by the owner only (it may hold a secret)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
 
 
 def _pid_alive(pid: int) -> bool:

@@ -31,6 +31,8 @@ from gifting.embedded.process import (
     _read_pid,
     _stop_orphan,
     _tail,
+    owner_secret,
+    write_private,
 )
 
 __all__ = ["EmbeddedRedis", "find_redis_server"]
@@ -89,6 +91,7 @@ class EmbeddedRedis(_ChildServer):
     ) -> None:
         self.dir = Path(data_dir).resolve() / "redis"
         self.dir.mkdir(parents=True, exist_ok=True)
+        self.dir.chmod(0o700)
         super().__init__(port, start_timeout_s, self.dir / "owner.lock")
         self.appendfsync = appendfsync
         self.executable = executable or find_redis_server()
@@ -96,11 +99,13 @@ class EmbeddedRedis(_ChildServer):
         self.log_path = self.dir / "redis.log"
         self.pid_path = self.dir / "redis.pid"
         self._stderr_path = self.dir / "redis.stderr"
+        #: ``requirepass``: nobody but the data folder's owner connects.
+        self.password = owner_secret(self.dir / "password")
 
     @property
     def url(self) -> str:
-        """``redis://127.0.0.1:PORT/0``."""
-        return f"redis://{HOST}:{self.port}/0"
+        """``redis://:PASSWORD@127.0.0.1:PORT/0``."""
+        return f"redis://:{self.password}@{HOST}:{self.port}/0"
 
     def start(self) -> None:
         """Start redis-server and wait until it answers PING (it has loaded its AOF)."""
@@ -135,8 +140,9 @@ class EmbeddedRedis(_ChildServer):
             f"appendfsync {self.appendfsync}",
             'save ""',
             "maxmemory-policy noeviction",
+            f"requirepass {_redis_quote(self.password)}",
         ]
-        self.conf_path.write_text("\n".join(lines) + "\n")
+        write_private(self.conf_path, "\n".join(lines) + "\n")
 
     def _spawn_and_wait(self) -> None:
         self._write_conf()
@@ -180,6 +186,7 @@ class EmbeddedRedis(_ChildServer):
         client = redis_sync.Redis(
             host=HOST,
             port=self.port,
+            password=self.password,
             socket_timeout=0.25,
             socket_connect_timeout=0.25,
             retry=Retry(NoBackoff(), 0),  # we poll; the default retries with backoff

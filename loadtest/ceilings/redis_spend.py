@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from loadtest.ceilings.common import HOST, Mode, machine_busy, machine_times, pick
 
@@ -117,15 +118,18 @@ def spend_command(
 
 
 def _run(
-    port: int, command: list[str], requests: int, clients: int, pipeline: int, timeout_s: float
+    url: str, command: list[str], requests: int, clients: int, pipeline: int, timeout_s: float
 ) -> tuple[dict[str, str], float, float]:
     """Run redis-benchmark once; its CSV row, the wall seconds and its own CPU seconds."""
     exe = shutil.which("redis-benchmark")
     if exe is None:
         raise RuntimeError("redis-benchmark is not on PATH (Debian: apt-get install redis-tools)")
+    target = urlsplit(url)
+    password = ["-a", target.password] if target.password else []
     argv = [
-        exe, "-h", HOST, "-p", str(port), "-n", str(requests), "-c", str(clients),
-        "-P", str(pipeline), "-r", str(_KEYSPACE), "--csv", *command,
+        exe, "-h", target.hostname or HOST, "-p", str(target.port or 6379), *password,
+        "-n", str(requests), "-c", str(clients), "-P", str(pipeline), "-r", str(_KEYSPACE),
+        "--csv", *command,
     ]  # fmt: skip
     with tempfile.TemporaryFile() as out:
         began = time.monotonic()
@@ -153,7 +157,7 @@ def _run(
 
 
 def _bench(
-    url: str, port: int, *, name: str, clients: int, pipeline: int, duration_s: float
+    url: str, *, name: str, clients: int, pipeline: int, duration_s: float
 ) -> RedisBenchRun:
     """Calibrate on a short run, then run for about ``duration_s``; count the real debits."""
     import redis
@@ -168,7 +172,7 @@ def _bench(
         client.hset(keys.wallet(_SENDER), "coins", str(10**15))
         outbox = keys.outbox(shard_of(_SENDER))
         probe = max(1000, clients * pipeline * 20)
-        _row, took, _cpu = _run(port, spend_command(sha), probe, clients, pipeline, 60.0)
+        _row, took, _cpu = _run(url, spend_command(sha), probe, clients, pipeline, 60.0)
         requests = max(probe, int(probe / max(took, 1e-3) * duration_s))
 
         def cpu() -> float:
@@ -177,7 +181,7 @@ def _bench(
 
         before, cpu0, m0 = int(client.xlen(outbox)), cpu(), machine_times()
         row, elapsed, gen_cpu = _run(
-            port, spend_command(sha), requests, clients, pipeline, max(60.0, 6 * duration_s)
+            url, spend_command(sha), requests, clients, pipeline, max(60.0, 6 * duration_s)
         )
         after, cpu1, m1 = int(client.xlen(outbox)), cpu(), machine_times()
     finally:
@@ -224,16 +228,15 @@ def redis_spend_ceiling(
         if redis_url is None:
             server = EmbeddedRedis(data_dir or tmp or ".", appendfsync=appendfsync)
             server.start()
-            url, port = server.url, server.port
+            url = server.url
         else:
             url = redis_url
-            port = int(url.rsplit(":", 1)[1].split("/", 1)[0])
         piped = _bench(
-            url, port, name="redis-benchmark spend.lua pipelined",
+            url, name="redis-benchmark spend.lua pipelined",
             clients=clients, pipeline=pipeline, duration_s=duration,
         )  # fmt: skip
         single = _bench(
-            url, port, name="redis-benchmark spend.lua -P 1",
+            url, name="redis-benchmark spend.lua -P 1",
             clients=clients, pipeline=1, duration_s=duration,
         )  # fmt: skip
     finally:
