@@ -50,6 +50,7 @@ from gifting.api.http import exception_handlers
 from gifting.config import Settings, check_secrets, load_settings
 from gifting.core.catalog import load_catalog
 from gifting.embedded.launch import attach_or_start
+from gifting.logs import install_redaction
 from gifting.state import AppState, Extension
 from gifting.store.keys import Keys
 from gifting.store.wiring import build_ledger, build_streams, redis_client
@@ -134,6 +135,7 @@ def create_app(
     """
     settings = settings if settings is not None else load_settings()
     check_secrets(settings)
+    install_redaction()
     chosen = tuple(default_extensions(settings) if extensions is None else extensions)
     routes = api_routes(settings)
     for extension in chosen:

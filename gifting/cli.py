@@ -13,14 +13,12 @@ back to the environment.
 from __future__ import annotations
 
 import asyncio
-import copy
 import importlib.util
 import logging
 import os
-import re
 import signal
 from contextlib import ExitStack
-from typing import Annotated, Any, Final
+from typing import Annotated, Final
 
 import typer
 
@@ -28,6 +26,7 @@ from gifting.auth import CREATOR, MAX_TTL_S, mint_token
 from gifting.config import Settings, SettingsError, check_secrets, load_settings
 from gifting.core.errors import BadRequest
 from gifting.embedded.launch import attach, attach_or_start, redacted
+from gifting.logs import log_config
 
 __all__ = ["app", "main"]
 
@@ -41,39 +40,6 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-
-
-class RedactSecrets(logging.Filter):
-    """Hide ``token=`` and ``key=`` query values (bearer tokens, overlay keys) in log lines.
-
-    Browsers can only pass a WebSocket's credentials in its URL, and uvicorn
-    logs request lines with their query string.
-    """
-
-    _SECRET = re.compile(r"([?&](?:token|key)=)[^&\s\"]*")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Rewrite the record's string arguments; never drops a record."""
-        if isinstance(record.args, tuple):
-            record.args = tuple(
-                self._SECRET.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args
-            )
-        return True
-
-
-def log_config() -> dict[str, Any]:
-    """uvicorn's logging config plus the ``gifting`` loggers and :class:`RedactSecrets`.
-
-    Passed to every worker (each applies it with ``dictConfig``).
-    """
-    from uvicorn.config import LOGGING_CONFIG
-
-    config = copy.deepcopy(LOGGING_CONFIG)
-    config["filters"] = {"redact": {"()": f"{__name__}.RedactSecrets"}}
-    for handler in config["handlers"].values():
-        handler["filters"] = ["redact"]
-    config["loggers"]["gifting"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
-    return config
 
 
 def _default_port() -> int:

@@ -18,9 +18,10 @@ from typer.testing import CliRunner
 
 from gifting.app import create_app
 from gifting.auth import principal_from_token
-from gifting.cli import RedactSecrets, _ws_protocol, log_config
+from gifting.cli import _ws_protocol
 from gifting.cli import app as cli
 from gifting.config import Settings
+from gifting.logs import RedactSecrets, log_config
 from gifting.state import AppState, Extension
 
 
@@ -179,6 +180,23 @@ def test_log_lines_hide_tokens_and_overlay_keys() -> None:
     RedactSecrets().filter(record)
     assert record.getMessage() == "/overlay/s1?key=***&since=5"
     config = log_config()  # not applied here: it would take the gifting loggers from caplog
-    assert config["filters"]["redact"]["()"] == "gifting.cli.RedactSecrets"
+    assert config["filters"]["redact"]["()"] == "gifting.logs.RedactSecrets"
     assert all(h["filters"] == ["redact"] for h in config["handlers"].values())
     assert "gifting" in config["loggers"]
+
+
+def test_the_app_itself_hides_tokens_in_uvicorn_lines(caplog: pytest.LogCaptureFixture) -> None:
+    """`uvicorn --factory gifting.app:create_app` gets no log_config from us: the app
+    puts the filter on uvicorn's loggers when it is built."""
+    create_app(Settings(GIFTING_DEV=True), extensions=[])
+    caplog.set_level(logging.INFO, logger="uvicorn.access")
+    with caplog.at_level(logging.INFO, logger="uvicorn.error"):
+        logging.getLogger("uvicorn.error").info(
+            '%s - "WebSocket %s" [accepted]', "1.2.3.4:5", "/v1/ws/viewer?stream=s1&token=eyJ.x.y"
+        )
+        logging.getLogger("uvicorn.access").info(
+            '%s - "%s %s HTTP/%s" %d', "1.2.3.4:5", "GET", "/overlay/s1?key=k3y", "1.1", 200
+        )
+    text = caplog.text
+    assert "eyJ.x.y" not in text and "k3y" not in text
+    assert "token=***" in text and "key=***" in text
