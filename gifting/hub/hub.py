@@ -8,15 +8,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 
 from gifting.clock import now_ms
 from gifting.config import Settings
 from gifting.core.catalog import Catalog
-from gifting.core.errors import GiftingError, RateLimited, StreamNotLive
+from gifting.core.errors import GiftingError, StreamNotLive
 from gifting.core.events import (
     comment_event,
     goal_event,
@@ -27,6 +25,7 @@ from gifting.core.events import (
 )
 from gifting.core.ids import new_id
 from gifting.core.pricing import check_comment
+from gifting.core.ratelimit import SenderLimits
 from gifting.hub.broker import RoomBroker
 from gifting.hub.room import Member, Room
 from gifting.hub.spends import Settled, SpendPipeline
@@ -37,26 +36,6 @@ from gifting.store.streams import Streams
 
 log = logging.getLogger(__name__)
 LEADERBOARD_INTERVAL_S = 1.0
-
-
-@dataclass(slots=True)
-class TokenBucket:
-    """A per-sender rate limit: ``rate`` tokens a second, up to ``burst``."""
-
-    rate: float
-    burst: float
-    tokens: float = 0.0
-    stamp: float = field(default_factory=time.monotonic)
-
-    def take(self) -> bool:
-        """Take one token if there is one."""
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return True
-        return False
 
 
 class Hub:
@@ -83,7 +62,7 @@ class Hub:
         self.pipeline = SpendPipeline(redis, keys, ledger, rooms, on_settled=self._on_settled)
         self.rooms: dict[str, Room] = {}
         self._joining: dict[str, asyncio.Lock] = {}
-        self._buckets: dict[str, TokenBucket] = {}
+        self.limits = SenderLimits(settings.rate_per_s, settings.rate_burst, now_ms)
         self._streaks: dict[tuple[str, str, str], asyncio.TimerHandle] = {}
         self._dirty: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -157,15 +136,7 @@ class Hub:
     # -- the gift path -------------------------------------------------------------
     def allow(self, user: str) -> None:
         """Apply the per-sender rate limit, or raise ``RateLimited``."""
-        bucket = self._buckets.get(user)
-        if bucket is None:
-            bucket = TokenBucket(self.settings.rate_per_s, self.settings.rate_burst)
-            bucket.tokens = float(self.settings.rate_burst)
-            self._buckets[user] = bucket
-            if len(self._buckets) > 100_000:
-                self._buckets.clear()
-        if not bucket.take():
-            raise RateLimited("too many messages; slow down")
+        self.limits.allow(user)
 
     async def comment(self, stream: str, user: str, name: str, client_id: str, text: object) -> str:
         """Post a free comment to the room, once per client id; returns its event id."""
