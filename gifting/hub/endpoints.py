@@ -36,9 +36,9 @@ from gifting.core.protocol import (
     pick_subprotocol,
 )
 from gifting.hub import metrics
-from gifting.hub.connection import Outbox
 from gifting.hub.hub import Hub
 from gifting.hub.room import Member, Room
+from gifting.hub.send_queue import SendQueue
 from gifting.store.ledger import SpendOrder, SpendResult
 from gifting.store.rooms import CursorExpired
 from gifting.store.streams import Stream
@@ -105,34 +105,34 @@ async def overlay_endpoint(ws: WebSocket) -> None:
         await _refuse(ws, encoding, err, CloseCode.POLICY)
         return
     since = ws.query_params.get("since")
-    outbox = Outbox(ws.send, "overlay", hub.settings.send_queue_frames)
-    member = Member(outbox, encoding, is_overlay=True)
+    queue = SendQueue(ws.send, "overlay", hub.settings.send_queue_frames)
+    member = Member(queue, encoding, is_overlay=True)
     member.pending = []
     room = await hub.join(stream.stream, member)
-    outbox.start()
+    queue.start()
     try:
         try:
             if since:
                 await hub.recover(room, member, since)
             else:
-                outbox.push(_frame(await _snapshot(hub, stream, room), encoding))
+                queue.push(_frame(await _snapshot(hub, stream, room), encoding))
                 member.last_seq = room.last_seq
                 hub.release(member)
         except CursorExpired as err:
-            outbox.push(_frame(error_message(err.code, err.message), encoding))
-            outbox.push(_frame(await _snapshot(hub, stream, room), encoding))
+            queue.push(_frame(error_message(err.code, err.message), encoding))
+            queue.push(_frame(await _snapshot(hub, stream, room), encoding))
             member.last_seq = room.last_seq
             hub.release(member)
         except BadRequest as err:
-            outbox.push(_frame(error_message(err.code, err.message), encoding))
-            outbox.close(CloseCode.POLICY, "bad cursor")
+            queue.push(_frame(error_message(err.code, err.message), encoding))
+            queue.close(CloseCode.POLICY, "bad cursor")
         if not stream.live:
-            outbox.close(CloseCode.NORMAL, "stream ended")
-        await _read_loop(ws, hub, encoding, outbox, None)
+            queue.close(CloseCode.NORMAL, "stream ended")
+        await _read_loop(ws, hub, encoding, queue, None)
     finally:
         await hub.leave(room, member)
-        await outbox.wait_closed(0.5)
-        outbox.cancel()
+        await queue.wait_closed(0.5)
+        queue.cancel()
 
 
 async def viewer_endpoint(ws: WebSocket) -> None:
@@ -146,22 +146,20 @@ async def viewer_endpoint(ws: WebSocket) -> None:
     except GiftingError as err:
         await _refuse(ws, encoding, err, CloseCode.POLICY)
         return
-    outbox = Outbox(ws.send, "viewer", hub.settings.send_queue_frames)
-    member = Member(outbox, encoding, is_overlay=False)
+    queue = SendQueue(ws.send, "viewer", hub.settings.send_queue_frames)
+    member = Member(queue, encoding, is_overlay=False)
     room = await hub.join(stream.stream, member)
-    outbox.start()
+    queue.start()
     try:
         if not stream.live:
-            outbox.push(
-                _frame(error_message("stream_not_live", "the stream is not live"), encoding)
-            )
-            outbox.close(CloseCode.NORMAL, "stream ended")
-        viewer = _Viewer(hub, principal.user, principal.name, stream, outbox, encoding)
-        await _read_loop(ws, hub, encoding, outbox, viewer)
+            queue.push(_frame(error_message("stream_not_live", "the stream is not live"), encoding))
+            queue.close(CloseCode.NORMAL, "stream ended")
+        viewer = _Viewer(hub, principal.user, principal.name, stream, queue, encoding)
+        await _read_loop(ws, hub, encoding, queue, viewer)
     finally:
         await hub.leave(room, member)
-        await outbox.wait_closed(0.5)
-        outbox.cancel()
+        await queue.wait_closed(0.5)
+        queue.cancel()
 
 
 RETRY_SAME_ID = "internal error; retry with the same id"
@@ -178,13 +176,13 @@ class _Viewer:
     """
 
     def __init__(
-        self, hub: Hub, user: str, name: str, stream: Stream, outbox: Outbox, encoding: Encoding
+        self, hub: Hub, user: str, name: str, stream: Stream, queue: SendQueue, encoding: Encoding
     ) -> None:
         self.hub = hub
         self.user = user
         self.name = name
         self.stream = stream
-        self.outbox = outbox
+        self.queue = queue
         self.encoding: Encoding = encoding
         self.strikes = 0
         self.in_flight = 0
@@ -196,7 +194,7 @@ class _Viewer:
         except GiftingError:
             self.strikes += 1
             if self.strikes >= FLOOD_STRIKES:
-                self.outbox.close(CloseCode.POLICY, "flooding")
+                self.queue.close(CloseCode.POLICY, "flooding")
             raise
 
     async def handle(self, message: Gift | Effect | Comment, t0: float) -> dict[str, Any] | None:
@@ -239,24 +237,24 @@ class _Viewer:
             if kind == "gift":
                 reply["combo"] = result.combo
             metrics.ACK_LATENCY.observe(time.perf_counter() - t0)
-        self.outbox.push(_frame(reply, self.encoding))
+        self.queue.push(_frame(reply, self.encoding))
 
 
 async def _read_loop(
-    ws: WebSocket, hub: Hub, encoding: Encoding, outbox: Outbox, viewer: _Viewer | None
+    ws: WebSocket, hub: Hub, encoding: Encoding, queue: SendQueue, viewer: _Viewer | None
 ) -> None:
     """Read frames until the peer leaves or the connection is closed."""
     while True:
         msg = await ws.receive()
         if msg["type"] == "websocket.disconnect":
             return
-        if outbox.closed:
+        if queue.closed:
             continue
         raw: str | bytes | None = msg.get("text") if encoding == JSON else msg.get("bytes")
         if raw is None:
             wrong = f"this connection speaks {encoding}: wrong frame type"
-            outbox.push(_frame(error_message("bad_request", wrong), encoding))
-            outbox.close(CloseCode.UNSUPPORTED, "wrong frame type")
+            queue.push(_frame(error_message("bad_request", wrong), encoding))
+            queue.close(CloseCode.UNSUPPORTED, "wrong frame type")
             continue
         t0 = time.perf_counter()
         client_id = None
@@ -265,7 +263,7 @@ async def _read_loop(
             client_id = message.id
             if isinstance(message, Ping):
                 pong = {"op": "pong", "id": message.id} if message.id else {"op": "pong"}
-                outbox.push(_frame(pong, encoding))
+                queue.push(_frame(pong, encoding))
                 continue
             if viewer is None:
                 raise BadRequest("overlays only listen (and ping)")
@@ -281,7 +279,7 @@ async def _read_loop(
         except Exception:
             err2 = Unavailable("internal error; retry with the same id")
             reply = error_message(err2.code, err2.message, client_id)
-        outbox.push(_frame(reply, encoding))
+        queue.push(_frame(reply, encoding))
 
 
 routes: list[BaseRoute] = [

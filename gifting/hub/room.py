@@ -16,7 +16,7 @@ from typing import Any
 
 from gifting.core.protocol import JSON, CloseCode, Encoding, decode_json, encode
 from gifting.hub import metrics
-from gifting.hub.connection import Outbox
+from gifting.hub.send_queue import SendQueue
 from gifting.store.rooms import HistoryEntry
 
 log = logging.getLogger(__name__)
@@ -49,12 +49,12 @@ def overlay_frame(entry: HistoryEntry, encoding: Encoding) -> str | bytes:
 
 
 class Member:
-    """A connection in a room: its outbox, encoding and the last seq it was given."""
+    """A connection in a room: its send queue, encoding and the last seq it was given."""
 
-    __slots__ = ("encoding", "is_overlay", "last_seq", "outbox", "pending")
+    __slots__ = ("encoding", "is_overlay", "last_seq", "pending", "queue")
 
-    def __init__(self, outbox: Outbox, encoding: Encoding, is_overlay: bool) -> None:
-        self.outbox = outbox
+    def __init__(self, queue: SendQueue, encoding: Encoding, is_overlay: bool) -> None:
+        self.queue = queue
         self.encoding: Encoding = encoding
         self.is_overlay = is_overlay
         self.last_seq = 0
@@ -66,7 +66,7 @@ class Member:
         if entry.seq <= self.last_seq:
             return
         self.last_seq = entry.seq
-        self.outbox.push(overlay_frame(entry, self.encoding))
+        self.queue.push(overlay_frame(entry, self.encoding))
 
 
 class Room:
@@ -146,7 +146,7 @@ class Room:
             frame = frames.get(member.encoding)
             if frame is None:
                 frame = frames[member.encoding] = overlay_frame(entry, member.encoding)
-            member.outbox.push(frame)
+            member.queue.push(frame)
         metrics.DELIVERIES.labels("overlay").inc(len(self.overlays))
         if self.viewers:
             self._viewer_batch.append(entry)
@@ -172,7 +172,7 @@ class Room:
             frame = frames.get(member.encoding)
             if frame is None:
                 frame = frames[member.encoding] = self._batch_frame(batch, member.encoding)
-            member.outbox.push(frame)
+            member.queue.push(frame)
         metrics.DELIVERIES.labels("viewer").inc(len(self.viewers) * len(batch))
 
     @staticmethod
@@ -186,4 +186,4 @@ class Room:
         """Close every member (after the frames already queued)."""
         self.flush_viewers()
         for member in [*self.overlays, *self.viewers]:
-            member.outbox.close(code, reason)
+            member.queue.close(code, reason)
