@@ -18,12 +18,18 @@ from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from gifting.api.auth import principal_from_connection
+from gifting.core.disconnect import (
+    BAD_CURSOR,
+    FLOODING,
+    STREAM_ENDED,
+    WRONG_FRAME_TYPE,
+    refusal,
+)
 from gifting.core.errors import BadRequest, GiftingError, RateLimited, Unavailable
 from gifting.core.ids import check_id
 from gifting.core.pricing import price_effect, price_gift, price_highlight
 from gifting.core.protocol import (
     JSON,
-    CloseCode,
     Comment,
     Effect,
     Encoding,
@@ -66,9 +72,10 @@ async def _accept(ws: WebSocket) -> Encoding:
     return encoding
 
 
-async def _refuse(ws: WebSocket, encoding: Encoding, err: GiftingError, code: int) -> None:
+async def _refuse(ws: WebSocket, encoding: Encoding, err: GiftingError) -> None:
+    disconnect = refusal(err)
     await ws.send(_send_message(_frame(error_message(err.code, err.message), encoding)))
-    await ws.close(code=code, reason=err.message[:120])
+    await ws.close(code=disconnect.code, reason=disconnect.reason)
 
 
 def _send_message(frame: str | bytes) -> dict[str, Any]:
@@ -102,7 +109,7 @@ async def overlay_endpoint(ws: WebSocket) -> None:
         stream_id = check_id(ws.query_params.get("stream"), "stream")
         stream = await hub.streams.check_overlay_key(stream_id, ws.query_params.get("key") or "")
     except GiftingError as err:
-        await _refuse(ws, encoding, err, CloseCode.POLICY)
+        await _refuse(ws, encoding, err)
         return
     since = ws.query_params.get("since")
     queue = SendQueue(ws.send, "overlay", hub.settings.send_queue_frames)
@@ -125,9 +132,9 @@ async def overlay_endpoint(ws: WebSocket) -> None:
             hub.release(member)
         except BadRequest as err:
             queue.push(_frame(error_message(err.code, err.message), encoding))
-            queue.close(CloseCode.POLICY, "bad cursor")
+            queue.close(BAD_CURSOR)
         if not stream.live:
-            queue.close(CloseCode.NORMAL, "stream ended")
+            queue.close(STREAM_ENDED)
         await _read_loop(ws, hub, encoding, queue, None)
     finally:
         await hub.leave(room, member)
@@ -144,7 +151,7 @@ async def viewer_endpoint(ws: WebSocket) -> None:
         stream_id = check_id(ws.query_params.get("stream"), "stream")
         stream = await hub.streams.get(stream_id)
     except GiftingError as err:
-        await _refuse(ws, encoding, err, CloseCode.POLICY)
+        await _refuse(ws, encoding, err)
         return
     queue = SendQueue(ws.send, "viewer", hub.settings.send_queue_frames)
     member = Member(queue, encoding, is_overlay=False)
@@ -153,7 +160,7 @@ async def viewer_endpoint(ws: WebSocket) -> None:
     try:
         if not stream.live:
             queue.push(_frame(error_message("stream_not_live", "the stream is not live"), encoding))
-            queue.close(CloseCode.NORMAL, "stream ended")
+            queue.close(STREAM_ENDED)
         viewer = _Viewer(hub, principal.user, principal.name, stream, queue, encoding)
         await _read_loop(ws, hub, encoding, queue, viewer)
     finally:
@@ -194,7 +201,7 @@ class _Viewer:
         except GiftingError:
             self.strikes += 1
             if self.strikes >= FLOOD_STRIKES:
-                self.queue.close(CloseCode.POLICY, "flooding")
+                self.queue.close(FLOODING)
             raise
 
     async def handle(self, message: Gift | Effect | Comment, t0: float) -> dict[str, Any] | None:
@@ -254,7 +261,7 @@ async def _read_loop(
         if raw is None:
             wrong = f"this connection speaks {encoding}: wrong frame type"
             queue.push(_frame(error_message("bad_request", wrong), encoding))
-            queue.close(CloseCode.UNSUPPORTED, "wrong frame type")
+            queue.close(WRONG_FRAME_TYPE)
             continue
         t0 = time.perf_counter()
         client_id = None

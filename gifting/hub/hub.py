@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from gifting.clock import now_ms
 from gifting.config import Settings
 from gifting.core.catalog import Catalog
+from gifting.core.disconnect import SHUTDOWN
 from gifting.core.errors import GiftingError, StreamNotLive
 from gifting.core.events import (
     comment_event,
@@ -77,7 +78,7 @@ class Hub:
     async def stop(self) -> None:
         """Close every connection (1001: reconnect elsewhere) and stop."""
         for room in list(self.rooms.values()):
-            room.close_all(1001, "server shutting down")
+            room.close_all(SHUTDOWN)
         if self._ticker is not None:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -14,7 +14,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from gifting.core.protocol import JSON, CloseCode, Encoding, decode_json, encode
+from gifting.core.disconnect import STREAM_ENDED, Disconnect
+from gifting.core.protocol import JSON, Encoding, decode_json, encode
 from gifting.hub import metrics
 from gifting.hub.send_queue import SendQueue
 from gifting.store.rooms import HistoryEntry
@@ -159,7 +160,7 @@ class Room:
                     loop.call_soon(self.flush_viewers)
         if _ENDED in entry.body:
             self.ended = True
-            asyncio.get_running_loop().call_soon(self.close_all, CloseCode.NORMAL, "stream ended")
+            asyncio.get_running_loop().call_soon(self.close_all, STREAM_ENDED)
 
     def flush_viewers(self) -> None:
         """Send the events of this tick to every viewer as one ``batch`` frame."""
@@ -182,8 +183,8 @@ class Room:
             return (b'{"op":"batch","events":[' + inner + b"]}").decode()
         return encode({"op": "batch", "events": [event_dict(e, False) for e in batch]}, encoding)
 
-    def close_all(self, code: int, reason: str) -> None:
+    def close_all(self, disconnect: Disconnect) -> None:
         """Close every member (after the frames already queued)."""
         self.flush_viewers()
         for member in [*self.overlays, *self.viewers]:
-            member.queue.close(code, reason)
+            member.queue.close(disconnect)

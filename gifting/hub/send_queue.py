@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from gifting.core.protocol import CloseCode
+from gifting.core.disconnect import SLOW, CloseCode, Disconnect
 from gifting.hub import metrics
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -54,21 +54,21 @@ class SendQueue:
         depth = len(self._frames)
         if depth >= self.limit:
             metrics.SLOW_CLOSES.inc()
-            self.close(CloseCode.TRY_AGAIN, "too slow: reconnect")
+            self.close(SLOW)
             return False
         self._frames.append(frame)
         if depth == 0:
             self._wake.set()
         return True
 
-    def close(self, code: int, reason: str = "") -> None:
+    def close(self, disconnect: Disconnect) -> None:
         """Close after the frames already queued (for 1013: at once, dropping the backlog)."""
         if self._closed:
             return
         self._closed = True
-        if code == CloseCode.TRY_AGAIN:
+        if disconnect.code == CloseCode.TRY_AGAIN:
             self._frames.clear()
-        self._frames.append((code, reason))
+        self._frames.append((int(disconnect.code), disconnect.reason))
         self._wake.set()
 
     async def _write_loop(self) -> None:
