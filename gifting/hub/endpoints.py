@@ -113,23 +113,22 @@ async def overlay_endpoint(ws: WebSocket) -> None:
         return
     since = ws.query_params.get("since")
     queue = SendQueue(ws.send, "overlay", hub.settings.send_queue_frames)
-    member = Member(queue, encoding, is_overlay=True)
-    member.pending = []
+    member = Member(queue, encoding, is_overlay=True, recovering=True)
     room = await hub.join(stream.stream, member)
     queue.start()
     try:
         try:
             if since:
-                await hub.recover(room, member, since)
+                member.go_live(await hub.roomlog.since(room.stream, since))
             else:
                 queue.push(_frame(await _snapshot(hub, stream, room), encoding))
                 member.last_seq = room.last_seq
-                hub.release(member)
+                member.go_live()
         except CursorExpired as err:
             queue.push(_frame(error_message(err.code, err.message), encoding))
             queue.push(_frame(await _snapshot(hub, stream, room), encoding))
             member.last_seq = room.last_seq
-            hub.release(member)
+            member.go_live()
         except BadRequest as err:
             queue.push(_frame(error_message(err.code, err.message), encoding))
             queue.close(BAD_CURSOR)

@@ -115,25 +115,6 @@ class Hub:
                 await self.broker.unsubscribe(self.keys.room_channel(room.stream))
                 self._joining.pop(room.stream, None)
 
-    async def recover(self, room: Room, member: Member, cursor: str) -> None:
-        """Send an overlay the events after ``cursor``, then switch it to live, gap-free.
-
-        The member joined with ``pending`` set, so live events wait while the
-        history is read; both are merged by seq so nothing shows twice.
-        """
-        missed = await self.roomlog.since(room.stream, cursor)
-        waiting = member.pending or []
-        member.pending = None
-        for entry in sorted([*missed, *waiting], key=lambda e: e.seq):
-            member.give(entry)
-
-    def release(self, member: Member) -> None:
-        """Switch a member waiting in recovery to live, delivering what waited."""
-        waiting = member.pending or []
-        member.pending = None
-        for entry in waiting:
-            member.give(entry)
-
     # -- the gift path -------------------------------------------------------------
     def allow(self, user: str) -> None:
         """Apply the per-sender rate limit, or raise ``RateLimited``."""
