@@ -114,7 +114,7 @@ async def overlay_endpoint(ws: WebSocket) -> None:
     since = ws.query_params.get("since")
     queue = SendQueue(ws.send, "overlay", hub.settings.send_queue_frames)
     member = Member(queue, encoding, is_overlay=True, recovering=True)
-    room = await hub.join(stream.stream, member)
+    room = await hub.rooms.join(stream.stream, member)
     queue.start()
     try:
         try:
@@ -136,7 +136,7 @@ async def overlay_endpoint(ws: WebSocket) -> None:
             queue.close(STREAM_ENDED)
         await _read_loop(ws, hub, encoding, queue, None)
     finally:
-        await hub.leave(room, member)
+        await hub.rooms.leave(room, member)
         await queue.wait_closed(0.5)
         queue.cancel()
 
@@ -154,7 +154,7 @@ async def viewer_endpoint(ws: WebSocket) -> None:
         return
     queue = SendQueue(ws.send, "viewer", hub.settings.send_queue_frames)
     member = Member(queue, encoding, is_overlay=False)
-    room = await hub.join(stream.stream, member)
+    room = await hub.rooms.join(stream.stream, member)
     queue.start()
     try:
         if not stream.live:
@@ -163,7 +163,7 @@ async def viewer_endpoint(ws: WebSocket) -> None:
         viewer = _Viewer(hub, principal.user, principal.name, stream, queue, encoding)
         await _read_loop(ws, hub, encoding, queue, viewer)
     finally:
-        await hub.leave(room, member)
+        await hub.rooms.leave(room, member)
         await queue.wait_closed(0.5)
         queue.cancel()
 
@@ -196,7 +196,7 @@ class _Viewer:
     def admit(self) -> None:
         """Apply the sender's rate limit; a sender that keeps flooding is closed (1008)."""
         try:
-            self.hub.allow(self.user)
+            self.hub.limits.allow(self.user)
         except GiftingError:
             self.strikes += 1
             if self.strikes >= FLOOD_STRIKES:
@@ -215,7 +215,8 @@ class _Viewer:
             priced = price_highlight(hub.catalog, message.highlight, message.text)
             text = message.text
         else:
-            event = await hub.comment(s.stream, self.user, self.name, message.id, message.text)
+            text = message.text
+            event = await hub.comments.post(s.stream, self.user, self.name, message.id, text)
             return {"op": "ack", "id": message.id, "event": event}
         if self.in_flight >= MAX_IN_FLIGHT:
             raise RateLimited(f"at most {MAX_IN_FLIGHT} spends may wait for their ack")
