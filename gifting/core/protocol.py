@@ -10,7 +10,6 @@ encoding and shared by every connection of a room.
 
 from __future__ import annotations
 
-from enum import IntEnum
 from typing import Annotated, Any, Final, Literal
 
 import msgspec
@@ -27,19 +26,6 @@ ClientId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=_ID_
 ItemId = Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
 Count = Annotated[int, msgspec.Meta(ge=1, le=10_000)]
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
-
-
-class CloseCode(IntEnum):
-    """WebSocket close codes the hub uses (RFC 6455 and the 4000 private range)."""
-
-    NORMAL = 1000  # stream ended or server shutting down: do not reconnect to this stream
-    GOING_AWAY = 1001  # server restarting: reconnect (overlays with their cursor)
-    PROTOCOL_ERROR = 1002
-    UNSUPPORTED = 1003  # a text frame on msgpack or the reverse
-    POLICY = 1008  # bad credentials, unknown stream, wrong overlay key, flood
-    TOO_BIG = 1009  # frame over the size limit
-    INTERNAL = 1011
-    TRY_AGAIN = 1013  # slow consumer: reconnect (overlays with their cursor)
 
 
 class Gift(msgspec.Struct, tag_field="op", tag="gift", forbid_unknown_fields=True):

@@ -2,8 +2,9 @@
 
 Events arrive from the broker in seq order. Each is encoded once per
 encoding in use and the same frame is pushed to every overlay; viewers get
-the events of one loop tick joined into a single ``batch`` frame (the lever
-of docs/contract.md §8). A gap in seq (a pub/sub message lost on a reconnect) is
+the events of each ``GIFTING_VIEWER_BATCH_MS`` (25 ms by default; 0: one
+loop tick) joined into a single ``batch`` frame (the lever of
+docs/contract.md §8). A gap in seq (a pub/sub message lost on a reconnect) is
 filled from the room's history before anything newer is delivered.
 """
 
@@ -11,12 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from gifting.core.protocol import JSON, CloseCode, Encoding, decode_json, encode
+from gifting.core.disconnect import STREAM_ENDED, Disconnect
+from gifting.core.protocol import JSON, Encoding, decode_json, encode
 from gifting.hub import metrics
-from gifting.hub.connection import Outbox
+from gifting.hub.send_queue import SendQueue
 from gifting.store.rooms import HistoryEntry
 
 log = logging.getLogger(__name__)
@@ -49,24 +51,47 @@ def overlay_frame(entry: HistoryEntry, encoding: Encoding) -> str | bytes:
 
 
 class Member:
-    """A connection in a room: its outbox, encoding and the last seq it was given."""
+    """A connection in a room: its send queue, encoding and the last seq it was given.
 
-    __slots__ = ("encoding", "is_overlay", "last_seq", "outbox", "pending")
+    An overlay that joins to recover (``recovering=True``) holds the room's
+    live events until :meth:`go_live`, which merges them with the history it
+    read; the held list is this class's alone.
+    """
 
-    def __init__(self, outbox: Outbox, encoding: Encoding, is_overlay: bool) -> None:
-        self.outbox = outbox
+    __slots__ = ("_held", "encoding", "is_overlay", "last_seq", "queue")
+
+    def __init__(
+        self, queue: SendQueue, encoding: Encoding, is_overlay: bool, recovering: bool = False
+    ) -> None:
+        self.queue = queue
         self.encoding: Encoding = encoding
         self.is_overlay = is_overlay
         self.last_seq = 0
-        # While an overlay catches up from history, live events wait here.
-        self.pending: list[HistoryEntry] | None = None
+        self._held: list[HistoryEntry] | None = [] if recovering else None
+
+    @property
+    def recovering(self) -> bool:
+        """Whether live events are held back while the member catches up."""
+        return self._held is not None
+
+    def hold(self, entry: HistoryEntry) -> None:
+        """Keep a live event until :meth:`go_live` (only while recovering)."""
+        if self._held is None:
+            raise RuntimeError("hold() on a member that is not recovering")
+        self._held.append(entry)
+
+    def go_live(self, missed: Iterable[HistoryEntry] = ()) -> None:
+        """End recovery: deliver ``missed`` and the held events, merged by seq, each once."""
+        held, self._held = self._held or [], None
+        for entry in sorted([*missed, *held], key=lambda e: e.seq):
+            self.give(entry)
 
     def give(self, entry: HistoryEntry) -> None:
         """Push one event to an overlay unless it already had it."""
         if entry.seq <= self.last_seq:
             return
         self.last_seq = entry.seq
-        self.outbox.push(overlay_frame(entry, self.encoding))
+        self.queue.push(overlay_frame(entry, self.encoding))
 
 
 class Room:
@@ -92,7 +117,7 @@ class Room:
         return not self.overlays and not self.viewers
 
     def add(self, member: Member) -> None:
-        """Add a member (an overlay may be in recovery: ``member.pending`` set)."""
+        """Add a member (an overlay may be recovering: see :class:`Member`)."""
         (self.overlays if member.is_overlay else self.viewers).append(member)
         metrics.CONNECTIONS.labels("overlay" if member.is_overlay else "viewer").inc()
 
@@ -137,8 +162,8 @@ class Room:
         self.last_cursor = entry.cursor
         frames: dict[Encoding, str | bytes] = {}
         for member in self.overlays:
-            if member.pending is not None:
-                member.pending.append(entry)
+            if member.recovering:
+                member.hold(entry)
                 continue
             if entry.seq <= member.last_seq:
                 continue
@@ -146,7 +171,7 @@ class Room:
             frame = frames.get(member.encoding)
             if frame is None:
                 frame = frames[member.encoding] = overlay_frame(entry, member.encoding)
-            member.outbox.push(frame)
+            member.queue.push(frame)
         metrics.DELIVERIES.labels("overlay").inc(len(self.overlays))
         if self.viewers:
             self._viewer_batch.append(entry)
@@ -159,10 +184,10 @@ class Room:
                     loop.call_soon(self.flush_viewers)
         if _ENDED in entry.body:
             self.ended = True
-            asyncio.get_running_loop().call_soon(self.close_all, CloseCode.NORMAL, "stream ended")
+            asyncio.get_running_loop().call_soon(self.close_all, STREAM_ENDED)
 
     def flush_viewers(self) -> None:
-        """Send the events of this tick to every viewer as one ``batch`` frame."""
+        """Send the events of this batch interval to every viewer as one ``batch`` frame."""
         self._flush_scheduled = False
         batch, self._viewer_batch = self._viewer_batch, []
         if not batch or not self.viewers:
@@ -172,7 +197,7 @@ class Room:
             frame = frames.get(member.encoding)
             if frame is None:
                 frame = frames[member.encoding] = self._batch_frame(batch, member.encoding)
-            member.outbox.push(frame)
+            member.queue.push(frame)
         metrics.DELIVERIES.labels("viewer").inc(len(self.viewers) * len(batch))
 
     @staticmethod
@@ -182,8 +207,8 @@ class Room:
             return (b'{"op":"batch","events":[' + inner + b"]}").decode()
         return encode({"op": "batch", "events": [event_dict(e, False) for e in batch]}, encoding)
 
-    def close_all(self, code: int, reason: str) -> None:
+    def close_all(self, disconnect: Disconnect) -> None:
         """Close every member (after the frames already queued)."""
         self.flush_viewers()
         for member in [*self.overlays, *self.viewers]:
-            member.outbox.close(code, reason)
+            member.queue.close(disconnect)

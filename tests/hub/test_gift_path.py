@@ -175,7 +175,7 @@ async def test_a_stalled_reader_is_closed_1013_and_the_room_goes_on(
 
 
 async def test_outbox_closes_a_stalled_connection_with_1013_without_blocking() -> None:
-    from gifting.hub.connection import Outbox
+    from gifting.hub.send_queue import SendQueue
 
     sent: list[dict[str, Any]] = []
     stall = asyncio.get_running_loop().create_future()
@@ -185,7 +185,7 @@ async def test_outbox_closes_a_stalled_connection_with_1013_without_blocking() -
         if len(sent) == 1:
             await stall  # the peer stopped reading: the first write never completes
 
-    outbox = Outbox(send, "overlay", limit=8)
+    outbox = SendQueue(send, "overlay", limit=8)
     outbox.start()
     assert outbox.push("frame 0")
     await asyncio.sleep(0.01)  # the writer took frame 0 and is stuck writing it

@@ -1,6 +1,9 @@
-"""One WebSocket connection's outgoing side: a bounded queue and its writer.
+"""One WebSocket connection's outgoing side: a bounded send queue and its writer.
 
-Fan-out never awaits a client (STYLE.md habit 6): :meth:`Outbox.push` is a
+(Not the ledger's outbox streams in Redis: this queue lives in memory and
+holds ready frames for one socket.)
+
+Fan-out never awaits a client (STYLE.md habit 6): :meth:`SendQueue.push` is a
 plain function that appends a ready frame to the queue and wakes the writer
 task. A connection whose queue passes its limit is closed with 1013 (try
 again later) and the room goes on without it.
@@ -14,13 +17,13 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from gifting.core.protocol import CloseCode
+from gifting.core.disconnect import SLOW, CloseCode, Disconnect
 from gifting.hub import metrics
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
-class Outbox:
+class SendQueue:
     """The send queue of one connection; frames are ``str`` (text) or ``bytes`` (binary)."""
 
     __slots__ = ("_close_code", "_closed", "_frames", "_send", "_task", "_wake", "kind", "limit")
@@ -51,21 +54,21 @@ class Outbox:
         depth = len(self._frames)
         if depth >= self.limit:
             metrics.SLOW_CLOSES.inc()
-            self.close(CloseCode.TRY_AGAIN, "too slow: reconnect")
+            self.close(SLOW)
             return False
         self._frames.append(frame)
         if depth == 0:
             self._wake.set()
         return True
 
-    def close(self, code: int, reason: str = "") -> None:
+    def close(self, disconnect: Disconnect) -> None:
         """Close after the frames already queued (for 1013: at once, dropping the backlog)."""
         if self._closed:
             return
         self._closed = True
-        if code == CloseCode.TRY_AGAIN:
+        if disconnect.code == CloseCode.TRY_AGAIN:
             self._frames.clear()
-        self._frames.append((code, reason))
+        self._frames.append((int(disconnect.code), disconnect.reason))
         self._wake.set()
 
     async def _write_loop(self) -> None:

@@ -1,0 +1,81 @@
+"""The leaderboard ticker: each second, the standings of every room that had spends.
+
+Settled spends mark their stream; once per interval the ticker emits each
+marked stream's leaderboard and, if it has a goal, its progress. A busy room
+thus costs one leaderboard event a second, however many gifts it gets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from gifting.clock import now_ms
+from gifting.core.errors import GiftingError
+from gifting.core.events import goal_event, leaderboard_event
+from gifting.core.ids import new_id
+from gifting.store.rooms import RoomLog
+from gifting.store.streams import Streams
+
+log = logging.getLogger(__name__)
+LEADERBOARD_INTERVAL_S = 1.0
+
+
+class LeaderboardTicker:
+    """Emits the standings of the streams marked since the last tick."""
+
+    def __init__(
+        self, streams: Streams, roomlog: RoomLog, interval_s: float = LEADERBOARD_INTERVAL_S
+    ) -> None:
+        self.streams = streams
+        self.roomlog = roomlog
+        self.interval_s = interval_s
+        self._dirty: set[str] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start ticking."""
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def stop(self) -> None:
+        """Stop ticking (marked streams not yet emitted are dropped)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def mark(self, stream: str) -> None:
+        """Emit ``stream``'s standings at the next tick."""
+        self._dirty.add(stream)
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            dirty, self._dirty = self._dirty, set()
+            for stream in dirty:
+                try:
+                    await self.emit(stream)
+                except GiftingError:
+                    pass
+                except Exception as exc:
+                    log.warning("leaderboard for %s failed: %s", stream, exc)
+
+    async def emit(self, stream: str) -> None:
+        """Emit the stream's leaderboard and, if a goal is set, its progress."""
+        info = await self.streams.get(stream)
+        totals = await self.streams.totals(info)
+        now = now_ms()
+        await self.roomlog.emit(
+            stream, leaderboard_event(stream, new_id("l", now), now, totals.top), once=False
+        )
+        if info.goal is not None:
+            body = goal_event(
+                stream,
+                new_id("g", now),
+                now,
+                info.goal.target,
+                totals.goal_progress,
+                info.goal.gift,
+            )
+            await self.roomlog.emit(stream, body, once=False)
