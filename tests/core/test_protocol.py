@@ -20,7 +20,6 @@ from gifting.core.protocol import (
     MSGPACK,
     SUBPROTOCOLS,
     ClientMessage,
-    CloseCode,
     Comment,
     Effect,
     Encoding,
@@ -457,15 +456,3 @@ def test_pick_subprotocol_picks_the_first_we_speak(offered: list[str]) -> None:
     ours = [name for name in offered if name in SUBPROTOCOLS]
     expected = JSON if not offered else (ours[0] if ours else None)
     assert pick_subprotocol(offered) == expected
-
-
-def test_close_codes() -> None:
-    # docs/protocol.md's table: what each code tells the client.
-    assert CloseCode.NORMAL == 1000
-    assert CloseCode.GOING_AWAY == 1001
-    assert CloseCode.UNSUPPORTED == 1003
-    assert CloseCode.POLICY == 1008
-    assert CloseCode.TOO_BIG == 1009
-    assert CloseCode.INTERNAL == 1011
-    assert CloseCode.TRY_AGAIN == 1013
-    assert len({int(c) for c in CloseCode}) == len(CloseCode)
