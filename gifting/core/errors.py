@@ -14,6 +14,7 @@
     ├── BudgetExceeded              budget_exceeded 402
     ├── StreamNotLive               stream_not_live 409
     ├── Conflict                    conflict        409  (same id, different payload)
+    ├── CursorExpired               cursor_expired  410  (overlays: a snapshot follows)
     ├── RateLimited                 rate_limited    429
     └── Unavailable                 unavailable     503
 
@@ -116,6 +117,13 @@ class Conflict(GiftingError):
     status = 409
 
 
+class CursorExpired(GiftingError):
+    """An overlay's cursor is older than the room's history: the client gets a snapshot."""
+
+    code = "cursor_expired"
+    status = 410
+
+
 class RateLimited(GiftingError):
     """Too many requests from this sender; slow down."""
 
@@ -142,6 +150,7 @@ _BY_CODE: dict[str, type[GiftingError]] = {
         BudgetExceeded,
         StreamNotLive,
         Conflict,
+        CursorExpired,
         RateLimited,
         Unavailable,
     )

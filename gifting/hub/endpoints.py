@@ -18,7 +18,7 @@ from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from gifting.api.auth import principal_from_connection
-from gifting.core.errors import BadRequest, GiftingError, RateLimited, Unavailable
+from gifting.core.errors import BadRequest, CursorExpired, GiftingError, RateLimited, Unavailable
 from gifting.core.ids import check_id
 from gifting.core.pricing import price_effect, price_gift, price_highlight
 from gifting.core.protocol import (
@@ -40,7 +40,6 @@ from gifting.hub.connection import Outbox
 from gifting.hub.hub import Hub
 from gifting.hub.room import Member, Room
 from gifting.store.ledger import SpendOrder, SpendResult
-from gifting.store.rooms import CursorExpired
 from gifting.store.streams import Stream
 
 # A sender this far past the rate limit is flooding: close the connection.

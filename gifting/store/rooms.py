@@ -17,19 +17,12 @@ from redis.asyncio import Redis
 
 from gifting.clock import now_ms
 from gifting.core.catalog import Catalog
-from gifting.core.errors import BadRequest, GiftingError
+from gifting.core.errors import BadRequest, CursorExpired
 from gifting.core.events import spend_event
 from gifting.store.keys import Keys
 from gifting.store.scripts import ScriptCall, Scripts
 
 _json = msgspec.json.Encoder()
-
-
-class CursorExpired(GiftingError):
-    """The cursor is older than the room's history: the client gets a snapshot."""
-
-    code = "cursor_expired"
-    status = 410
 
 
 @dataclass(frozen=True, slots=True)
