@@ -30,14 +30,11 @@ from gifting.clock import now_ms
 from gifting.core.catalog import Catalog
 from gifting.core.errors import (
     BadRequest,
-    BudgetExceeded,
     Conflict,
-    GiftingError,
-    InsufficientFunds,
     NotFound,
-    StreamNotLive,
     UnknownItem,
     Unprocessable,
+    refusal,
 )
 from gifting.core.ids import check_id, credit_event_id, fingerprint, new_event_id, new_id
 from gifting.core.money import MAX_SPEND_COINS, day_of, month_of
@@ -128,18 +125,6 @@ class Cashout:
             "amount": {"amount": self.amount, "currency": self.currency},
             "created": self.created,
         }
-
-
-_SPEND_ERRORS: dict[str, Callable[[str], GiftingError]] = {
-    "insufficient_funds": InsufficientFunds,
-    "budget_exceeded": BudgetExceeded,
-    "stream_not_live": StreamNotLive,
-}
-_SPEND_MESSAGES = {
-    "insufficient_funds": "not enough coins for this spend",
-    "budget_exceeded": "this spend would exceed your monthly budget",
-    "stream_not_live": "the stream is not live",
-}
 
 
 def _pairs(fields: dict[str, str | int]) -> list[str | int]:
@@ -252,8 +237,8 @@ class Ledger:
                 currency,
             ],
         )
-        if status == "conflict":
-            raise Conflict("this purchase id was already used with another payload")
+        if status not in ("ok", "replay"):
+            raise refusal("purchase", status)
         return PurchaseResult(purchase_id, user, int(coins), int(balance), status == "replay")
 
     async def refund(self, purchase_id: str) -> PurchaseResult:
@@ -273,8 +258,8 @@ class Ledger:
             ],
             [new_event_id(now), now, "type", "refund", "user", user, "purchase_id", purchase_id],
         )
-        if status == "not_found":
-            raise NotFound("no such purchase")
+        if status not in ("ok", "replay"):
+            raise refusal("refund", status)
         return PurchaseResult(purchase_id, user, int(coins), int(balance), status == "replay")
 
     # -- spends ------------------------------------------------------------------
@@ -326,11 +311,9 @@ class Ledger:
     def spend_outcome(reply: list[str]) -> SpendResult:
         """Turn a spend.lua reply into a result, or raise the spend's typed error."""
         status, balance, event, combo = reply
-        if status == "conflict":
-            raise Conflict("this message id was already used with another payload")
         outcome = status.removeprefix("replay:")
         if outcome != "ok":
-            raise _SPEND_ERRORS[outcome](_SPEND_MESSAGES[outcome])
+            raise refusal("spend", outcome)
         return SpendResult(event, int(balance), int(combo), status.startswith("replay:"))
 
     async def spend(self, order: SpendOrder, *, live: bool) -> SpendResult:
@@ -449,17 +432,12 @@ class Ledger:
                 new_event_id(now),
             ],
         )
-        if status == "conflict":
-            raise Conflict("this cash-out id was already used with another amount")
-        if status == "below_minimum":
-            raise BadRequest(
-                f"the minimum cash-out is {self.catalog.cashout_min_diamonds} diamonds"
-            )
-        if status == "insufficient_funds":
-            raise InsufficientFunds("not enough diamonds")
-        if status == "daily_cap":
-            raise BudgetExceeded(
-                f"cash-outs are capped at {self.catalog.cashout_daily_cap_diamonds} diamonds a day"
+        if status not in ("ok", "replay"):
+            raise refusal(
+                "cashout_hold",
+                status,
+                minimum=self.catalog.cashout_min_diamonds,
+                cap=self.catalog.cashout_daily_cap_diamonds,
             )
         found = await self.cashout(out_id)
         assert found is not None
@@ -481,10 +459,8 @@ class Ledger:
             [self.keys.wallet(user.decode()), record, self.keys.outbox(shard)],
             [str(outcome), new_event_id(now), now, cashout_id],
         )
-        if status == "not_found":
-            raise NotFound("no such cash-out")
-        if status == "conflict":
-            raise Conflict(f"this cash-out was already settled as {final}")
+        if status not in ("ok", "replay"):
+            raise refusal("cashout_settle", status, final=final)
         found = await self.cashout(cashout_id)
         assert found is not None
         return found
