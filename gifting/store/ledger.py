@@ -24,10 +24,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from redis.asyncio import Redis
 
 from gifting.clock import now_ms
 from gifting.core.catalog import Catalog
+from gifting.core.entries import (
+    CreditArgs,
+    PurchaseArgs,
+    RefundArgs,
+    SpendArgs,
+    SpendEntry,
+    pairs,
+)
 from gifting.core.errors import (
     BadRequest,
     Conflict,
@@ -127,13 +136,6 @@ class Cashout:
         }
 
 
-def _pairs(fields: dict[str, str | int]) -> list[str | int]:
-    out: list[str | int] = []
-    for k, v in fields.items():
-        out += [k, v]
-    return out
-
-
 def _whole(value: object, limit: int) -> bool:
     """Whether ``value`` is a real integer (not a bool) in 1..``limit``."""
     return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= limit
@@ -143,6 +145,24 @@ def _int(raw: bytes | str | None) -> int:
     if raw is None:
         return 0
     return int(raw)
+
+
+def spend_args(order: SpendOrder) -> SpendArgs:
+    """The caller's part of the outbox entry of ``order`` (what spend.lua's ARGV carries)."""
+    p = order.priced
+    return SpendArgs(
+        user=order.sender, name=order.sender_name, client_id=order.client_id, kind=p.kind,
+        item=p.item, count=p.count, unit=p.unit_coins, coins=p.coins, stream=order.stream,
+        creator=order.creator, text=order.text,
+    )  # fmt: skip
+
+
+def spend_entry(order: SpendOrder, result: SpendResult, ts: int) -> SpendEntry:
+    """The outbox entry of a debited ``order``, as spend.lua appended it (``ts``: its now)."""
+    return SpendEntry(
+        **msgspec.structs.asdict(spend_args(order)),
+        event=result.event, ts=ts, balance=result.balance, combo=result.combo,
+    )  # fmt: skip
 
 
 def cashout_shard(cashout_id: str) -> int:
@@ -209,6 +229,10 @@ class Ledger:
         now = self.clock()
         event = new_event_id(now)
         shard = shard_of(user)
+        entry = PurchaseArgs(
+            user=user, purchase_id=purchase_id, package=package.id, coins=package.coins,
+            amount=amount, currency=currency,
+        )  # fmt: skip
         status, coins, balance = await self.scripts.run(
             "purchase",
             [
@@ -216,26 +240,7 @@ class Ledger:
                 self.keys.purchase(user, purchase_id),
                 self.keys.outbox(shard),
             ],
-            [
-                fp,
-                package.coins,
-                event,
-                now,
-                "type",
-                "purchase",
-                "user",
-                user,
-                "purchase_id",
-                purchase_id,
-                "package",
-                package.id,
-                "coins",
-                package.coins,
-                "amount",
-                amount,
-                "currency",
-                currency,
-            ],
+            [fp, package.coins, event, now, *pairs(entry.to_fields())],
         )
         if status not in ("ok", "replay"):
             raise refusal("purchase", status)
@@ -249,6 +254,7 @@ class Ledger:
             raise NotFound("no such purchase")
         user = owner.decode()
         now = self.clock()
+        entry = RefundArgs(user=user, purchase_id=purchase_id)
         status, coins, balance = await self.scripts.run(
             "refund",
             [
@@ -256,7 +262,7 @@ class Ledger:
                 self.keys.purchase(user, purchase_id),
                 self.keys.outbox(shard_of(user)),
             ],
-            [new_event_id(now), now, "type", "refund", "user", user, "purchase_id", purchase_id],
+            [new_event_id(now), now, *pairs(entry.to_fields())],
         )
         if status not in ("ok", "replay"):
             raise refusal("refund", status)
@@ -285,14 +291,6 @@ class Ledger:
         ):
             raise BadRequest("the price of a spend must be a positive whole number of coins")
         sender = order.sender
-        entry: dict[str, str | int] = {
-            "type": "spend", "user": sender, "name": order.sender_name,
-            "client_id": order.client_id, "kind": p.kind, "item": p.item, "count": p.count,
-            "unit": p.unit_coins, "coins": p.coins, "stream": order.stream,
-            "creator": order.creator,
-        }  # fmt: skip
-        if order.text:
-            entry["text"] = order.text
         keys = [
             self.keys.wallet(sender),
             self.keys.spend_result(sender, order.client_id),
@@ -303,7 +301,7 @@ class Ledger:
             fingerprint(p.kind, p.item, p.count, order.stream, order.text),
             p.coins, month_of(now), new_event_id(now), now, self.idempotency_ttl_s,
             p.item if p.kind == "gift" and p.streakable else "", self.combo_window_ms,
-            p.count, "1" if live else "0", *_pairs(entry),
+            p.count, "1" if live else "0", *pairs(spend_args(order).to_fields()),
         ]  # fmt: skip
         return ScriptCall("spend", keys, args)
 
@@ -327,10 +325,9 @@ class Ledger:
         """The credit.lua call crediting ``creator`` for spend ``spend_event``."""
         if not _whole(coins, MAX_SPEND_COINS):
             raise BadRequest("a credit must be a positive whole number of coins")
-        entry: dict[str, str | int] = {
-            "type": "credit", "user": creator, "spend_event": spend_event, "coins": coins,
-            "stream": stream, "sender": sender,
-        }  # fmt: skip
+        entry = CreditArgs(
+            user=creator, spend_event=spend_event, coins=coins, stream=stream, sender=sender
+        )
         keys = [
             self.keys.wallet(creator),
             self.keys.credit_done(creator, spend_event),
@@ -338,7 +335,7 @@ class Ledger:
         ]
         args: list[str | int] = [
             coins, self.catalog.creator_share_bps, credit_event_id(spend_event), now,
-            self.credit_ttl_s, *_pairs(entry),
+            self.credit_ttl_s, *pairs(entry.to_fields()),
         ]  # fmt: skip
         return ScriptCall("credit", keys, args)
 
@@ -509,4 +506,3 @@ class Ledger:
         """The badge shown on the user's events, or ``None``."""
         raw = await self.redis.hget(self.keys.wallet(user), "badge")
         return None if raw is None else raw.decode()
-
