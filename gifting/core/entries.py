@@ -44,6 +44,8 @@ from gifting.core.pricing import SpendKind
 
 __all__ = [
     "ENTRY_TYPES",
+    "INT64_MAX",
+    "MAX_TEXT",
     "SPEND_KINDS",
     "CashoutHoldEntry",
     "CashoutSettleEntry",

@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from gifting.clock import now_ms
+from gifting.core.entries import SpendEntry
 from gifting.core.errors import GiftingError, Unavailable
 from gifting.hub import metrics
 from gifting.store.keys import Keys
-from gifting.store.ledger import Ledger, SpendOrder, SpendResult
+from gifting.store.ledger import Ledger, SpendOrder, SpendResult, spend_entry
 from gifting.store.rooms import RoomLog
 from gifting.store.scripts import ScriptCall
 
@@ -170,15 +171,6 @@ class SpendPipeline:
                 self.on_settled(s)
 
 
-def settled_entry(s: Settled) -> dict[str, str]:
-    """The outbox-entry view of a settled spend (what the persister would see)."""
-    o, p = s.order, s.order.priced
-    entry = {
-        "user": o.sender, "name": o.sender_name, "kind": p.kind, "item": p.item,
-        "count": str(p.count), "unit": str(p.unit_coins), "coins": str(p.coins),
-        "stream": o.stream, "creator": o.creator, "event": s.result.event, "ts": str(s.ts),
-        "combo": str(s.result.combo),
-    }  # fmt: skip
-    if o.text:
-        entry["text"] = o.text
-    return entry
+def settled_entry(s: Settled) -> SpendEntry:
+    """The outbox entry of a settled spend (what the persister sees)."""
+    return spend_entry(s.order, s.result, s.ts)

@@ -50,6 +50,7 @@ import asyncpg
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from gifting.core.entries import SpendEntry
 from gifting.persister import metrics
 from gifting.persister.postings import LedgerEvent, MalformedEntry, parse_entry
 from gifting.persister.progress import GROUP, id_ms, outbox_progress
@@ -61,7 +62,7 @@ __all__ = ["GROUP", "OnSpends", "OutboxConsumer", "OutboxEntry"]
 
 log = logging.getLogger("gifting.persister")
 
-OnSpends = Callable[[list[dict[str, str]]], Awaitable[None]]
+OnSpends = Callable[[list[SpendEntry]], Awaitable[None]]
 
 # Errors that reject the data itself: retrying the same rows cannot succeed.
 _DATA_ERRORS: tuple[type[BaseException], ...] = (
@@ -81,19 +82,6 @@ class OutboxEntry:
 
 def _s(raw: Any) -> str:
     return raw.decode() if isinstance(raw, bytes) else str(raw)
-
-
-def _decode(fields: dict[bytes, bytes]) -> dict[str, str]:
-    """Decode field names and values as UTF-8, or raise MalformedEntry."""
-    try:
-        return {
-            (k.decode() if isinstance(k, bytes) else str(k)): (
-                v.decode() if isinstance(v, bytes) else str(v)
-            )
-            for k, v in fields.items()
-        }
-    except UnicodeDecodeError:
-        raise MalformedEntry("a field is not valid UTF-8") from None
 
 
 def default_consumer_name() -> str:
@@ -369,7 +357,7 @@ class OutboxConsumer:
             if not entry.fields:
                 continue  # deleted from the stream while pending: nothing to persist
             try:
-                event = parse_entry(entry.id, _decode(entry.fields))
+                event = parse_entry(entry.id, entry.fields)
             except MalformedEntry as exc:
                 dead.append((entry, exc.reason))
                 continue
@@ -423,7 +411,7 @@ class OutboxConsumer:
                 if isinstance(result, Exception):
                     raise result
         if self.on_spends is not None:
-            await self.on_spends([dict(e.fields) for e in spends])
+            await self.on_spends([e.entry for e in spends if isinstance(e.entry, SpendEntry)])
 
     async def _persist(
         self, events: Sequence[LedgerEvent]

@@ -18,9 +18,9 @@ from typing import Any, Final
 
 import asyncpg
 
+from gifting.core.entries import INT64_MAX
 from gifting.core.errors import BadRequest
 from gifting.persister.postings import (
-    INT64_MAX,
     creator_received,
     user_coins,
     user_diamonds,

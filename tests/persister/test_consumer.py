@@ -10,6 +10,7 @@ from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
 from gifting.core.catalog import Catalog
+from gifting.core.entries import SpendEntry
 from gifting.core.pricing import price_badge
 from gifting.persister.consumer import GROUP, OutboxConsumer
 from gifting.persister.progress import wait_caught_up
@@ -73,11 +74,11 @@ async def test_persists_every_event_once_and_repairs_creator_credits(
     await ledger.refund("p-carol")
     hooked: list[tuple[str, int]] = []
 
-    async def on_spends(entries: list[dict[str, str]]) -> None:
+    async def on_spends(entries: list[SpendEntry]) -> None:
         # Called before the XACK: the spends are still pending in their outboxes.
         for entry in entries:
-            summary = await redis.xpending(keys.outbox(shard_of(entry["user"])), GROUP)
-            hooked.append((entry["event"], int(summary["pending"])))
+            summary = await redis.xpending(keys.outbox(shard_of(entry.user)), GROUP)
+            hooked.append((entry.event, int(summary["pending"])))
 
     consumer = make_consumer(on_spends=on_spends)
     consumer.start()
