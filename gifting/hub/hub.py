@@ -80,7 +80,7 @@ class Hub:
         self.streams = streams
         self.roomlog = rooms
         self.broker = RoomBroker(redis, f"{keys.prefix}:hub:control")
-        self.pipeline = SpendPipeline(redis, keys, ledger, rooms, on_settled=self._on_settled)
+        self.pipeline = SpendPipeline(ledger, streams, rooms, on_settled=self._on_settled)
         self.rooms: dict[str, Room] = {}
         self._joining: dict[str, asyncio.Lock] = {}
         self._buckets: dict[str, TokenBucket] = {}

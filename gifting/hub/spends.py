@@ -15,16 +15,14 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
-
 from gifting.clock import now_ms
 from gifting.core.entries import SpendEntry
 from gifting.core.errors import GiftingError, Unavailable
 from gifting.hub import metrics
-from gifting.store.keys import Keys
 from gifting.store.ledger import Ledger, SpendOrder, SpendResult, spend_entry
 from gifting.store.rooms import RoomLog
 from gifting.store.scripts import ScriptCall
+from gifting.store.streams import Streams
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 512
@@ -44,16 +42,14 @@ class SpendPipeline:
 
     def __init__(
         self,
-        redis: Redis,
-        keys: Keys,
         ledger: Ledger,
+        streams: Streams,
         rooms: RoomLog,
         on_settled: Callable[[Settled], None] | None = None,
         clock: Callable[[], int] = now_ms,
     ) -> None:
-        self.redis = redis
-        self.keys = keys
         self.ledger = ledger
+        self.streams = streams
         self.rooms = rooms
         self.on_settled = on_settled
         self.clock = clock
@@ -102,14 +98,7 @@ class SpendPipeline:
 
     async def _debit(self, batch: list[tuple[SpendOrder, asyncio.Future[SpendResult]]]) -> None:
         metrics.BATCH_SIZE.observe(len(batch))
-        streams = sorted({o.stream for o, _ in batch if o.stream})
-        live: dict[str, bool] = {}
-        if streams:
-            pipe = self.redis.pipeline(transaction=False)
-            for s in streams:
-                pipe.hget(self.keys.stream(s), "live")
-            for s, v in zip(streams, await pipe.execute(), strict=True):
-                live[s] = v == b"1"
+        live = await self.streams.live_many(sorted({o.stream for o, _ in batch if o.stream}))
         now = self.clock()
         calls: list[ScriptCall] = []
         sent: list[tuple[SpendOrder, asyncio.Future[SpendResult]]] = []
