@@ -100,31 +100,16 @@ class SpendPipeline:
         metrics.BATCH_SIZE.observe(len(batch))
         live = await self.streams.live_many(sorted({o.stream for o, _ in batch if o.stream}))
         now = self.clock()
-        calls: list[ScriptCall] = []
-        sent: list[tuple[SpendOrder, asyncio.Future[SpendResult]]] = []
-        for order, fut in batch:
-            try:
-                calls.append(
-                    self.ledger.spend_call(order, live=live.get(order.stream, True), now=now)
-                )
-                sent.append((order, fut))
-            except GiftingError as exc:
-                fut.set_exception(exc)
-        replies = await self.ledger.scripts.run_many(calls, lane="debit")
-        for (order, fut), reply in zip(sent, replies, strict=True):
+        outcomes = await self.ledger.debit_many([o for o, _ in batch], live=live, now=now)
+        for (order, fut), outcome in zip(batch, outcomes, strict=True):
             if fut.done():
                 continue
-            if isinstance(reply, Exception):
-                fut.set_exception(Unavailable("the ledger is unavailable; retry"))
+            if isinstance(outcome, GiftingError):
+                fut.set_exception(outcome)
                 continue
-            try:
-                result = self.ledger.spend_outcome(reply)
-            except GiftingError as exc:
-                fut.set_exception(exc)
-                continue
-            fut.set_result(result)
+            fut.set_result(outcome)
             if order.stream:
-                self._settle.append(Settled(order, result, now))
+                self._settle.append(Settled(order, outcome, now))
         if self._settle:
             self._settle_wake.set()
 
@@ -140,21 +125,10 @@ class SpendPipeline:
                     log.warning("settle batch failed (the persister will repair it): %s", exc)
 
     async def _settle_batch(self, batch: list[Settled]) -> None:
-        calls: list[ScriptCall] = []
-        for s in batch:
-            o, r = s.order, s.result
-            if o.creator:
-                calls.append(
-                    self.ledger.credit_call(
-                        spend_event=r.event, creator=o.creator, coins=o.priced.coins,
-                        stream=o.stream, sender=o.sender, now=s.ts,
-                    )
-                )  # fmt: skip
-            keys, args = self.rooms.spend_emit_args(settled_entry(s))
-            calls.append(ScriptCall("emit", keys, args))
-        for reply in await self.ledger.scripts.run_many(calls, lane="settle"):
-            if isinstance(reply, Exception):
-                log.warning("settle step failed (the persister will repair it): %s", reply)
+        entries = [settled_entry(s) for s in batch]
+        emits = [ScriptCall("emit", *self.rooms.spend_emit_args(e)) for e in entries]
+        for failure in await self.ledger.settle_many(entries, emits):
+            log.warning("settle step failed (the persister will repair it): %s", failure)
         if self.on_settled is not None:
             for s in batch:
                 self.on_settled(s)

@@ -3,15 +3,17 @@
 Idempotent by the spend's event id (a marker in the creator's shard), so the
 hub's fast path and the persister's repair may both credit the same spend;
 the credit's own event id derives from the spend's, so PostgreSQL
-deduplicates it too. :func:`credit_call` builds one call (pure).
+deduplicates it too. :func:`credit_call` builds one call (pure);
+:meth:`Credits.settle_many` (the hub) and :meth:`Credits.repair` (the
+persister) send batches.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from gifting.clock import now_ms
-from gifting.core.entries import CreditArgs, pairs
+from gifting.core.entries import CreditArgs, SpendEntry, credit_of, pairs
 from gifting.core.errors import BadRequest
 from gifting.core.ids import credit_event_id
 from gifting.core.money import MAX_SPEND_COINS, is_whole
@@ -71,3 +73,41 @@ class Credits:
         call = self.call(credit, now=self._clock())
         _status, diamonds = await self._scripts.run(call.name, call.keys, call.args)
         return int(diamonds)
+
+    async def settle_many(
+        self, spends: Sequence[SpendEntry], emits: Sequence[ScriptCall]
+    ) -> list[Exception]:
+        """Credit the creator of each spend (those with one), then run ``emits``, in one pipeline.
+
+        ``emits`` are the room emissions of the same spends (emit.lua calls,
+        idempotent too): one round trip settles the batch. Each credit is
+        stamped with its spend's time. Returns the calls that failed; each is
+        idempotent, so the persister's repair redoes what failed here.
+        """
+        calls = [self.call(credit_of(s), now=s.ts) for s in spends if s.creator]
+        replies = await self._scripts.run_many([*calls, *emits], lane="settle")
+        return [r for r in replies if isinstance(r, Exception)]
+
+    async def repair(self, spends: Sequence[SpendEntry], *, chunk: int = 256) -> int:
+        """Credit every spend's creator a hub may have left uncredited; return the credits run.
+
+        One EXISTS per spend first (the markers credit.lua sets): most spends
+        were credited by their hub, and only the rest run the script, in
+        pipelines of ``chunk`` calls. Raises the first failure (nothing is
+        lost: every credit is idempotent, the caller retries the batch).
+        """
+        spends = [s for s in spends if s.creator]
+        if not spends:
+            return 0
+        chunk = max(1, chunk)
+        credited = await self._scripts.exists_many(
+            [self._keys.credit_done(s.creator, s.event) for s in spends], lane="persister"
+        )
+        todo = [s for s, done in zip(spends, credited, strict=True) if not done]
+        now = self._clock()
+        for start in range(0, len(todo), chunk):
+            calls = [self.call(credit_of(s), now=now) for s in todo[start : start + chunk]]
+            for reply in await self._scripts.run_many(calls, lane="persister"):
+                if isinstance(reply, Exception):
+                    raise reply
+        return len(todo)

@@ -17,8 +17,9 @@ cash-out settle           cash-out id                 cashout_settle.lua
 Each script appends the settled ledger event to the outbox stream of its shard
 in the same script, so the persister sees exactly what Redis did.
 
-:class:`Ledger` is the facade the app, the hub and the persister hold; each
-job lives in its own module: :mod:`~gifting.store.purchases`,
+:class:`Ledger` is the facade the app, the hub and the persister hold (its
+Redis client, keys, scripts and clock stay inside); each job lives in its own
+module: :mod:`~gifting.store.purchases`,
 :mod:`~gifting.store.spends`, :mod:`~gifting.store.credits`,
 :mod:`~gifting.store.wallets`, :mod:`~gifting.store.cashouts` and
 :mod:`~gifting.store.badges` (display, not money).
@@ -26,13 +27,14 @@ job lives in its own module: :mod:`~gifting.store.purchases`,
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 
 from redis.asyncio import Redis
 
 from gifting.clock import now_ms
 from gifting.core.catalog import Catalog
-from gifting.core.entries import CreditArgs
+from gifting.core.entries import CreditArgs, SpendEntry
+from gifting.core.errors import GiftingError
 from gifting.store.badges import Badges
 from gifting.store.cashouts import Cashout, Cashouts, cashout_shard
 from gifting.store.credits import CREDIT_MARKER_MIN_TTL_S, Credits
@@ -46,7 +48,6 @@ from gifting.store.spends import (
     SpendResult,
     Spends,
     spend_entry,
-    spend_outcome,
 )
 from gifting.store.wallets import MAX_BUDGET, Budget, Wallet, Wallets
 
@@ -77,11 +78,9 @@ class Ledger:
         combo_window_ms: int = DEFAULT_COMBO_WINDOW_MS,
         clock: Callable[[], int] = now_ms,
     ) -> None:
-        self.redis = redis
-        self.keys = keys
+        #: The catalog it prices with (shared, read-only).
         self.catalog = catalog
-        self.scripts = scripts = Scripts(redis)
-        self.clock = clock
+        self._scripts = scripts = Scripts(redis)
         self._purchases = Purchases(redis, keys, scripts, catalog, clock=clock)
         self._spends = Spends(
             keys, scripts, idempotency_ttl_s=idempotency_ttl_s,
@@ -109,28 +108,38 @@ class Ledger:
         return await self._purchases.refund(purchase_id)
 
     # -- spends ------------------------------------------------------------------
-    def spend_call(self, order: SpendOrder, *, live: bool, now: int) -> ScriptCall:
-        """The spend.lua call for ``order`` (validated), for :meth:`spend` or a pipeline."""
-        return self._spends.call(order, live=live, now=now)
-
-    @staticmethod
-    def spend_outcome(reply: list[str]) -> SpendResult:
-        """Turn a spend.lua reply into a result, or raise the spend's typed error."""
-        return spend_outcome(reply)
-
     async def spend(self, order: SpendOrder, *, live: bool) -> SpendResult:
         """Debit a spend once; refused when short, over budget or not ``live``."""
         return await self._spends.spend(order, live=live)
 
+    async def debit_many(
+        self, orders: Sequence[SpendOrder], *, live: Mapping[str, bool], now: int
+    ) -> list[SpendResult | GiftingError]:
+        """Debit a batch in one round trip: a result or typed error per order, in order.
+
+        ``live``: the live flag of each stream the orders name. Raises only if
+        the round trip as a whole fails (see :meth:`Spends.debit_many`).
+        """
+        return await self._spends.debit_many(orders, live=live, now=now)
+
     # -- creator credits -----------------------------------------------------------
-    def credit_call(
-        self, *, spend_event: str, creator: str, coins: int, stream: str, sender: str, now: int
-    ) -> ScriptCall:
-        """The credit.lua call crediting ``creator`` for spend ``spend_event``."""
-        credit = CreditArgs(
-            user=creator, spend_event=spend_event, coins=coins, stream=stream, sender=sender
-        )
-        return self._credits.call(credit, now=now)
+    async def settle_many(
+        self, spends: Sequence[SpendEntry], emits: Sequence[ScriptCall]
+    ) -> list[Exception]:
+        """Credit each spend's creator and run the room ``emits``, in one round trip.
+
+        Returns the calls that failed (the persister repairs them; see
+        :meth:`Credits.settle_many`).
+        """
+        return await self._credits.settle_many(spends, emits)
+
+    async def repair_credits(self, spends: Sequence[SpendEntry], *, chunk: int = 256) -> int:
+        """Credit the creators a crashed hub did not; return how many credits ran.
+
+        An EXISTS per spend finds those credited already; raises the first
+        failure (see :meth:`Credits.repair`).
+        """
+        return await self._credits.repair(spends, chunk=chunk)
 
     async def credit_creator(
         self, *, spend_event: str, creator: str, coins: int, stream: str, sender: str
@@ -180,3 +189,7 @@ class Ledger:
     async def badge_of(self, user: str) -> str | None:
         """The badge shown on the user's events, or ``None``."""
         return await self._badges.badge_of(user)
+
+    async def aclose(self) -> None:
+        """Close the private pipeline connections of the batch calls (not the Redis client)."""
+        await self._scripts.close()

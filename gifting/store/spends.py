@@ -5,19 +5,20 @@ creator) or a profile badge (to the platform). The script checks the live
 flag the caller read, the balance and the monthly budget before its first
 write, keeps the result of every message id (failures too) and appends the
 settled entry to the sender's outbox. :func:`spend_call` builds one call (pure,
-for a pipeline); :func:`spend_outcome` reads its reply.
+for a pipeline); :func:`spend_outcome` reads its reply; :meth:`Spends.debit_many`
+sends a batch in one round trip.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import msgspec
 
 from gifting.clock import now_ms
 from gifting.core.entries import SpendArgs, SpendEntry, pairs
-from gifting.core.errors import BadRequest, refusal
+from gifting.core.errors import BadRequest, GiftingError, Unavailable, refusal
 from gifting.core.ids import check_id, fingerprint, new_event_id
 from gifting.core.money import MAX_SPEND_COINS, is_whole, month_of
 from gifting.core.pricing import Priced
@@ -152,3 +153,37 @@ class Spends:
         """Debit a spend once; refused when short, over budget or not ``live``."""
         call = self.call(order, live=live, now=self._clock())
         return spend_outcome(await self._scripts.run(call.name, call.keys, call.args))
+
+    async def debit_many(
+        self, orders: Sequence[SpendOrder], *, live: Mapping[str, bool], now: int
+    ) -> list[SpendResult | GiftingError]:
+        """Debit ``orders`` in one pipeline; each gets its result or typed error, in order.
+
+        ``live`` holds the live flag of the streams the orders name (a stream
+        it lacks counts as ended; an order without a stream, a badge, needs
+        none). Each spend is atomic and idempotent on its own: one that fails
+        validation, or whose call Redis fails (``Unavailable``, safe to retry),
+        fails alone. Raises if the pipeline as a whole fails: then the outcome
+        of every order is unknown, and retrying each is safe.
+        """
+        outcomes: list[SpendResult | GiftingError | None] = []
+        calls: list[ScriptCall] = []
+        for order in orders:
+            flag = live.get(order.stream, False) if order.stream else True
+            try:
+                calls.append(self.call(order, live=flag, now=now))
+            except GiftingError as exc:
+                outcomes.append(exc)
+            else:
+                outcomes.append(None)
+        replies = iter(await self._scripts.run_many(calls, lane="debit"))
+        return [_outcome(next(replies)) if o is None else o for o in outcomes]
+
+
+def _outcome(reply: list[str] | Exception) -> SpendResult | GiftingError:
+    if isinstance(reply, Exception):
+        return Unavailable("the ledger is unavailable; retry")
+    try:
+        return spend_outcome(reply)
+    except GiftingError as exc:
+        return exc

@@ -36,7 +36,9 @@ def metric(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
-async def _some_traffic(ledger: Ledger, streams: Streams, catalog: Catalog) -> Traffic:
+async def _some_traffic(
+    ledger: Ledger, streams: Streams, catalog: Catalog, redis: Redis, keys: Keys
+) -> Traffic:
     traffic = Traffic()
     for user in ("alice", "carol"):
         await ledger.purchase(f"p-{user}", user, "coins_17500", 24999, "USD")
@@ -53,7 +55,7 @@ async def _some_traffic(ledger: Ledger, streams: Streams, catalog: Catalog) -> T
             1,
             hub_credit=i % 2 == 0,
         )
-    traffic.events |= set(await outbox_events(ledger.redis, ledger.keys))
+    traffic.events |= set(await outbox_events(redis, keys))
     return traffic
 
 
@@ -66,7 +68,7 @@ async def test_persists_every_event_once_and_repairs_creator_credits(
     catalog: Catalog,
     make_consumer: ConsumerFactory,
 ) -> None:
-    traffic = await _some_traffic(ledger, streams, catalog)
+    traffic = await _some_traffic(ledger, streams, catalog, redis, keys)
     badge = await ledger.spend(
         SpendOrder("carol", "Carol", "b1", price_badge(catalog, "supporter")), live=True
     )
@@ -87,7 +89,7 @@ async def test_persists_every_event_once_and_repairs_creator_credits(
     bob = await ledger.wallet("bob")
     assert bob.received == 12 * 1000 and bob.diamonds == 12 * 500
     # Cash-outs after the diamonds arrived.
-    await cash_out_all(ledger, catalog, ["bob"], traffic)
+    await cash_out_all(ledger, catalog, ["bob"], traffic, redis, keys)
     traffic.events |= set(await outbox_events(redis, keys))
     await caught_up(redis, keys)
     await assert_exactly_once(pool, redis, keys, catalog, traffic.expected())
@@ -151,7 +153,7 @@ async def test_redelivering_everything_changes_nothing(
     catalog: Catalog,
     make_consumer: ConsumerFactory,
 ) -> None:
-    traffic = await _some_traffic(ledger, streams, catalog)
+    traffic = await _some_traffic(ledger, streams, catalog, redis, keys)
     consumer = make_consumer(batch_size=7)
     await _drain(consumer, redis, keys)
     before = await _snapshot(pool)
@@ -186,7 +188,7 @@ async def test_a_failure_between_commit_and_ack_is_retried_without_doubles(
     streams: Streams,
     catalog: Catalog,
 ) -> None:
-    traffic = await _some_traffic(ledger, streams, catalog)
+    traffic = await _some_traffic(ledger, streams, catalog, redis, keys)
     retries = metric("gifting_persister_retries_total", reason="ack")
     consumer = AckFailsOnce(
         redis, pool, keys, ledger, consumer="ackfails", block_ms=50, backoff_initial_s=0.01
@@ -248,7 +250,7 @@ async def test_entries_of_a_dead_consumer_are_reclaimed(
     catalog: Catalog,
     make_consumer: ConsumerFactory,
 ) -> None:
-    traffic = await _some_traffic(ledger, streams, catalog)
+    traffic = await _some_traffic(ledger, streams, catalog, redis, keys)
     consumer = make_consumer(claim_idle_ms=200)
     await consumer.ensure_groups()
     # A persister that read everything and died before writing anything.
