@@ -18,75 +18,36 @@ one description of those maps (after ``|``: the fields the script appends)::
     cashout_paid,   cashout_settle.lua  | user cashout diamonds event ts
     cashout_failed
 
-(``type`` comes first in every entry.) The fields before the bar are the
-caller's: :class:`SpendArgs`, :class:`CreditArgs`, :class:`PurchaseArgs` and
-:class:`RefundArgs` hold them, and their ``to_fields()`` is the field/value
-tail of the script's ARGV. Each ``*Entry`` is its ``*Args`` plus what only
-the script knows (the balance after, the combo, the diamonds): its
-``to_fields()`` is what XADD carried, and :func:`from_fields` parses an
-XRANGE / XREADGROUP entry (bytes or str) back, strictly: anything it cannot
-vouch for raises :class:`MalformedEntry` with a reason. The field names are
-the wire names the streams and the ledger's stored payloads already hold.
-Every value is a string on the wire; integers are decimal, within int64.
+``type`` comes first in every entry; ``text`` only when not empty. The fields
+before the bar are the caller's: :class:`SpendArgs`, :class:`CreditArgs`,
+:class:`PurchaseArgs` and :class:`RefundArgs` hold them, and their
+``to_fields()`` is the field/value tail of the script's ARGV. Each ``*Entry``
+is its ``*Args`` plus what only the script knows (the balance after, the
+combo, the diamonds), its fields declared in wire order: ``to_fields()`` is
+what XADD carried, and ``from_fields()`` (or the module's :func:`from_fields`,
+for any type) parses an XRANGE / XREADGROUP entry, bytes or str, strictly:
+anything it cannot vouch for raises :class:`MalformedEntry` with a reason.
+The field names are the wire names the streams and the ledger's stored
+payloads already hold. Every value is a string on the wire; integers are
+decimal, within int64.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
-from typing import ClassVar, Final, Literal, TypeVar, cast, get_args
+from typing import ClassVar, Final, Literal, Self, cast, get_args
 
 import msgspec
 
-from gifting.core.errors import BadRequest
-from gifting.core.ids import check_id, credit_event_id
+from gifting.core.fields import FieldReader, MalformedEntry, RawFields, decode_fields
+from gifting.core.ids import credit_event_id
 from gifting.core.pricing import SpendKind
-
-__all__ = [
-    "ENTRY_TYPES",
-    "INT64_MAX",
-    "MAX_TEXT",
-    "SPEND_KINDS",
-    "CashoutHoldEntry",
-    "CashoutSettleEntry",
-    "CreditArgs",
-    "CreditEntry",
-    "Entry",
-    "EntryType",
-    "MalformedEntry",
-    "PurchaseArgs",
-    "PurchaseEntry",
-    "RawFields",
-    "RefundArgs",
-    "RefundEntry",
-    "SpendArgs",
-    "SpendEntry",
-    "credit_of",
-    "decode_fields",
-    "from_fields",
-    "pairs",
-]
 
 EntryType = Literal[
     "purchase", "refund", "spend", "credit", "cashout_hold", "cashout_paid", "cashout_failed"
 ]
 ENTRY_TYPES: Final[frozenset[str]] = frozenset(get_args(EntryType))
 SPEND_KINDS: Final[frozenset[str]] = frozenset(get_args(SpendKind))
-#: An entry as Redis returns it (bytes) or as tests and the hub hold it (str).
-RawFields = Mapping[bytes, bytes] | Mapping[str, str]
-
-INT64_MAX: Final = 2**63 - 1
-MAX_TEXT: Final = 4096
-_INT = re.compile(r"-?[0-9]{1,19}")
-_CURRENCY = re.compile(r"[A-Z]{3}")
-
-
-class MalformedEntry(ValueError):
-    """An outbox entry that cannot be parsed; ``reason`` says why."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 def pairs(fields: Mapping[str, str]) -> list[str]:
@@ -98,7 +59,12 @@ def pairs(fields: Mapping[str, str]) -> list[str]:
 
 
 class _Fields(msgspec.Struct, frozen=True, kw_only=True):
-    """A flat outbox field map, typed; ``TYPE`` is its ``type`` field."""
+    """A flat outbox field map, typed; ``TYPE`` is its ``type`` field.
+
+    ``to_fields`` is spelled out per type (a dict display): it runs for every
+    spend on the hub's hot path, where a generic loop over the fields cost
+    twice as much.
+    """
 
     TYPE: ClassVar[EntryType]
 
@@ -108,15 +74,20 @@ class _Fields(msgspec.Struct, frozen=True, kw_only=True):
         return self.TYPE
 
     def to_fields(self) -> dict[str, str]:
-        """The field map on the wire, ``type`` first."""
+        """The field map on the wire, ``type`` first, in XADD order."""
         raise NotImplementedError
 
-
-# --------------------------------------------------------------------------- spend
+    @classmethod
+    def from_fields(cls, fields: RawFields) -> Self:
+        """Parse an entry of this type, or raise ``MalformedEntry`` (another type included)."""
+        entry = from_fields(fields)
+        if not isinstance(entry, cls):
+            raise MalformedEntry(f"a {entry.type} entry where a {cls.__name__} was expected")
+        return entry
 
 
 class SpendArgs(_Fields, frozen=True, kw_only=True):
-    """The caller's part of a spend entry (spend.lua ARGV[11..]); ``text`` only if set."""
+    """The caller's part of a spend entry (spend.lua ARGV[11..])."""
 
     TYPE: ClassVar[EntryType] = "spend"
     user: str
@@ -132,12 +103,12 @@ class SpendArgs(_Fields, frozen=True, kw_only=True):
     text: str = ""
 
     def to_fields(self) -> dict[str, str]:
-        """The caller's fields, in ARGV order."""
+        """The caller's fields, in ARGV order (``text`` only when set)."""
         fields = {
-            "type": self.TYPE, "user": self.user, "name": self.name,
-            "client_id": self.client_id, "kind": self.kind, "item": self.item,
-            "count": str(self.count), "unit": str(self.unit), "coins": str(self.coins),
-            "stream": self.stream, "creator": self.creator,
+            "type": "spend", "user": self.user, "name": self.name, "client_id": self.client_id,
+            "kind": self.kind, "item": self.item, "count": str(self.count),
+            "unit": str(self.unit), "coins": str(self.coins), "stream": self.stream,
+            "creator": self.creator,
         }  # fmt: skip
         if self.text:
             fields["text"] = self.text
@@ -163,17 +134,9 @@ class SpendEntry(SpendArgs, frozen=True, kw_only=True):
             "balance": str(self.balance), "combo": str(self.combo),
         }  # fmt: skip
 
-    @classmethod
-    def from_fields(cls, fields: RawFields) -> SpendEntry:
-        """Parse a spend entry, or raise ``MalformedEntry`` (another type included)."""
-        return _parse_as(cls, fields)
-
-
-# --------------------------------------------------------------------------- credit
-
 
 class CreditArgs(_Fields, frozen=True, kw_only=True):
-    """The caller's part of a creator credit entry (credit.lua ARGV[6..]); ``user``: the creator."""
+    """The caller's part of a creator credit (credit.lua ARGV[6..]); ``user`` is the creator."""
 
     TYPE: ClassVar[EntryType] = "credit"
     user: str
@@ -185,7 +148,7 @@ class CreditArgs(_Fields, frozen=True, kw_only=True):
     def to_fields(self) -> dict[str, str]:
         """The caller's fields, in ARGV order."""
         return {
-            "type": self.TYPE, "user": self.user, "spend_event": self.spend_event,
+            "type": "credit", "user": self.user, "spend_event": self.spend_event,
             "coins": str(self.coins), "stream": self.stream, "sender": self.sender,
         }  # fmt: skip
 
@@ -204,11 +167,6 @@ class CreditEntry(CreditArgs, frozen=True, kw_only=True):
             "ts": str(self.ts),
         }  # fmt: skip
 
-    @classmethod
-    def from_fields(cls, fields: RawFields) -> CreditEntry:
-        """Parse a credit entry, or raise ``MalformedEntry`` (another type included)."""
-        return _parse_as(cls, fields)
-
 
 def credit_of(spend: SpendEntry) -> CreditArgs:
     """The credit of ``spend``'s creator (its event id derives from the spend's)."""
@@ -219,9 +177,6 @@ def credit_of(spend: SpendEntry) -> CreditArgs:
         stream=spend.stream,
         sender=spend.user,
     )
-
-
-# --------------------------------------------------------------------------- purchase, refund
 
 
 class PurchaseArgs(_Fields, frozen=True, kw_only=True):
@@ -238,7 +193,7 @@ class PurchaseArgs(_Fields, frozen=True, kw_only=True):
     def to_fields(self) -> dict[str, str]:
         """The caller's fields, in ARGV order."""
         return {
-            "type": self.TYPE, "user": self.user, "purchase_id": self.purchase_id,
+            "type": "purchase", "user": self.user, "purchase_id": self.purchase_id,
             "package": self.package, "coins": str(self.coins), "amount": str(self.amount),
             "currency": self.currency,
         }  # fmt: skip
@@ -258,11 +213,6 @@ class PurchaseEntry(PurchaseArgs, frozen=True, kw_only=True):
             "balance": str(self.balance),
         }  # fmt: skip
 
-    @classmethod
-    def from_fields(cls, fields: RawFields) -> PurchaseEntry:
-        """Parse a purchase entry, or raise ``MalformedEntry`` (another type included)."""
-        return _parse_as(cls, fields)
-
 
 class RefundArgs(_Fields, frozen=True, kw_only=True):
     """The caller's part of a refund entry (refund.lua ARGV[3..])."""
@@ -273,7 +223,7 @@ class RefundArgs(_Fields, frozen=True, kw_only=True):
 
     def to_fields(self) -> dict[str, str]:
         """The caller's fields, in ARGV order."""
-        return {"type": self.TYPE, "user": self.user, "purchase_id": self.purchase_id}
+        return {"type": "refund", "user": self.user, "purchase_id": self.purchase_id}
 
 
 class RefundEntry(RefundArgs, frozen=True, kw_only=True):
@@ -291,14 +241,6 @@ class RefundEntry(RefundArgs, frozen=True, kw_only=True):
             "ts": str(self.ts), "balance": str(self.balance),
         }  # fmt: skip
 
-    @classmethod
-    def from_fields(cls, fields: RawFields) -> RefundEntry:
-        """Parse a refund entry, or raise ``MalformedEntry`` (another type included)."""
-        return _parse_as(cls, fields)
-
-
-# --------------------------------------------------------------------------- cash-outs
-
 
 class CashoutHoldEntry(_Fields, frozen=True, kw_only=True):
     """Diamonds held for a cash-out (cashout_hold.lua writes every field itself)."""
@@ -315,21 +257,15 @@ class CashoutHoldEntry(_Fields, frozen=True, kw_only=True):
     def to_fields(self) -> dict[str, str]:
         """Every field, as cashout_hold.lua appended them."""
         return {
-            "type": self.TYPE, "user": self.user, "cashout": self.cashout,
+            "type": "cashout_hold", "user": self.user, "cashout": self.cashout,
             "diamonds": str(self.diamonds), "amount": str(self.amount),
             "currency": self.currency, "event": self.event, "ts": str(self.ts),
         }  # fmt: skip
 
-    @classmethod
-    def from_fields(cls, fields: RawFields) -> CashoutHoldEntry:
-        """Parse a cash-out hold entry, or raise ``MalformedEntry`` (another type included)."""
-        return _parse_as(cls, fields)
-
 
 class CashoutSettleEntry(_Fields, frozen=True, kw_only=True):
-    """A held cash-out settled: ``type`` is ``cashout_paid`` or ``cashout_failed``."""
+    """A held cash-out settled (cashout_settle.lua): :class:`CashoutPaidEntry` or failed."""
 
-    outcome: Literal["paid", "failed"]
     user: str
     cashout: str
     diamonds: int
@@ -337,83 +273,39 @@ class CashoutSettleEntry(_Fields, frozen=True, kw_only=True):
     ts: int
 
     @property
-    def type(self) -> EntryType:
-        """``cashout_paid`` or ``cashout_failed``."""
-        return "cashout_paid" if self.outcome == "paid" else "cashout_failed"
+    def outcome(self) -> Literal["paid", "failed"]:
+        """``paid``, or ``failed`` (the diamonds went back to the creator)."""
+        return "paid" if self.TYPE == "cashout_paid" else "failed"
 
     def to_fields(self) -> dict[str, str]:
         """Every field, as cashout_settle.lua appended them."""
         return {
-            "type": self.type, "user": self.user, "cashout": self.cashout,
+            "type": self.TYPE, "user": self.user, "cashout": self.cashout,
             "diamonds": str(self.diamonds), "event": self.event, "ts": str(self.ts),
         }  # fmt: skip
 
-    @classmethod
-    def from_fields(cls, fields: RawFields) -> CashoutSettleEntry:
-        """Parse a settlement entry, or raise ``MalformedEntry`` (another type included)."""
-        return _parse_as(cls, fields)
+
+class CashoutPaidEntry(CashoutSettleEntry, frozen=True, kw_only=True):
+    """A cash-out paid out."""
+
+    TYPE: ClassVar[EntryType] = "cashout_paid"
+
+
+class CashoutFailedEntry(CashoutSettleEntry, frozen=True, kw_only=True):
+    """A cash-out that failed: its diamonds are the creator's again."""
+
+    TYPE: ClassVar[EntryType] = "cashout_failed"
 
 
 Entry = (
-    SpendEntry | CreditEntry | PurchaseEntry | RefundEntry | CashoutHoldEntry | CashoutSettleEntry
+    SpendEntry
+    | CreditEntry
+    | PurchaseEntry
+    | RefundEntry
+    | CashoutHoldEntry
+    | CashoutPaidEntry
+    | CashoutFailedEntry
 )
-
-# --------------------------------------------------------------------------- parsing
-
-
-def _text(raw: bytes | str) -> str:
-    return raw.decode() if isinstance(raw, bytes) else str(raw)
-
-
-def decode_fields(fields: RawFields) -> dict[str, str]:
-    """``fields`` with names and values as str (UTF-8), or raise ``MalformedEntry``."""
-    try:
-        return {_text(k): _text(v) for k, v in fields.items()}
-    except UnicodeDecodeError:
-        raise MalformedEntry("a field is not valid UTF-8") from None
-
-
-class _Reader:
-    """Typed access to one entry's fields; every failure is a MalformedEntry."""
-
-    def __init__(self, fields: Mapping[str, str]) -> None:
-        self.fields = fields
-
-    def text(self, name: str, *, allow_empty: bool = True) -> str:
-        value = self.fields.get(name)
-        if value is None:
-            raise MalformedEntry(f"missing field {name!r}")
-        if not allow_empty and not value:
-            raise MalformedEntry(f"empty field {name!r}")
-        if len(value) > MAX_TEXT:
-            raise MalformedEntry(f"field {name!r} is longer than {MAX_TEXT} characters")
-        return value
-
-    def ident(self, name: str) -> str:
-        value = self.text(name)
-        try:
-            return check_id(value, name)
-        except BadRequest as exc:
-            raise MalformedEntry(f"field {name!r}: {exc.message}") from None
-
-    def integer(self, name: str, lo: int = -INT64_MAX, hi: int = INT64_MAX) -> int:
-        raw = self.text(name)
-        if not _INT.fullmatch(raw):
-            raise MalformedEntry(f"field {name!r} is not an integer: {raw[:40]!r}")
-        value = int(raw)
-        if not lo <= value <= hi:
-            raise MalformedEntry(f"field {name!r} is out of range [{lo}, {hi}]: {value}")
-        return value
-
-    def currency(self, name: str) -> str:
-        value = self.text(name)
-        if not _CURRENCY.fullmatch(value):
-            raise MalformedEntry(f"field {name!r} is not an ISO currency code: {value[:8]!r}")
-        return value
-
-    def head(self) -> tuple[str, str, int]:
-        """The fields every entry has: event id, user, ts."""
-        return self.ident("event"), self.ident("user"), self.integer("ts", 0)
 
 
 def from_fields(fields: RawFields) -> Entry:
@@ -424,10 +316,7 @@ def from_fields(fields: RawFields) -> Entry:
     credit's event id derives from its spend's). Unknown extra fields are
     ignored, so a newer script that adds one does not break an older reader.
     """
-    text = decode_fields(fields)
-    if any("\x00" in k or "\x00" in v for k, v in text.items()):
-        raise MalformedEntry("a field holds a NUL character")
-    r = _Reader(text)
+    r = FieldReader(decode_fields(fields))
     kind = r.text("type")
     parse = _PARSERS.get(kind)
     if parse is None:
@@ -435,18 +324,13 @@ def from_fields(fields: RawFields) -> Entry:
     return parse(r)
 
 
-_E = TypeVar("_E", bound=_Fields)
+def _head(r: FieldReader) -> tuple[str, str, int]:
+    """The fields every entry has: event id, user, ts."""
+    return r.ident("event"), r.ident("user"), r.integer("ts", 0)
 
 
-def _parse_as(cls: type[_E], fields: RawFields) -> _E:
-    entry = from_fields(fields)
-    if not isinstance(entry, cls):
-        raise MalformedEntry(f"a {entry.type} entry where a {cls.__name__} was expected")
-    return entry
-
-
-def _spend(r: _Reader) -> SpendEntry:
-    event, user, ts = r.head()
+def _spend(r: FieldReader) -> SpendEntry:
+    event, user, ts = _head(r)
     kind = r.text("kind")
     if kind not in SPEND_KINDS:
         raise MalformedEntry(f"unknown spend kind {kind[:40]!r}")
@@ -477,8 +361,8 @@ def _spend(r: _Reader) -> SpendEntry:
     )  # fmt: skip
 
 
-def _credit(r: _Reader) -> CreditEntry:
-    event, creator, ts = r.head()
+def _credit(r: FieldReader) -> CreditEntry:
+    event, creator, ts = _head(r)
     spend_event = r.ident("spend_event")
     if event != credit_event_id(spend_event):
         raise MalformedEntry(f"credit event id does not derive from spend {spend_event!r}")
@@ -491,8 +375,8 @@ def _credit(r: _Reader) -> CreditEntry:
     )  # fmt: skip
 
 
-def _purchase(r: _Reader) -> PurchaseEntry:
-    event, user, ts = r.head()
+def _purchase(r: FieldReader) -> PurchaseEntry:
+    event, user, ts = _head(r)
     coins = r.integer("coins", 1)
     balance = r.integer("balance")
     return PurchaseEntry(
@@ -503,8 +387,8 @@ def _purchase(r: _Reader) -> PurchaseEntry:
     )  # fmt: skip
 
 
-def _refund(r: _Reader) -> RefundEntry:
-    event, user, ts = r.head()
+def _refund(r: FieldReader) -> RefundEntry:
+    event, user, ts = _head(r)
     coins = r.integer("coins", 1)
     balance = r.integer("balance")
     return RefundEntry(
@@ -513,8 +397,8 @@ def _refund(r: _Reader) -> RefundEntry:
     )  # fmt: skip
 
 
-def _cashout_hold(r: _Reader) -> CashoutHoldEntry:
-    event, user, ts = r.head()
+def _cashout_hold(r: FieldReader) -> CashoutHoldEntry:
+    event, user, ts = _head(r)
     diamonds = r.integer("diamonds", 1)
     return CashoutHoldEntry(
         user=user, cashout=r.ident("cashout"), diamonds=diamonds,
@@ -522,24 +406,23 @@ def _cashout_hold(r: _Reader) -> CashoutHoldEntry:
     )  # fmt: skip
 
 
-def _cashout_settled(outcome: Literal["paid", "failed"]) -> Callable[[_Reader], Entry]:
-    def parse(r: _Reader) -> CashoutSettleEntry:
-        event, user, ts = r.head()
+def _cashout_settled(
+    cls: type[CashoutPaidEntry | CashoutFailedEntry],
+) -> Callable[[FieldReader], Entry]:
+    def parse(r: FieldReader) -> Entry:
+        event, user, ts = _head(r)
         diamonds = r.integer("diamonds", 1)
-        return CashoutSettleEntry(
-            outcome=outcome, user=user, cashout=r.ident("cashout"), diamonds=diamonds,
-            event=event, ts=ts,
-        )  # fmt: skip
+        return cls(user=user, cashout=r.ident("cashout"), diamonds=diamonds, event=event, ts=ts)
 
     return parse
 
 
-_PARSERS: Final[Mapping[str, Callable[[_Reader], Entry]]] = {
+_PARSERS: Final[Mapping[str, Callable[[FieldReader], Entry]]] = {
     "spend": _spend,
     "credit": _credit,
     "purchase": _purchase,
     "refund": _refund,
     "cashout_hold": _cashout_hold,
-    "cashout_paid": _cashout_settled("paid"),
-    "cashout_failed": _cashout_settled("failed"),
+    "cashout_paid": _cashout_settled(CashoutPaidEntry),
+    "cashout_failed": _cashout_settled(CashoutFailedEntry),
 }

@@ -38,20 +38,17 @@ from typing import Final, Literal
 
 from gifting.core.entries import (
     ENTRY_TYPES,
-    INT64_MAX,
     CashoutHoldEntry,
     CashoutSettleEntry,
     CreditEntry,
     Entry,
     EntryType,
-    MalformedEntry,
     PurchaseEntry,
-    RawFields,
     RefundEntry,
     SpendEntry,
-    decode_fields,
     from_fields,
 )
+from gifting.core.fields import INT64_MAX, MalformedEntry, RawFields, decode_fields
 
 __all__ = [
     "DIAMOND_ISSUANCE",

@@ -18,8 +18,8 @@ from typing import Any, Final
 
 import asyncpg
 
-from gifting.core.entries import INT64_MAX
 from gifting.core.errors import BadRequest
+from gifting.core.fields import INT64_MAX
 from gifting.persister.postings import (
     creator_received,
     user_coins,

@@ -14,8 +14,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-import msgspec
-
 from gifting.clock import now_ms
 from gifting.core.entries import SpendArgs, SpendEntry, pairs
 from gifting.core.errors import BadRequest, GiftingError, Unavailable, refusal
@@ -63,10 +61,17 @@ def spend_args(order: SpendOrder) -> SpendArgs:
 
 
 def spend_entry(order: SpendOrder, result: SpendResult, ts: int) -> SpendEntry:
-    """The outbox entry of a debited ``order``, as spend.lua appended it (``ts``: its now)."""
+    """The outbox entry of a debited ``order``, as spend.lua appended it (``ts``: its now).
+
+    The same fields as :func:`spend_args`, then the script's (tested against
+    what spend.lua appends).
+    """
+    p = order.priced
     return SpendEntry(
-        **msgspec.structs.asdict(spend_args(order)),
-        event=result.event, ts=ts, balance=result.balance, combo=result.combo,
+        user=order.sender, name=order.sender_name, client_id=order.client_id, kind=p.kind,
+        item=p.item, count=p.count, unit=p.unit_coins, coins=p.coins, stream=order.stream,
+        creator=order.creator, text=order.text, event=result.event, ts=ts,
+        balance=result.balance, combo=result.combo,
     )  # fmt: skip
 
 

@@ -7,8 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gifting.core.entries import (
+    CashoutFailedEntry,
     CashoutHoldEntry,
-    CashoutSettleEntry,
+    CashoutPaidEntry,
     CreditEntry,
     Entry,
     MalformedEntry,
@@ -73,10 +74,12 @@ holds = st.builds(
     CashoutHoldEntry, user=ids, cashout=ids, diamonds=positive, amount=natural,
     currency=currencies, event=ids, ts=natural,
 )  # fmt: skip
-settlements = st.builds(
-    CashoutSettleEntry, outcome=st.sampled_from(["paid", "failed"]), user=ids, cashout=ids,
-    diamonds=positive, event=ids, ts=natural,
-)  # fmt: skip
+settlements = st.one_of(
+    *(
+        st.builds(cls, user=ids, cashout=ids, diamonds=positive, event=ids, ts=natural)
+        for cls in (CashoutPaidEntry, CashoutFailedEntry)
+    )
+)
 
 entries: st.SearchStrategy[Entry] = st.one_of(
     spends(), credits(), purchases, refunds, holds, settlements

@@ -62,8 +62,9 @@ async def test_what_every_lua_script_appends_parses_as_its_typed_entry(
     gift = gift_order(catalog, "alice", "g1", "rose", 3)
     gifted = await ledger.spend(gift, live=True)
     lit = highlight_order(catalog, "alice", "h1", "tier1", "hello ü")
-    await ledger.spend(lit, live=True)
-    await ledger.spend(badge_order(catalog, "alice", "b1", "supporter"), live=True)
+    lit_result = await ledger.spend(lit, live=True)
+    badge = badge_order(catalog, "alice", "b1", "supporter")
+    badge_result = await ledger.spend(badge, live=True)
     diamonds = await ledger.credit_creator(
         spend_event=gifted.event, creator=CREATOR, coins=gift.priced.coins, stream=STREAM,
         sender="alice",
@@ -101,7 +102,9 @@ async def test_what_every_lua_script_appends_parses_as_its_typed_entry(
     spends = {e.client_id: e for e in by_type["spend"] if isinstance(e, SpendEntry)}
     # The hub's view of a settled spend is exactly what spend.lua appended.
     assert spends["g1"] == spend_entry(gift, gifted, clock())
+    assert spends["h1"] == spend_entry(lit, lit_result, clock())
     assert spends["h1"].text == "hello ü" and spends["h1"].kind == "highlight"
+    assert spends["b1"] == spend_entry(badge, badge_result, clock())
     assert spends["b1"].stream == spends["b1"].creator == ""
 
     credits = {e.spend_event: e for e in by_type["credit"] if isinstance(e, CreditEntry)}
