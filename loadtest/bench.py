@@ -159,14 +159,12 @@ async def persister_rate(spends: int) -> PersisterFigures:
                 await ledger.purchase(f"p-{u}", u, "coins_17500", 24999, "USD")
             rose = price_gift(catalog, "rose")
             now = int(time.time() * 1000)
-            calls = [
-                ledger.spend_call(
-                    SpendOrder(u, u, f"m{n}", rose, "s-bench", f"c{n % 50}"), live=True, now=now
-                )
+            orders = [
+                SpendOrder(u, u, f"m{n}", rose, "s-bench", f"c{n % 50}")
                 for n in range(per) for u in senders
             ][:spends]  # fmt: skip
-            for i in range(0, len(calls), 1000):
-                await ledger.scripts.run_many(calls[i : i + 1000])
+            for i in range(0, len(orders), 1000):
+                await ledger.debit_many(orders[i : i + 1000], live={"s-bench": True}, now=now)
             settings = Settings(REDIS_URL=servers.redis_url, DATABASE_URL=servers.database_url,
                                 GIFTING_KEY_PREFIX="b")  # fmt: skip
             consumer = make_consumer(settings, redis, pool, ledger)
@@ -178,9 +176,9 @@ async def persister_rate(spends: int) -> PersisterFigures:
             seconds = time.monotonic() - t0
             await consumer.stop()
             persisted = await pool.fetchval("SELECT count(*) FROM ledger_events")
-            return PersisterFigures(len(calls), int(persisted), seconds)
+            return PersisterFigures(len(orders), int(persisted), seconds)
         finally:
-            await ledger.scripts.close()
+            await ledger.aclose()
             await pool.close()
             await redis.aclose()
             await asyncio.to_thread(servers.stop)
@@ -229,12 +227,13 @@ async def ledger_spend_rate(seconds: float, clients: int = 32) -> LedgerSpendFig
         redis = Redis.from_url(server.url, max_connections=clients + 4)
         try:
             catalog = load_catalog()
-            ledger = Ledger(redis, Keys("b"), catalog)
+            keys = Keys("b")
+            ledger = Ledger(redis, keys, catalog)
             users = [f"w{i}" for i in range(10_000)]
             for i in range(0, len(users), 500):
                 pipe = redis.pipeline(transaction=False)
                 for u in users[i : i + 500]:
-                    pipe.hset(ledger.keys.wallet(u), "coins", 1_000_000)
+                    pipe.hset(keys.wallet(u), "coins", 1_000_000)
                 await pipe.execute()
             rose = price_gift(catalog, "rose")
             done = 0

@@ -14,16 +14,22 @@
     ├── BudgetExceeded              budget_exceeded 402
     ├── StreamNotLive               stream_not_live 409
     ├── Conflict                    conflict        409  (same id, different payload)
+    ├── CursorExpired               cursor_expired  410  (overlays: a snapshot follows)
     ├── RateLimited                 rate_limited    429
     └── Unavailable                 unavailable     503
 
 Every layer raises these; the edges (HTTP handlers, WebSocket endpoint) turn
 them into ``{"code", "message"}`` with :func:`http_status` in one place.
+
+The money scripts (``gifting/store/lua/*.lua``) answer with a status string;
+:data:`SCRIPT_REFUSALS` is the one table from a script's refusal status to the
+error the client sees, and :func:`refusal` builds it.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import ClassVar, Final
 
 
 class GiftingError(Exception):
@@ -116,6 +122,13 @@ class Conflict(GiftingError):
     status = 409
 
 
+class CursorExpired(GiftingError):
+    """An overlay's cursor is older than the room's history: the client gets a snapshot."""
+
+    code = "cursor_expired"
+    status = 410
+
+
 class RateLimited(GiftingError):
     """Too many requests from this sender; slow down."""
 
@@ -142,6 +155,7 @@ _BY_CODE: dict[str, type[GiftingError]] = {
         BudgetExceeded,
         StreamNotLive,
         Conflict,
+        CursorExpired,
         RateLimited,
         Unavailable,
     )
@@ -151,3 +165,46 @@ _BY_CODE: dict[str, type[GiftingError]] = {
 def error_from_code(code: str, message: str) -> GiftingError:
     """Rebuild an error from its wire code (used for results stored by the Lua scripts)."""
     return _BY_CODE.get(code, Unavailable)(message)
+
+
+#: Script -> refusal status -> (error code, message). A message may name the
+#: details the caller passes to :func:`refusal`: ``{minimum}`` and ``{cap}``
+#: (diamonds), ``{final}`` (a cash-out's settled status).
+SCRIPT_REFUSALS: Final[Mapping[str, Mapping[str, tuple[str, str]]]] = {
+    "spend": {
+        "conflict": ("conflict", "this message id was already used with another payload"),
+        "insufficient_funds": ("insufficient_funds", "not enough coins for this spend"),
+        "budget_exceeded": ("budget_exceeded", "this spend would exceed your monthly budget"),
+        "stream_not_live": ("stream_not_live", "the stream is not live"),
+    },
+    "purchase": {
+        "conflict": ("conflict", "this purchase id was already used with another payload"),
+    },
+    "refund": {
+        "not_found": ("not_found", "no such purchase"),
+    },
+    "cashout_hold": {
+        "conflict": ("conflict", "this cash-out id was already used with another amount"),
+        "below_minimum": ("bad_request", "the minimum cash-out is {minimum} diamonds"),
+        "insufficient_funds": ("insufficient_funds", "not enough diamonds"),
+        "daily_cap": ("budget_exceeded", "cash-outs are capped at {cap} diamonds a day"),
+    },
+    "cashout_settle": {
+        "not_found": ("not_found", "no such cash-out"),
+        "conflict": ("conflict", "this cash-out was already settled as {final}"),
+    },
+}
+
+
+def refusal(script: str, status: str, **details: object) -> GiftingError:
+    """The typed error of money script ``script`` refusing with ``status``.
+
+    ``details`` fill the message (see :data:`SCRIPT_REFUSALS`). A status the
+    table does not know is a bug between Python and Lua: ``Unavailable``,
+    naming it, rather than a guess.
+    """
+    known = SCRIPT_REFUSALS.get(script, {}).get(status)
+    if known is None:
+        return Unavailable(f"{script}.lua answered an unknown status {status[:40]!r}")
+    code, message = known
+    return error_from_code(code, message.format(**details))

@@ -7,10 +7,10 @@ entry of a spend whose hub died), so both emit the same body.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from gifting.core.catalog import Catalog
+from gifting.core.entries import SpendEntry
 
 
 def sender_of(user: str, name: str, badge: str = "") -> dict[str, str]:
@@ -21,29 +21,29 @@ def sender_of(user: str, name: str, badge: str = "") -> dict[str, str]:
     return out
 
 
-def spend_event(entry: Mapping[str, str], catalog: Catalog) -> dict[str, Any]:
+def spend_event(entry: SpendEntry, catalog: Catalog) -> dict[str, Any]:
     """The room event body of a settled spend outbox entry (gift, effect or highlight)."""
-    kind = entry["kind"]
+    kind = entry.kind
     body: dict[str, Any] = {
         "kind": kind,
-        "stream": entry["stream"],
-        "event": entry["event"],
-        "ts": int(entry["ts"]),
-        "sender": sender_of(entry["user"], entry.get("name", ""), entry.get("badge", "")),
-        "coins": int(entry["coins"]),
+        "stream": entry.stream,
+        "event": entry.event,
+        "ts": entry.ts,
+        "sender": sender_of(entry.user, entry.name),
+        "coins": entry.coins,
     }
-    item = entry["item"]
+    item = entry.item
     if kind == "gift":
         gift = catalog.gifts.get(item)
         body["gift"] = {
             "id": item,
             "name": gift.name if gift else item,
-            "coins": int(entry["unit"]),
+            "coins": entry.unit,
             "tier": gift.tier if gift else 1,
             "streakable": gift.streakable if gift else False,
         }
-        body["count"] = int(entry["count"])
-        body["combo"] = int(entry.get("combo", "0") or 0)
+        body["count"] = entry.count
+        body["combo"] = entry.combo
     elif kind == "effect":
         effect = catalog.effects.get(item)
         body["effect"] = {
@@ -54,7 +54,7 @@ def spend_event(entry: Mapping[str, str], catalog: Catalog) -> dict[str, Any]:
     elif kind == "highlight":
         tier = catalog.highlights.get(item)
         body["highlight"] = {"tier": item, "pin_ms": tier.pin_ms if tier else 0}
-        body["text"] = entry.get("text", "")
+        body["text"] = entry.text
     return body
 
 

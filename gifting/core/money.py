@@ -10,6 +10,11 @@ BPS_DENOMINATOR = 10_000
 MAX_SPEND_COINS = 10**12
 
 
+def is_whole(value: object, limit: int) -> bool:
+    """Whether ``value`` is a real integer (not a bool) in 1..``limit``."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= limit
+
+
 def diamonds_earned(coins_received: int, share_bps: int) -> int:
     """Diamonds a creator holds for ``coins_received`` in all: floor(C x bps / 10,000)."""
     return coins_received * share_bps // BPS_DENOMINATOR

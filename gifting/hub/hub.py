@@ -51,7 +51,7 @@ class Hub:
         self.roomlog = rooms
         self.broker = RoomBroker(redis, f"{keys.prefix}:hub:control")
         self.rooms = RoomRegistry(self.broker, keys, rooms, settings.viewer_batch_ms / 1000)
-        self.pipeline = SpendPipeline(redis, keys, ledger, rooms, on_settled=self._on_settled)
+        self.pipeline = SpendPipeline(ledger, streams, rooms, on_settled=self._on_settled)
         self.limits = SenderLimits(settings.rate_per_s, settings.rate_burst, now_ms)
         self.comments = RoomComments(streams, rooms)
         self.streaks = StreakTimers(rooms, settings.combo_window_ms)

@@ -15,15 +15,14 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
-
 from gifting.clock import now_ms
+from gifting.core.entries import SpendEntry
 from gifting.core.errors import GiftingError, Unavailable
 from gifting.hub import metrics
-from gifting.store.keys import Keys
-from gifting.store.ledger import Ledger, SpendOrder, SpendResult
+from gifting.store.ledger import Ledger, SpendOrder, SpendResult, spend_entry
 from gifting.store.rooms import RoomLog
 from gifting.store.scripts import ScriptCall
+from gifting.store.streams import Streams
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 512
@@ -43,16 +42,14 @@ class SpendPipeline:
 
     def __init__(
         self,
-        redis: Redis,
-        keys: Keys,
         ledger: Ledger,
+        streams: Streams,
         rooms: RoomLog,
         on_settled: Callable[[Settled], None] | None = None,
         clock: Callable[[], int] = now_ms,
     ) -> None:
-        self.redis = redis
-        self.keys = keys
         self.ledger = ledger
+        self.streams = streams
         self.rooms = rooms
         self.on_settled = on_settled
         self.clock = clock
@@ -101,40 +98,18 @@ class SpendPipeline:
 
     async def _debit(self, batch: list[tuple[SpendOrder, asyncio.Future[SpendResult]]]) -> None:
         metrics.BATCH_SIZE.observe(len(batch))
-        streams = sorted({o.stream for o, _ in batch if o.stream})
-        live: dict[str, bool] = {}
-        if streams:
-            pipe = self.redis.pipeline(transaction=False)
-            for s in streams:
-                pipe.hget(self.keys.stream(s), "live")
-            for s, v in zip(streams, await pipe.execute(), strict=True):
-                live[s] = v == b"1"
+        live = await self.streams.live_many(sorted({o.stream for o, _ in batch if o.stream}))
         now = self.clock()
-        calls: list[ScriptCall] = []
-        sent: list[tuple[SpendOrder, asyncio.Future[SpendResult]]] = []
-        for order, fut in batch:
-            try:
-                calls.append(
-                    self.ledger.spend_call(order, live=live.get(order.stream, True), now=now)
-                )
-                sent.append((order, fut))
-            except GiftingError as exc:
-                fut.set_exception(exc)
-        replies = await self.ledger.scripts.run_many(calls, lane="debit")
-        for (order, fut), reply in zip(sent, replies, strict=True):
+        outcomes = await self.ledger.debit_many([o for o, _ in batch], live=live, now=now)
+        for (order, fut), outcome in zip(batch, outcomes, strict=True):
             if fut.done():
                 continue
-            if isinstance(reply, Exception):
-                fut.set_exception(Unavailable("the ledger is unavailable; retry"))
+            if isinstance(outcome, GiftingError):
+                fut.set_exception(outcome)
                 continue
-            try:
-                result = self.ledger.spend_outcome(reply)
-            except GiftingError as exc:
-                fut.set_exception(exc)
-                continue
-            fut.set_result(result)
+            fut.set_result(outcome)
             if order.stream:
-                self._settle.append(Settled(order, result, now))
+                self._settle.append(Settled(order, outcome, now))
         if self._settle:
             self._settle_wake.set()
 
@@ -150,35 +125,15 @@ class SpendPipeline:
                     log.warning("settle batch failed (the persister will repair it): %s", exc)
 
     async def _settle_batch(self, batch: list[Settled]) -> None:
-        calls: list[ScriptCall] = []
-        for s in batch:
-            o, r = s.order, s.result
-            if o.creator:
-                calls.append(
-                    self.ledger.credit_call(
-                        spend_event=r.event, creator=o.creator, coins=o.priced.coins,
-                        stream=o.stream, sender=o.sender, now=s.ts,
-                    )
-                )  # fmt: skip
-            keys, args = self.rooms.spend_emit_args(settled_entry(s))
-            calls.append(ScriptCall("emit", keys, args))
-        for reply in await self.ledger.scripts.run_many(calls, lane="settle"):
-            if isinstance(reply, Exception):
-                log.warning("settle step failed (the persister will repair it): %s", reply)
+        entries = [settled_entry(s) for s in batch]
+        emits = [ScriptCall("emit", *self.rooms.spend_emit_args(e)) for e in entries]
+        for failure in await self.ledger.settle_many(entries, emits):
+            log.warning("settle step failed (the persister will repair it): %s", failure)
         if self.on_settled is not None:
             for s in batch:
                 self.on_settled(s)
 
 
-def settled_entry(s: Settled) -> dict[str, str]:
-    """The outbox-entry view of a settled spend (what the persister would see)."""
-    o, p = s.order, s.order.priced
-    entry = {
-        "user": o.sender, "name": o.sender_name, "kind": p.kind, "item": p.item,
-        "count": str(p.count), "unit": str(p.unit_coins), "coins": str(p.coins),
-        "stream": o.stream, "creator": o.creator, "event": s.result.event, "ts": str(s.ts),
-        "combo": str(s.result.combo),
-    }  # fmt: skip
-    if o.text:
-        entry["text"] = o.text
-    return entry
+def settled_entry(s: Settled) -> SpendEntry:
+    """The outbox entry of a settled spend (what the persister sees)."""
+    return spend_entry(s.order, s.result, s.ts)

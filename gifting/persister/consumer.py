@@ -9,9 +9,9 @@ only after the transaction that wrote it committed. The loop, per batch:
 2. parse each entry (:func:`gifting.persister.postings.parse_entry`); a
    malformed or unknown one is set aside for the dead-letter stream;
 3. for each spend with a creator, repair what a crashed hub may have left
-   undone: the creator credit (credit.lua, the call ``Ledger.credit_creator``
-   makes, idempotent by the spend's event id; pipelined) and the ``on_spends``
-   hook (the room emission, idempotent too);
+   undone: the creator credit (``Ledger.repair_credits``: credit.lua,
+   idempotent by the spend's event id; pipelined) and the ``on_spends`` hook
+   (the room emission, idempotent too);
 4. write the batch in one PostgreSQL transaction (:func:`write_batch`);
 5. XADD the set-aside entries to the dead letters, with their reason;
 6. XACK every entry of the batch.
@@ -50,6 +50,7 @@ import asyncpg
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from gifting.core.entries import SpendEntry
 from gifting.persister import metrics
 from gifting.persister.postings import LedgerEvent, MalformedEntry, parse_entry
 from gifting.persister.progress import GROUP, id_ms, outbox_progress
@@ -61,7 +62,7 @@ __all__ = ["GROUP", "OnSpends", "OutboxConsumer", "OutboxEntry"]
 
 log = logging.getLogger("gifting.persister")
 
-OnSpends = Callable[[list[dict[str, str]]], Awaitable[None]]
+OnSpends = Callable[[list[SpendEntry]], Awaitable[None]]
 
 # Errors that reject the data itself: retrying the same rows cannot succeed.
 _DATA_ERRORS: tuple[type[BaseException], ...] = (
@@ -81,19 +82,6 @@ class OutboxEntry:
 
 def _s(raw: Any) -> str:
     return raw.decode() if isinstance(raw, bytes) else str(raw)
-
-
-def _decode(fields: dict[bytes, bytes]) -> dict[str, str]:
-    """Decode field names and values as UTF-8, or raise MalformedEntry."""
-    try:
-        return {
-            (k.decode() if isinstance(k, bytes) else str(k)): (
-                v.decode() if isinstance(v, bytes) else str(v)
-            )
-            for k, v in fields.items()
-        }
-    except UnicodeDecodeError:
-        raise MalformedEntry("a field is not valid UTF-8") from None
 
 
 def default_consumer_name() -> str:
@@ -369,7 +357,7 @@ class OutboxConsumer:
             if not entry.fields:
                 continue  # deleted from the stream while pending: nothing to persist
             try:
-                event = parse_entry(entry.id, _decode(entry.fields))
+                event = parse_entry(entry.id, entry.fields)
             except MalformedEntry as exc:
                 dead.append((entry, exc.reason))
                 continue
@@ -393,37 +381,16 @@ class OutboxConsumer:
     async def _repair_spends(self, events: Sequence[LedgerEvent]) -> None:
         """Credit every spend's creator (a replay when the hub did), then run the hook.
 
-        The credits are the same credit.lua calls as ``Ledger.credit_creator``,
-        idempotent by the spend's event id, sent in pipelines of
-        ``credit_pipeline`` calls (one round trip each) rather than one by one.
+        The credits are the same credit.lua calls as the hub's, idempotent by
+        the spend's event id (``Ledger.repair_credits``: one EXISTS each first,
+        then pipelines of ``credit_pipeline`` calls, one round trip each).
         """
-        spends = [e for e in events if e.type == "spend" and e.creator]
+        spends = [e.entry for e in events if isinstance(e.entry, SpendEntry) and e.entry.creator]
         if not spends:
             return
-        # Most spends were settled by their hub already: one EXISTS each finds
-        # them (the markers credit.lua sets), and only the rest run the script.
-        credited = await self.ledger.scripts.exists_many(
-            [self.ledger.keys.credit_done(e.creator, e.event_id) for e in spends], lane="persister"
-        )
-        todo = [e for e, done in zip(spends, credited, strict=True) if not done]
-        now = self.ledger.clock()
-        for start in range(0, len(todo), self.credit_pipeline):
-            calls = [
-                self.ledger.credit_call(
-                    spend_event=e.event_id,
-                    creator=e.creator,
-                    coins=e.coins,
-                    stream=e.stream,
-                    sender=e.user,
-                    now=now,
-                )
-                for e in todo[start : start + self.credit_pipeline]
-            ]
-            for result in await self.ledger.scripts.run_many(calls, lane="persister"):
-                if isinstance(result, Exception):
-                    raise result
+        await self.ledger.repair_credits(spends, chunk=self.credit_pipeline)
         if self.on_spends is not None:
-            await self.on_spends([dict(e.fields) for e in spends])
+            await self.on_spends(spends)
 
     async def _persist(
         self, events: Sequence[LedgerEvent]

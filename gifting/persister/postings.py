@@ -1,12 +1,13 @@
 """Outbox entries to ledger events and balanced double-entry postings. Pure: no I/O.
 
 The Lua scripts append one flat string map per settled money operation to an
-outbox stream (see ``gifting/store/lua/*.lua``). :func:`parse_entry` validates
-one such map strictly and turns it into a :class:`LedgerEvent` whose postings
-sum to zero in each currency; anything it cannot vouch for raises
-:class:`MalformedEntry` with a reason, and the persister sends that entry to the
-dead-letter stream instead of guessing. :func:`plan_rows` turns the events of a
-batch that PostgreSQL had not seen yet into the rows of every table.
+outbox stream (see ``gifting/store/lua/*.lua``). :func:`parse_entry` parses one
+such map strictly into its typed entry (:func:`gifting.core.entries.from_fields`)
+and turns that into a :class:`LedgerEvent` whose postings sum to zero in each
+currency; anything it cannot vouch for raises :class:`MalformedEntry` with a
+reason, and the persister sends that entry to the dead-letter stream instead
+of guessing. :func:`plan_rows` turns the events of a batch that PostgreSQL had
+not seen yet into the rows of every table.
 
 Accounts (``user:<id>:coins`` etc.; ids never contain ``:``)::
 
@@ -31,13 +32,23 @@ Accounts (``user:<id>:coins`` etc.; ids never contain ``:``)::
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Final, Literal, cast
+from typing import Final, Literal
 
-from gifting.core.errors import BadRequest
-from gifting.core.ids import check_id, credit_event_id
+from gifting.core.entries import (
+    ENTRY_TYPES,
+    CashoutHoldEntry,
+    CashoutSettleEntry,
+    CreditEntry,
+    Entry,
+    EntryType,
+    PurchaseEntry,
+    RefundEntry,
+    SpendEntry,
+    from_fields,
+)
+from gifting.core.fields import INT64_MAX, MalformedEntry, RawFields, decode_fields
 
 __all__ = [
     "DIAMOND_ISSUANCE",
@@ -64,22 +75,12 @@ __all__ = [
 ]
 
 Currency = Literal["coins", "diamonds"]
-EventType = Literal[
-    "purchase", "refund", "spend", "credit", "cashout_hold", "cashout_paid", "cashout_failed"
-]
-EVENT_TYPES: Final[frozenset[str]] = frozenset(
-    ("purchase", "refund", "spend", "credit", "cashout_hold", "cashout_paid", "cashout_failed")
-)
-SPEND_KINDS: Final[frozenset[str]] = frozenset(("gift", "effect", "highlight", "badge"))
+EventType = EntryType
+EVENT_TYPES: Final[frozenset[str]] = ENTRY_TYPES
 
 EXTERNAL_PAYMENTS: Final = "external:payments"
 PLATFORM_REVENUE: Final = "platform:revenue"
 DIAMOND_ISSUANCE: Final = "platform:diamond_issuance"
-
-INT64_MAX: Final = 2**63 - 1
-_INT = re.compile(r"-?[0-9]{1,19}")
-_CURRENCY = re.compile(r"[A-Z]{3}")
-MAX_TEXT = 4096
 
 
 def user_coins(user: str) -> str:
@@ -107,14 +108,6 @@ def creator_received(creator: str) -> str:
     return f"creator:{creator}:received"
 
 
-class MalformedEntry(ValueError):
-    """An outbox entry that cannot be turned into a ledger event; ``reason`` says why."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
 @dataclass(frozen=True, slots=True)
 class Posting:
     """One leg of a ledger event: ``amount`` (signed) of ``currency`` on ``account``."""
@@ -128,9 +121,11 @@ class Posting:
 class LedgerEvent:
     """A validated outbox entry with its postings.
 
-    ``reference`` is the purchase id (purchase, refund), the cash-out id
-    (cash-outs) or the spend event (credit). ``creator`` is the recipient of a
-    spend and the credited user of a credit.
+    ``entry`` is the typed entry; ``fields`` the map as read (unknown fields
+    included: it is the payload PostgreSQL keeps). ``reference`` is the
+    purchase id (purchase, refund), the cash-out id (cash-outs) or the spend
+    event (credit). ``creator`` is the recipient of a spend and the credited
+    user of a credit.
     """
 
     event_id: str
@@ -139,6 +134,7 @@ class LedgerEvent:
     ts: int
     outbox_id: str
     fields: Mapping[str, str] = field(compare=False)
+    entry: Entry = field(compare=False)
     postings: tuple[Posting, ...]
     stream: str = ""
     creator: str = ""
@@ -153,207 +149,126 @@ class LedgerEvent:
     currency: str = ""
 
 
-class _Reader:
-    """Typed access to one entry's fields; every failure is a MalformedEntry."""
-
-    def __init__(self, fields: Mapping[str, str]) -> None:
-        self.fields = fields
-
-    def text(self, name: str, *, allow_empty: bool = True) -> str:
-        value = self.fields.get(name)
-        if value is None:
-            raise MalformedEntry(f"missing field {name!r}")
-        if not allow_empty and not value:
-            raise MalformedEntry(f"empty field {name!r}")
-        if len(value) > MAX_TEXT:
-            raise MalformedEntry(f"field {name!r} is longer than {MAX_TEXT} characters")
-        return value
-
-    def ident(self, name: str) -> str:
-        value = self.text(name)
-        try:
-            return check_id(value, name)
-        except BadRequest as exc:
-            raise MalformedEntry(f"field {name!r}: {exc.message}") from None
-
-    def integer(self, name: str, lo: int = -INT64_MAX, hi: int = INT64_MAX) -> int:
-        raw = self.text(name)
-        if not _INT.fullmatch(raw):
-            raise MalformedEntry(f"field {name!r} is not an integer: {raw[:40]!r}")
-        value = int(raw)
-        if not lo <= value <= hi:
-            raise MalformedEntry(f"field {name!r} is out of range [{lo}, {hi}]: {value}")
-        return value
-
-    def currency(self, name: str) -> str:
-        value = self.text(name)
-        if not _CURRENCY.fullmatch(value):
-            raise MalformedEntry(f"field {name!r} is not an ISO currency code: {value[:8]!r}")
-        return value
-
-
-def parse_entry(outbox_id: str, fields: Mapping[str, str]) -> LedgerEvent:
+def parse_entry(outbox_id: str, fields: RawFields) -> LedgerEvent:
     """Validate one outbox entry and return its ledger event, or raise ``MalformedEntry``.
 
     Unknown extra fields are kept in ``fields`` and ignored, so a newer script
     that adds a field does not send entries to the dead letters.
     """
-    if any("\x00" in k or "\x00" in v for k, v in fields.items()):
-        raise MalformedEntry("a field holds a NUL character")
-    r = _Reader(fields)
-    kind = r.text("type")
-    if kind not in EVENT_TYPES:
-        raise MalformedEntry(f"unknown entry type {kind[:40]!r}")
-    event_type = cast(EventType, kind)
+    text = decode_fields(fields)
+    entry = from_fields(text)
     head = LedgerEvent(
-        event_id=r.ident("event"),
-        type=event_type,
-        user=r.ident("user"),
-        ts=r.integer("ts", 0),
+        event_id=entry.event,
+        type=entry.type,
+        user=entry.user,
+        ts=entry.ts,
         outbox_id=outbox_id,
-        fields=dict(fields),
+        fields=text,
+        entry=entry,
         postings=(),
     )
-    return _PARSERS[event_type](r, head)
+    match entry:
+        case PurchaseEntry():
+            return _purchase(entry, head)
+        case RefundEntry():
+            return _refund(entry, head)
+        case SpendEntry():
+            return _spend(entry, head)
+        case CreditEntry():
+            return _credit(entry, head)
+        case CashoutHoldEntry():
+            return _cashout_hold(entry, head)
+        case CashoutSettleEntry():
+            return _cashout_settled(entry, head)
 
 
-def _purchase(r: _Reader, head: LedgerEvent) -> LedgerEvent:
-    user = head.user
-    coins = r.integer("coins", 1)
-    r.integer("balance")
+def _purchase(e: PurchaseEntry, head: LedgerEvent) -> LedgerEvent:
     return replace(
         head,
         postings=(
-            Posting(user_coins(user), "coins", coins),
-            Posting(EXTERNAL_PAYMENTS, "coins", -coins),
+            Posting(user_coins(e.user), "coins", e.coins),
+            Posting(EXTERNAL_PAYMENTS, "coins", -e.coins),
         ),
-        coins=coins,
-        reference=r.ident("purchase_id"),
-        package=r.text("package", allow_empty=False),
-        amount=r.integer("amount", 0),
-        currency=r.currency("currency"),
+        coins=e.coins,
+        reference=e.purchase_id,
+        package=e.package,
+        amount=e.amount,
+        currency=e.currency,
     )
 
 
-def _refund(r: _Reader, head: LedgerEvent) -> LedgerEvent:
-    user = head.user
-    coins = r.integer("coins", 1)
-    r.integer("balance")
+def _refund(e: RefundEntry, head: LedgerEvent) -> LedgerEvent:
     return replace(
         head,
         postings=(
-            Posting(user_coins(user), "coins", -coins),
-            Posting(EXTERNAL_PAYMENTS, "coins", coins),
+            Posting(user_coins(e.user), "coins", -e.coins),
+            Posting(EXTERNAL_PAYMENTS, "coins", e.coins),
         ),
-        coins=coins,
-        reference=r.ident("purchase_id"),
+        coins=e.coins,
+        reference=e.purchase_id,
     )
 
 
-def _spend(r: _Reader, head: LedgerEvent) -> LedgerEvent:
-    user = head.user
-    kind = r.text("kind")
-    if kind not in SPEND_KINDS:
-        raise MalformedEntry(f"unknown spend kind {kind[:40]!r}")
-    r.text("name")
-    r.ident("client_id")
-    item = r.text("item", allow_empty=False)
-    count = r.integer("count", 1)
-    unit = r.integer("unit", 1)
-    coins = r.integer("coins", 1)
-    if unit * count != coins:
-        raise MalformedEntry(f"coins {coins} is not unit {unit} x count {count}")
-    r.integer("balance")
-    r.integer("combo", 0)
-    stream = r.text("stream")
-    creator = r.text("creator")
-    if kind == "badge":
-        if stream or creator:
-            raise MalformedEntry("a badge spend has no stream and no creator")
-        recipient = PLATFORM_REVENUE
-    else:
-        stream = r.ident("stream")
-        creator = r.ident("creator")
-        if creator == user:
-            raise MalformedEntry("a spend to the sender's own stream")
-        recipient = creator_received(creator)
+def _spend(e: SpendEntry, head: LedgerEvent) -> LedgerEvent:
+    recipient = PLATFORM_REVENUE if e.kind == "badge" else creator_received(e.creator)
     return replace(
         head,
-        postings=(Posting(user_coins(user), "coins", -coins), Posting(recipient, "coins", coins)),
-        stream=stream,
-        creator=creator,
-        kind=kind,
-        item=item,
-        count=count,
-        coins=coins,
+        postings=(
+            Posting(user_coins(e.user), "coins", -e.coins),
+            Posting(recipient, "coins", e.coins),
+        ),
+        stream=e.stream,
+        creator=e.creator,
+        kind=e.kind,
+        item=e.item,
+        count=e.count,
+        coins=e.coins,
     )
 
 
-def _credit(r: _Reader, head: LedgerEvent) -> LedgerEvent:
-    creator = head.user
-    spend_event = r.ident("spend_event")
-    if head.event_id != credit_event_id(spend_event):
-        raise MalformedEntry(f"credit event id does not derive from spend {spend_event!r}")
-    coins = r.integer("coins", 1)
-    diamonds = r.integer("diamonds", 0)
-    r.ident("sender")
+def _credit(e: CreditEntry, head: LedgerEvent) -> LedgerEvent:
     postings: tuple[Posting, ...] = ()
-    if diamonds:
+    if e.diamonds:
         postings = (
-            Posting(user_diamonds(creator), "diamonds", diamonds),
-            Posting(DIAMOND_ISSUANCE, "diamonds", -diamonds),
+            Posting(user_diamonds(e.user), "diamonds", e.diamonds),
+            Posting(DIAMOND_ISSUANCE, "diamonds", -e.diamonds),
         )
     return replace(
         head,
         postings=postings,
-        stream=r.ident("stream"),
-        creator=creator,
-        coins=coins,
-        diamonds=diamonds,
-        reference=spend_event,
+        stream=e.stream,
+        creator=e.user,
+        coins=e.coins,
+        diamonds=e.diamonds,
+        reference=e.spend_event,
     )
 
 
-def _cashout_hold(r: _Reader, head: LedgerEvent) -> LedgerEvent:
-    user = head.user
-    diamonds = r.integer("diamonds", 1)
+def _cashout_hold(e: CashoutHoldEntry, head: LedgerEvent) -> LedgerEvent:
     return replace(
         head,
         postings=(
-            Posting(user_diamonds(user), "diamonds", -diamonds),
-            Posting(user_held(user), "diamonds", diamonds),
+            Posting(user_diamonds(e.user), "diamonds", -e.diamonds),
+            Posting(user_held(e.user), "diamonds", e.diamonds),
         ),
-        diamonds=diamonds,
-        reference=r.ident("cashout"),
-        amount=r.integer("amount", 0),
-        currency=r.currency("currency"),
+        diamonds=e.diamonds,
+        reference=e.cashout,
+        amount=e.amount,
+        currency=e.currency,
     )
 
 
-def _cashout_settled(r: _Reader, head: LedgerEvent) -> LedgerEvent:
-    user = head.user
-    diamonds = r.integer("diamonds", 1)
-    to = user_paid(user) if head.type == "cashout_paid" else user_diamonds(user)
+def _cashout_settled(e: CashoutSettleEntry, head: LedgerEvent) -> LedgerEvent:
+    to = user_paid(e.user) if e.outcome == "paid" else user_diamonds(e.user)
     return replace(
         head,
         postings=(
-            Posting(user_held(user), "diamonds", -diamonds),
-            Posting(to, "diamonds", diamonds),
+            Posting(user_held(e.user), "diamonds", -e.diamonds),
+            Posting(to, "diamonds", e.diamonds),
         ),
-        diamonds=diamonds,
-        reference=r.ident("cashout"),
+        diamonds=e.diamonds,
+        reference=e.cashout,
     )
-
-
-_PARSERS = {
-    "purchase": _purchase,
-    "refund": _refund,
-    "spend": _spend,
-    "credit": _credit,
-    "cashout_hold": _cashout_hold,
-    "cashout_paid": _cashout_settled,
-    "cashout_failed": _cashout_settled,
-}
 
 
 def imbalance(postings: Iterable[Posting]) -> dict[str, int]:

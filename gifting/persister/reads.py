@@ -19,8 +19,8 @@ from typing import Any, Final
 import asyncpg
 
 from gifting.core.errors import BadRequest
+from gifting.core.fields import INT64_MAX
 from gifting.persister.postings import (
-    INT64_MAX,
     creator_received,
     user_coins,
     user_diamonds,

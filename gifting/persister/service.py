@@ -99,7 +99,7 @@ def make_consumer(
     return OutboxConsumer(
         redis,
         pool,
-        ledger.keys,
+        Keys(settings.key_prefix),
         ledger,
         on_spends=on_spends,
         consumer=consumer,

@@ -9,7 +9,7 @@ is fixed.
 
 Streams (rooms) have their own tag ``{r:<stream>}``; indexes that map an
 external id to a user (a provider's purchase id, a cash-out id) live in their
-own slot and are written before the money script runs (see ledger.py).
+own slot and are written before the money script runs (see purchases.py).
 """
 
 from __future__ import annotations

@@ -16,158 +16,53 @@ cash-out settle           cash-out id                 cashout_settle.lua
 
 Each script appends the settled ledger event to the outbox stream of its shard
 in the same script, so the persister sees exactly what Redis did.
+
+:class:`Ledger` is the facade the app, the hub and the persister hold (its
+Redis client, keys, scripts and clock stay inside); each job lives in its own
+module: :mod:`~gifting.store.purchases`,
+:mod:`~gifting.store.spends`, :mod:`~gifting.store.credits`,
+:mod:`~gifting.store.wallets`, :mod:`~gifting.store.cashouts` and
+:mod:`~gifting.store.badges` (display, not money).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
 
 from redis.asyncio import Redis
 
 from gifting.clock import now_ms
 from gifting.core.catalog import Catalog
-from gifting.core.errors import (
-    BadRequest,
-    BudgetExceeded,
-    Conflict,
-    GiftingError,
-    InsufficientFunds,
-    NotFound,
-    StreamNotLive,
-    UnknownItem,
-    Unprocessable,
-)
-from gifting.core.ids import check_id, credit_event_id, fingerprint, new_event_id, new_id
-from gifting.core.money import MAX_SPEND_COINS, day_of, month_of
-from gifting.core.pricing import Priced
-from gifting.store.keys import SHARDS, Keys, shard_of
+from gifting.core.entries import CreditArgs, SpendEntry
+from gifting.core.errors import GiftingError
+from gifting.store.badges import Badges
+from gifting.store.cashouts import Cashout, Cashouts, cashout_shard
+from gifting.store.credits import CREDIT_MARKER_MIN_TTL_S, Credits
+from gifting.store.keys import Keys
+from gifting.store.purchases import PurchaseResult, Purchases
 from gifting.store.scripts import ScriptCall, Scripts
+from gifting.store.spends import (
+    DEFAULT_COMBO_WINDOW_MS,
+    DEFAULT_IDEMPOTENCY_TTL_S,
+    SpendOrder,
+    SpendResult,
+    Spends,
+    spend_entry,
+)
+from gifting.store.wallets import MAX_BUDGET, Budget, Wallet, Wallets
 
-# Budgets and cash-outs above this are typos, not intentions; far below 2**53.
-MAX_BUDGET = 10**12
-CREDIT_MARKER_MIN_TTL_S = 30 * 24 * 3600
-
-
-@dataclass(frozen=True, slots=True)
-class SpendOrder:
-    """A priced spend from one sender, with the client's message id."""
-
-    sender: str
-    sender_name: str
-    client_id: str
-    priced: Priced
-    stream: str = ""
-    creator: str = ""
-    text: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class SpendResult:
-    """The ack of a spend: the ledger event, the balance after it, the combo count."""
-
-    event: str
-    balance: int
-    combo: int
-    replayed: bool
-
-
-@dataclass(frozen=True, slots=True)
-class PurchaseResult:
-    """The coins a purchase credited and the balance right after it."""
-
-    purchase_id: str
-    user: str
-    coins: int
-    balance: int
-    replayed: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Budget:
-    """The monthly budget (``None``: none set) and what was spent in ``period``."""
-
-    monthly: int | None
-    spent: int
-    period: str
-
-
-@dataclass(frozen=True, slots=True)
-class Wallet:
-    """A user's balances as Redis holds them now."""
-
-    user: str
-    coins: int
-    diamonds: int
-    held: int
-    paid: int
-    earned: int
-    received: int
-    budget: Budget
-
-
-@dataclass(frozen=True, slots=True)
-class Cashout:
-    """One cash-out: diamonds held, then paid or failed (diamonds returned)."""
-
-    cashout: str
-    user: str
-    diamonds: int
-    amount: int
-    currency: str
-    status: str
-    created: int
-
-    def to_public(self) -> dict[str, Any]:
-        """The wire form of the cash-out."""
-        return {
-            "cashout": self.cashout,
-            "status": self.status,
-            "diamonds": self.diamonds,
-            "amount": {"amount": self.amount, "currency": self.currency},
-            "created": self.created,
-        }
-
-
-_SPEND_ERRORS: dict[str, Callable[[str], GiftingError]] = {
-    "insufficient_funds": InsufficientFunds,
-    "budget_exceeded": BudgetExceeded,
-    "stream_not_live": StreamNotLive,
-}
-_SPEND_MESSAGES = {
-    "insufficient_funds": "not enough coins for this spend",
-    "budget_exceeded": "this spend would exceed your monthly budget",
-    "stream_not_live": "the stream is not live",
-}
-
-
-def _pairs(fields: dict[str, str | int]) -> list[str | int]:
-    out: list[str | int] = []
-    for k, v in fields.items():
-        out += [k, v]
-    return out
-
-
-def _whole(value: object, limit: int) -> bool:
-    """Whether ``value`` is a real integer (not a bool) in 1..``limit``."""
-    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= limit
-
-
-def _int(raw: bytes | str | None) -> int:
-    if raw is None:
-        return 0
-    return int(raw)
-
-
-def cashout_shard(cashout_id: str) -> int:
-    """The wallet shard encoded in a cash-out id (``co<NN>-...``), or raise NotFound."""
-    if len(cashout_id) < 5 or not cashout_id.startswith("co") or not cashout_id[2:4].isdigit():
-        raise NotFound("no such cash-out")
-    shard = int(cashout_id[2:4])
-    if shard >= SHARDS:
-        raise NotFound("no such cash-out")
-    return shard
+__all__ = [
+    "MAX_BUDGET",
+    "Budget",
+    "Cashout",
+    "Ledger",
+    "PurchaseResult",
+    "SpendOrder",
+    "SpendResult",
+    "Wallet",
+    "cashout_shard",
+    "spend_entry",
+]
 
 
 class Ledger:
@@ -179,185 +74,72 @@ class Ledger:
         keys: Keys,
         catalog: Catalog,
         *,
-        idempotency_ttl_s: int = 7 * 24 * 3600,
-        combo_window_ms: int = 3000,
+        idempotency_ttl_s: int = DEFAULT_IDEMPOTENCY_TTL_S,
+        combo_window_ms: int = DEFAULT_COMBO_WINDOW_MS,
         clock: Callable[[], int] = now_ms,
     ) -> None:
-        self.redis = redis
-        self.keys = keys
+        #: The catalog it prices with (shared, read-only).
         self.catalog = catalog
-        self.scripts = Scripts(redis)
-        self.idempotency_ttl_s = idempotency_ttl_s
-        self.credit_ttl_s = max(idempotency_ttl_s, CREDIT_MARKER_MIN_TTL_S)
-        self.combo_window_ms = combo_window_ms
-        self.clock = clock
+        self._scripts = scripts = Scripts(redis)
+        self._purchases = Purchases(redis, keys, scripts, catalog, clock=clock)
+        self._spends = Spends(
+            keys, scripts, idempotency_ttl_s=idempotency_ttl_s,
+            combo_window_ms=combo_window_ms, clock=clock,
+        )  # fmt: skip
+        self._credits = Credits(
+            keys, scripts, share_bps=catalog.creator_share_bps,
+            marker_ttl_s=max(idempotency_ttl_s, CREDIT_MARKER_MIN_TTL_S), clock=clock,
+        )  # fmt: skip
+        self._wallets = Wallets(redis, keys, clock=clock)
+        self._cashouts = Cashouts(
+            redis, keys, scripts, catalog, idempotency_ttl_s=idempotency_ttl_s, clock=clock
+        )
+        self._badges = Badges(redis, keys)
 
     # -- purchases -------------------------------------------------------------
     async def purchase(
         self, purchase_id: str, user: str, package_id: str, amount: object, currency: object
     ) -> PurchaseResult:
-        """Credit a completed purchase once; a replay returns the first result.
-
-        Two steps: the purchase id is bound to its user in the id's own slot
-        (SET NX) so a refund can find the wallet, then purchase.lua credits the
-        wallet. A crash between them is repaired by the provider's retry.
-        """
-        check_id(purchase_id, "purchase_id")
-        check_id(user, "user")
-        package = self.catalog.packages.get(package_id)
-        if package is None:
-            raise UnknownItem(f"unknown package {package_id[:64]!r}")
-        if isinstance(amount, bool) or not isinstance(amount, int):
-            raise BadRequest("amount must be an integer (minor units)")
-        if not isinstance(currency, str):
-            raise BadRequest("currency must be a string")
-        if amount != package.price.amount or currency != package.price.currency:
-            raise Unprocessable(
-                f"package {package.id} costs {package.price.amount} {package.price.currency}"
-            )
-        fp = fingerprint(user, package_id, amount, currency)
-        owner_key = self.keys.purchase_owner(purchase_id)
-        if not await self.redis.set(owner_key, user, nx=True):
-            owner = await self.redis.get(owner_key)
-            if owner is not None and owner.decode() != user:
-                raise Conflict("this purchase id was already used with another payload")
-        now = self.clock()
-        event = new_event_id(now)
-        shard = shard_of(user)
-        status, coins, balance = await self.scripts.run(
-            "purchase",
-            [
-                self.keys.wallet(user),
-                self.keys.purchase(user, purchase_id),
-                self.keys.outbox(shard),
-            ],
-            [
-                fp,
-                package.coins,
-                event,
-                now,
-                "type",
-                "purchase",
-                "user",
-                user,
-                "purchase_id",
-                purchase_id,
-                "package",
-                package.id,
-                "coins",
-                package.coins,
-                "amount",
-                amount,
-                "currency",
-                currency,
-            ],
-        )
-        if status == "conflict":
-            raise Conflict("this purchase id was already used with another payload")
-        return PurchaseResult(purchase_id, user, int(coins), int(balance), status == "replay")
+        """Credit a completed purchase once; a replay returns the first result (see Purchases)."""
+        return await self._purchases.purchase(purchase_id, user, package_id, amount, currency)
 
     async def refund(self, purchase_id: str) -> PurchaseResult:
         """Claw back a purchase's coins once (the balance may go negative)."""
-        check_id(purchase_id, "purchase_id")
-        owner = await self.redis.get(self.keys.purchase_owner(purchase_id))
-        if owner is None:
-            raise NotFound("no such purchase")
-        user = owner.decode()
-        now = self.clock()
-        status, coins, balance = await self.scripts.run(
-            "refund",
-            [
-                self.keys.wallet(user),
-                self.keys.purchase(user, purchase_id),
-                self.keys.outbox(shard_of(user)),
-            ],
-            [new_event_id(now), now, "type", "refund", "user", user, "purchase_id", purchase_id],
-        )
-        if status == "not_found":
-            raise NotFound("no such purchase")
-        return PurchaseResult(purchase_id, user, int(coins), int(balance), status == "replay")
+        return await self._purchases.refund(purchase_id)
 
     # -- spends ------------------------------------------------------------------
-    def spend_call(self, order: SpendOrder, *, live: bool, now: int) -> ScriptCall:
-        """The spend.lua call for ``order`` (validated), for :meth:`spend` or a pipeline.
-
-        ``live`` is the stream's state read by the caller just before (it lives
-        in another slot). A stream that ends between that read and the script
-        may still take this one spend: the race is one round trip wide.
-        """
-        check_id(order.sender, "sender")
-        check_id(order.client_id, "id")
-        if order.creator and order.creator == order.sender:
-            raise BadRequest("you cannot send to your own stream")
-        p = order.priced
-        # The scripts trust ARGV: a price that is not a positive integer would
-        # mint coins (negative) or fail after the outbox append (non-integer).
-        if not (
-            _whole(p.coins, MAX_SPEND_COINS)
-            and _whole(p.unit_coins, MAX_SPEND_COINS)
-            and _whole(p.count, MAX_SPEND_COINS)
-            and p.coins == p.unit_coins * p.count
-        ):
-            raise BadRequest("the price of a spend must be a positive whole number of coins")
-        sender = order.sender
-        entry: dict[str, str | int] = {
-            "type": "spend", "user": sender, "name": order.sender_name,
-            "client_id": order.client_id, "kind": p.kind, "item": p.item, "count": p.count,
-            "unit": p.unit_coins, "coins": p.coins, "stream": order.stream,
-            "creator": order.creator,
-        }  # fmt: skip
-        if order.text:
-            entry["text"] = order.text
-        keys = [
-            self.keys.wallet(sender),
-            self.keys.spend_result(sender, order.client_id),
-            self.keys.outbox(shard_of(sender)),
-            self.keys.combo(sender, order.stream),
-        ]
-        args: list[str | int] = [
-            fingerprint(p.kind, p.item, p.count, order.stream, order.text),
-            p.coins, month_of(now), new_event_id(now), now, self.idempotency_ttl_s,
-            p.item if p.kind == "gift" and p.streakable else "", self.combo_window_ms,
-            p.count, "1" if live else "0", *_pairs(entry),
-        ]  # fmt: skip
-        return ScriptCall("spend", keys, args)
-
-    @staticmethod
-    def spend_outcome(reply: list[str]) -> SpendResult:
-        """Turn a spend.lua reply into a result, or raise the spend's typed error."""
-        status, balance, event, combo = reply
-        if status == "conflict":
-            raise Conflict("this message id was already used with another payload")
-        outcome = status.removeprefix("replay:")
-        if outcome != "ok":
-            raise _SPEND_ERRORS[outcome](_SPEND_MESSAGES[outcome])
-        return SpendResult(event, int(balance), int(combo), status.startswith("replay:"))
-
     async def spend(self, order: SpendOrder, *, live: bool) -> SpendResult:
         """Debit a spend once; refused when short, over budget or not ``live``."""
-        call = self.spend_call(order, live=live, now=self.clock())
-        return self.spend_outcome(await self.scripts.run(call.name, call.keys, call.args))
+        return await self._spends.spend(order, live=live)
 
-    def credit_call(
-        self, *, spend_event: str, creator: str, coins: int, stream: str, sender: str, now: int
-    ) -> ScriptCall:
-        """The credit.lua call crediting ``creator`` for spend ``spend_event``."""
-        if not _whole(coins, MAX_SPEND_COINS):
-            raise BadRequest("a credit must be a positive whole number of coins")
-        entry: dict[str, str | int] = {
-            "type": "credit", "user": creator, "spend_event": spend_event, "coins": coins,
-            "stream": stream, "sender": sender,
-        }  # fmt: skip
-        keys = [
-            self.keys.wallet(creator),
-            self.keys.credit_done(creator, spend_event),
-            self.keys.outbox(shard_of(creator)),
-        ]
-        args: list[str | int] = [
-            coins, self.catalog.creator_share_bps, credit_event_id(spend_event), now,
-            self.credit_ttl_s, *_pairs(entry),
-        ]  # fmt: skip
-        return ScriptCall("credit", keys, args)
+    async def debit_many(
+        self, orders: Sequence[SpendOrder], *, live: Mapping[str, bool], now: int
+    ) -> list[SpendResult | GiftingError]:
+        """Debit a batch in one round trip: a result or typed error per order, in order.
+
+        ``live``: the live flag of each stream the orders name. Raises only if
+        the round trip as a whole fails (see :meth:`Spends.debit_many`).
+        """
+        return await self._spends.debit_many(orders, live=live, now=now)
+
+    # -- creator credits -----------------------------------------------------------
+    async def settle_many(
+        self, spends: Sequence[SpendEntry], emits: Sequence[ScriptCall]
+    ) -> list[Exception]:
+        """Credit each spend's creator and run the room ``emits``, in one round trip.
+
+        Returns the calls that failed (the persister repairs them; see
+        :meth:`Credits.settle_many`).
+        """
+        return await self._credits.settle_many(spends, emits)
+
+    async def repair_credits(self, spends: Sequence[SpendEntry], *, chunk: int = 256) -> int:
+        """Credit the creators a crashed hub did not; return how many credits ran.
+
+        An EXISTS per spend finds those credited already; raises the first
+        failure (see :meth:`Credits.repair`).
+        """
+        return await self._credits.repair(spends, chunk=chunk)
 
     async def credit_creator(
         self, *, spend_event: str, creator: str, coins: int, stream: str, sender: str
@@ -367,170 +149,47 @@ class Ledger:
         The credit's own event id is derived from the spend's, so the persister
         deduplicates it in PostgreSQL too.
         """
-        call = self.credit_call(
-            spend_event=spend_event, creator=creator, coins=coins, stream=stream,
-            sender=sender, now=self.clock(),
-        )  # fmt: skip
-        _status, diamonds = await self.scripts.run(call.name, call.keys, call.args)
-        return int(diamonds)
+        return await self._credits.credit(
+            CreditArgs(
+                user=creator, spend_event=spend_event, coins=coins, stream=stream, sender=sender
+            )
+        )
 
     # -- wallets -------------------------------------------------------------------
     async def wallet(self, user: str) -> Wallet:
         """Read a user's balances and budget."""
-        check_id(user, "user")
-        raw = await self.redis.hmget(
-            self.keys.wallet(user),
-            ["coins", "diamonds", "held", "paid", "earned", "received", "budget", "month", "spent"],
-        )
-        coins, diamonds, held, paid, earned, received, budget, month, spent = raw
-        period = month_of(self.clock())
-        spent_now = _int(spent) if month is not None and month.decode() == period else 0
-        return Wallet(
-            user,
-            _int(coins),
-            _int(diamonds),
-            _int(held),
-            _int(paid),
-            _int(earned),
-            _int(received),
-            Budget(None if budget is None else int(budget), spent_now, period),
-        )
+        return await self._wallets.wallet(user)
 
     async def set_budget(self, user: str, monthly: object) -> Budget:
         """Set (an integer >= 0) or clear (``None``) the user's monthly coin budget."""
-        check_id(user, "user")
-        key = self.keys.wallet(user)
-        if monthly is None:
-            await self.redis.hdel(key, "budget")
-        else:
-            if isinstance(monthly, bool) or not isinstance(monthly, int):
-                raise BadRequest("monthly must be an integer or null")
-            if not 0 <= monthly <= MAX_BUDGET:
-                raise BadRequest(f"monthly must be between 0 and {MAX_BUDGET}")
-            await self.redis.hset(key, "budget", str(monthly))
-        return (await self.wallet(user)).budget
+        return await self._wallets.set_budget(user, monthly)
 
     # -- cash-outs -----------------------------------------------------------------
     async def request_cashout(self, user: str, diamonds: object, request_id: str) -> Cashout:
         """Hold ``diamonds`` for a cash-out; idempotent by ``request_id``."""
-        check_id(user, "user")
-        check_id(request_id, "id")
-        if isinstance(diamonds, bool) or not isinstance(diamonds, int):
-            raise BadRequest("diamonds must be an integer")
-        if diamonds <= 0 or diamonds > MAX_BUDGET:
-            raise BadRequest("diamonds must be a positive integer")
-        unit = self.catalog.cashout_unit()
-        if diamonds % unit:
-            raise BadRequest(f"diamonds must be a multiple of {unit} (whole cents)")
-        price = self.catalog.cashout_amount(diamonds)
-        now = self.clock()
-        shard = shard_of(user)
-        cashout_id = f"co{shard:02d}-" + new_id("", now)
-        status, out_id = await self.scripts.run(
-            "cashout_hold",
-            [
-                self.keys.wallet(user),
-                self.keys.cashout(shard, cashout_id),
-                self.keys.cashout_request(user, request_id),
-                self.keys.cashouts_of(user),
-                self.keys.outbox(shard),
-            ],
-            [
-                cashout_id,
-                diamonds,
-                self.catalog.cashout_min_diamonds,
-                day_of(now),
-                self.catalog.cashout_daily_cap_diamonds,
-                price.amount,
-                price.currency,
-                now,
-                user,
-                self.idempotency_ttl_s,
-                new_event_id(now),
-            ],
-        )
-        if status == "conflict":
-            raise Conflict("this cash-out id was already used with another amount")
-        if status == "below_minimum":
-            raise BadRequest(
-                f"the minimum cash-out is {self.catalog.cashout_min_diamonds} diamonds"
-            )
-        if status == "insufficient_funds":
-            raise InsufficientFunds("not enough diamonds")
-        if status == "daily_cap":
-            raise BudgetExceeded(
-                f"cash-outs are capped at {self.catalog.cashout_daily_cap_diamonds} diamonds a day"
-            )
-        found = await self.cashout(out_id)
-        assert found is not None
-        return found
+        return await self._cashouts.request_cashout(user, diamonds, request_id)
 
     async def settle_cashout(self, cashout_id: str, outcome: object) -> Cashout:
         """Settle a held cash-out as ``paid`` or ``failed`` (diamonds returned), once."""
-        check_id(cashout_id, "cashout")
-        if outcome not in ("paid", "failed"):
-            raise BadRequest('status must be "paid" or "failed"')
-        shard = cashout_shard(cashout_id)
-        record = self.keys.cashout(shard, cashout_id)
-        user = await self.redis.hget(record, "user")
-        if user is None:
-            raise NotFound("no such cash-out")
-        now = self.clock()
-        status, final = await self.scripts.run(
-            "cashout_settle",
-            [self.keys.wallet(user.decode()), record, self.keys.outbox(shard)],
-            [str(outcome), new_event_id(now), now, cashout_id],
-        )
-        if status == "not_found":
-            raise NotFound("no such cash-out")
-        if status == "conflict":
-            raise Conflict(f"this cash-out was already settled as {final}")
-        found = await self.cashout(cashout_id)
-        assert found is not None
-        return found
+        return await self._cashouts.settle_cashout(cashout_id, outcome)
 
     async def cashout(self, cashout_id: str) -> Cashout | None:
         """Read one cash-out, or ``None``."""
-        try:
-            shard = cashout_shard(cashout_id)
-        except NotFound:
-            return None
-        raw = await self.redis.hgetall(self.keys.cashout(shard, cashout_id))
-        if not raw:
-            return None
-        r = {k.decode(): v.decode() for k, v in raw.items()}
-        return Cashout(
-            cashout_id,
-            r["user"],
-            int(r["diamonds"]),
-            int(r["amount"]),
-            r["currency"],
-            r["status"],
-            int(r["created"]),
-        )
+        return await self._cashouts.cashout(cashout_id)
 
     async def cashouts(self, user: str, limit: int = 100) -> list[Cashout]:
         """The user's most recent cash-outs, newest first."""
-        check_id(user, "user")
-        ids = await self.redis.zrevrange(self.keys.cashouts_of(user), 0, limit - 1)
-        found = [await self.cashout(i.decode()) for i in ids]
-        return [c for c in found if c is not None]
+        return await self._cashouts.cashouts(user, limit)
 
     # -- profile badge (display, not money) ------------------------------------------
     async def set_badge(self, user: str, badge: str, *, only_if_unset: bool = False) -> None:
-        """Show ``badge`` on the user's events (field ``badge`` of the wallet hash).
-
-        ``only_if_unset`` (HSETNX) is for a replayed purchase: it restores a
-        badge lost to a crash without undoing a newer badge bought since.
-        """
-        key = self.keys.wallet(user)
-        if only_if_unset:
-            await self.redis.hsetnx(key, "badge", badge)
-        else:
-            await self.redis.hset(key, "badge", badge)
+        """Show ``badge`` on the user's events (``only_if_unset``: restore after a replay)."""
+        await self._badges.set_badge(user, badge, only_if_unset=only_if_unset)
 
     async def badge_of(self, user: str) -> str | None:
         """The badge shown on the user's events, or ``None``."""
-        raw = await self.redis.hget(self.keys.wallet(user), "badge")
-        return None if raw is None else raw.decode()
+        return await self._badges.badge_of(user)
 
+    async def aclose(self) -> None:
+        """Close the private pipeline connections of the batch calls (not the Redis client)."""
+        await self._scripts.close()

@@ -8,7 +8,7 @@ whole again after a gap (``since=cursor``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,19 +17,13 @@ from redis.asyncio import Redis
 
 from gifting.clock import now_ms
 from gifting.core.catalog import Catalog
-from gifting.core.errors import BadRequest, GiftingError
+from gifting.core.entries import SpendEntry
+from gifting.core.errors import BadRequest, CursorExpired
 from gifting.core.events import spend_event
 from gifting.store.keys import Keys
 from gifting.store.scripts import ScriptCall, Scripts
 
 _json = msgspec.json.Encoder()
-
-
-class CursorExpired(GiftingError):
-    """The cursor is older than the room's history: the client gets a snapshot."""
-
-    code = "cursor_expired"
-    status = 410
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,35 +130,35 @@ class RoomLog:
         status, seq, cursor = await self.scripts.run("emit", keys, args)
         return Emitted(int(seq), cursor, status == "replay")
 
-    def spend_emit_args(self, entry: Mapping[str, str]) -> tuple[list[str], list[str | int]]:
+    def spend_emit_args(self, entry: SpendEntry) -> tuple[list[str], list[str | int]]:
         """emit.lua arguments for the room event of a settled spend outbox entry."""
         body = spend_event(entry, self.catalog)
-        kind = entry["kind"]
+        gift = entry.kind == "gift"
         return self.emit_args(
-            entry["stream"],
+            entry.stream,
             body,
-            sender=entry["user"],
-            sender_name=entry.get("name", ""),
-            coins=int(entry["coins"]),
-            gifts=int(entry["count"]) if kind == "gift" else 0,
-            item_field=f"gift:{entry['item']}" if kind == "gift" else "",
+            sender=entry.user,
+            sender_name=entry.name,
+            coins=entry.coins,
+            gifts=entry.count if gift else 0,
+            item_field=f"gift:{entry.item}" if gift else "",
         )
 
-    async def emit_spend(self, entry: Mapping[str, str]) -> Emitted:
+    async def emit_spend(self, entry: SpendEntry) -> Emitted:
         """Emit the room event of a settled spend, once (the repair path uses this too)."""
         keys, args = self.spend_emit_args(entry)
         status, seq, cursor = await self.scripts.run("emit", keys, args)
         return Emitted(int(seq), cursor, status == "replay")
 
-    async def emit_spends(self, entries: list[dict[str, str]]) -> None:
+    async def emit_spends(self, entries: Sequence[SpendEntry]) -> None:
         """Emit the room events of settled spends, once each, in one pipeline (repair path).
 
         One EXISTS per event first (the marker emit.lua sets): the hub emitted
         almost all of them already, and only the rest run the script.
         """
-        entries = [e for e in entries if e.get("stream")]
+        entries = [e for e in entries if e.stream]
         shown = await self.scripts.exists_many(
-            [self.keys.room_emitted(e["stream"], e["event"]) for e in entries], lane="repair"
+            [self.keys.room_emitted(e.stream, e.event) for e in entries], lane="repair"
         )
         calls = [
             ScriptCall("emit", *self.spend_emit_args(e))

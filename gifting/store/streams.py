@@ -2,15 +2,16 @@
 
 A stream's keys share the hash tag ``{r:<stream>}``. The spend script never
 reads them (they live in another slot): the hub reads ``live`` just before a
-spend, and ``end`` flips it, so a spend racing an end may land one round trip
-after it (documented in docs/architecture.md).
+spend (:meth:`Streams.live_many`, once per batch), and ``end`` flips it, so a
+spend racing an end may land one round trip after it (documented in
+docs/architecture.md).
 """
 
 from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,6 +125,16 @@ class Streams:
     async def is_live(self, stream_id: str) -> bool:
         """Whether the stream exists and is live (one HGET)."""
         return bool(await self.redis.hget(self.keys.stream(stream_id), "live") == b"1")
+
+    async def live_many(self, stream_ids: Iterable[str]) -> dict[str, bool]:
+        """Whether each stream exists and is live, in one round trip (a pipeline of HGETs)."""
+        ids = list(dict.fromkeys(stream_ids))
+        if not ids:
+            return {}
+        pipe = self.redis.pipeline(transaction=False)
+        for stream_id in ids:
+            pipe.hget(self.keys.stream(stream_id), "live")
+        return {s: v == b"1" for s, v in zip(ids, await pipe.execute(), strict=True)}
 
     async def check_overlay_key(self, stream_id: str, key: str) -> Stream:
         """Return the stream if ``key`` is its overlay key, else raise ``Forbidden``."""

@@ -3,12 +3,13 @@
 A private Redis (:class:`gifting.embedded.EmbeddedRedis`, append-only file,
 ``appendfsync always`` like the embedded default) gets the project's
 spend.lua (``SCRIPT LOAD``) and a funded wallet; then the C ``redis-benchmark``
-sends ``EVALSHA <sha> 4 <keys> <args>`` exactly as :meth:`Ledger.spend_call`
-builds them for a one-coin Rose gift, with ``__rand_int__`` in the client
-message id (a fresh spend-result key each call, so every call is a real,
-new debit) and in the event id. The outbox length before and after tells how
-many calls really debited (``fresh_spends``), so a run whose calls failed or
-replayed cannot pass for fast.
+sends ``EVALSHA <sha> 4 <keys> <args>`` exactly as
+:func:`gifting.store.spends.spend_call` builds them for a one-coin Rose gift,
+with ``__rand_int__`` in the client message id (a fresh spend-result key each
+call, so every call is a real, new debit) and in the event id. The outbox
+length before and after tells how many calls really debited
+(``fresh_spends``), so a run whose calls failed or replayed cannot pass for
+fast.
 
 :func:`redis_spend_ceiling` runs it pipelined (``-P 16``) and not (``-P 1``).
 """
@@ -82,7 +83,7 @@ class RedisSpendFigures:
 def spend_command(
     sha: str, *, prefix: str = "g", now_ms: int | None = None, nonce: str | None = None
 ) -> list[str]:
-    """``EVALSHA <sha> 4 <keys...> <args...>`` of a Rose gift, as ``Ledger.spend_call`` builds it.
+    """``EVALSHA <sha> 4 <keys...> <args...>`` of a Rose gift, as ``spend_call`` builds it.
 
     The client message id is ``b<nonce>-__rand_int__`` and the event id ends
     in ``__rand_int__``, so each ``redis-benchmark`` call is a fresh spend.
@@ -91,15 +92,12 @@ def spend_command(
     apart with consecutive pids can draw the very same ids, which would
     replay instead of debiting.
     """
-    from redis.asyncio import Redis
-
     from gifting.core.catalog import load_catalog
     from gifting.core.pricing import price_gift
     from gifting.store.keys import Keys
-    from gifting.store.ledger import Ledger, SpendOrder
+    from gifting.store.spends import SpendOrder, spend_call
 
     catalog = load_catalog()
-    ledger = Ledger(Redis(), Keys(prefix), catalog)  # no connection is made: spend_call is pure
     order = SpendOrder(
         sender=_SENDER,
         sender_name="Bench Viewer",
@@ -109,7 +107,7 @@ def spend_command(
         creator="bench-creator",
     )
     now = now_ms if now_ms is not None else int(time.time() * 1000)
-    call = ledger.spend_call(order, live=True, now=now)
+    call = spend_call(Keys(prefix), order, live=True, now=now)  # pure: no connection
     fresh = f"b{nonce if nonce is not None else secrets.token_hex(4)}-__rand_int__"
     keys = [k.replace(_CLIENT_ID, fresh) for k in call.keys]
     args = [str(a).replace(_CLIENT_ID, fresh) for a in call.args]

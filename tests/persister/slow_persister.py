@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from gifting.config import Settings
+from gifting.core.entries import SpendEntry
 from gifting.persister.consumer import OutboxConsumer, OutboxEntry
 from gifting.persister.service import run_persister
 
@@ -21,7 +22,7 @@ HOOK_S = float(os.environ.get("SLOW_HOOK_S", "0.002"))
 ACK_S = float(os.environ.get("SLOW_ACK_S", "0.03"))
 
 
-async def slow_hook(entries: list[dict[str, str]]) -> None:
+async def slow_hook(entries: list[SpendEntry]) -> None:
     await asyncio.sleep(HOOK_S)
 
 

@@ -112,6 +112,8 @@ async def spend_gift(
 async def storm(
     ledger: Ledger,
     catalog: Catalog,
+    redis: Redis,
+    keys: Keys,
     *,
     viewers: int = 30,
     creators: int = 4,
@@ -131,7 +133,7 @@ async def storm(
         pid = f"p-{user}-{n}-{rng.getrandbits(32):x}"
         result = await ledger.purchase(pid, user, "coins_7000", 9999, "USD")
         purchases.append(pid)
-        traffic.events.add(await _purchase_event(ledger, user, pid))
+        traffic.events.add(await _purchase_event(redis, keys, user, pid))
         assert result.coins == 7000
 
     await asyncio.gather(*(buy(u, n) for u in viewer_ids for n in range(3)))
@@ -176,7 +178,7 @@ async def storm(
                 pid = rng.choice(purchases)
                 refund = await ledger.refund(pid)
                 if not refund.replayed:
-                    traffic.events.add(await _refund_event(ledger, refund.user, pid))
+                    traffic.events.add(await _refund_event(redis, keys, refund.user, pid))
 
     await asyncio.gather(*(worker() for _ in range(tasks)))
     return traffic
@@ -206,20 +208,25 @@ async def _other_spend(
         traffic.spends_to_creators.add(result.event)
 
 
-async def _purchase_event(ledger: Ledger, user: str, purchase_id: str) -> str:
-    raw = await ledger.redis.hget(ledger.keys.purchase(user, purchase_id), "event")
+async def _purchase_event(redis: Redis, keys: Keys, user: str, purchase_id: str) -> str:
+    raw = await redis.hget(keys.purchase(user, purchase_id), "event")
     assert raw is not None
     return str(raw.decode())
 
 
-async def _refund_event(ledger: Ledger, user: str, purchase_id: str) -> str:
-    raw = await ledger.redis.hget(ledger.keys.purchase(user, purchase_id), "refund_event")
+async def _refund_event(redis: Redis, keys: Keys, user: str, purchase_id: str) -> str:
+    raw = await redis.hget(keys.purchase(user, purchase_id), "refund_event")
     assert raw is not None
     return str(raw.decode())
 
 
 async def cash_out_all(
-    ledger: Ledger, catalog: Catalog, creators: Iterable[str], traffic: Traffic
+    ledger: Ledger,
+    catalog: Catalog,
+    creators: Iterable[str],
+    traffic: Traffic,
+    redis: Redis,
+    keys: Keys,
 ) -> int:
     """Each creator with enough diamonds cashes out twice: one paid, one failed."""
     done = 0
@@ -230,18 +237,16 @@ async def cash_out_all(
             continue
         for outcome in ("paid", "failed"):
             cashout = await ledger.request_cashout(creator, unit, f"req-{i}-{outcome}")
-            traffic.events.add(await _hold_event(ledger, cashout.cashout))
+            traffic.events.add(await _hold_event(redis, keys, cashout.cashout))
             await ledger.settle_cashout(cashout.cashout, outcome)
             done += 1
     return done
 
 
-async def _hold_event(ledger: Ledger, cashout_id: str) -> str:
-    from gifting.store.ledger import cashout_shard
+async def _hold_event(redis: Redis, keys: Keys, cashout_id: str) -> str:
+    from gifting.store.cashouts import cashout_shard
 
-    raw = await ledger.redis.hget(
-        ledger.keys.cashout(cashout_shard(cashout_id), cashout_id), "event"
-    )
+    raw = await redis.hget(keys.cashout(cashout_shard(cashout_id), cashout_id), "event")
     assert raw is not None
     return str(raw.decode())
 

@@ -25,10 +25,11 @@ async def test_storm_then_audit_passes_and_catches_a_corrupted_balance(
     consumers = [make_consumer(batch_size=100) for _ in range(2)]
     for c in consumers:
         c.start()  # two persisters share the group, as two processes would
-    traffic = await storm(ledger, catalog)
+    traffic = await storm(ledger, catalog, redis, keys)
     assert len(traffic.events) > 2400
     await caught_up(redis, keys)
-    assert await cash_out_all(ledger, catalog, [f"cr{i}" for i in range(4)], traffic) >= 4
+    creators = [f"cr{i}" for i in range(4)]
+    assert await cash_out_all(ledger, catalog, creators, traffic, redis, keys) >= 4
     traffic.events |= set(await outbox_events(redis, keys))
     await caught_up(redis, keys)
     report = await assert_exactly_once(pool, redis, keys, catalog, traffic.expected())

@@ -10,6 +10,7 @@ from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
 from gifting.core.catalog import Catalog
+from gifting.core.entries import SpendEntry
 from gifting.core.pricing import price_badge
 from gifting.persister.consumer import GROUP, OutboxConsumer
 from gifting.persister.progress import wait_caught_up
@@ -35,7 +36,9 @@ def metric(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
-async def _some_traffic(ledger: Ledger, streams: Streams, catalog: Catalog) -> Traffic:
+async def _some_traffic(
+    ledger: Ledger, streams: Streams, catalog: Catalog, redis: Redis, keys: Keys
+) -> Traffic:
     traffic = Traffic()
     for user in ("alice", "carol"):
         await ledger.purchase(f"p-{user}", user, "coins_17500", 24999, "USD")
@@ -52,7 +55,7 @@ async def _some_traffic(ledger: Ledger, streams: Streams, catalog: Catalog) -> T
             1,
             hub_credit=i % 2 == 0,
         )
-    traffic.events |= set(await outbox_events(ledger.redis, ledger.keys))
+    traffic.events |= set(await outbox_events(redis, keys))
     return traffic
 
 
@@ -65,7 +68,7 @@ async def test_persists_every_event_once_and_repairs_creator_credits(
     catalog: Catalog,
     make_consumer: ConsumerFactory,
 ) -> None:
-    traffic = await _some_traffic(ledger, streams, catalog)
+    traffic = await _some_traffic(ledger, streams, catalog, redis, keys)
     badge = await ledger.spend(
         SpendOrder("carol", "Carol", "b1", price_badge(catalog, "supporter")), live=True
     )
@@ -73,11 +76,11 @@ async def test_persists_every_event_once_and_repairs_creator_credits(
     await ledger.refund("p-carol")
     hooked: list[tuple[str, int]] = []
 
-    async def on_spends(entries: list[dict[str, str]]) -> None:
+    async def on_spends(entries: list[SpendEntry]) -> None:
         # Called before the XACK: the spends are still pending in their outboxes.
         for entry in entries:
-            summary = await redis.xpending(keys.outbox(shard_of(entry["user"])), GROUP)
-            hooked.append((entry["event"], int(summary["pending"])))
+            summary = await redis.xpending(keys.outbox(shard_of(entry.user)), GROUP)
+            hooked.append((entry.event, int(summary["pending"])))
 
     consumer = make_consumer(on_spends=on_spends)
     consumer.start()
@@ -86,7 +89,7 @@ async def test_persists_every_event_once_and_repairs_creator_credits(
     bob = await ledger.wallet("bob")
     assert bob.received == 12 * 1000 and bob.diamonds == 12 * 500
     # Cash-outs after the diamonds arrived.
-    await cash_out_all(ledger, catalog, ["bob"], traffic)
+    await cash_out_all(ledger, catalog, ["bob"], traffic, redis, keys)
     traffic.events |= set(await outbox_events(redis, keys))
     await caught_up(redis, keys)
     await assert_exactly_once(pool, redis, keys, catalog, traffic.expected())
@@ -150,7 +153,7 @@ async def test_redelivering_everything_changes_nothing(
     catalog: Catalog,
     make_consumer: ConsumerFactory,
 ) -> None:
-    traffic = await _some_traffic(ledger, streams, catalog)
+    traffic = await _some_traffic(ledger, streams, catalog, redis, keys)
     consumer = make_consumer(batch_size=7)
     await _drain(consumer, redis, keys)
     before = await _snapshot(pool)
@@ -185,7 +188,7 @@ async def test_a_failure_between_commit_and_ack_is_retried_without_doubles(
     streams: Streams,
     catalog: Catalog,
 ) -> None:
-    traffic = await _some_traffic(ledger, streams, catalog)
+    traffic = await _some_traffic(ledger, streams, catalog, redis, keys)
     retries = metric("gifting_persister_retries_total", reason="ack")
     consumer = AckFailsOnce(
         redis, pool, keys, ledger, consumer="ackfails", block_ms=50, backoff_initial_s=0.01
@@ -247,7 +250,7 @@ async def test_entries_of_a_dead_consumer_are_reclaimed(
     catalog: Catalog,
     make_consumer: ConsumerFactory,
 ) -> None:
-    traffic = await _some_traffic(ledger, streams, catalog)
+    traffic = await _some_traffic(ledger, streams, catalog, redis, keys)
     consumer = make_consumer(claim_idle_ms=200)
     await consumer.ensure_groups()
     # A persister that read everything and died before writing anything.

@@ -15,6 +15,7 @@ import pytest
 from redis.asyncio import Redis
 
 from gifting.core.catalog import Catalog
+from gifting.core.entries import CreditArgs
 from gifting.core.errors import (
     BudgetExceeded,
     Conflict,
@@ -22,9 +23,11 @@ from gifting.core.errors import (
     InsufficientFunds,
     StreamNotLive,
 )
+from gifting.store.credits import credit_call
 from gifting.store.keys import Keys
 from gifting.store.ledger import Ledger, SpendOrder, SpendResult
-from gifting.store.scripts import ScriptCall, script_source
+from gifting.store.scripts import ScriptCall, Scripts, script_source
+from gifting.store.spends import spend_call, spend_outcome
 
 from .support import (
     FakeClock,
@@ -330,12 +333,13 @@ async def test_combo_counts_a_streak_within_the_window_only(
 async def test_run_many_returns_results_in_order_and_reloads_after_script_flush(
     ledger: Ledger, redis: Redis, keys: Keys, catalog: Catalog, clock: FakeClock
 ) -> None:
+    scripts = Scripts(redis)
     await buy(ledger, "kim")
     now = clock()
     orders = [gift_order(catalog, "kim", f"p{i}", "rosa", 2) for i in range(5)]  # 20 each
-    calls = [ledger.spend_call(o, live=True, now=now) for o in orders]
+    calls = [spend_call(keys, o, live=True, now=now) for o in orders]
     broken = ScriptCall("spend", calls[0].keys[:1], ["not", "enough"])
-    replies = await ledger.scripts.run_many([*calls[:2], broken, *calls[2:]])
+    replies = await scripts.run_many([*calls[:2], broken, *calls[2:]])
     assert isinstance(replies[2], Exception)
     good = [r for i, r in enumerate(replies) if i != 2]
     assert all(isinstance(r, list) for r in good)
@@ -343,7 +347,7 @@ async def test_run_many_returns_results_in_order_and_reloads_after_script_flush(
     for r in good:
         assert isinstance(r, list)
         try:
-            outcomes.append(ledger.spend_outcome(r).balance)
+            outcomes.append(spend_outcome(r).balance)
         except InsufficientFunds:
             outcomes.append("short")
     assert outcomes == [50, 30, 10, "short", "short"]
@@ -352,14 +356,14 @@ async def test_run_many_returns_results_in_order_and_reloads_after_script_flush(
     await buy(ledger, "kim")  # 80
     await redis.script_flush()
     more = [gift_order(catalog, "kim", f"q{i}", "rosa") for i in range(3)]
-    replies = await ledger.scripts.run_many(
-        [ledger.spend_call(o, live=True, now=now) for o in more]
-        + [ledger.spend_call(orders[0], live=True, now=now)]
+    replies = await scripts.run_many(
+        [spend_call(keys, o, live=True, now=now) for o in more]
+        + [spend_call(keys, orders[0], live=True, now=now)]
     )
-    results = [ledger.spend_outcome(r) for r in replies if isinstance(r, list)]
+    results = [spend_outcome(r) for r in replies if isinstance(r, list)]
     assert [r.balance for r in results] == [70, 60, 50, 50]
     assert [r.replayed for r in results] == [False, False, False, True]
-    assert await ledger.scripts.run_many([]) == []
+    assert await scripts.run_many([]) == []
 
     # The single-call path reloads too.
     await redis.script_flush()
@@ -372,12 +376,16 @@ async def test_run_many_returns_results_in_order_and_reloads_after_script_flush(
     # Only some of the scripts lost: the results still come back at their places.
     await redis.script_flush()
     await redis.script_load(script_source("spend"))
-    credit = ledger.credit_call(
-        spend_event=results[0].event, creator="creator1", coins=10, stream="s1", sender="kim",
-        now=now,
+    credit = credit_call(
+        keys,
+        CreditArgs(
+            user="creator1", spend_event=results[0].event, coins=10, stream="s1", sender="kim"
+        ),
+        share_bps=catalog.creator_share_bps, marker_ttl_s=3600, now=now,
     )  # fmt: skip
-    mixed = await ledger.scripts.run_many(
-        [credit, ledger.spend_call(gift_order(catalog, "kim", "t1", "rosa"), live=True, now=now),
+    mixed = await scripts.run_many(
+        [credit, spend_call(keys, gift_order(catalog, "kim", "t1", "rosa"), live=True, now=now),
          credit]
     )  # fmt: skip
     assert mixed == [["ok", "5"], ["ok", "30", *mixed[1][2:]], ["replay", "5"]]
+    await scripts.close()

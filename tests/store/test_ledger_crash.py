@@ -96,10 +96,10 @@ async def test_every_acked_spend_survives_sigkill_and_restart(
         assert len(of_type(entries, "purchase")) == len(purchases)
         assert coins_of(entries, "purchase") == sum(balances.values()) + coins_of(entries, "spend")
         # The restarted server lost its script cache: a pipeline reloads it.
-        replies = await ledger.scripts.run_many(
-            [ledger.spend_call(o, live=True, now=clock()) for o in list(acked)[:5]]
-        )
-        assert all(isinstance(r, list) and r[0] == "replay:ok" for r in replies)
+        again = list(acked)[:5]
+        replies = await ledger.debit_many(again, live={o.stream: True for o in again}, now=clock())
+        assert all(isinstance(r, SpendResult) and r.replayed for r in replies)
+        await ledger.aclose()
     finally:
         await client.aclose()
 

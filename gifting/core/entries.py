@@ -1,0 +1,428 @@
+"""The outbox entries: one typed record per kind of settled money operation.
+
+Pure: no I/O. Each money script (``gifting/store/lua/*.lua``) appends one flat
+field map to the outbox stream of its wallet shard, in the same script that
+moves the money. The hub builds the same map for a spend it just settled, and
+the persister parses every map into the PostgreSQL ledger. This module is the
+one description of those maps (after ``|``: the fields the script appends)::
+
+    type            script              fields, in XADD order
+    spend           spend.lua           user name client_id kind item count unit coins
+                                        stream creator [text] | event ts balance combo
+    credit          credit.lua          user spend_event coins stream sender
+                                        | diamonds event ts
+    purchase        purchase.lua        user purchase_id package coins amount currency
+                                        | event ts balance
+    refund          refund.lua          user purchase_id | coins event ts balance
+    cashout_hold    cashout_hold.lua    | user cashout diamonds amount currency event ts
+    cashout_paid,   cashout_settle.lua  | user cashout diamonds event ts
+    cashout_failed
+
+``type`` comes first in every entry; ``text`` only when not empty. The fields
+before the bar are the caller's: :class:`SpendArgs`, :class:`CreditArgs`,
+:class:`PurchaseArgs` and :class:`RefundArgs` hold them, and their
+``to_fields()`` is the field/value tail of the script's ARGV. Each ``*Entry``
+is its ``*Args`` plus what only the script knows (the balance after, the
+combo, the diamonds), its fields declared in wire order: ``to_fields()`` is
+what XADD carried, and ``from_fields()`` (or the module's :func:`from_fields`,
+for any type) parses an XRANGE / XREADGROUP entry, bytes or str, strictly:
+anything it cannot vouch for raises :class:`MalformedEntry` with a reason.
+The field names are the wire names the streams and the ledger's stored
+payloads already hold. Every value is a string on the wire; integers are
+decimal, within int64.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import ClassVar, Final, Literal, Self, cast, get_args
+
+import msgspec
+
+from gifting.core.fields import FieldReader, MalformedEntry, RawFields, decode_fields
+from gifting.core.ids import credit_event_id
+from gifting.core.pricing import SpendKind
+
+EntryType = Literal[
+    "purchase", "refund", "spend", "credit", "cashout_hold", "cashout_paid", "cashout_failed"
+]
+ENTRY_TYPES: Final[frozenset[str]] = frozenset(get_args(EntryType))
+SPEND_KINDS: Final[frozenset[str]] = frozenset(get_args(SpendKind))
+
+
+def pairs(fields: Mapping[str, str]) -> list[str]:
+    """``fields`` flattened to ``[name, value, name, value, ...]`` (a script's ARGV tail)."""
+    out: list[str] = []
+    for name, value in fields.items():
+        out += [name, value]
+    return out
+
+
+class _Fields(msgspec.Struct, frozen=True, kw_only=True):
+    """A flat outbox field map, typed; ``TYPE`` is its ``type`` field.
+
+    ``to_fields`` is spelled out per type (a dict display): it runs for every
+    spend on the hub's hot path, where a generic loop over the fields cost
+    twice as much.
+    """
+
+    TYPE: ClassVar[EntryType]
+
+    @property
+    def type(self) -> EntryType:
+        """The entry's ``type`` field."""
+        return self.TYPE
+
+    def to_fields(self) -> dict[str, str]:
+        """The field map on the wire, ``type`` first, in XADD order."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_fields(cls, fields: RawFields) -> Self:
+        """Parse an entry of this type, or raise ``MalformedEntry`` (another type included)."""
+        entry = from_fields(fields)
+        if not isinstance(entry, cls):
+            raise MalformedEntry(f"a {entry.type} entry where a {cls.__name__} was expected")
+        return entry
+
+
+class SpendArgs(_Fields, frozen=True, kw_only=True):
+    """The caller's part of a spend entry (spend.lua ARGV[11..])."""
+
+    TYPE: ClassVar[EntryType] = "spend"
+    user: str
+    name: str
+    client_id: str
+    kind: SpendKind
+    item: str
+    count: int
+    unit: int
+    coins: int
+    stream: str
+    creator: str
+    text: str = ""
+
+    def to_fields(self) -> dict[str, str]:
+        """The caller's fields, in ARGV order (``text`` only when set)."""
+        fields = {
+            "type": "spend", "user": self.user, "name": self.name, "client_id": self.client_id,
+            "kind": self.kind, "item": self.item, "count": str(self.count),
+            "unit": str(self.unit), "coins": str(self.coins), "stream": self.stream,
+            "creator": self.creator,
+        }  # fmt: skip
+        if self.text:
+            fields["text"] = self.text
+        return fields
+
+
+class SpendEntry(SpendArgs, frozen=True, kw_only=True):
+    """A settled spend: the caller's fields, then the event, time, balance after and combo.
+
+    Badges have no ``stream`` and no ``creator`` (both ``""``); every other
+    spend has both, and the creator is not the sender.
+    """
+
+    event: str
+    ts: int
+    balance: int
+    combo: int
+
+    def to_fields(self) -> dict[str, str]:
+        """Every field, as spend.lua appended them."""
+        return {
+            **super().to_fields(), "event": self.event, "ts": str(self.ts),
+            "balance": str(self.balance), "combo": str(self.combo),
+        }  # fmt: skip
+
+
+class CreditArgs(_Fields, frozen=True, kw_only=True):
+    """The caller's part of a creator credit (credit.lua ARGV[6..]); ``user`` is the creator."""
+
+    TYPE: ClassVar[EntryType] = "credit"
+    user: str
+    spend_event: str
+    coins: int
+    stream: str
+    sender: str
+
+    def to_fields(self) -> dict[str, str]:
+        """The caller's fields, in ARGV order."""
+        return {
+            "type": "credit", "user": self.user, "spend_event": self.spend_event,
+            "coins": str(self.coins), "stream": self.stream, "sender": self.sender,
+        }  # fmt: skip
+
+
+class CreditEntry(CreditArgs, frozen=True, kw_only=True):
+    """A creator credit: the caller's fields, then the diamonds, event (derived) and time."""
+
+    diamonds: int
+    event: str
+    ts: int
+
+    def to_fields(self) -> dict[str, str]:
+        """Every field, as credit.lua appended them."""
+        return {
+            **super().to_fields(), "diamonds": str(self.diamonds), "event": self.event,
+            "ts": str(self.ts),
+        }  # fmt: skip
+
+
+def credit_of(spend: SpendEntry) -> CreditArgs:
+    """The credit of ``spend``'s creator (its event id derives from the spend's)."""
+    return CreditArgs(
+        user=spend.creator,
+        spend_event=spend.event,
+        coins=spend.coins,
+        stream=spend.stream,
+        sender=spend.user,
+    )
+
+
+class PurchaseArgs(_Fields, frozen=True, kw_only=True):
+    """The caller's part of a purchase entry (purchase.lua ARGV[5..])."""
+
+    TYPE: ClassVar[EntryType] = "purchase"
+    user: str
+    purchase_id: str
+    package: str
+    coins: int
+    amount: int
+    currency: str
+
+    def to_fields(self) -> dict[str, str]:
+        """The caller's fields, in ARGV order."""
+        return {
+            "type": "purchase", "user": self.user, "purchase_id": self.purchase_id,
+            "package": self.package, "coins": str(self.coins), "amount": str(self.amount),
+            "currency": self.currency,
+        }  # fmt: skip
+
+
+class PurchaseEntry(PurchaseArgs, frozen=True, kw_only=True):
+    """A credited purchase: the caller's fields, then the event, time and balance after."""
+
+    event: str
+    ts: int
+    balance: int
+
+    def to_fields(self) -> dict[str, str]:
+        """Every field, as purchase.lua appended them."""
+        return {
+            **super().to_fields(), "event": self.event, "ts": str(self.ts),
+            "balance": str(self.balance),
+        }  # fmt: skip
+
+
+class RefundArgs(_Fields, frozen=True, kw_only=True):
+    """The caller's part of a refund entry (refund.lua ARGV[3..])."""
+
+    TYPE: ClassVar[EntryType] = "refund"
+    user: str
+    purchase_id: str
+
+    def to_fields(self) -> dict[str, str]:
+        """The caller's fields, in ARGV order."""
+        return {"type": "refund", "user": self.user, "purchase_id": self.purchase_id}
+
+
+class RefundEntry(RefundArgs, frozen=True, kw_only=True):
+    """A refund: the caller's fields, then the coins clawed back, event, time, balance after."""
+
+    coins: int
+    event: str
+    ts: int
+    balance: int
+
+    def to_fields(self) -> dict[str, str]:
+        """Every field, as refund.lua appended them."""
+        return {
+            **super().to_fields(), "coins": str(self.coins), "event": self.event,
+            "ts": str(self.ts), "balance": str(self.balance),
+        }  # fmt: skip
+
+
+class CashoutHoldEntry(_Fields, frozen=True, kw_only=True):
+    """Diamonds held for a cash-out (cashout_hold.lua writes every field itself)."""
+
+    TYPE: ClassVar[EntryType] = "cashout_hold"
+    user: str
+    cashout: str
+    diamonds: int
+    amount: int
+    currency: str
+    event: str
+    ts: int
+
+    def to_fields(self) -> dict[str, str]:
+        """Every field, as cashout_hold.lua appended them."""
+        return {
+            "type": "cashout_hold", "user": self.user, "cashout": self.cashout,
+            "diamonds": str(self.diamonds), "amount": str(self.amount),
+            "currency": self.currency, "event": self.event, "ts": str(self.ts),
+        }  # fmt: skip
+
+
+class CashoutSettleEntry(_Fields, frozen=True, kw_only=True):
+    """A held cash-out settled (cashout_settle.lua): :class:`CashoutPaidEntry` or failed."""
+
+    user: str
+    cashout: str
+    diamonds: int
+    event: str
+    ts: int
+
+    @property
+    def outcome(self) -> Literal["paid", "failed"]:
+        """``paid``, or ``failed`` (the diamonds went back to the creator)."""
+        return "paid" if self.TYPE == "cashout_paid" else "failed"
+
+    def to_fields(self) -> dict[str, str]:
+        """Every field, as cashout_settle.lua appended them."""
+        return {
+            "type": self.TYPE, "user": self.user, "cashout": self.cashout,
+            "diamonds": str(self.diamonds), "event": self.event, "ts": str(self.ts),
+        }  # fmt: skip
+
+
+class CashoutPaidEntry(CashoutSettleEntry, frozen=True, kw_only=True):
+    """A cash-out paid out."""
+
+    TYPE: ClassVar[EntryType] = "cashout_paid"
+
+
+class CashoutFailedEntry(CashoutSettleEntry, frozen=True, kw_only=True):
+    """A cash-out that failed: its diamonds are the creator's again."""
+
+    TYPE: ClassVar[EntryType] = "cashout_failed"
+
+
+Entry = (
+    SpendEntry
+    | CreditEntry
+    | PurchaseEntry
+    | RefundEntry
+    | CashoutHoldEntry
+    | CashoutPaidEntry
+    | CashoutFailedEntry
+)
+
+
+def from_fields(fields: RawFields) -> Entry:
+    """Parse one outbox entry (an XRANGE / XREADGROUP field map), or raise ``MalformedEntry``.
+
+    Strict: every field of the entry's type must be there and well-formed, and
+    the cross-field rules hold (coins = unit x count, a badge has no stream, a
+    credit's event id derives from its spend's). Unknown extra fields are
+    ignored, so a newer script that adds one does not break an older reader.
+    """
+    r = FieldReader(decode_fields(fields))
+    kind = r.text("type")
+    parse = _PARSERS.get(kind)
+    if parse is None:
+        raise MalformedEntry(f"unknown entry type {kind[:40]!r}")
+    return parse(r)
+
+
+def _head(r: FieldReader) -> tuple[str, str, int]:
+    """The fields every entry has: event id, user, ts."""
+    return r.ident("event"), r.ident("user"), r.integer("ts", 0)
+
+
+def _spend(r: FieldReader) -> SpendEntry:
+    event, user, ts = _head(r)
+    kind = r.text("kind")
+    if kind not in SPEND_KINDS:
+        raise MalformedEntry(f"unknown spend kind {kind[:40]!r}")
+    name = r.text("name")
+    client_id = r.ident("client_id")
+    item = r.text("item", allow_empty=False)
+    count = r.integer("count", 1)
+    unit = r.integer("unit", 1)
+    coins = r.integer("coins", 1)
+    if unit * count != coins:
+        raise MalformedEntry(f"coins {coins} is not unit {unit} x count {count}")
+    balance = r.integer("balance")
+    combo = r.integer("combo", 0)
+    stream = r.text("stream")
+    creator = r.text("creator")
+    if kind == "badge":
+        if stream or creator:
+            raise MalformedEntry("a badge spend has no stream and no creator")
+    else:
+        stream = r.ident("stream")
+        creator = r.ident("creator")
+        if creator == user:
+            raise MalformedEntry("a spend to the sender's own stream")
+    return SpendEntry(
+        user=user, name=name, client_id=client_id, kind=cast(SpendKind, kind), item=item,
+        count=count, unit=unit, coins=coins, stream=stream, creator=creator,
+        text=r.fields.get("text", ""), event=event, ts=ts, balance=balance, combo=combo,
+    )  # fmt: skip
+
+
+def _credit(r: FieldReader) -> CreditEntry:
+    event, creator, ts = _head(r)
+    spend_event = r.ident("spend_event")
+    if event != credit_event_id(spend_event):
+        raise MalformedEntry(f"credit event id does not derive from spend {spend_event!r}")
+    coins = r.integer("coins", 1)
+    diamonds = r.integer("diamonds", 0)
+    sender = r.ident("sender")
+    return CreditEntry(
+        user=creator, spend_event=spend_event, coins=coins, stream=r.ident("stream"),
+        sender=sender, diamonds=diamonds, event=event, ts=ts,
+    )  # fmt: skip
+
+
+def _purchase(r: FieldReader) -> PurchaseEntry:
+    event, user, ts = _head(r)
+    coins = r.integer("coins", 1)
+    balance = r.integer("balance")
+    return PurchaseEntry(
+        user=user, purchase_id=r.ident("purchase_id"),
+        package=r.text("package", allow_empty=False), coins=coins,
+        amount=r.integer("amount", 0), currency=r.currency("currency"), event=event, ts=ts,
+        balance=balance,
+    )  # fmt: skip
+
+
+def _refund(r: FieldReader) -> RefundEntry:
+    event, user, ts = _head(r)
+    coins = r.integer("coins", 1)
+    balance = r.integer("balance")
+    return RefundEntry(
+        user=user, purchase_id=r.ident("purchase_id"), coins=coins, event=event, ts=ts,
+        balance=balance,
+    )  # fmt: skip
+
+
+def _cashout_hold(r: FieldReader) -> CashoutHoldEntry:
+    event, user, ts = _head(r)
+    diamonds = r.integer("diamonds", 1)
+    return CashoutHoldEntry(
+        user=user, cashout=r.ident("cashout"), diamonds=diamonds,
+        amount=r.integer("amount", 0), currency=r.currency("currency"), event=event, ts=ts,
+    )  # fmt: skip
+
+
+def _cashout_settled(
+    cls: type[CashoutPaidEntry | CashoutFailedEntry],
+) -> Callable[[FieldReader], Entry]:
+    def parse(r: FieldReader) -> Entry:
+        event, user, ts = _head(r)
+        diamonds = r.integer("diamonds", 1)
+        return cls(user=user, cashout=r.ident("cashout"), diamonds=diamonds, event=event, ts=ts)
+
+    return parse
+
+
+_PARSERS: Final[Mapping[str, Callable[[FieldReader], Entry]]] = {
+    "spend": _spend,
+    "credit": _credit,
+    "purchase": _purchase,
+    "refund": _refund,
+    "cashout_hold": _cashout_hold,
+    "cashout_paid": _cashout_settled(CashoutPaidEntry),
+    "cashout_failed": _cashout_settled(CashoutFailedEntry),
+}

@@ -1,0 +1,171 @@
+"""Cash-outs: a creator's diamonds held for a payout, then paid or returned.
+
+A hold (cashout_hold.lua) is idempotent by the creator's request id and
+checks the minimum, the balance and the daily cap before its first write; a
+settlement (cashout_settle.lua) is idempotent by the cash-out id. Each
+cash-out id carries its wallet shard (``co<NN>-...``), so the payout webhook
+finds the record without an index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+
+from gifting.clock import now_ms
+from gifting.core.catalog import Catalog
+from gifting.core.errors import BadRequest, NotFound, refusal
+from gifting.core.ids import check_id, new_event_id, new_id
+from gifting.core.money import day_of
+from gifting.store.keys import SHARDS, Keys, shard_of
+from gifting.store.scripts import Scripts
+from gifting.store.wallets import MAX_BUDGET
+
+
+@dataclass(frozen=True, slots=True)
+class Cashout:
+    """One cash-out: diamonds held, then paid or failed (diamonds returned)."""
+
+    cashout: str
+    user: str
+    diamonds: int
+    amount: int
+    currency: str
+    status: str
+    created: int
+
+    def to_public(self) -> dict[str, Any]:
+        """The wire form of the cash-out."""
+        return {
+            "cashout": self.cashout,
+            "status": self.status,
+            "diamonds": self.diamonds,
+            "amount": {"amount": self.amount, "currency": self.currency},
+            "created": self.created,
+        }
+
+
+def cashout_shard(cashout_id: str) -> int:
+    """The wallet shard encoded in a cash-out id (``co<NN>-...``), or raise NotFound."""
+    if len(cashout_id) < 5 or not cashout_id.startswith("co") or not cashout_id[2:4].isdigit():
+        raise NotFound("no such cash-out")
+    shard = int(cashout_id[2:4])
+    if shard >= SHARDS:
+        raise NotFound("no such cash-out")
+    return shard
+
+
+class Cashouts:
+    """Hold, settle and read cash-outs."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        scripts: Scripts,
+        catalog: Catalog,
+        *,
+        idempotency_ttl_s: int,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._scripts = scripts
+        self._catalog = catalog
+        self._idempotency_ttl_s = idempotency_ttl_s
+        self._clock = clock
+
+    async def request_cashout(self, user: str, diamonds: object, request_id: str) -> Cashout:
+        """Hold ``diamonds`` for a cash-out; idempotent by ``request_id``."""
+        check_id(user, "user")
+        check_id(request_id, "id")
+        if isinstance(diamonds, bool) or not isinstance(diamonds, int):
+            raise BadRequest("diamonds must be an integer")
+        if diamonds <= 0 or diamonds > MAX_BUDGET:
+            raise BadRequest("diamonds must be a positive integer")
+        catalog = self._catalog
+        unit = catalog.cashout_unit()
+        if diamonds % unit:
+            raise BadRequest(f"diamonds must be a multiple of {unit} (whole cents)")
+        price = catalog.cashout_amount(diamonds)
+        now = self._clock()
+        shard = shard_of(user)
+        cashout_id = f"co{shard:02d}-" + new_id("", now)
+        k = self._keys
+        status, out_id = await self._scripts.run(
+            "cashout_hold",
+            [
+                k.wallet(user),
+                k.cashout(shard, cashout_id),
+                k.cashout_request(user, request_id),
+                k.cashouts_of(user),
+                k.outbox(shard),
+            ],
+            [
+                cashout_id, diamonds, catalog.cashout_min_diamonds, day_of(now),
+                catalog.cashout_daily_cap_diamonds, price.amount, price.currency, now, user,
+                self._idempotency_ttl_s, new_event_id(now),
+            ],
+        )  # fmt: skip
+        if status not in ("ok", "replay"):
+            raise refusal(
+                "cashout_hold",
+                status,
+                minimum=catalog.cashout_min_diamonds,
+                cap=catalog.cashout_daily_cap_diamonds,
+            )
+        found = await self.cashout(out_id)
+        assert found is not None
+        return found
+
+    async def settle_cashout(self, cashout_id: str, outcome: object) -> Cashout:
+        """Settle a held cash-out as ``paid`` or ``failed`` (diamonds returned), once."""
+        check_id(cashout_id, "cashout")
+        if outcome not in ("paid", "failed"):
+            raise BadRequest('status must be "paid" or "failed"')
+        shard = cashout_shard(cashout_id)
+        record = self._keys.cashout(shard, cashout_id)
+        user = await self._redis.hget(record, "user")
+        if user is None:
+            raise NotFound("no such cash-out")
+        now = self._clock()
+        status, final = await self._scripts.run(
+            "cashout_settle",
+            [self._keys.wallet(user.decode()), record, self._keys.outbox(shard)],
+            [str(outcome), new_event_id(now), now, cashout_id],
+        )
+        if status not in ("ok", "replay"):
+            raise refusal("cashout_settle", status, final=final)
+        found = await self.cashout(cashout_id)
+        assert found is not None
+        return found
+
+    async def cashout(self, cashout_id: str) -> Cashout | None:
+        """Read one cash-out, or ``None``."""
+        try:
+            shard = cashout_shard(cashout_id)
+        except NotFound:
+            return None
+        raw = await self._redis.hgetall(self._keys.cashout(shard, cashout_id))
+        if not raw:
+            return None
+        r = {k.decode(): v.decode() for k, v in raw.items()}
+        return Cashout(
+            cashout_id,
+            r["user"],
+            int(r["diamonds"]),
+            int(r["amount"]),
+            r["currency"],
+            r["status"],
+            int(r["created"]),
+        )
+
+    async def cashouts(self, user: str, limit: int = 100) -> list[Cashout]:
+        """The user's most recent cash-outs, newest first."""
+        check_id(user, "user")
+        ids = await self._redis.zrevrange(self._keys.cashouts_of(user), 0, limit - 1)
+        found = [await self.cashout(i.decode()) for i in ids]
+        return [c for c in found if c is not None]

@@ -1,0 +1,113 @@
+"""Creator credits: credit.lua turns a settled spend's coins into the creator's diamonds.
+
+Idempotent by the spend's event id (a marker in the creator's shard), so the
+hub's fast path and the persister's repair may both credit the same spend;
+the credit's own event id derives from the spend's, so PostgreSQL
+deduplicates it too. :func:`credit_call` builds one call (pure);
+:meth:`Credits.settle_many` (the hub) and :meth:`Credits.repair` (the
+persister) send batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from gifting.clock import now_ms
+from gifting.core.entries import CreditArgs, SpendEntry, credit_of, pairs
+from gifting.core.errors import BadRequest
+from gifting.core.ids import credit_event_id
+from gifting.core.money import MAX_SPEND_COINS, is_whole
+from gifting.store.keys import Keys, shard_of
+from gifting.store.scripts import ScriptCall, Scripts
+
+#: Credited markers are kept at least this long (and at least the idempotency TTL).
+CREDIT_MARKER_MIN_TTL_S = 30 * 24 * 3600
+
+
+def credit_call(
+    keys: Keys, credit: CreditArgs, *, share_bps: int, marker_ttl_s: int, now: int
+) -> ScriptCall:
+    """The credit.lua call crediting ``credit.user`` (the creator) for ``credit.spend_event``."""
+    if not is_whole(credit.coins, MAX_SPEND_COINS):
+        raise BadRequest("a credit must be a positive whole number of coins")
+    creator = credit.user
+    call_keys = [
+        keys.wallet(creator),
+        keys.credit_done(creator, credit.spend_event),
+        keys.outbox(shard_of(creator)),
+    ]
+    args: list[str | int] = [
+        credit.coins, share_bps, credit_event_id(credit.spend_event), now, marker_ttl_s,
+        *pairs(credit.to_fields()),
+    ]  # fmt: skip
+    return ScriptCall("credit", call_keys, args)
+
+
+class Credits:
+    """Credit creators for settled spends, once each."""
+
+    def __init__(
+        self,
+        keys: Keys,
+        scripts: Scripts,
+        *,
+        share_bps: int,
+        marker_ttl_s: int,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        self._keys = keys
+        self._scripts = scripts
+        self._share_bps = share_bps
+        self._marker_ttl_s = marker_ttl_s
+        self._clock = clock
+
+    def call(self, credit: CreditArgs, *, now: int) -> ScriptCall:
+        """The credit.lua call for ``credit`` with this ledger's keys and settings."""
+        return credit_call(
+            self._keys, credit, share_bps=self._share_bps, marker_ttl_s=self._marker_ttl_s,
+            now=now,
+        )  # fmt: skip
+
+    async def credit(self, credit: CreditArgs) -> int:
+        """Credit the creator once; return the diamonds (those of the first credit on a replay)."""
+        call = self.call(credit, now=self._clock())
+        _status, diamonds = await self._scripts.run(call.name, call.keys, call.args)
+        return int(diamonds)
+
+    async def settle_many(
+        self, spends: Sequence[SpendEntry], emits: Sequence[ScriptCall]
+    ) -> list[Exception]:
+        """Credit the creator of each spend (those with one), then run ``emits``, in one pipeline.
+
+        ``emits`` are the room emissions of the same spends (emit.lua calls,
+        idempotent too): one round trip settles the batch. Each credit is
+        stamped with its spend's time. Returns the calls that failed; each is
+        idempotent, so the persister's repair redoes what failed here.
+        """
+        calls = [self.call(credit_of(s), now=s.ts) for s in spends if s.creator]
+        replies = await self._scripts.run_many([*calls, *emits], lane="settle")
+        return [r for r in replies if isinstance(r, Exception)]
+
+    async def repair(self, spends: Sequence[SpendEntry], *, chunk: int = 256) -> int:
+        """Credit every spend's creator a hub may have left uncredited; return the credits run.
+
+        One EXISTS per spend first (the markers credit.lua sets): most spends
+        were credited by their hub, and only the rest run the script, in
+        pipelines of ``chunk`` calls. Raises the first failure (nothing is
+        lost: every credit is idempotent, the caller retries the batch).
+        """
+        spends = [s for s in spends if s.creator]
+        if not spends:
+            return 0
+        chunk = max(1, chunk)
+        credited = await self._scripts.exists_many(
+            [self._keys.credit_done(s.creator, s.event) for s in spends], lane="persister"
+        )
+        todo = [s for s, done in zip(spends, credited, strict=True) if not done]
+        now = self._clock()
+        for start in range(0, len(todo), chunk):
+            calls = [self.call(credit_of(s), now=now) for s in todo[start : start + chunk]]
+            for reply in await self._scripts.run_many(calls, lane="persister"):
+                if isinstance(reply, Exception):
+                    raise reply
+        return len(todo)

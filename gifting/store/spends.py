@@ -1,0 +1,194 @@
+"""Spends: spend.lua debits a sender once per client message id.
+
+A spend is a gift, an effect, a highlighted comment (each to a stream's
+creator) or a profile badge (to the platform). The script checks the live
+flag the caller read, the balance and the monthly budget before its first
+write, keeps the result of every message id (failures too) and appends the
+settled entry to the sender's outbox. :func:`spend_call` builds one call (pure,
+for a pipeline); :func:`spend_outcome` reads its reply; :meth:`Spends.debit_many`
+sends a batch in one round trip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from gifting.clock import now_ms
+from gifting.core.entries import SpendArgs, SpendEntry, pairs
+from gifting.core.errors import BadRequest, GiftingError, Unavailable, refusal
+from gifting.core.ids import check_id, fingerprint, new_event_id
+from gifting.core.money import MAX_SPEND_COINS, is_whole, month_of
+from gifting.core.pricing import Priced
+from gifting.store.keys import Keys, shard_of
+from gifting.store.scripts import ScriptCall, Scripts
+
+DEFAULT_IDEMPOTENCY_TTL_S = 7 * 24 * 3600
+DEFAULT_COMBO_WINDOW_MS = 3000
+
+
+@dataclass(frozen=True, slots=True)
+class SpendOrder:
+    """A priced spend from one sender, with the client's message id."""
+
+    sender: str
+    sender_name: str
+    client_id: str
+    priced: Priced
+    stream: str = ""
+    creator: str = ""
+    text: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SpendResult:
+    """The ack of a spend: the ledger event, the balance after it, the combo count."""
+
+    event: str
+    balance: int
+    combo: int
+    replayed: bool
+
+
+def spend_args(order: SpendOrder) -> SpendArgs:
+    """The caller's part of the outbox entry of ``order`` (what spend.lua's ARGV carries)."""
+    p = order.priced
+    return SpendArgs(
+        user=order.sender, name=order.sender_name, client_id=order.client_id, kind=p.kind,
+        item=p.item, count=p.count, unit=p.unit_coins, coins=p.coins, stream=order.stream,
+        creator=order.creator, text=order.text,
+    )  # fmt: skip
+
+
+def spend_entry(order: SpendOrder, result: SpendResult, ts: int) -> SpendEntry:
+    """The outbox entry of a debited ``order``, as spend.lua appended it (``ts``: its now).
+
+    The same fields as :func:`spend_args`, then the script's (tested against
+    what spend.lua appends).
+    """
+    p = order.priced
+    return SpendEntry(
+        user=order.sender, name=order.sender_name, client_id=order.client_id, kind=p.kind,
+        item=p.item, count=p.count, unit=p.unit_coins, coins=p.coins, stream=order.stream,
+        creator=order.creator, text=order.text, event=result.event, ts=ts,
+        balance=result.balance, combo=result.combo,
+    )  # fmt: skip
+
+
+def spend_call(
+    keys: Keys,
+    order: SpendOrder,
+    *,
+    live: bool,
+    now: int,
+    idempotency_ttl_s: int = DEFAULT_IDEMPOTENCY_TTL_S,
+    combo_window_ms: int = DEFAULT_COMBO_WINDOW_MS,
+) -> ScriptCall:
+    """The spend.lua call for ``order`` (validated; pure: it builds, never sends).
+
+    ``live`` is the stream's state read by the caller just before (it lives
+    in another slot). A stream that ends between that read and the script
+    may still take this one spend: the race is one round trip wide.
+    """
+    check_id(order.sender, "sender")
+    check_id(order.client_id, "id")
+    if order.creator and order.creator == order.sender:
+        raise BadRequest("you cannot send to your own stream")
+    p = order.priced
+    # The scripts trust ARGV: a price that is not a positive integer would
+    # mint coins (negative) or fail after the outbox append (non-integer).
+    if not (
+        is_whole(p.coins, MAX_SPEND_COINS)
+        and is_whole(p.unit_coins, MAX_SPEND_COINS)
+        and is_whole(p.count, MAX_SPEND_COINS)
+        and p.coins == p.unit_coins * p.count
+    ):
+        raise BadRequest("the price of a spend must be a positive whole number of coins")
+    sender = order.sender
+    call_keys = [
+        keys.wallet(sender),
+        keys.spend_result(sender, order.client_id),
+        keys.outbox(shard_of(sender)),
+        keys.combo(sender, order.stream),
+    ]
+    args: list[str | int] = [
+        fingerprint(p.kind, p.item, p.count, order.stream, order.text),
+        p.coins, month_of(now), new_event_id(now), now, idempotency_ttl_s,
+        p.item if p.kind == "gift" and p.streakable else "", combo_window_ms,
+        p.count, "1" if live else "0", *pairs(spend_args(order).to_fields()),
+    ]  # fmt: skip
+    return ScriptCall("spend", call_keys, args)
+
+
+def spend_outcome(reply: Sequence[str]) -> SpendResult:
+    """Turn a spend.lua reply into a result, or raise the spend's typed error."""
+    status, balance, event, combo = reply
+    outcome = status.removeprefix("replay:")
+    if outcome != "ok":
+        raise refusal("spend", outcome)
+    return SpendResult(event, int(balance), int(combo), status.startswith("replay:"))
+
+
+class Spends:
+    """Debit spends, one by one or in batches."""
+
+    def __init__(
+        self,
+        keys: Keys,
+        scripts: Scripts,
+        *,
+        idempotency_ttl_s: int = DEFAULT_IDEMPOTENCY_TTL_S,
+        combo_window_ms: int = DEFAULT_COMBO_WINDOW_MS,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        self._keys = keys
+        self._scripts = scripts
+        self._idempotency_ttl_s = idempotency_ttl_s
+        self._combo_window_ms = combo_window_ms
+        self._clock = clock
+
+    def call(self, order: SpendOrder, *, live: bool, now: int) -> ScriptCall:
+        """The spend.lua call for ``order`` with this ledger's keys and settings."""
+        return spend_call(
+            self._keys, order, live=live, now=now, idempotency_ttl_s=self._idempotency_ttl_s,
+            combo_window_ms=self._combo_window_ms,
+        )  # fmt: skip
+
+    async def spend(self, order: SpendOrder, *, live: bool) -> SpendResult:
+        """Debit a spend once; refused when short, over budget or not ``live``."""
+        call = self.call(order, live=live, now=self._clock())
+        return spend_outcome(await self._scripts.run(call.name, call.keys, call.args))
+
+    async def debit_many(
+        self, orders: Sequence[SpendOrder], *, live: Mapping[str, bool], now: int
+    ) -> list[SpendResult | GiftingError]:
+        """Debit ``orders`` in one pipeline; each gets its result or typed error, in order.
+
+        ``live`` holds the live flag of the streams the orders name (a stream
+        it lacks counts as ended; an order without a stream, a badge, needs
+        none). Each spend is atomic and idempotent on its own: one that fails
+        validation, or whose call Redis fails (``Unavailable``, safe to retry),
+        fails alone. Raises if the pipeline as a whole fails: then the outcome
+        of every order is unknown, and retrying each is safe.
+        """
+        outcomes: list[SpendResult | GiftingError | None] = []
+        calls: list[ScriptCall] = []
+        for order in orders:
+            flag = live.get(order.stream, False) if order.stream else True
+            try:
+                calls.append(self.call(order, live=flag, now=now))
+            except GiftingError as exc:
+                outcomes.append(exc)
+            else:
+                outcomes.append(None)
+        replies = iter(await self._scripts.run_many(calls, lane="debit"))
+        return [_outcome(next(replies)) if o is None else o for o in outcomes]
+
+
+def _outcome(reply: list[str] | Exception) -> SpendResult | GiftingError:
+    if isinstance(reply, Exception):
+        return Unavailable("the ledger is unavailable; retry")
+    try:
+        return spend_outcome(reply)
+    except GiftingError as exc:
+        return exc

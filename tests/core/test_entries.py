@@ -1,0 +1,141 @@
+"""The typed outbox entries: every kind survives to_fields -> from_fields, as str or bytes."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gifting.core.entries import (
+    CashoutFailedEntry,
+    CashoutHoldEntry,
+    CashoutPaidEntry,
+    CreditEntry,
+    Entry,
+    MalformedEntry,
+    PurchaseEntry,
+    RefundEntry,
+    SpendArgs,
+    SpendEntry,
+    credit_of,
+    from_fields,
+    pairs,
+)
+from gifting.core.ids import credit_event_id
+
+INT64 = 2**63 - 1
+_ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._~@+-/=!#$%&*^|"
+
+ids = st.text(alphabet=_ID_CHARS, min_size=1, max_size=64)
+texts = st.text(st.characters(blacklist_characters="\x00"), max_size=200)
+ints = st.integers(-INT64, INT64)
+positive = st.integers(1, INT64)
+natural = st.integers(0, INT64)
+currencies = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=3, max_size=3)
+
+
+@st.composite
+def spends(draw: st.DrawFn) -> SpendEntry:
+    kind = draw(st.sampled_from(["gift", "effect", "highlight", "badge"]))
+    user = draw(ids)
+    unit = draw(st.integers(1, 10**9))
+    count = draw(st.integers(1, 10**9))
+    if kind == "badge":
+        stream = creator = ""
+    else:
+        stream = draw(ids)
+        creator = draw(ids.filter(lambda c: c != user))
+    return SpendEntry(
+        user=user, name=draw(texts), client_id=draw(ids), kind=kind,
+        item=draw(texts.filter(bool)), count=count, unit=unit, coins=unit * count,
+        stream=stream, creator=creator, text=draw(texts), event=draw(ids), ts=draw(natural),
+        balance=draw(ints), combo=draw(natural),
+    )  # fmt: skip
+
+
+@st.composite
+def credits(draw: st.DrawFn) -> CreditEntry:
+    spend_event = draw(ids)
+    return CreditEntry(
+        user=draw(ids), spend_event=spend_event, coins=draw(positive), stream=draw(ids),
+        sender=draw(ids), diamonds=draw(natural), event=credit_event_id(spend_event),
+        ts=draw(natural),
+    )  # fmt: skip
+
+
+purchases = st.builds(
+    PurchaseEntry, user=ids, purchase_id=ids, package=texts.filter(bool), coins=positive,
+    amount=natural, currency=currencies, event=ids, ts=natural, balance=ints,
+)  # fmt: skip
+refunds = st.builds(
+    RefundEntry, user=ids, purchase_id=ids, coins=positive, event=ids, ts=natural, balance=ints
+)
+holds = st.builds(
+    CashoutHoldEntry, user=ids, cashout=ids, diamonds=positive, amount=natural,
+    currency=currencies, event=ids, ts=natural,
+)  # fmt: skip
+settlements = st.one_of(
+    *(
+        st.builds(cls, user=ids, cashout=ids, diamonds=positive, event=ids, ts=natural)
+        for cls in (CashoutPaidEntry, CashoutFailedEntry)
+    )
+)
+
+entries: st.SearchStrategy[Entry] = st.one_of(
+    spends(), credits(), purchases, refunds, holds, settlements
+)
+
+
+@given(entries)
+def test_every_entry_round_trips_through_its_fields(entry: Entry) -> None:
+    fields = entry.to_fields()
+    assert all(isinstance(v, str) for v in fields.values())
+    assert next(iter(fields)) == "type" and fields["type"] == entry.type
+    assert from_fields(fields) == entry
+    assert type(entry).from_fields(fields) == entry
+
+
+@given(entries)
+def test_every_entry_round_trips_as_bytes_like_redis_returns_it(entry: Entry) -> None:
+    raw = {k.encode(): v.encode() for k, v in entry.to_fields().items()}
+    assert from_fields(raw) == entry
+
+
+@given(spends())
+def test_a_spend_entry_is_its_args_plus_what_the_script_appends(entry: SpendEntry) -> None:
+    args = SpendArgs(
+        user=entry.user, name=entry.name, client_id=entry.client_id, kind=entry.kind,
+        item=entry.item, count=entry.count, unit=entry.unit, coins=entry.coins,
+        stream=entry.stream, creator=entry.creator, text=entry.text,
+    )  # fmt: skip
+    argv = pairs(args.to_fields())
+    appended = ["event", entry.event, "ts", str(entry.ts), "balance", str(entry.balance),
+                "combo", str(entry.combo)]  # fmt: skip
+    flat = pairs(entry.to_fields())
+    assert flat == argv + appended
+    assert ("text" in argv) == bool(entry.text)
+
+
+@given(spends().filter(lambda s: bool(s.creator)), natural, natural)
+def test_the_credit_of_a_spend_derives_from_it(spend: SpendEntry, diamonds: int, ts: int) -> None:
+    args = credit_of(spend)
+    fields = {
+        **args.to_fields(), "diamonds": str(diamonds), "event": credit_event_id(spend.event),
+        "ts": str(ts),
+    }  # fmt: skip
+    credit = CreditEntry.from_fields(fields)
+    assert (credit.user, credit.sender, credit.coins) == (spend.creator, spend.user, spend.coins)
+    assert credit.spend_event == spend.event
+
+
+def test_a_class_parses_only_its_own_type() -> None:
+    hold = CashoutHoldEntry(
+        user="bob", cashout="co01-x", diamonds=2000, amount=1000, currency="USD", event="e1", ts=1
+    )
+    with pytest.raises(MalformedEntry, match="cashout_hold"):
+        SpendEntry.from_fields(hold.to_fields())
+
+
+def test_invalid_utf8_is_malformed() -> None:
+    with pytest.raises(MalformedEntry, match="UTF-8"):
+        from_fields({b"type": b"\xff"})
