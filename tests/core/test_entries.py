@@ -27,7 +27,10 @@ INT64 = 2**63 - 1
 _ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._~@+-/=!#$%&*^|"
 
 ids = st.text(alphabet=_ID_CHARS, min_size=1, max_size=64)
-texts = st.text(st.characters(blacklist_characters="\x00"), max_size=200)
+# What can reach an entry: text a JSON or msgpack decoder produced (never a lone surrogate).
+texts = st.text(
+    st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=200
+)
 ints = st.integers(-INT64, INT64)
 positive = st.integers(1, INT64)
 natural = st.integers(0, INT64)

@@ -26,7 +26,7 @@ async def test_storm_then_audit_passes_and_catches_a_corrupted_balance(
     for c in consumers:
         c.start()  # two persisters share the group, as two processes would
     traffic = await storm(ledger, catalog, redis, keys)
-    assert len(traffic.events) > 2400
+    assert len(traffic.events) > 2000  # thousands, whatever share was refused for funds
     await caught_up(redis, keys)
     creators = [f"cr{i}" for i in range(4)]
     assert await cash_out_all(ledger, catalog, creators, traffic, redis, keys) >= 4
