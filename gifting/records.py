@@ -18,14 +18,14 @@ from typing import Any, Final
 
 import asyncpg
 
-from gifting.core.errors import BadRequest
-from gifting.core.fields import INT64_MAX
-from gifting.persister.postings import (
+from gifting.core.accounts import (
     creator_received,
     user_coins,
     user_diamonds,
     user_held,
 )
+from gifting.core.errors import BadRequest
+from gifting.core.fields import INT64_MAX
 
 __all__ = [
     "DEFAULT_LIMIT",

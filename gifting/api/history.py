@@ -21,7 +21,7 @@ from starlette.routing import BaseRoute, Route
 
 from gifting.api.http import principal, query_int
 from gifting.core.errors import Unavailable
-from gifting.persister.reads import (
+from gifting.records import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
     cashout_history,

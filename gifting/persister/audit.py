@@ -28,13 +28,13 @@ from typing import Final
 import asyncpg
 from redis.asyncio import Redis
 
-from gifting.core.catalog import Catalog
-from gifting.core.money import diamonds_earned
-from gifting.persister.postings import (
+from gifting.core.accounts import (
     DIAMOND_ISSUANCE,
     EXTERNAL_PAYMENTS,
     PLATFORM_REVENUE,
 )
+from gifting.core.catalog import Catalog
+from gifting.core.money import diamonds_earned
 from gifting.persister.progress import wait_caught_up
 from gifting.persister.writer import Connection
 from gifting.store.keys import Keys

@@ -14,7 +14,7 @@ from gifting.core.entries import SpendEntry
 from gifting.core.pricing import price_badge
 from gifting.persister.consumer import GROUP, OutboxConsumer
 from gifting.persister.progress import wait_caught_up
-from gifting.persister.reads import cashout_history, creator_earnings, wallet_history
+from gifting.records import cashout_history, creator_earnings, wallet_history
 from gifting.store.keys import Keys, shard_of
 from gifting.store.ledger import Ledger, SpendOrder
 from gifting.store.streams import Streams

@@ -8,12 +8,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gifting.core.accounts import DIAMOND_ISSUANCE, EXTERNAL_PAYMENTS, PLATFORM_REVENUE
 from gifting.core.ids import credit_event_id
 from gifting.core.money import diamonds_for_spend
 from gifting.persister.postings import (
-    DIAMOND_ISSUANCE,
-    EXTERNAL_PAYMENTS,
-    PLATFORM_REVENUE,
     LedgerEvent,
     MalformedEntry,
     aggregate,
