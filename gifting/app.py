@@ -112,6 +112,7 @@ async def _lifespan(app: Starlette) -> AsyncIterator[None]:
             database_url=database_url,
             embedded=None if attached.settings is settings else attached,
         )
+        stack.push_async_callback(state.ledger.aclose)  # its pipeline connections
         state.readiness["redis"] = redis.ping
         app.state.gifting = state
         stack.callback(setattr, app.state, "gifting", None)

@@ -1,5 +1,9 @@
 """The outbox entries: one typed record per kind of settled money operation.
 
+(Over 400 lines on purpose: it is the one description of every entry, and
+each type's ``to_fields()`` is spelled out rather than looped, because the
+hub builds a spend's entry on its hot path.)
+
 Pure: no I/O. Each money script (``gifting/store/lua/*.lua``) appends one flat
 field map to the outbox stream of its wallet shard, in the same script that
 moves the money. The hub builds the same map for a spend it just settled, and

@@ -18,8 +18,10 @@
     ├── RateLimited                 rate_limited    429
     └── Unavailable                 unavailable     503
 
-Every layer raises these; the edges (HTTP handlers, WebSocket endpoint) turn
-them into ``{"code", "message"}`` with :func:`http_status` in one place.
+Every layer raises these; the edges turn them into ``{"code", "message"}`` in
+one place each: the HTTP status is the error's ``status``
+(:func:`gifting.api.http.error_response`), a WebSocket's reply or close comes
+from :mod:`gifting.core.session` and :mod:`gifting.core.disconnect`.
 
 The money scripts (``gifting/store/lua/*.lua``) answer with a status string;
 :data:`SCRIPT_REFUSALS` is the one table from a script's refusal status to the

@@ -56,6 +56,7 @@ def hub_extension(settings: Settings) -> Extension:
             state.room_events = None
             state.hub = state.roomlog = None
             await hub.stop()
+            await roomlog.aclose()
 
     return Extension(
         name="hub",

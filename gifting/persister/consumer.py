@@ -27,6 +27,9 @@ Shutdown (:meth:`OutboxConsumer.stop`) is ordered: no new batch starts, a read
 in flight is cancelled (what it fetched stays pending), the batch in flight is
 given ``shutdown_timeout_s`` to finish and is otherwise abandoned unacknowledged.
 
+Over 400 lines on purpose: the loop, its retries, reclaims and ordered
+shutdown are one delivery guarantee, read best in one place.
+
 Modelled on centrifugo's ``internal/redisqueue/consumer.go``. Redis Cluster:
 one XREADGROUP over the 16 outboxes touches 16 hash slots, which only a
 single Redis accepts; on a cluster, give each consumer one outbox

@@ -21,9 +21,9 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Final, Protocol
+from typing import Final
 
 import asyncpg
 from redis.asyncio import Redis
@@ -33,13 +33,13 @@ from gifting.core.catalog import load_catalog
 from gifting.persister.audit import run_audit, wait_caught_up
 from gifting.persister.consumer import OnSpends, OutboxConsumer
 from gifting.persister.schema import apply_migrations
+from gifting.state import AppState
 from gifting.store.keys import Keys
 from gifting.store.ledger import Ledger
 from gifting.store.wiring import build_ledger, build_roomlog, redis_client
 
 __all__ = [
     "ConfigurationError",
-    "PersisterHost",
     "connect_pool",
     "make_consumer",
     "persister_lifespan",
@@ -141,6 +141,8 @@ async def run_persister(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    ledger = build_ledger(settings, redis, catalog)
+    roomlog = build_roomlog(settings, redis, catalog)
     try:
         if not await _migrate_with_retry(pool, stop):
             return
@@ -148,8 +150,8 @@ async def run_persister(
             settings,
             redis,
             pool,
-            build_ledger(settings, redis, catalog),
-            on_spends=on_spends,
+            ledger,
+            on_spends=on_spends or roomlog.emit_spends,
             consumer=consumer,
         )
         task = worker.start()
@@ -170,6 +172,8 @@ async def run_persister(
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+        await roomlog.aclose()
+        await ledger.aclose()
         await pool.close()
         await redis.aclose()
 
@@ -210,21 +214,9 @@ async def run_audit_cli(settings: Settings) -> int:
 # --------------------------------------------------------------------------- app
 
 
-class PersisterHost(Protocol):
-    """What :func:`persister_lifespan` needs from the app state (``gifting.app.AppState``)."""
-
-    settings: Settings
-    redis: Redis
-    ledger: Ledger
-    database_url: str | None
-    pg_pool: asyncpg.Pool[asyncpg.Record] | None
-    readiness: dict[str, Callable[[], Awaitable[object]]]
-    persister: OutboxConsumer | None
-
-
 @asynccontextmanager
 async def persister_lifespan(
-    state: PersisterHost, *, on_spends: OnSpends | None = None
+    state: AppState, *, on_spends: OnSpends | None = None
 ) -> AsyncIterator[None]:
     """Open the PostgreSQL pool, migrate, and run the in-process consumer if configured.
 
@@ -245,8 +237,12 @@ async def persister_lifespan(
         if in_process is None:
             in_process = settings.database_url is None  # the embedded database
         worker: OutboxConsumer | None = None
+        roomlog = build_roomlog(settings, state.redis, state.catalog)
         if in_process:
-            worker = make_consumer(settings, state.redis, pool, state.ledger, on_spends=on_spends)
+            worker = make_consumer(
+                settings, state.redis, pool, state.ledger,
+                on_spends=on_spends or roomlog.emit_spends,
+            )  # fmt: skip
             state.persister = worker
             worker.start()
         try:
@@ -254,6 +250,7 @@ async def persister_lifespan(
         finally:
             if worker is not None:
                 await worker.stop()
+            await roomlog.aclose()
             state.pg_pool = None
             state.readiness.pop("postgres", None)
     finally:

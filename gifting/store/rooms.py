@@ -150,6 +150,10 @@ class RoomLog:
         status, seq, cursor = await self.scripts.run("emit", keys, args)
         return Emitted(int(seq), cursor, status == "replay")
 
+    async def aclose(self) -> None:
+        """Close the private pipeline connections of the batch calls (not the Redis client)."""
+        await self.scripts.close()
+
     async def emit_spends(self, entries: Sequence[SpendEntry]) -> None:
         """Emit the room events of settled spends, once each, in one pipeline (repair path).
 
