@@ -52,11 +52,7 @@ def owner_secret(path: Path) -> str:
         return secret
     secret = secrets.token_hex(32)
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, secret.encode())
-    finally:
-        os.close(fd)
+    write_private(tmp, secret)
     os.replace(tmp, path)
     return secret
 

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from gifting.embedded.process import _pid_alive, write_private
+
 __all__ = ["RECORD_NAME", "ServersRecord", "read_record", "remove_record", "write_record"]
 
 RECORD_NAME: Final = "servers.json"
@@ -38,16 +40,6 @@ def _path(data_dir: Path) -> Path:
     return data_dir / RECORD_NAME
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def write_record(data_dir: Path, redis_url: str | None, database_url: str | None) -> Path:
     """Record the servers this process owns; readable and writable by the owner only.
 
@@ -57,12 +49,7 @@ def write_record(data_dir: Path, redis_url: str | None, database_url: str | None
     path = _path(data_dir)
     body = json.dumps({"redis_url": redis_url, "database_url": database_url, "pid": os.getpid()})
     tmp = path.with_name(f".{RECORD_NAME}.{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, body.encode())
-    finally:
-        os.close(fd)
+    write_private(tmp, body)
     os.replace(tmp, path)
     return path
 
@@ -87,4 +74,4 @@ def read_record(data_dir: Path) -> ServersRecord | None:
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return record if _alive(record.pid) else None
+    return record if _pid_alive(record.pid) else None
