@@ -39,7 +39,8 @@ class Frames:
 
 
 def entry(seq: int, kind: str = "gift") -> HistoryEntry:
-    return HistoryEntry(seq, f"1-{seq}_{seq}", b'{"kind":"%s","event":"e%d"}' % (kind.encode(), seq))
+    body = b'{"kind":"%s","event":"e%d"}' % (kind.encode(), seq)
+    return HistoryEntry(seq, f"1-{seq}_{seq}", body)
 
 
 class History:
