@@ -33,11 +33,12 @@ lock: $(UV)
 versions: install
 	@$(BIN)/python -c "import importlib.metadata as m; print('installed from uv.lock:', ', '.join(f'{p} {m.version(p)}' for p in ('ruff', 'mypy', 'pytest', 'redis', 'uvicorn', 'starlette', 'websockets', 'msgspec', 'asyncpg')))"
 
-# Debian's Chromium drives the browser tests (Playwright downloads are blocked here).
+# Debian's packages the tests drive: Chromium for the pages (Playwright's own
+# browser downloads are blocked here), HAProxy for the deployment's topology.
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-color-emoji >/dev/null; \
-	  else echo "install Debian's chromium package for the browser tests"; fi; }
+	@{ command -v chromium && command -v haproxy; } >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-color-emoji haproxy >/dev/null; \
+	  else echo "install Debian's chromium and haproxy packages for the browser and proxy tests"; fi; }
 
 run: install
 	GIFTING_DEV=$${GIFTING_DEV:-1} $(BIN)/gifting serve --host $(HOST) --port $(PORT)
