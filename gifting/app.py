@@ -38,6 +38,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, ExitStack, asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 from gifting.api import catalog as catalog_api
@@ -50,7 +51,7 @@ from gifting.api.http import exception_handlers
 from gifting.config import Settings, check_secrets, load_settings
 from gifting.core.catalog import load_catalog
 from gifting.embedded.launch import attach_or_start
-from gifting.logs import install_redaction
+from gifting.logs import RequestIds, install_redaction
 from gifting.state import AppState, Extension
 from gifting.store.keys import Keys
 from gifting.store.wiring import build_ledger, build_streams, redis_client
@@ -141,7 +142,12 @@ def create_app(
     routes = api_routes(settings)
     for extension in chosen:
         routes.extend(extension.routes)
-    app = Starlette(routes=routes, exception_handlers=exception_handlers(), lifespan=_lifespan)
+    app = Starlette(
+        routes=routes,
+        exception_handlers=exception_handlers(),
+        lifespan=_lifespan,
+        middleware=[Middleware(RequestIds)],
+    )
     app.state.settings = settings
     app.state.extensions = chosen
     return app

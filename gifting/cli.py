@@ -131,7 +131,7 @@ def serve(
             lifespan="on",
             timeout_graceful_shutdown=10,
             proxy_headers=True,
-            log_config=log_config(),
+            log_config=log_config(json_lines=settings.log_format == "json"),
         )
 
 

@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path("var"), alias="GIFTING_DATA_DIR")
     catalog_path: Path | None = Field(default=None, alias="GIFTING_CATALOG")
     dev: bool = Field(default=False, alias="GIFTING_DEV")
+    # "json": one JSON object a line (request/connection and event ids), for log pipelines.
+    log_format: Literal["text", "json"] = Field(default="text", alias="GIFTING_LOG_FORMAT")
     public_url: str | None = Field(
         default=None, alias="GIFTING_PUBLIC_URL", pattern=r"^https?://[^\s]+$", max_length=2048
     )
