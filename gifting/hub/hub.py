@@ -64,11 +64,16 @@ class Hub:
         self.leaderboard.start()
 
     async def stop(self) -> None:
-        """Close every connection (1001: reconnect elsewhere) and stop."""
+        """Drain the gift path, close every connection (1001: reconnect elsewhere), stop.
+
+        Spends already received are debited, acked and settled before the
+        connections close (bounded: see :meth:`SpendPipeline.stop`), so a
+        rolling restart leaves nothing for the persister to repair.
+        """
+        await self.pipeline.stop()
         self.rooms.close_all(SHUTDOWN)
         await self.leaderboard.stop()
         self.streaks.stop()
-        await self.pipeline.stop()
         await self.broker.stop()
 
     def _on_settled(self, s: Settled) -> None:

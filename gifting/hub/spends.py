@@ -58,14 +58,31 @@ class SpendPipeline:
         self._wake = asyncio.Event()
         self._settle_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._closing = False
+        self._in_flight = 0  # batches being debited or settled right now
+        self._drained = asyncio.Event()  # set once closing with nothing left to do
 
     def start(self) -> None:
         """Start the debit and settle loops."""
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._debit_loop()), loop.create_task(self._settle_loop())]
 
-    async def stop(self) -> None:
-        """Stop both loops (spends in flight get ``unavailable``; their retries are safe)."""
+    async def stop(self, drain_s: float = 5.0) -> None:
+        """Drain, then stop both loops.
+
+        New spends are refused at once (``unavailable``: the client retries on
+        another hub with the same id); the spends already queued are debited
+        and every debited spend is settled (credited, shown in its room),
+        within ``drain_s``. What is still queued after that gets
+        ``unavailable`` (safe to retry) and what is debited but not settled is
+        left to the persister's repair.
+        """
+        self._closing = True
+        self._wake.set()
+        self._settle_wake.set()
+        self._note_drained()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._drained.wait(), drain_s)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -75,9 +92,16 @@ class SpendPipeline:
             if not fut.done():
                 fut.set_exception(Unavailable("the server is shutting down; retry"))
 
+    def _note_drained(self) -> None:
+        if self._closing and not (self._queue or self._settle or self._in_flight):
+            self._drained.set()
+
     def submit(self, order: SpendOrder) -> asyncio.Future[SpendResult]:
         """Queue a spend for the next batch; the future resolves to its ack or error."""
         fut: asyncio.Future[SpendResult] = asyncio.get_running_loop().create_future()
+        if self._closing:
+            fut.set_exception(Unavailable("the server is shutting down; retry"))
+            return fut
         self._queue.append((order, fut))
         self._wake.set()
         return fut
@@ -88,6 +112,7 @@ class SpendPipeline:
             self._wake.clear()
             while self._queue:
                 batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+                self._in_flight += 1
                 try:
                     await self._debit(batch)
                 except Exception as exc:
@@ -95,6 +120,9 @@ class SpendPipeline:
                     for _, fut in batch:
                         if not fut.done():
                             fut.set_exception(Unavailable("the ledger is unavailable; retry"))
+                finally:
+                    self._in_flight -= 1
+                    self._note_drained()
 
     async def _debit(self, batch: list[tuple[SpendOrder, asyncio.Future[SpendResult]]]) -> None:
         metrics.BATCH_SIZE.observe(len(batch))
@@ -102,14 +130,15 @@ class SpendPipeline:
         now = self.clock()
         outcomes = await self.ledger.debit_many([o for o, _ in batch], live=live, now=now)
         for (order, fut), outcome in zip(batch, outcomes, strict=True):
+            if not isinstance(outcome, GiftingError) and order.stream:
+                # Settled even if its client has gone: the gift was debited.
+                self._settle.append(Settled(order, outcome, now))
             if fut.done():
                 continue
             if isinstance(outcome, GiftingError):
                 fut.set_exception(outcome)
-                continue
-            fut.set_result(outcome)
-            if order.stream:
-                self._settle.append(Settled(order, outcome, now))
+            else:
+                fut.set_result(outcome)
         if self._settle:
             self._settle_wake.set()
 
@@ -119,10 +148,14 @@ class SpendPipeline:
             self._settle_wake.clear()
             while self._settle:
                 batch, self._settle = self._settle[:MAX_BATCH], self._settle[MAX_BATCH:]
+                self._in_flight += 1
                 try:
                     await self._settle_batch(batch)
                 except Exception as exc:
                     log.warning("settle batch failed (the persister will repair it): %s", exc)
+                finally:
+                    self._in_flight -= 1
+                    self._note_drained()
 
     async def _settle_batch(self, batch: list[Settled]) -> None:
         entries = [settled_entry(s) for s in batch]
