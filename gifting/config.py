@@ -50,6 +50,13 @@ class Settings(BaseSettings):
     idempotency_ttl_s: int = Field(
         default=7 * 24 * 3600, alias="GIFTING_IDEMPOTENCY_TTL", ge=24 * 3600, le=365 * 24 * 3600
     )
+    # How long any Redis call may wait for its answer (and a connection) before the
+    # caller gets `unavailable`: a paused or partitioned Redis keeps its sockets open
+    # and answers nothing. Well above a batch's round trip; the persister blocks on
+    # its outboxes for at most half of it.
+    redis_timeout_s: float = Field(
+        default=5.0, alias="GIFTING_REDIS_TIMEOUT_S", ge=0.5, le=60
+    )
     webhook_tolerance_s: int = Field(
         default=300, alias="GIFTING_WEBHOOK_TOLERANCE", ge=30, le=3600
     )
