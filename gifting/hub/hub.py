@@ -12,6 +12,9 @@ every WebSocket.
 
 from __future__ import annotations
 
+import logging
+from typing import Final
+
 from redis.asyncio import Redis
 
 from gifting.clock import now_ms
@@ -30,6 +33,10 @@ from gifting.store.keys import Keys
 from gifting.store.ledger import Ledger
 from gifting.store.rooms import RoomLog
 from gifting.store.streams import Streams
+
+log = logging.getLogger(__name__)
+#: How long an end waits for the room to show the gifts debited before it.
+END_SHOWN_TIMEOUT_S: Final = 5.0
 
 
 class Hub:
@@ -80,5 +87,16 @@ class Hub:
         await self.leaderboard.emit(stream)
 
     async def end_stream(self, stream: str) -> None:
-        """Emit ``stream_ended``; every hub closes the room's connections after it."""
+        """Emit ``stream_ended`` after every gift debited to the ended stream was shown.
+
+        Called once the stream's gates are closed (``Streams.end``): the
+        debited count is final, so the room shows every gift before
+        ``stream_ended``. Every hub closes the room's connections after it.
+        """
+        if not await self.streams.wait_shown(stream, END_SHOWN_TIMEOUT_S):
+            log.warning(
+                "stream %s: gifts debited before its end are not all shown after %.0fs; "
+                "stream_ended goes first, they follow when the persister repairs them",
+                stream, END_SHOWN_TIMEOUT_S,
+            )  # fmt: skip
         await self.roomlog.emit(stream, stream_ended_event(stream, f"x{stream}", now_ms()))

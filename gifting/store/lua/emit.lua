@@ -10,7 +10,7 @@
 -- KEYS[1]  marker key for this event (set once emitted)   {r:stream}
 -- KEYS[2]  seq counter                                     {r:stream}
 -- KEYS[3]  history stream                                  {r:stream}
--- KEYS[4]  totals hash                                     {r:stream}
+-- KEYS[4]  totals hash (coins, gifts, spends shown)        {r:stream}
 -- KEYS[5]  top gifters sorted set                          {r:stream}
 -- KEYS[6]  display names hash                              {r:stream}
 -- ARGV[1]  event body, JSON object without seq/cursor
@@ -43,6 +43,7 @@ local cursor = id .. '_' .. seq
 local coins = tonumber(ARGV[8])
 if coins > 0 then
   redis.call('HINCRBY', KEYS[4], 'coins', coins)
+  redis.call('HINCRBY', KEYS[4], 'spends', 1)
   if tonumber(ARGV[9]) > 0 then redis.call('HINCRBY', KEYS[4], 'gifts', tonumber(ARGV[9])) end
   if ARGV[10] ~= '' then redis.call('HINCRBY', KEYS[4], ARGV[10], coins) end
   redis.call('ZINCRBY', KEYS[5], coins, ARGV[6])
