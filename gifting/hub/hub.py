@@ -27,7 +27,7 @@ from gifting.hub.broker import RoomBroker
 from gifting.hub.comments import RoomComments
 from gifting.hub.leaderboard import LeaderboardTicker
 from gifting.hub.registry import RoomRegistry
-from gifting.hub.spends import Settled, SpendPipeline
+from gifting.hub.spends import KeptLookup, Settled, SpendPipeline
 from gifting.hub.streaks import StreakTimers
 from gifting.store.keys import Keys
 from gifting.store.ledger import Ledger
@@ -51,6 +51,7 @@ class Hub:
         ledger: Ledger,
         streams: Streams,
         rooms: RoomLog,
+        kept: KeptLookup | None = None,
     ) -> None:
         self.settings = settings
         self.catalog = catalog
@@ -58,7 +59,9 @@ class Hub:
         self.roomlog = rooms
         self.broker = RoomBroker(redis, f"{keys.prefix}:hub:control")
         self.rooms = RoomRegistry(self.broker, keys, rooms, settings.viewer_batch_ms / 1000)
-        self.pipeline = SpendPipeline(ledger, streams, rooms, on_settled=self._on_settled)
+        self.pipeline = SpendPipeline(
+            ledger, streams, rooms, on_settled=self._on_settled, kept=kept
+        )
         self.limits = SenderLimits(settings.rate_per_s, settings.rate_burst, now_ms)
         self.comments = RoomComments(streams, rooms)
         self.streaks = StreakTimers(rooms, settings.combo_window_ms)

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from gifting.clock import now_ms
 from gifting.core.entries import SpendArgs, SpendEntry, pairs
 from gifting.core.errors import BadRequest, GiftingError, Unavailable, refusal
-from gifting.core.ids import check_id, fingerprint, new_event_id
+from gifting.core.idempotency import KeptSpend
+from gifting.core.ids import check_id, new_event_id
 from gifting.core.money import MAX_SPEND_COINS, is_whole, month_of
 from gifting.core.pricing import Priced
 from gifting.store.keys import Keys, shard_of
@@ -117,13 +118,26 @@ def spend_call(
         keys.stream_gate(shard, order.stream),  # a badge's (no stream) is never touched
     ]
     flag = "0" if not live else "1" if order.stream else "-"
+    fields = spend_args(order)
     args: list[str | int] = [
-        fingerprint(p.kind, p.item, p.count, order.stream, order.text),
-        p.coins, month_of(now), new_event_id(now), now, idempotency_ttl_s,
+        fields.fingerprint(), p.coins, month_of(now), new_event_id(now), now, idempotency_ttl_s,
         p.item if p.kind == "gift" and p.streakable else "", combo_window_ms,
-        p.count, flag, *pairs(spend_args(order).to_fields()),
+        p.count, flag, *pairs(fields.to_fields()),
     ]  # fmt: skip
     return ScriptCall("spend", call_keys, args)
+
+
+def kept_outcome(order: SpendOrder, kept: KeptSpend) -> SpendResult | GiftingError:
+    """What a retry of ``order`` gets when PostgreSQL kept its id: a replay, or ``conflict``.
+
+    The same as spend.lua answers from its Redis record: the original result
+    for the same payload (fingerprint), a conflict for another one.
+    """
+    if kept.fingerprint != spend_args(order).fingerprint():
+        return refusal("spend", "conflict")
+    if kept.status != "ok":
+        return refusal("spend", kept.status)
+    return SpendResult(kept.event, kept.balance, kept.combo, True)
 
 
 def spend_outcome(reply: Sequence[str]) -> SpendResult:

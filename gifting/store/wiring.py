@@ -67,6 +67,7 @@ def build_ledger(settings: Settings, redis: Redis, catalog: Catalog) -> Ledger:
         catalog,
         idempotency_ttl_s=settings.idempotency_ttl_s,
         combo_window_ms=settings.combo_window_ms,
+        recent_s=settings.idempotency_recent_s,
     )
 
 

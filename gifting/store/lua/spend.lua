@@ -14,7 +14,8 @@
 -- ARGV[3]  current month "YYYY-MM" (UTC), for the monthly budget
 -- ARGV[4]  new event id (used only if the spend succeeds)
 -- ARGV[5]  now, unix ms
--- ARGV[6]  seconds to keep the result of this message id
+-- ARGV[6]  seconds to keep the result of a refused spend (a debited spend's result
+--          is kept until the persister made it durable: see below)
 -- ARGV[7]  streak gift id, "" when the spend cannot combo
 -- ARGV[8]  combo window, ms
 -- ARGV[9]  count added to the streak
@@ -31,6 +32,11 @@
 -- refused "stream_not_live" whatever flag it carries. The gate also counts
 -- the spends debited to the stream in this shard ('debits'), so the end can
 -- wait until the room has shown them all before "stream_ended".
+--
+-- A debited spend's result has no expiry here: PostgreSQL becomes its
+-- long-term record (spend_ids), and only then does the persister shorten it
+-- to a recent window (retire.lua). A refused spend moved no money and is kept
+-- ARGV[6] seconds (gifting/core/idempotency.py says why).
 
 local prev = redis.call('HMGET', KEYS[2], 'fp', 'status', 'balance', 'event', 'combo')
 if prev[1] then
@@ -95,6 +101,5 @@ if ARGV[7] ~= '' then
 end
 redis.call('HSET', KEYS[2], 'fp', ARGV[1], 'status', 'ok', 'balance', tostring(balance),
            'event', ARGV[4], 'combo', tostring(combo))
-redis.call('EXPIRE', KEYS[2], ttl)
 
 return {'ok', tostring(balance), ARGV[4], tostring(combo)}
