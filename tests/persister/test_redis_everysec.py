@@ -216,10 +216,12 @@ async def test_redis_everysec_killed_mid_storm_the_audit_finds_exactly_the_loss(
         )
         await caught_up(client, keys, timeout=30)
         lost = await _lost(client, keys, acked)
+        span = [acked.spends[i][1] - crashed_at for i in lost] or [0.0]
         log.warning(
-            "everysec %s: %d spends acked, %d lost after the restart",
+            "everysec %s: %d spends acked, %d lost after the restart, acked %.2f..%.2f s "
+            "after the cut",
             "os-crash (last second cut)" if cut_last_second else "sigkill", len(acked.spends),
-            len(lost),
+            len(lost), min(span), max(span),
         )  # fmt: skip
         if cut_last_second:
             assert lost, "cutting the last second of the AOF lost no acked spend"
