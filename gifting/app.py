@@ -98,7 +98,7 @@ async def _lifespan(app: Starlette) -> AsyncIterator[None]:
         attached = await asyncio.to_thread(attach_or_start, settings, servers)
         redis_url, database_url = attached.settings.redis_url, attached.settings.database_url
         assert redis_url is not None
-        redis = redis_client(redis_url)
+        redis = redis_client(redis_url, timeout_s=settings.redis_timeout_s)
         stack.push_async_callback(redis.aclose)
         await redis.ping()  # a wrong REDIS_URL stops the start here, with the reason
         keys = Keys(settings.key_prefix)

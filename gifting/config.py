@@ -47,10 +47,25 @@ class Settings(BaseSettings):
     key_prefix: str = Field(
         default="g", alias="GIFTING_KEY_PREFIX", pattern=r"^[A-Za-z0-9_.-]{1,32}$"
     )
-    # How long the result of a client message id / event id is kept (retry window).
-    # At least a day: a retry inside the window must replay, never debit again.
+    # How long the result of a refused spend, a cash-out request id or a
+    # non-spend room event's marker is kept (retry window). At least a day: a
+    # retry inside the window must replay, never debit again. Debited spends
+    # are kept until PostgreSQL holds them (GIFTING_IDEMPOTENCY_RECENT_S).
     idempotency_ttl_s: int = Field(
         default=7 * 24 * 3600, alias="GIFTING_IDEMPOTENCY_TTL", ge=24 * 3600, le=365 * 24 * 3600
+    )
+    # How long any Redis call may wait for its answer (and a connection) before the
+    # caller gets `unavailable`: a paused or partitioned Redis keeps its sockets open
+    # and answers nothing. Well above a batch's round trip; the persister blocks on
+    # its outboxes for at most half of it.
+    redis_timeout_s: float = Field(
+        default=5.0, alias="GIFTING_REDIS_TIMEOUT_S", ge=0.5, le=60
+    )
+    # How long a debited spend's Redis records (its result, the credited and emitted
+    # markers) stay once PostgreSQL holds the spend; the hub then replays a retry
+    # from PostgreSQL. Hubs settle, and the persister repairs, within half of it.
+    idempotency_recent_s: int = Field(
+        default=3600, alias="GIFTING_IDEMPOTENCY_RECENT_S", ge=60, le=24 * 3600
     )
     webhook_tolerance_s: int = Field(
         default=300, alias="GIFTING_WEBHOOK_TOLERANCE", ge=30, le=3600

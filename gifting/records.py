@@ -1,4 +1,4 @@
-"""Reads from the durable record (PostgreSQL): wallet history, earnings, cash-outs.
+"""Reads from the durable record (PostgreSQL): wallet history, earnings, cash-outs, spend ids.
 
 Plain async functions over an asyncpg pool, returning JSON-ready dicts. What
 they show lags Redis by the persister's lag (usually milliseconds): a spend
@@ -26,6 +26,7 @@ from gifting.core.accounts import (
 )
 from gifting.core.errors import BadRequest
 from gifting.core.fields import INT64_MAX
+from gifting.core.idempotency import KeptSpend, SpendId
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -34,6 +35,7 @@ __all__ = [
     "creator_earnings",
     "decode_cursor",
     "encode_cursor",
+    "kept_spends",
     "wallet_history",
 ]
 
@@ -239,3 +241,31 @@ async def cashout_history(
         }
         for r in rows
     ]
+
+
+_KEPT_SPENDS = """
+SELECT k.sender_id, k.client_id, k.event_id, k.status, k.balance, k.combo, k.fingerprint
+FROM unnest($1::text[], $2::text[]) AS q(sender_id, client_id)
+JOIN spend_ids k USING (sender_id, client_id)
+"""
+
+
+async def kept_spends(pool: asyncpg.Pool, ids: list[SpendId]) -> dict[SpendId, KeptSpend]:
+    """The original results PostgreSQL keeps for any of ``ids`` (one query, by primary key).
+
+    The hub asks this once per debit batch, for every id of the batch: a
+    debited spend's id is here from the persister's commit on, for ever.
+    """
+    if not ids:
+        return {}
+    rows = await pool.fetch(_KEPT_SPENDS, [s for s, _ in ids], [c for _, c in ids])
+    return {
+        (str(r["sender_id"]), str(r["client_id"])): KeptSpend(
+            event=str(r["event_id"]),
+            status=str(r["status"]),
+            balance=int(r["balance"]),
+            combo=int(r["combo"]),
+            fingerprint=str(r["fingerprint"]),
+        )
+        for r in rows
+    }

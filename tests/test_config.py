@@ -29,6 +29,8 @@ BAD = [
     ("GIFTING_PERSISTER_BATCH", "0"),
     ("GIFTING_PERSISTER_CLAIM_IDLE_MS", "0"),
     ("GIFTING_WEBHOOK_TOLERANCE", "0"),
+    ("GIFTING_REDIS_TIMEOUT_S", "0"),  # every Redis call would fail at once
+    ("GIFTING_REDIS_TIMEOUT_S", "3600"),  # a paused Redis would hold gifts for an hour
     ("GIFTING_KEY_PREFIX", ""),
     ("GIFTING_KEY_PREFIX", "a b"),
     ("GIFTING_KEY_PREFIX", "{w01}"),  # a hash tag in the prefix would move every key's slot

@@ -3,12 +3,16 @@
 Every route here needs a bearer token and acts only on the token's own user
 (docs/contract.md §3.7). Spends and cash-outs are idempotent by the client's id: a
 retry returns the first result, failures included; the same id with another
-payload is 409 ``conflict``.
+payload is 409 ``conflict``. A badge's id is looked up in PostgreSQL's
+``spend_ids`` first, as the hub does for gifts: once the persister retired its
+Redis record, only PostgreSQL still knows it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import logging
+from typing import Any, Final
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -16,11 +20,20 @@ from starlette.routing import BaseRoute, Route
 
 from gifting.api.http import JsonObject, principal, query_int, read_json
 from gifting.clock import now_ms
-from gifting.core.errors import BadRequest, NotFound
+from gifting.core.errors import BadRequest, GiftingError, NotFound
 from gifting.core.ids import check_id, new_id
 from gifting.core.pricing import price_badge
-from gifting.state import app_state
-from gifting.store.ledger import MAX_BUDGET, Budget, Cashout, Ledger, SpendOrder
+from gifting.records import kept_spends
+from gifting.state import AppState, app_state
+from gifting.store.ledger import (
+    MAX_BUDGET,
+    Budget,
+    Cashout,
+    Ledger,
+    SpendOrder,
+    SpendResult,
+    kept_outcome,
+)
 
 __all__ = [
     "buy_badge",
@@ -34,6 +47,10 @@ __all__ = [
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_CASHOUTS_LISTED = 100
+#: How long a badge waits for PostgreSQL's kept ids before going on with Redis alone.
+KEPT_LOOKUP_TIMEOUT_S: Final = 0.5
+
+log = logging.getLogger(__name__)
 
 
 def budget_to_public(budget: Budget) -> dict[str, Any]:
@@ -87,7 +104,7 @@ async def buy_badge(request: Request) -> JSONResponse:
     order = SpendOrder(
         sender=caller.user, sender_name=caller.name, client_id=client_id, priced=priced
     )
-    result = await state.ledger.spend(order, live=True)
+    result = await _kept_result(state, order) or await state.ledger.spend(order, live=True)
     # A replay must not undo a newer badge, but restores one lost to a crash here.
     await state.ledger.set_badge(caller.user, priced.item, only_if_unset=result.replayed)
     return JSONResponse(
@@ -100,6 +117,29 @@ async def buy_badge(request: Request) -> JSONResponse:
         },
         headers={"Idempotent-Replayed": "true" if result.replayed else "false"},
     )
+
+
+async def _kept_result(state: AppState, order: SpendOrder) -> SpendResult | None:
+    """The original result PostgreSQL keeps for the order's id, or ``None`` (unknown there).
+
+    Raises ``conflict`` for the id reused with another payload. Without a pool,
+    or when the lookup fails, ``None``: Redis alone answers (logged).
+    """
+    if state.pg_pool is None:
+        return None
+    spend_id = (order.sender, order.client_id)
+    try:
+        async with asyncio.timeout(KEPT_LOOKUP_TIMEOUT_S):
+            kept = (await kept_spends(state.pg_pool, [spend_id])).get(spend_id)
+    except Exception as exc:
+        log.warning("PostgreSQL's spend ids unavailable (%s: %s)", type(exc).__name__, exc)
+        return None
+    if kept is None:
+        return None
+    outcome = kept_outcome(order, kept)
+    if isinstance(outcome, GiftingError):
+        raise outcome
+    return outcome
 
 
 def _cashout_body(cashout: Cashout, request_id: str | None = None) -> dict[str, Any]:

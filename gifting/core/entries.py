@@ -44,7 +44,7 @@ from typing import ClassVar, Final, Literal, Self, cast, get_args
 import msgspec
 
 from gifting.core.fields import FieldReader, MalformedEntry, RawFields, decode_fields
-from gifting.core.ids import credit_event_id
+from gifting.core.ids import credit_event_id, fingerprint
 from gifting.core.pricing import SpendKind
 
 EntryType = Literal[
@@ -117,6 +117,14 @@ class SpendArgs(_Fields, frozen=True, kw_only=True):
         if self.text:
             fields["text"] = self.text
         return fields
+
+    def fingerprint(self) -> str:
+        """What tells a retry of this spend's id from a reuse of it with another payload.
+
+        Kept with the id's result, in Redis (spend.lua) and in PostgreSQL
+        (``spend_ids``, whose backfill computes the same digest in SQL).
+        """
+        return fingerprint(self.kind, self.item, self.count, self.stream, self.text)
 
 
 class SpendEntry(SpendArgs, frozen=True, kw_only=True):

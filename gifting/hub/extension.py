@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -13,9 +15,13 @@ from starlette.routing import Route
 from gifting.config import Settings
 from gifting.hub.endpoints import routes as ws_routes
 from gifting.hub.hub import Hub
+from gifting.hub.spends import KeptLookup
+from gifting.records import kept_spends
 from gifting.state import AppState, Extension
 from gifting.store.streams import Stream
 from gifting.store.wiring import build_roomlog
+
+log = logging.getLogger(__name__)
 
 
 class HubRoomEvents:
@@ -45,7 +51,19 @@ def hub_extension(settings: Settings) -> Extension:
     async def lifespan(state: AppState) -> AsyncIterator[None]:
         s = state.settings
         roomlog = build_roomlog(s, state.redis, state.catalog)
-        hub = Hub(s, state.redis, state.keys, state.catalog, state.ledger, state.streams, roomlog)
+        pool = state.pg_pool  # set by the persister extension, which starts first
+        kept: KeptLookup | None = None
+        if pool is not None:
+            kept = functools.partial(kept_spends, pool)
+        else:
+            log.warning(
+                "no PostgreSQL pool: spend ids are kept in Redis only, and a retry after "
+                "the persister retired its record would debit again"
+            )
+        hub = Hub(
+            s, state.redis, state.keys, state.catalog, state.ledger, state.streams, roomlog,
+            kept=kept,
+        )  # fmt: skip
         await hub.start()
         state.hub = hub
         state.roomlog = roomlog

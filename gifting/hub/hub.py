@@ -12,6 +12,9 @@ every WebSocket.
 
 from __future__ import annotations
 
+import logging
+from typing import Final
+
 from redis.asyncio import Redis
 
 from gifting.clock import now_ms
@@ -24,12 +27,16 @@ from gifting.hub.broker import RoomBroker
 from gifting.hub.comments import RoomComments
 from gifting.hub.leaderboard import LeaderboardTicker
 from gifting.hub.registry import RoomRegistry
-from gifting.hub.spends import Settled, SpendPipeline
+from gifting.hub.spends import KeptLookup, Settled, SpendPipeline
 from gifting.hub.streaks import StreakTimers
 from gifting.store.keys import Keys
 from gifting.store.ledger import Ledger
 from gifting.store.rooms import RoomLog
 from gifting.store.streams import Streams
+
+log = logging.getLogger(__name__)
+#: How long an end waits for the room to show the gifts debited before it.
+END_SHOWN_TIMEOUT_S: Final = 5.0
 
 
 class Hub:
@@ -44,6 +51,7 @@ class Hub:
         ledger: Ledger,
         streams: Streams,
         rooms: RoomLog,
+        kept: KeptLookup | None = None,
     ) -> None:
         self.settings = settings
         self.catalog = catalog
@@ -51,7 +59,9 @@ class Hub:
         self.roomlog = rooms
         self.broker = RoomBroker(redis, f"{keys.prefix}:hub:control")
         self.rooms = RoomRegistry(self.broker, keys, rooms, settings.viewer_batch_ms / 1000)
-        self.pipeline = SpendPipeline(ledger, streams, rooms, on_settled=self._on_settled)
+        self.pipeline = SpendPipeline(
+            ledger, streams, rooms, on_settled=self._on_settled, kept=kept
+        )
         self.limits = SenderLimits(settings.rate_per_s, settings.rate_burst, now_ms)
         self.comments = RoomComments(streams, rooms)
         self.streaks = StreakTimers(rooms, settings.combo_window_ms)
@@ -85,5 +95,16 @@ class Hub:
         await self.leaderboard.emit(stream)
 
     async def end_stream(self, stream: str) -> None:
-        """Emit ``stream_ended``; every hub closes the room's connections after it."""
+        """Emit ``stream_ended`` after every gift debited to the ended stream was shown.
+
+        Called once the stream's gates are closed (``Streams.end``): the
+        debited count is final, so the room shows every gift before
+        ``stream_ended``. Every hub closes the room's connections after it.
+        """
+        if not await self.streams.wait_shown(stream, END_SHOWN_TIMEOUT_S):
+            log.warning(
+                "stream %s: gifts debited before its end are not all shown after %.0fs; "
+                "stream_ended goes first, they follow when the persister repairs them",
+                stream, END_SHOWN_TIMEOUT_S,
+            )  # fmt: skip
         await self.roomlog.emit(stream, stream_ended_event(stream, f"x{stream}", now_ms()))

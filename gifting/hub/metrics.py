@@ -24,3 +24,7 @@ BATCH_SIZE = Histogram(
     "Spends sent to Redis in one pipeline",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
 )
+KEPT_LOOKUP_FAILURES = Counter(
+    "gifting_spend_kept_lookup_failures_total",
+    "Debit batches that could not look their ids up in PostgreSQL (Redis alone answered)",
+)

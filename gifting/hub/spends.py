@@ -1,10 +1,21 @@
 """The gift path: spends batched per loop tick into Redis pipelines.
 
-validate -> (stream live?) -> spend.lua -> ack, then settle: credit.lua for
-the creator and emit.lua for the room, both idempotent by the event id so the
-persister can repair a hub that died in between. Spends submitted while a
-batch is in flight form the next batch: under load one round trip carries
-hundreds of spends instead of one each.
+validate -> (stream live? id kept in PostgreSQL?) -> spend.lua -> ack, then
+settle: credit.lua for the creator and emit.lua for the room, both idempotent
+by the event id so the persister can repair a hub that died in between.
+Spends submitted while a batch is in flight form the next batch: under load
+one round trip carries hundreds of spends instead of one each.
+
+Each batch reads its streams' live flags and, in parallel, looks its ids up
+in PostgreSQL (``spend_ids``, one query): an id found there is a retry of a
+durable spend whose Redis record may have been retired, and gets its
+original result (or ``conflict``) without running a script. Without
+PostgreSQL (no pool), or while it fails, Redis alone answers, as it did
+before durable ids: a retry older than the recent window would then debit
+again (logged).
+
+Replays are not settled again: the original was settled by its hub or is
+repaired by the persister, which reads every debited spend.
 """
 
 from __future__ import annotations
@@ -12,20 +23,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Final
 
 from gifting.clock import now_ms
 from gifting.core.entries import SpendEntry
 from gifting.core.errors import GiftingError, Unavailable
+from gifting.core.idempotency import KeptSpend, SpendId
 from gifting.hub import metrics
-from gifting.store.ledger import Ledger, SpendOrder, SpendResult, spend_entry
+from gifting.store.ledger import Ledger, SpendOrder, SpendResult, kept_outcome, spend_entry
 from gifting.store.rooms import RoomLog
 from gifting.store.scripts import ScriptCall
 from gifting.store.streams import Streams
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 512
+#: How long a batch waits for PostgreSQL's kept ids before going on with Redis alone.
+KEPT_LOOKUP_TIMEOUT_S: Final = 0.5
+#: After a failed lookup, batches skip PostgreSQL this long (a down database costs no latency).
+KEPT_LOOKUP_PAUSE_S: Final = 5.0
+
+#: Looks ids up in the durable record: the original results of those it keeps.
+KeptLookup = Callable[[list[SpendId]], Awaitable[Mapping[SpendId, KeptSpend]]]
 
 
 @dataclass(slots=True)
@@ -47,12 +68,16 @@ class SpendPipeline:
         rooms: RoomLog,
         on_settled: Callable[[Settled], None] | None = None,
         clock: Callable[[], int] = now_ms,
+        kept: KeptLookup | None = None,
     ) -> None:
         self.ledger = ledger
         self.streams = streams
         self.rooms = rooms
         self.on_settled = on_settled
         self.clock = clock
+        #: The durable record's lookup (``None``: Redis alone keeps ids).
+        self.kept = kept
+        self._kept_paused_until = 0.0
         self._queue: list[tuple[SpendOrder, asyncio.Future[SpendResult]]] = []
         self._settle: list[Settled] = []
         self._wake = asyncio.Event()
@@ -126,21 +151,47 @@ class SpendPipeline:
 
     async def _debit(self, batch: list[tuple[SpendOrder, asyncio.Future[SpendResult]]]) -> None:
         metrics.BATCH_SIZE.observe(len(batch))
-        live = await self.streams.live_many(sorted({o.stream for o, _ in batch if o.stream}))
+        live, kept = await asyncio.gather(
+            self.streams.live_many(sorted({o.stream for o, _ in batch if o.stream})),
+            self._kept_of(batch),
+        )
         now = self.clock()
-        outcomes = await self.ledger.debit_many([o for o, _ in batch], live=live, now=now)
-        for (order, fut), outcome in zip(batch, outcomes, strict=True):
-            if not isinstance(outcome, GiftingError) and order.stream:
+        todo: list[tuple[SpendOrder, asyncio.Future[SpendResult]]] = []
+        for order, fut in batch:
+            found = kept.get((order.sender, order.client_id))
+            if found is None:
+                todo.append((order, fut))
+            elif not fut.done():
+                _resolve(fut, kept_outcome(order, found))
+        outcomes = await self.ledger.debit_many([o for o, _ in todo], live=live, now=now)
+        for (order, fut), outcome in zip(todo, outcomes, strict=True):
+            if order.stream and isinstance(outcome, SpendResult) and not outcome.replayed:
                 # Settled even if its client has gone: the gift was debited.
                 self._settle.append(Settled(order, outcome, now))
-            if fut.done():
-                continue
-            if isinstance(outcome, GiftingError):
-                fut.set_exception(outcome)
-            else:
-                fut.set_result(outcome)
+            if not fut.done():
+                _resolve(fut, outcome)
         if self._settle:
             self._settle_wake.set()
+
+    async def _kept_of(
+        self, batch: Sequence[tuple[SpendOrder, asyncio.Future[SpendResult]]]
+    ) -> Mapping[SpendId, KeptSpend]:
+        """The batch's ids PostgreSQL keeps; empty without it, or when it fails or is slow."""
+        if self.kept is None or time.monotonic() < self._kept_paused_until:
+            return {}
+        ids = list(dict.fromkeys((o.sender, o.client_id) for o, _ in batch))
+        try:
+            async with asyncio.timeout(KEPT_LOOKUP_TIMEOUT_S):
+                return await self.kept(ids)
+        except Exception as exc:
+            self._kept_paused_until = time.monotonic() + KEPT_LOOKUP_PAUSE_S
+            metrics.KEPT_LOOKUP_FAILURES.inc()
+            log.warning(
+                "PostgreSQL's spend ids unavailable (%s: %s): Redis alone answers retries "
+                "for %.0fs",
+                type(exc).__name__, exc, KEPT_LOOKUP_PAUSE_S,
+            )  # fmt: skip
+            return {}
 
     async def _settle_loop(self) -> None:
         while True:
@@ -159,12 +210,25 @@ class SpendPipeline:
 
     async def _settle_batch(self, batch: list[Settled]) -> None:
         entries = [settled_entry(s) for s in batch]
-        emits = [ScriptCall("emit", *self.rooms.spend_emit_args(e)) for e in entries]
-        for failure in await self.ledger.settle_many(entries, emits):
+        # Past this, Redis refuses the credits and emissions (the persister does them):
+        # a marker the persister retired could have expired by then (store/retire.py).
+        not_after = self.ledger.settle_deadline(min(s.ts for s in batch))
+        emits = [
+            ScriptCall("emit", *self.rooms.spend_emit_args(e, not_after=not_after))
+            for e in entries
+        ]
+        for failure in await self.ledger.settle_many(entries, emits, not_after=not_after):
             log.warning("settle step failed (the persister will repair it): %s", failure)
         if self.on_settled is not None:
             for s in batch:
                 self.on_settled(s)
+
+
+def _resolve(fut: asyncio.Future[SpendResult], outcome: SpendResult | GiftingError) -> None:
+    if isinstance(outcome, GiftingError):
+        fut.set_exception(outcome)
+    else:
+        fut.set_result(outcome)
 
 
 def settled_entry(s: Settled) -> SpendEntry:

@@ -11,10 +11,17 @@ only after the transaction that wrote it committed. The loop, per batch:
 3. for each spend with a creator, repair what a crashed hub may have left
    undone: the creator credit (``Ledger.repair_credits``: credit.lua,
    idempotent by the spend's event id; pipelined) and the ``on_spends`` hook
-   (the room emission, idempotent too);
-4. write the batch in one PostgreSQL transaction (:func:`write_batch`);
+   (the room emission, idempotent too), both refused by Redis past a
+   deadline (half the recent window after the read began);
+4. write the batch in one PostgreSQL transaction (:func:`write_batch`; the
+   spends' ids go to ``spend_ids``, their long-term record);
 5. XADD the set-aside entries to the dead letters, with their reason;
-6. XACK every entry of the batch.
+6. XACK every entry of the batch;
+7. retire the Redis records of the batch's persisted spends (``Ledger.retire``:
+   their expiry becomes the recent window). Only now: after the commit and the
+   XACK, nothing can credit or emit these spends again
+   (:mod:`gifting.store.retire` gives the argument). A failure here is logged
+   and counted; the batch stays acknowledged (the records keep no expiry).
 
 Any failure in 3–6 abandons the batch without acknowledging it; the loop
 backs off (capped exponential), then reads its pending entries again (their
@@ -65,7 +72,8 @@ __all__ = ["GROUP", "OnSpends", "OutboxConsumer", "OutboxEntry"]
 
 log = logging.getLogger("gifting.persister")
 
-OnSpends = Callable[[list[SpendEntry]], Awaitable[None]]
+#: The room's repair: the spends to emit, and the deadline (unix ms) past which Redis refuses.
+OnSpends = Callable[[list[SpendEntry], int], Awaitable[None]]
 
 # Errors that reject the data itself: retrying the same rows cannot succeed.
 _DATA_ERRORS: tuple[type[BaseException], ...] = (
@@ -87,6 +95,11 @@ def _s(raw: Any) -> str:
     return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
+def _wall_ms() -> int:
+    """Now, unix ms (the wall clock: deadlines are checked against Redis's own clock)."""
+    return int(time.time() * 1000)
+
+
 def default_consumer_name() -> str:
     """``<host>-<pid>``: unique among live persisters, stable for the process."""
     return f"{socket.gethostname()}-{os.getpid()}"
@@ -97,8 +110,10 @@ class OutboxConsumer:
 
     ``ledger`` makes the creator credit of spends a hub may not have credited;
     ``on_spends`` (optional) is awaited once per batch with its spends to a
-    creator, after the credits and before the XACK (the hub plugs its idempotent room emission
-    in here). Both may run more than once for one spend, never zero times.
+    creator and their deadline, after the credits and before the XACK (the
+    room's idempotent emission plugs in here). Both may run more than once for
+    one spend, never zero times. After the XACK, ``ledger`` retires the
+    persisted spends' Redis records to its recent window.
     """
 
     def __init__(
@@ -148,6 +163,7 @@ class OutboxConsumer:
         self._next_cleanup = 0.0
         self._failures = 0
         self._phase = "read"
+        self._read_at_ms = 0
 
     # -- lifecycle -------------------------------------------------------------
     def start(self) -> asyncio.Task[None]:
@@ -191,11 +207,12 @@ class OutboxConsumer:
                     await self.ensure_groups()
                     ready = True
                 await self._periodic()
+                read_at_ms = _wall_ms()
                 entries = await self._read_interruptibly()
                 if entries is None:
                     break
                 if entries:
-                    await self.handle(entries)
+                    await self.handle(entries, read_at_ms=read_at_ms)
                 self._failures = 0
             except asyncio.CancelledError:
                 raise
@@ -345,14 +362,22 @@ class OutboxConsumer:
 
     async def run_once(self) -> int:
         """Read and handle one batch (tests and tools); return the entries handled."""
+        read_at_ms = _wall_ms()
         entries = await self.read()
         if entries:
-            await self.handle(entries)
+            await self.handle(entries, read_at_ms=read_at_ms)
         return len(entries)
 
-    async def handle(self, entries: Sequence[OutboxEntry]) -> None:
-        """Repair, persist, dead-letter and acknowledge one batch; raise to abandon it."""
+    async def handle(
+        self, entries: Sequence[OutboxEntry], *, read_at_ms: int | None = None
+    ) -> None:
+        """Repair, persist, dead-letter, acknowledge and retire one batch; raise to abandon it.
+
+        ``read_at_ms``: when the read that delivered ``entries`` began (wall
+        clock, unix ms; default now): the repairs' deadline counts from it.
+        """
         started = time.perf_counter()
+        not_after = self.ledger.settle_deadline(_wall_ms() if read_at_ms is None else read_at_ms)
         events: list[LedgerEvent] = []
         origin: dict[str, OutboxEntry] = {}
         dead: list[tuple[OutboxEntry, str]] = []
@@ -367,7 +392,7 @@ class OutboxConsumer:
             events.append(event)
             origin.setdefault(event.event_id, entry)
         self._phase = "repair"
-        await self._repair_spends(events)
+        await self._repair_spends(events, not_after)
         self._phase = "postgres"
         fresh, refused = await self._persist(events)
         dead.extend((origin[e.event_id], reason) for e, reason in refused)
@@ -375,25 +400,49 @@ class OutboxConsumer:
         if dead:
             await self._dead_letter(dead)
         await self._ack(entries)
+        refused_ids = {e.event_id for e, _ in refused}
+        await self._retire(
+            [
+                e.entry
+                for e in events
+                if isinstance(e.entry, SpendEntry) and e.event_id not in refused_ids
+            ]
+        )
         for e in fresh:
             metrics.EVENTS_PERSISTED.labels(e.type).inc()
         metrics.DUPLICATES.inc(len(events) - len(fresh) - len(refused))
         metrics.BATCH_SIZE.observe(len(entries))
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
 
-    async def _repair_spends(self, events: Sequence[LedgerEvent]) -> None:
+    async def _repair_spends(self, events: Sequence[LedgerEvent], not_after: int) -> None:
         """Credit every spend's creator (a replay when the hub did), then run the hook.
 
         The credits are the same credit.lua calls as the hub's, idempotent by
         the spend's event id (``Ledger.repair_credits``: one EXISTS each first,
-        then pipelines of ``credit_pipeline`` calls, one round trip each).
+        then pipelines of ``credit_pipeline`` calls, one round trip each), and
+        refused by Redis past ``not_after`` (the batch is then abandoned, and
+        read again with a fresh deadline).
         """
         spends = [e.entry for e in events if isinstance(e.entry, SpendEntry) and e.entry.creator]
         if not spends:
             return
-        await self.ledger.repair_credits(spends, chunk=self.credit_pipeline)
+        await self.ledger.repair_credits(spends, chunk=self.credit_pipeline, not_after=not_after)
         if self.on_spends is not None:
-            await self.on_spends(spends)
+            await self.on_spends(spends, not_after)
+
+    async def _retire(self, spends: Sequence[SpendEntry]) -> None:
+        """Shorten the persisted, acknowledged spends' Redis records to the recent window."""
+        if not spends:
+            return
+        try:
+            metrics.RETIRED.inc(await self.ledger.retire(spends))
+        except Exception as exc:
+            metrics.RETIRE_FAILURES.inc()
+            log.warning(
+                "persister: could not retire %d spends' Redis records (%s: %s); "
+                "they keep no expiry",
+                len(spends), type(exc).__name__, exc,
+            )  # fmt: skip
 
     async def _persist(
         self, events: Sequence[LedgerEvent]

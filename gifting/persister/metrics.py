@@ -19,6 +19,8 @@ __all__ = [
     "LAG_ENTRIES",
     "LAG_SECONDS",
     "RECLAIMED",
+    "RETIRED",
+    "RETIRE_FAILURES",
     "RETRIES",
     "TRIMMED",
 ]
@@ -67,4 +69,13 @@ RECLAIMED = Counter(
 TRIMMED = Counter(
     "gifting_persister_trimmed",
     "Acknowledged outbox entries trimmed from the outbox streams.",
+)
+RETIRED = Counter(
+    "gifting_persister_retired",
+    "Redis idempotency records (spend results, credited and emitted markers) shortened to "
+    "the recent window once PostgreSQL held their spend.",
+)
+RETIRE_FAILURES = Counter(
+    "gifting_persister_retire_failures",
+    "Acknowledged batches whose Redis records could not be retired (they keep no expiry).",
 )

@@ -54,6 +54,7 @@ __all__ = [
     "LedgerEvent",
     "MalformedEntry",
     "Posting",
+    "SpendIdRow",
     "StreamDelta",
     "aggregate",
     "creator_received",
@@ -308,6 +309,7 @@ PurchaseRow = tuple[str, str, str, int, int, str, str, int]
 RefundRow = tuple[str, str, int, str, int]
 HoldRow = tuple[str, str, int, int, str, str, int]
 SettleRow = tuple[str, str, int, str, str, int]
+SpendIdRow = tuple[str, str, str, str, int, int, str, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,6 +323,7 @@ class BatchRows:
     settlements: list[SettleRow]
     streams: list[StreamDelta]
     earnings: list[EarningsDelta]
+    spend_ids: list[SpendIdRow] = field(default_factory=list)
 
 
 def plan_rows(events: Sequence[LedgerEvent]) -> BatchRows:
@@ -330,15 +333,22 @@ def plan_rows(events: Sequence[LedgerEvent]) -> BatchRows:
     ``(purchase_id, user, package, coins, amount, currency, event_id, ts)``;
     refunds: ``(purchase_id, user, coins, event_id, ts)``; holds: ``(cashout,
     user, diamonds, amount, currency, event_id, ts)``; settlements:
-    ``(cashout, user, diamonds, status, event_id, ts)``.
+    ``(cashout, user, diamonds, status, event_id, ts)``; spend ids:
+    ``(sender, client_id, event_id, status, balance, combo, fingerprint, ts)``.
     """
     postings: list[PostingRow] = []
     purchases: list[PurchaseRow] = []
     refunds: list[RefundRow] = []
     holds: list[HoldRow] = []
     settlements: list[SettleRow] = []
+    spend_ids: list[SpendIdRow] = []
     for e in events:
         postings.extend((e.event_id, p.account, p.currency, p.amount) for p in e.postings)
+        if isinstance(e.entry, SpendEntry):
+            s = e.entry
+            spend_ids.append(
+                (s.user, s.client_id, s.event, "ok", s.balance, s.combo, s.fingerprint(), s.ts)
+            )
         if e.type == "purchase":
             purchases.append(
                 (e.reference, e.user, e.package, e.coins, e.amount, e.currency, e.event_id, e.ts)
@@ -351,4 +361,6 @@ def plan_rows(events: Sequence[LedgerEvent]) -> BatchRows:
             status = "paid" if e.type == "cashout_paid" else "failed"
             settlements.append((e.reference, e.user, e.diamonds, status, e.event_id, e.ts))
     streams, earnings = aggregate(events)
-    return BatchRows(postings, purchases, refunds, holds, settlements, streams, earnings)
+    return BatchRows(
+        postings, purchases, refunds, holds, settlements, streams, earnings, spend_ids
+    )

@@ -40,6 +40,7 @@ from gifting.store.wiring import build_ledger, build_roomlog, redis_client
 
 __all__ = [
     "ConfigurationError",
+    "blocking_read_ms",
     "connect_pool",
     "make_consumer",
     "persister_lifespan",
@@ -78,6 +79,15 @@ async def connect_pool(url: str, *, min_size: int = 0, max_size: int = 4) -> asy
     return pool
 
 
+def blocking_read_ms(redis_timeout_s: float) -> int:
+    """How long the consumer's XREADGROUP may block: 1 s, or half the Redis timeout if shorter.
+
+    A blocked read is a call that answers late on purpose; past the client's
+    socket timeout it would fail as if Redis were gone.
+    """
+    return max(1, min(1000, int(redis_timeout_s * 500)))
+
+
 def make_consumer(
     settings: Settings,
     redis: Redis,
@@ -105,6 +115,7 @@ def make_consumer(
         consumer=consumer,
         batch_size=settings.persister_batch,
         claim_idle_ms=settings.persister_claim_idle_ms,
+        block_ms=blocking_read_ms(settings.redis_timeout_s),
     )
 
 
@@ -135,7 +146,9 @@ async def run_persister(
     redis_url = _require(settings.redis_url, "REDIS_URL", settings)
     database_url = _require(settings.database_url, "DATABASE_URL", settings)
     catalog = load_catalog(settings.catalog_path)
-    redis = redis_client(redis_url, max_connections=64, pool_timeout_s=10.0)
+    redis = redis_client(
+        redis_url, max_connections=64, pool_timeout_s=10.0, timeout_s=settings.redis_timeout_s
+    )
     pool = await connect_pool(database_url)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -192,7 +205,11 @@ async def run_migrate(settings: Settings) -> list[int]:
 async def run_audit_cli(settings: Settings) -> int:
     """Audit the deployment, print the report; 0 if every check passed, else 1."""
     catalog = load_catalog(settings.catalog_path)
-    redis = redis_client(_require(settings.redis_url, "REDIS_URL", settings), max_connections=4)
+    redis = redis_client(
+        _require(settings.redis_url, "REDIS_URL", settings),
+        max_connections=4,
+        timeout_s=settings.redis_timeout_s,
+    )
     database_url = _require(settings.database_url, "DATABASE_URL", settings)
     pool = await connect_pool(database_url, max_size=1)
     try:

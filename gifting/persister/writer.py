@@ -2,8 +2,9 @@
 
 :func:`write_batch` inserts the batch's events with ``ON CONFLICT (event_id) DO
 NOTHING ... RETURNING event_id``; only the events PostgreSQL had not seen get
-postings, purchase / refund / cash-out rows and aggregate updates, all in the
-same transaction. Replaying a batch (a crash after the commit but before the
+postings, purchase / refund / cash-out rows, the spend's id (``spend_ids``:
+the long-term record a retry is answered from) and aggregate updates, all in
+the same transaction. Replaying a batch (a crash after the commit but before the
 XACK, a reclaimed entry, two persisters racing) therefore changes nothing.
 Rows are written in key order so concurrent persisters take row locks in the
 same order.
@@ -51,6 +52,14 @@ _INSERT_REFUNDS = """
 INSERT INTO refunds (purchase_id, user_id, coins, event_id, ts)
 SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bigint[])
 ON CONFLICT (purchase_id) DO NOTHING
+"""
+
+# The long-term record of a spend's id (0002_spend_ids.sql): the first event wins.
+_INSERT_SPEND_IDS = """
+INSERT INTO spend_ids (sender_id, client_id, event_id, status, balance, combo, fingerprint, ts)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[],
+                     $7::text[], $8::bigint[])
+ON CONFLICT (sender_id, client_id) DO NOTHING
 """
 
 # A hold and its settlement may reach the database in either order: the hold
@@ -142,6 +151,7 @@ async def _write_rows(conn: Connection, rows: BatchRows) -> None:
         (_INSERT_POSTINGS, rows.postings),
         (_INSERT_PURCHASES, rows.purchases),
         (_INSERT_REFUNDS, rows.refunds),
+        (_INSERT_SPEND_IDS, rows.spend_ids),
         (_UPSERT_HOLDS, rows.holds),
         (_UPSERT_SETTLEMENTS, rows.settlements),
         (

@@ -2,7 +2,9 @@
 
 A hold (cashout_hold.lua) is idempotent by the creator's request id and
 checks the minimum, the balance and the daily cap before its first write; a
-settlement (cashout_settle.lua) is idempotent by the cash-out id. Each
+settlement (cashout_settle.lua) is idempotent by the cash-out id; a failed
+payout returns the diamonds and gives back the daily cap it used (the record
+keeps its day). Each
 cash-out id carries its wallet shard (``co<NN>-...``), so the payout webhook
 finds the record without an index.
 """
@@ -122,20 +124,23 @@ class Cashouts:
         return found
 
     async def settle_cashout(self, cashout_id: str, outcome: object) -> Cashout:
-        """Settle a held cash-out as ``paid`` or ``failed`` (diamonds returned), once."""
+        """Settle a held cash-out as ``paid`` or ``failed`` (diamonds and the day's cap back)."""
         check_id(cashout_id, "cashout")
         if outcome not in ("paid", "failed"):
             raise BadRequest('status must be "paid" or "failed"')
         shard = cashout_shard(cashout_id)
         record = self._keys.cashout(shard, cashout_id)
-        user = await self._redis.hget(record, "user")
+        user, created = await self._redis.hmget(record, ["user", "created"])
         if user is None:
             raise NotFound("no such cash-out")
         now = self._clock()
+        # The day whose cap a failure gives back; the script prefers the day the
+        # record kept itself (records older than that field only have 'created').
+        day = day_of(int(created)) if created is not None else ""
         status, final = await self._scripts.run(
             "cashout_settle",
             [self._keys.wallet(user.decode()), record, self._keys.outbox(shard)],
-            [str(outcome), new_event_id(now), now, cashout_id],
+            [str(outcome), new_event_id(now), now, cashout_id, day],
         )
         if status not in ("ok", "replay"):
             raise refusal("cashout_settle", status, final=final)

@@ -7,9 +7,11 @@ hash slot and runs unchanged on Redis Cluster. ``SHARDS`` is part of the data
 layout: changing it on a live deployment moves users to other shards, so it
 is fixed.
 
-Streams (rooms) have their own tag ``{r:<stream>}``; indexes that map an
-external id to a user (a provider's purchase id, a cash-out id) live in their
-own slot and are written before the money script runs (see purchases.py).
+Streams (rooms) have their own tag ``{r:<stream>}``, plus a small gate in
+every wallet shard (``stream_gate``) that spend.lua checks in its own slot.
+Indexes that map an external id to a user (a provider's purchase id, a
+cash-out id) live in their own slot and are written before the money script
+runs (see purchases.py).
 """
 
 from __future__ import annotations
@@ -67,6 +69,20 @@ class Keys:
     def cashouts_of(self, user: str) -> str:
         """Sorted set: the user's cash-out ids by creation time."""
         return f"{self.prefix}:{self.tag(shard_of(user))}:cashouts:{user}"
+
+    def stream_gate(self, shard: int, stream: str) -> str:
+        """Hash: a stream's gate in wallet shard ``shard`` (``ended``, ``debits``).
+
+        spend.lua refuses a spend to a stream whose gate in the sender's shard
+        is closed (``ended``) and counts the ones it debits (``debits``); ending
+        a stream closes its gate in every shard, so the end and each spend
+        meet in the spend's own slot.
+        """
+        return f"{self.prefix}:{self.tag(shard)}:gate:{stream}"
+
+    def stream_gates(self, stream: str) -> list[str]:
+        """The stream's gate in every wallet shard."""
+        return [self.stream_gate(s, stream) for s in range(SHARDS)]
 
     def outbox(self, shard: int) -> str:
         """Stream: settled ledger events of shard ``shard``, read by the persister."""

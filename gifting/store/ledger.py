@@ -37,9 +37,10 @@ from gifting.core.entries import CreditArgs, SpendEntry
 from gifting.core.errors import GiftingError
 from gifting.store.badges import Badges
 from gifting.store.cashouts import Cashout, Cashouts, cashout_shard
-from gifting.store.credits import CREDIT_MARKER_MIN_TTL_S, Credits
+from gifting.store.credits import Credits
 from gifting.store.keys import Keys
 from gifting.store.purchases import PurchaseResult, Purchases
+from gifting.store.retire import DEFAULT_RECENT_S, repair_deadline, retire_calls
 from gifting.store.scripts import ScriptCall, Scripts
 from gifting.store.spends import (
     DEFAULT_COMBO_WINDOW_MS,
@@ -47,6 +48,7 @@ from gifting.store.spends import (
     SpendOrder,
     SpendResult,
     Spends,
+    kept_outcome,
     spend_entry,
 )
 from gifting.store.wallets import MAX_BUDGET, Budget, Wallet, Wallets
@@ -61,6 +63,7 @@ __all__ = [
     "SpendResult",
     "Wallet",
     "cashout_shard",
+    "kept_outcome",
     "spend_entry",
 ]
 
@@ -76,20 +79,21 @@ class Ledger:
         *,
         idempotency_ttl_s: int = DEFAULT_IDEMPOTENCY_TTL_S,
         combo_window_ms: int = DEFAULT_COMBO_WINDOW_MS,
+        recent_s: int = DEFAULT_RECENT_S,
         clock: Callable[[], int] = now_ms,
     ) -> None:
         #: The catalog it prices with (shared, read-only).
         self.catalog = catalog
+        #: How long a spend's Redis records stay once PostgreSQL holds it (the recent window).
+        self.recent_s = recent_s
+        self._keys = keys
         self._scripts = scripts = Scripts(redis)
         self._purchases = Purchases(redis, keys, scripts, catalog, clock=clock)
         self._spends = Spends(
             keys, scripts, idempotency_ttl_s=idempotency_ttl_s,
             combo_window_ms=combo_window_ms, clock=clock,
         )  # fmt: skip
-        self._credits = Credits(
-            keys, scripts, share_bps=catalog.creator_share_bps,
-            marker_ttl_s=max(idempotency_ttl_s, CREDIT_MARKER_MIN_TTL_S), clock=clock,
-        )  # fmt: skip
+        self._credits = Credits(keys, scripts, share_bps=catalog.creator_share_bps, clock=clock)
         self._wallets = Wallets(redis, keys, clock=clock)
         self._cashouts = Cashouts(
             redis, keys, scripts, catalog, idempotency_ttl_s=idempotency_ttl_s, clock=clock
@@ -123,23 +127,54 @@ class Ledger:
         return await self._spends.debit_many(orders, live=live, now=now)
 
     # -- creator credits -----------------------------------------------------------
+    def settle_deadline(self, start_ms: int) -> int:
+        """The deadline (unix ms) of a credit or emission begun at ``start_ms``.
+
+        Half the recent window (:func:`gifting.store.retire.repair_deadline`).
+        """
+        return repair_deadline(start_ms, self.recent_s)
+
     async def settle_many(
-        self, spends: Sequence[SpendEntry], emits: Sequence[ScriptCall]
+        self,
+        spends: Sequence[SpendEntry],
+        emits: Sequence[ScriptCall],
+        *,
+        not_after: int | None = None,
     ) -> list[Exception]:
         """Credit each spend's creator and run the room ``emits``, in one round trip.
 
-        Returns the calls that failed (the persister repairs them; see
+        Credits are refused past ``not_after`` (unix ms; the emits carry their
+        own). Returns the calls that failed (the persister repairs them; see
         :meth:`Credits.settle_many`).
         """
-        return await self._credits.settle_many(spends, emits)
+        return await self._credits.settle_many(spends, emits, not_after=not_after)
 
-    async def repair_credits(self, spends: Sequence[SpendEntry], *, chunk: int = 256) -> int:
+    async def repair_credits(
+        self, spends: Sequence[SpendEntry], *, chunk: int = 256, not_after: int | None = None
+    ) -> int:
         """Credit the creators a crashed hub did not; return how many credits ran.
 
-        An EXISTS per spend finds those credited already; raises the first
-        failure (see :meth:`Credits.repair`).
+        An EXISTS per spend first finds those credited already; raises the first
+        failure, a refusal past ``not_after`` included (see :meth:`Credits.repair`).
         """
-        return await self._credits.repair(spends, chunk=chunk)
+        return await self._credits.repair(spends, chunk=chunk, not_after=not_after)
+
+    async def retire(self, spends: Sequence[SpendEntry], *, keep_s: int | None = None) -> int:
+        """Shorten the Redis records of ``spends`` to the recent window; return how many.
+
+        Only for spends PostgreSQL holds whose outbox entries were
+        acknowledged (the persister, after commit and XACK): see
+        :mod:`gifting.store.retire` for why nothing can then use them late.
+        ``keep_s`` defaults to the ledger's recent window. Raises the first
+        failure (the records then keep no expiry; nothing is wrong with money).
+        """
+        calls = retire_calls(self._keys, spends, self.recent_s if keep_s is None else keep_s)
+        shortened = 0
+        for reply in await self._scripts.run_many(calls, lane="persister"):
+            if isinstance(reply, Exception):
+                raise reply
+            shortened += int(reply[0])
+        return shortened
 
     async def credit_creator(
         self, *, spend_event: str, creator: str, coins: int, stream: str, sender: str

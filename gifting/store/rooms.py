@@ -21,6 +21,7 @@ from gifting.core.entries import SpendEntry
 from gifting.core.errors import BadRequest, CursorExpired
 from gifting.core.events import spend_event
 from gifting.store.keys import Keys
+from gifting.store.retire import settle_failure
 from gifting.store.scripts import ScriptCall, Scripts
 
 _json = msgspec.json.Encoder()
@@ -98,8 +99,16 @@ class RoomLog:
         coins: int = 0,
         gifts: int = 0,
         item_field: str = "",
+        until_retired: bool = False,
+        not_after: int | None = None,
     ) -> tuple[list[str], list[str | int]]:
-        """KEYS and ARGV of emit.lua for one event (for batching in a pipeline)."""
+        """KEYS and ARGV of emit.lua for one event (for batching in a pipeline).
+
+        ``once``: keep a marker so the event is emitted once (for the
+        idempotency TTL, or with ``until_retired`` without expiry until the
+        persister retires it: a spend's). ``not_after`` (unix ms): past it
+        Redis refuses a first emission (``stale``).
+        """
         k = self.keys
         keys = [
             k.room_emitted(stream, str(body["event"])),
@@ -114,13 +123,14 @@ class RoomLog:
             _json.encode(body).decode(),
             self.max_events,
             min_id,
-            self.marker_ttl_s if once else 0,
+            (-1 if until_retired else self.marker_ttl_s) if once else 0,
             k.room_channel(stream),
             sender,
             sender_name,
             coins,
             gifts,
             item_field,
+            "" if not_after is None else not_after,
         ]
         return keys, args
 
@@ -130,8 +140,14 @@ class RoomLog:
         status, seq, cursor = await self.scripts.run("emit", keys, args)
         return Emitted(int(seq), cursor, status == "replay")
 
-    def spend_emit_args(self, entry: SpendEntry) -> tuple[list[str], list[str | int]]:
-        """emit.lua arguments for the room event of a settled spend outbox entry."""
+    def spend_emit_args(
+        self, entry: SpendEntry, *, not_after: int | None = None
+    ) -> tuple[list[str], list[str | int]]:
+        """emit.lua arguments for the room event of a settled spend outbox entry.
+
+        Its marker has no expiry until the persister retires it; ``not_after``
+        is the emission's deadline (see :mod:`gifting.store.retire`).
+        """
         body = spend_event(entry, self.catalog)
         gift = entry.kind == "gift"
         return self.emit_args(
@@ -142,11 +158,13 @@ class RoomLog:
             coins=entry.coins,
             gifts=entry.count if gift else 0,
             item_field=f"gift:{entry.item}" if gift else "",
+            until_retired=True,
+            not_after=not_after,
         )
 
-    async def emit_spend(self, entry: SpendEntry) -> Emitted:
-        """Emit the room event of a settled spend, once (the repair path uses this too)."""
-        keys, args = self.spend_emit_args(entry)
+    async def emit_spend(self, entry: SpendEntry, *, not_after: int | None = None) -> Emitted:
+        """Emit the room event of a settled spend, once (refused past ``not_after``)."""
+        keys, args = self.spend_emit_args(entry, not_after=not_after)
         status, seq, cursor = await self.scripts.run("emit", keys, args)
         return Emitted(int(seq), cursor, status == "replay")
 
@@ -154,24 +172,29 @@ class RoomLog:
         """Close the private pipeline connections of the batch calls (not the Redis client)."""
         await self.scripts.close()
 
-    async def emit_spends(self, entries: Sequence[SpendEntry]) -> None:
+    async def emit_spends(
+        self, entries: Sequence[SpendEntry], not_after: int | None = None
+    ) -> None:
         """Emit the room events of settled spends, once each, in one pipeline (repair path).
 
         One EXISTS per event first (the marker emit.lua sets): the hub emitted
-        almost all of them already, and only the rest run the script.
+        almost all of them already, and only the rest run the script, refused
+        past ``not_after`` (then :class:`~gifting.store.retire.LateSettle` is
+        raised, like any failure: the caller retries the batch).
         """
         entries = [e for e in entries if e.stream]
         shown = await self.scripts.exists_many(
             [self.keys.room_emitted(e.stream, e.event) for e in entries], lane="repair"
         )
         calls = [
-            ScriptCall("emit", *self.spend_emit_args(e))
+            ScriptCall("emit", *self.spend_emit_args(e, not_after=not_after))
             for e, done in zip(entries, shown, strict=True)
             if not done
         ]
         for reply in await self.scripts.run_many(calls):
-            if isinstance(reply, Exception):
-                raise reply
+            failure = settle_failure(reply)
+            if failure is not None:
+                raise failure
 
     async def since(self, stream: str, cursor: str, limit: int = 20_000) -> list[HistoryEntry]:
         """The events after ``cursor``, oldest first; raise CursorExpired if some were trimmed."""

@@ -25,6 +25,7 @@ SCRIPT_NAMES = (
     "cashout_hold",
     "cashout_settle",
     "emit",
+    "retire",
 )
 
 

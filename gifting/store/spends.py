@@ -2,8 +2,9 @@
 
 A spend is a gift, an effect, a highlighted comment (each to a stream's
 creator) or a profile badge (to the platform). The script checks the live
-flag the caller read, the balance and the monthly budget before its first
-write, keeps the result of every message id (failures too) and appends the
+flag the caller read and the stream's gate in its own slot (closed by the
+stream's end), the balance and the monthly budget before its first write,
+keeps the result of every message id (failures too) and appends the
 settled entry to the sender's outbox. :func:`spend_call` builds one call (pure,
 for a pipeline); :func:`spend_outcome` reads its reply; :meth:`Spends.debit_many`
 sends a batch in one round trip.
@@ -17,7 +18,8 @@ from dataclasses import dataclass
 from gifting.clock import now_ms
 from gifting.core.entries import SpendArgs, SpendEntry, pairs
 from gifting.core.errors import BadRequest, GiftingError, Unavailable, refusal
-from gifting.core.ids import check_id, fingerprint, new_event_id
+from gifting.core.idempotency import KeptSpend
+from gifting.core.ids import check_id, new_event_id
 from gifting.core.money import MAX_SPEND_COINS, is_whole, month_of
 from gifting.core.pricing import Priced
 from gifting.store.keys import Keys, shard_of
@@ -88,7 +90,9 @@ def spend_call(
 
     ``live`` is the stream's state read by the caller just before (it lives
     in another slot). A stream that ends between that read and the script
-    may still take this one spend: the race is one round trip wide.
+    does not take the spend: the script also checks the stream's gate in the
+    sender's slot, which the end closes in every shard before it is announced
+    (:meth:`gifting.store.streams.Streams.end`).
     """
     check_id(order.sender, "sender")
     check_id(order.client_id, "id")
@@ -105,19 +109,35 @@ def spend_call(
     ):
         raise BadRequest("the price of a spend must be a positive whole number of coins")
     sender = order.sender
+    shard = shard_of(sender)
     call_keys = [
         keys.wallet(sender),
         keys.spend_result(sender, order.client_id),
-        keys.outbox(shard_of(sender)),
+        keys.outbox(shard),
         keys.combo(sender, order.stream),
+        keys.stream_gate(shard, order.stream),  # a badge's (no stream) is never touched
     ]
+    flag = "0" if not live else "1" if order.stream else "-"
+    fields = spend_args(order)
     args: list[str | int] = [
-        fingerprint(p.kind, p.item, p.count, order.stream, order.text),
-        p.coins, month_of(now), new_event_id(now), now, idempotency_ttl_s,
+        fields.fingerprint(), p.coins, month_of(now), new_event_id(now), now, idempotency_ttl_s,
         p.item if p.kind == "gift" and p.streakable else "", combo_window_ms,
-        p.count, "1" if live else "0", *pairs(spend_args(order).to_fields()),
+        p.count, flag, *pairs(fields.to_fields()),
     ]  # fmt: skip
     return ScriptCall("spend", call_keys, args)
+
+
+def kept_outcome(order: SpendOrder, kept: KeptSpend) -> SpendResult | GiftingError:
+    """What a retry of ``order`` gets when PostgreSQL kept its id: a replay, or ``conflict``.
+
+    The same as spend.lua answers from its Redis record: the original result
+    for the same payload (fingerprint), a conflict for another one.
+    """
+    if kept.fingerprint != spend_args(order).fingerprint():
+        return refusal("spend", "conflict")
+    if kept.status != "ok":
+        return refusal("spend", kept.status)
+    return SpendResult(kept.event, kept.balance, kept.combo, True)
 
 
 def spend_outcome(reply: Sequence[str]) -> SpendResult:

@@ -2,13 +2,21 @@
 
 A stream's keys share the hash tag ``{r:<stream>}``. The spend script never
 reads them (they live in another slot): the hub reads ``live`` just before a
-spend (:meth:`Streams.live_many`, once per batch), and ``end`` flips it, so a
-spend racing an end may land one round trip after it (documented in
-docs/architecture.md).
+spend (:meth:`Streams.live_many`, once per batch). That read is one round
+trip old when the script runs, so :meth:`Streams.end` first closes the
+stream's gate in every wallet shard (``Keys.stream_gate``: 16 small writes,
+each in its own slot), and spend.lua refuses a spend whose shard's gate is
+closed. Once ``end`` has returned, no spend to the stream is debited.
+
+Each gate also counts the spends spend.lua debited to the stream in its
+shard, and emit.lua counts the spends the room has shown, so the hub can
+hold ``stream_ended`` until every debited gift was shown before it
+(:meth:`Streams.wait_shown`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import secrets
 from collections.abc import Callable, Iterable
@@ -25,6 +33,11 @@ from gifting.store.keys import Keys
 
 MAX_TITLE_LENGTH = 200
 MAX_GOAL = 10**12
+#: How long an ended stream's gates are kept: far longer than any batch takes from
+#: its live read to its scripts (bounded by the Redis timeout), short enough that
+#: ended streams do not pile up gates.
+ENDED_GATE_TTL_S = 24 * 3600
+_SHOWN_POLL_S = 0.02
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,15 +157,54 @@ class Streams:
         return stream
 
     async def end(self, stream_id: str, user: str) -> tuple[Stream, bool]:
-        """End the stream (only its creator may); returns (stream, whether it was live)."""
+        """End the stream (only its creator may); returns (stream, whether it was live).
+
+        Closes the stream's gate in every wallet shard first (also when the
+        stream had ended already: a retry finishes an end cut short), then
+        flips ``live``. Once this returns, no spend to the stream is debited.
+        """
         stream = await self.get(stream_id)
         if stream.creator != user:
             raise Forbidden("only the stream's creator can end it")
+        now = self.clock()
+        pipe = self.redis.pipeline(transaction=False)
+        for gate in self.keys.stream_gates(stream_id):
+            pipe.hset(gate, "ended", str(now))
+            pipe.expire(gate, ENDED_GATE_TTL_S)
+        await pipe.execute()
         if stream.live:
             await self.redis.hset(
-                self.keys.stream(stream_id), mapping={"live": "0", "ended": str(self.clock())}
+                self.keys.stream(stream_id), mapping={"live": "0", "ended": str(now)}
             )
         return await self.get(stream_id), stream.live
+
+    async def debited(self, stream_id: str) -> int:
+        """How many spends to the stream were debited (its gates' counts, one round trip)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for gate in self.keys.stream_gates(stream_id):
+            pipe.hget(gate, "debits")
+        return sum(int(n) for n in await pipe.execute() if n is not None)
+
+    async def shown(self, stream_id: str) -> int:
+        """How many spends the stream's room has shown (emit.lua counts each once)."""
+        return int(await self.redis.hget(self.keys.stream_totals(stream_id), "spends") or 0)
+
+    async def wait_shown(self, stream_id: str, timeout_s: float) -> bool:
+        """Wait until the room has shown every spend debited to the ended stream.
+
+        The hub that debited a spend shows it right after the ack, and the
+        persister shows what a crashed hub left; so this normally returns in
+        a few milliseconds. False after ``timeout_s`` (the room then shows
+        ``stream_ended`` before a late gift: the caller logs it).
+        """
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while True:
+            debited = await self.debited(stream_id)
+            if await self.shown(stream_id) >= debited:
+                return True
+            if asyncio.get_running_loop().time() >= deadline:
+                return False
+            await asyncio.sleep(_SHOWN_POLL_S)
 
     async def set_goal(self, stream_id: str, user: str, target: object, gift: object) -> Goal:
         """Set the stream goal: ``target`` coins, optionally of one gift only."""

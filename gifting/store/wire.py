@@ -7,8 +7,11 @@ trip — this module packs RESP by hand and parses the replies with hiredis in
 bulk. Everything else still goes through redis-py.
 
 One connection per :class:`WirePipeline`; calls are serialized on it (the
-callers already batch). A connection error fails the batch in flight
-(``ConnectionError``) and the next batch reconnects.
+callers already batch). A connection error, or no complete answer within the
+read timeout (a paused Redis answers nothing), fails the batch in flight
+(``ConnectionError``) and the next batch reconnects. :meth:`WirePipeline.like`
+takes its timeouts from the redis-py client's ``socket_timeout`` and
+``socket_connect_timeout``, so one setting bounds every Redis call.
 
 The connection is made like the redis-py client's (:meth:`WirePipeline.like`):
 plain TCP, a unix socket, or TLS with the very ``SSLContext`` redis-py would
@@ -38,6 +41,8 @@ from redis.exceptions import ResponseError
 _CRLF = b"\r\n"
 #: What the pipeline takes from redis-py's connection settings (TLS aside).
 _ADDRESS_KEYS: Final = ("host", "port", "db", "password", "username", "path")
+#: Seconds to connect and to get a batch's answer, unless the imitated client says.
+_DEFAULT_TIMEOUT_S: Final = 5.0
 
 
 def pack_command(args: Sequence[bytes | str | int]) -> bytes:
@@ -72,8 +77,8 @@ class WirePipeline:
     def __init__(
         self,
         params: dict[str, Any],
-        connect_timeout_s: float = 5.0,
-        read_timeout_s: float = 30.0,
+        connect_timeout_s: float = _DEFAULT_TIMEOUT_S,
+        read_timeout_s: float = _DEFAULT_TIMEOUT_S,
         *,
         ssl_context: SSLContext | None = None,
     ) -> None:
@@ -112,6 +117,9 @@ class WirePipeline:
         cls, connection_class: type[Any], kwargs: Mapping[str, Any]
     ) -> WirePipeline:
         params = {k: kwargs[k] for k in _ADDRESS_KEYS if kwargs.get(k) is not None}
+        # The client's timeouts; where it has none (redis-py: "wait for ever"), ours.
+        connect = float(kwargs.get("socket_connect_timeout") or _DEFAULT_TIMEOUT_S)
+        read = float(kwargs.get("socket_timeout") or _DEFAULT_TIMEOUT_S)
         # Exact classes only: a subclass may connect its own way (a Sentinel one
         # asks the sentinels for the master), which a copy of host/port would miss.
         if connection_class is SSLConnection:
@@ -119,9 +127,9 @@ class WirePipeline:
             # defaults (certificate required, hostname checked) and every ssl_*
             # setting, as the client's pool would, whatever the redis-py version.
             context = SSLConnection(**kwargs).ssl_context.get()
-            return cls(params, ssl_context=context)
+            return cls(params, connect, read, ssl_context=context)
         if connection_class in (Connection, UnixDomainSocketConnection):
-            return cls(params)
+            return cls(params, connect, read)
         name = f"{connection_class.__module__}.{connection_class.__qualname__}"
         raise ValueError(
             f"WirePipeline cannot connect like {name}: it knows redis-py's asyncio "
@@ -132,6 +140,11 @@ class WirePipeline:
     def params(self) -> dict[str, Any]:
         """Where and as whom it connects: ``host``/``port`` or ``path``, ``db``, credentials."""
         return dict(self._params)
+
+    @property
+    def timeouts(self) -> tuple[float, float]:
+        """Seconds it waits to connect, and for a batch's complete answer."""
+        return self._connect_timeout_s, self._read_timeout_s
 
     @property
     def ssl_context(self) -> SSLContext | None:

@@ -25,7 +25,8 @@ __all__ = ["build_ledger", "build_roomlog", "build_streams", "redis_client"]
 REDIS_MAX_CONNECTIONS: Final = 256
 #: How long a caller waits for a free pooled connection before an error (503 over HTTP).
 REDIS_POOL_TIMEOUT_S: Final = 5.0
-REDIS_CONNECT_TIMEOUT_S: Final = 5.0
+#: How long a call waits for Redis's answer (or a new connection) unless told otherwise.
+REDIS_TIMEOUT_S: Final = 5.0
 #: Idle pooled connections are PINGed before reuse after this many seconds.
 REDIS_HEALTH_CHECK_S: Final = 15
 
@@ -35,13 +36,23 @@ def redis_client(
     *,
     max_connections: int = REDIS_MAX_CONNECTIONS,
     pool_timeout_s: float = REDIS_POOL_TIMEOUT_S,
+    timeout_s: float = REDIS_TIMEOUT_S,
 ) -> Redis:
-    """A Redis client (bytes replies) over one bounded, health-checked pool that it owns."""
+    """A Redis client (bytes replies) over one bounded, health-checked pool that it owns.
+
+    Every call waits at most ``timeout_s`` for its answer (and for a new
+    connection): a paused Redis keeps its sockets open and answers nothing, so
+    without a socket timeout a caller would wait for ever. The ledger's lean
+    pipelines (:class:`~gifting.store.wire.WirePipeline`) take the same timeouts
+    from this client. A blocking read (XREADGROUP ``BLOCK``) must block for
+    less than ``timeout_s``.
+    """
     pool = BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,
         timeout=pool_timeout_s,
-        socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
         socket_keepalive=True,
         health_check_interval=REDIS_HEALTH_CHECK_S,
     )
@@ -56,6 +67,7 @@ def build_ledger(settings: Settings, redis: Redis, catalog: Catalog) -> Ledger:
         catalog,
         idempotency_ttl_s=settings.idempotency_ttl_s,
         combo_window_ms=settings.combo_window_ms,
+        recent_s=settings.idempotency_recent_s,
     )
 
 

@@ -3,7 +3,7 @@
 A private Redis (:class:`gifting.embedded.EmbeddedRedis`, append-only file,
 ``appendfsync always`` like the embedded default) gets the project's
 spend.lua (``SCRIPT LOAD``) and a funded wallet; then the C ``redis-benchmark``
-sends ``EVALSHA <sha> 4 <keys> <args>`` exactly as
+sends ``EVALSHA <sha> <numkeys> <keys> <args>`` exactly as
 :func:`gifting.store.spends.spend_call` builds them for a one-coin Rose gift,
 with ``__rand_int__`` in the client message id (a fresh spend-result key each
 call, so every call is a real, new debit) and in the event id. The outbox
@@ -83,7 +83,7 @@ class RedisSpendFigures:
 def spend_command(
     sha: str, *, prefix: str = "g", now_ms: int | None = None, nonce: str | None = None
 ) -> list[str]:
-    """``EVALSHA <sha> 4 <keys...> <args...>`` of a Rose gift, as ``spend_call`` builds it.
+    """``EVALSHA <sha> <numkeys> <keys...> <args...>`` of a Rose gift, as ``spend_call`` builds it.
 
     The client message id is ``b<nonce>-__rand_int__`` and the event id ends
     in ``__rand_int__``, so each ``redis-benchmark`` call is a fresh spend.

@@ -22,7 +22,7 @@ HOOK_S = float(os.environ.get("SLOW_HOOK_S", "0.002"))
 ACK_S = float(os.environ.get("SLOW_ACK_S", "0.03"))
 
 
-async def slow_hook(entries: list[SpendEntry]) -> None:
+async def slow_hook(entries: list[SpendEntry], not_after: int) -> None:
     await asyncio.sleep(HOOK_S)
 
 

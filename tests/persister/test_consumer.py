@@ -76,7 +76,7 @@ async def test_persists_every_event_once_and_repairs_creator_credits(
     await ledger.refund("p-carol")
     hooked: list[tuple[str, int]] = []
 
-    async def on_spends(entries: list[SpendEntry]) -> None:
+    async def on_spends(entries: list[SpendEntry], not_after: int) -> None:
         # Called before the XACK: the spends are still pending in their outboxes.
         for entry in entries:
             summary = await redis.xpending(keys.outbox(shard_of(entry.user)), GROUP)

@@ -381,7 +381,7 @@ async def test_run_many_returns_results_in_order_and_reloads_after_script_flush(
         CreditArgs(
             user="creator1", spend_event=results[0].event, coins=10, stream="s1", sender="kim"
         ),
-        share_bps=catalog.creator_share_bps, marker_ttl_s=3600, now=now,
+        share_bps=catalog.creator_share_bps, now=now,
     )  # fmt: skip
     mixed = await scripts.run_many(
         [credit, spend_call(keys, gift_order(catalog, "kim", "t1", "rosa"), live=True, now=now),

@@ -35,6 +35,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from gifting.embedded import EmbeddedError, find_redis_server
 from gifting.store.wire import WirePipeline, pack_command
+from gifting.store.wiring import redis_client
 
 # No deadline: the test machine is shared, and a slow example there is load, not a
 # regression.
@@ -145,6 +146,15 @@ def test_like_a_plain_client_speaks_plain_tcp() -> None:
         "username": "user",
         "password": "secret",
     }
+
+
+def test_like_takes_the_clients_timeouts() -> None:
+    # One setting bounds every Redis call: the lean pipeline answers a paused Redis
+    # as late as the client it imitates, never later (it used to wait 30 s).
+    client = redis_client("redis://example.internal:6380/0", timeout_s=1.5)
+    assert WirePipeline.like(client).timeouts == (1.5, 1.5)
+    assert WirePipeline.from_url("redis://h/0?socket_timeout=2").timeouts == (5.0, 2.0)
+    assert WirePipeline.like(Redis.from_url("redis://h/0", socket_timeout=None)).timeouts[1] <= 5
 
 
 def test_from_url_reads_what_redis_py_reads() -> None:

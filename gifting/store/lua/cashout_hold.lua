@@ -47,8 +47,10 @@ redis.call('XADD', KEYS[5], '*', 'type', 'cashout_hold', 'user', ARGV[9], 'casho
 redis.call('HINCRBY', KEYS[1], 'diamonds', -diamonds)
 redis.call('HINCRBY', KEYS[1], 'held', diamonds)
 redis.call('HSET', KEYS[1], 'cday', ARGV[4], 'ctotal', tostring(today + diamonds))
+-- The record keeps the day whose cap it counts against: a failed payout gives it back.
 redis.call('HSET', KEYS[2], 'id', ARGV[1], 'user', ARGV[9], 'diamonds', ARGV[2], 'amount', ARGV[6],
-           'currency', ARGV[7], 'status', 'held', 'created', ARGV[8], 'event', ARGV[11])
+           'currency', ARGV[7], 'status', 'held', 'created', ARGV[8], 'event', ARGV[11],
+           'day', ARGV[4])
 redis.call('SET', KEYS[3], ARGV[1] .. ':' .. ARGV[2], 'EX', tonumber(ARGV[10]))
 redis.call('ZADD', KEYS[4], tonumber(ARGV[8]), ARGV[1])
 return {'ok', ARGV[1]}

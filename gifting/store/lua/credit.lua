@@ -13,14 +13,24 @@
 -- ARGV[2]  creator share, basis points
 -- ARGV[3]  new event id for the credit
 -- ARGV[4]  now, unix ms
--- ARGV[5]  seconds to keep the credited marker
+-- ARGV[5]  not after, unix ms: past it (Redis's clock) the credit is refused "stale"
 -- ARGV[6..] outbox entry field/value pairs (diamonds, event, ts are appended)
 --
--- Returns {status, diamonds}: "ok" or "replay" (already credited; diamonds then
--- are those of the first credit).
+-- Returns {status, diamonds}: "ok", "replay" (already credited; diamonds then
+-- are those of the first credit) or "stale" (nothing written).
+--
+-- The credited marker has no expiry until the persister, having persisted and
+-- acknowledged the spend, shortens it to a recent window (retire.lua). A
+-- caller past its deadline (ARGV[5], half that window after the spend or
+-- after the persister read its entry) is refused, so no credit can run after
+-- its marker expired (gifting/store/retire.py gives the argument).
 
 local done = redis.call('GET', KEYS[2])
 if done then return {'replay', done} end
+local t = redis.call('TIME')
+if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(ARGV[5]) then
+  return {'stale', ''}
+end
 
 local function earned(c, bps)
   local q = math.floor(c / 10000)
@@ -44,5 +54,5 @@ redis.call('XADD', KEYS[3], '*', unpack(entry))
 redis.call('HINCRBY', KEYS[1], 'received', coins)
 redis.call('HINCRBY', KEYS[1], 'earned', delta)
 redis.call('HINCRBY', KEYS[1], 'diamonds', delta)
-redis.call('SET', KEYS[2], tostring(delta), 'EX', tonumber(ARGV[5]))
+redis.call('SET', KEYS[2], tostring(delta))
 return {'ok', tostring(delta)}

@@ -10,28 +10,38 @@
 -- KEYS[1]  marker key for this event (set once emitted)   {r:stream}
 -- KEYS[2]  seq counter                                     {r:stream}
 -- KEYS[3]  history stream                                  {r:stream}
--- KEYS[4]  totals hash                                     {r:stream}
+-- KEYS[4]  totals hash (coins, gifts, spends shown)        {r:stream}
 -- KEYS[5]  top gifters sorted set                          {r:stream}
 -- KEYS[6]  display names hash                              {r:stream}
 -- ARGV[1]  event body, JSON object without seq/cursor
 -- ARGV[2]  history max length (approximate)
 -- ARGV[3]  history min id (ms): older entries may be trimmed
--- ARGV[4]  marker ttl, seconds ("0": no marker, always emit)
+-- ARGV[4]  marker ttl, seconds ("0": no marker, always emit; "-1": a marker without
+--          expiry, for a spend: the persister shortens it once durable, retire.lua)
 -- ARGV[5]  pub/sub channel
 -- ARGV[6]  sender id ("" when the event is not a spend)
 -- ARGV[7]  sender display name
 -- ARGV[8]  coins of the spend (0: no totals update)
 -- ARGV[9]  gifts to count (the gift count, 0 for other spends)
 -- ARGV[10] totals field of the item ("gift:<id>", or "")
+-- ARGV[11] not after, unix ms ("": no deadline): past it (Redis's clock) the event is
+--          refused "stale" unless it was emitted already (see credit.lua)
 --
--- Returns {status, seq, cursor}: "ok", or "replay" with the first emission's.
+-- Returns {status, seq, cursor}: "ok", "replay" with the first emission's, or
+-- "stale" (nothing written).
 
 local ttl = tonumber(ARGV[4])
-if ttl > 0 then
+if ttl ~= 0 then
   local prior = redis.call('GET', KEYS[1])
   if prior then
     local sep = string.find(prior, '|', 1, true)
     return {'replay', string.sub(prior, 1, sep - 1), string.sub(prior, sep + 1)}
+  end
+end
+if ARGV[11] and ARGV[11] ~= '' then
+  local t = redis.call('TIME')
+  if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(ARGV[11]) then
+    return {'stale', '0', ''}
   end
 end
 
@@ -43,6 +53,7 @@ local cursor = id .. '_' .. seq
 local coins = tonumber(ARGV[8])
 if coins > 0 then
   redis.call('HINCRBY', KEYS[4], 'coins', coins)
+  redis.call('HINCRBY', KEYS[4], 'spends', 1)
   if tonumber(ARGV[9]) > 0 then redis.call('HINCRBY', KEYS[4], 'gifts', tonumber(ARGV[9])) end
   if ARGV[10] ~= '' then redis.call('HINCRBY', KEYS[4], ARGV[10], coins) end
   redis.call('ZINCRBY', KEYS[5], coins, ARGV[6])
@@ -50,6 +61,8 @@ if coins > 0 then
 end
 if ttl > 0 then
   redis.call('SET', KEYS[1], seq .. '|' .. cursor, 'EX', ttl)
+elseif ttl < 0 then
+  redis.call('SET', KEYS[1], seq .. '|' .. cursor)
 end
 redis.call('PUBLISH', ARGV[5], seq .. '|' .. cursor .. '|' .. ARGV[1])
 return {'ok', tostring(seq), cursor}

@@ -8,20 +8,35 @@
 -- KEYS[2]  spend-result hash for this message   {wNN}
 -- KEYS[3]  outbox stream of the sender's shard  {wNN}
 -- KEYS[4]  combo hash (sender, stream)          {wNN}
+-- KEYS[5]  the stream's gate in this shard       {wNN}  (untouched without a stream)
 -- ARGV[1]  payload fingerprint
 -- ARGV[2]  price: total coins, integer > 0
 -- ARGV[3]  current month "YYYY-MM" (UTC), for the monthly budget
 -- ARGV[4]  new event id (used only if the spend succeeds)
 -- ARGV[5]  now, unix ms
--- ARGV[6]  seconds to keep the result of this message id
+-- ARGV[6]  seconds to keep the result of a refused spend (a debited spend's result
+--          is kept until the persister made it durable: see below)
 -- ARGV[7]  streak gift id, "" when the spend cannot combo
 -- ARGV[8]  combo window, ms
 -- ARGV[9]  count added to the streak
--- ARGV[10] "1" if the stream is live (checked by the caller just before), else "0"
+-- ARGV[10] the live flag read by the caller just before: "1" the stream is live,
+--          "0" not live (refused), "-" live and no stream (a badge: no gate)
 -- ARGV[11..] outbox entry field/value pairs (balance, combo, event, ts are appended)
 --
 -- Returns {status, balance, event, combo} as strings; status is "ok",
 -- "replay:<stored status>", "conflict", or an error code.
+--
+-- The live flag comes from another slot one round trip earlier; the stream's
+-- gate in this slot closes that gap. Ending a stream closes its gate in every
+-- shard before the end is announced, so a spend that runs after that is
+-- refused "stream_not_live" whatever flag it carries. The gate also counts
+-- the spends debited to the stream in this shard ('debits'), so the end can
+-- wait until the room has shown them all before "stream_ended".
+--
+-- A debited spend's result has no expiry here: PostgreSQL becomes its
+-- long-term record (spend_ids), and only then does the persister shorten it
+-- to a recent window (retire.lua). A refused spend moved no money and is kept
+-- ARGV[6] seconds (gifting/core/idempotency.py says why).
 
 local prev = redis.call('HMGET', KEYS[2], 'fp', 'status', 'balance', 'event', 'combo')
 if prev[1] then
@@ -38,7 +53,7 @@ local spent = 0
 if w[3] == ARGV[3] then spent = tonumber(w[4] or '0') end
 
 local status = 'ok'
-if ARGV[10] ~= '1' then
+if ARGV[10] == '0' or (ARGV[10] == '1' and redis.call('HEXISTS', KEYS[5], 'ended') == 1) then
   status = 'stream_not_live'
 elseif coins < price then
   status = 'insufficient_funds'
@@ -78,6 +93,7 @@ entry[#entry + 1] = 'combo'; entry[#entry + 1] = tostring(combo)
 redis.call('XADD', KEYS[3], '*', unpack(entry))
 
 redis.call('HINCRBY', KEYS[1], 'coins', -price)
+if ARGV[10] == '1' then redis.call('HINCRBY', KEYS[5], 'debits', 1) end
 redis.call('HSET', KEYS[1], 'month', ARGV[3], 'spent', tostring(spent + price))
 if ARGV[7] ~= '' then
   redis.call('HSET', KEYS[4], 'gift', ARGV[7], 'count', tostring(combo), 'last', ARGV[5])
@@ -85,6 +101,5 @@ if ARGV[7] ~= '' then
 end
 redis.call('HSET', KEYS[2], 'fp', ARGV[1], 'status', 'ok', 'balance', tostring(balance),
            'event', ARGV[4], 'combo', tostring(combo))
-redis.call('EXPIRE', KEYS[2], ttl)
 
 return {'ok', tostring(balance), ARGV[4], tostring(combo)}
