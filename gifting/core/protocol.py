@@ -75,7 +75,7 @@ def _client_id_of(raw: bytes | str, encoding: Encoding) -> str | None:
     """Best effort: the ``id`` of an invalid message, so the error can echo it."""
     try:
         data = _json_any.decode(raw) if encoding == JSON else _msgpack_any.decode(_as_bytes(raw))
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return None
     if isinstance(data, dict):
         value = data.get("id")
@@ -98,6 +98,8 @@ def decode_message(raw: bytes | str, encoding: Encoding) -> ClientMessage:
         if encoding == JSON:
             return _json_decoder.decode(raw)
         return _msgpack_decoder.decode(_as_bytes(raw))
+    except RecursionError:  # a deep value skipped while looking for `op`
+        raise InvalidMessage("the message is nested too deeply", None) from None
     except msgspec.ValidationError as exc:
         text = str(exc)
         if "Invalid value" in text and "`$.op`" in text:

@@ -280,6 +280,24 @@ def test_duplicate_op_is_rejected(encoding: Encoding) -> None:
 
 
 @pytest.mark.parametrize("encoding", ENCODINGS)
+def test_deep_nesting_is_a_bad_request_not_an_internal_error(encoding: Encoding) -> None:
+    """Within the frame limit, 8,000 levels overflow the decoder's recursion limit."""
+    deep = ("[" * 8000 + "]" * 8000) if encoding == JSON else b"\x91" * 8000 + b"\xc0"
+    inside = (
+        '{"op":"gift","id":"c1","x":' + "[" * 8000 + "]" * 8000 + "}"
+        if encoding == JSON
+        else b"\x83\xa2op\xa4gift\xa2id\xa2c1\xa1x" + b"\x91" * 8000 + b"\xc0"
+    )
+    before_op = (  # skipped while looking for the tag
+        '{"count":' + "[" * 8000 + "]" * 8000 + ',"op":"gift","id":"c1","gift":"rose"}'
+        if encoding == JSON
+        else b"\x84\xa5count" + b"\x91" * 8000 + b"\xc0\xa2op\xa4gift\xa2id\xa2c1\xa4gift\xa4rose"
+    )
+    for raw in (deep, inside, before_op):
+        assert rejected(raw, encoding).code == "bad_request"
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
 @RELAXED
 @given(count=st.integers(min_value=-(2**63), max_value=2**64 - 1))
 def test_counts_outside_1_to_10000_are_rejected(encoding: Encoding, count: int) -> None:
