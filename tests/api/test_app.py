@@ -166,7 +166,12 @@ def test_cli_serve_refuses_default_secrets_outside_dev(monkeypatch: pytest.Monke
 
 
 def test_cli_prefers_the_sans_io_websocket_protocol() -> None:
-    assert _ws_protocol() == "websockets-sansio"
+    from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+    from gifting.hub.uvicorn_ws import HubWebSocketProtocol
+
+    assert _ws_protocol() is HubWebSocketProtocol
+    assert issubclass(HubWebSocketProtocol, WebSocketsSansIOProtocol)
 
 
 def test_log_lines_hide_tokens_and_overlay_keys() -> None:
