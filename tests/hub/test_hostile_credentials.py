@@ -210,8 +210,8 @@ def _overlay_url(hub: HubServer, stream: str, key: str | None) -> str:
 
 
 async def test_overlay_keys_that_are_not_the_streams_are_refused_alike(guarded: Guarded) -> None:
-    """Wrong, another stream's, empty, missing, huge, or a real key on an unknown stream:
-    one error, one message, one close code."""
+    """Wrong, another stream's, empty, missing, huge, a real key on an unknown stream, the
+    creator's token instead of the key: one error, one message, one close code."""
     hub = guarded.hub
     stream, key = await hub.stream()
     other, other_key = await hub.stream("dave")
@@ -225,6 +225,11 @@ async def test_overlay_keys_that_are_not_the_streams_are_refused_alike(guarded: 
     answers = set()
     for s, k in cases:
         error = await guarded.refused(_overlay_url(hub, s, k), "forbidden")
+        answers.add((error["code"], error["message"]))
+    # The creator's own token is no overlay key (it is not even looked at).
+    owner = {"Authorization": f"Bearer {hub.token('carol', creator=True)}"}
+    for s, k in [(stream, None), (stream, ""), (stream, hub.token("carol", creator=True))]:
+        error = await guarded.refused(_overlay_url(hub, s, k), "forbidden", owner)
         answers.add((error["code"], error["message"]))
     assert answers == {("forbidden", "wrong overlay key")}
     async with hub.overlay(stream, key) as ws:  # the right key still opens it
@@ -260,3 +265,19 @@ async def test_a_malformed_stream_id_is_a_bad_request_on_both_sockets(guarded: G
         await guarded.refused(_overlay_url(hub, bad, key), "bad_request")
         viewer = f"{hub.ws}/v1/ws/viewer?stream={quote(bad, safe='')}"
         await guarded.refused(viewer, "bad_request", {"Authorization": f"Bearer {hub.token('a')}"})
+
+
+@pytest.mark.parametrize("size", [5000, 64 * 1024, 1024 * 1024])
+async def test_a_huge_token_over_http_is_refused_promptly(guarded: Guarded, size: int) -> None:
+    """The same tokens on the HTTP API of the same server (httptools): 401, never a 5xx."""
+    import httpx
+
+    before = await guarded.state()
+    async with httpx.AsyncClient(timeout=5) as client:
+        r = await client.get(f"http://127.0.0.1:{guarded.hub.port}/v1/wallet",
+                             headers={"Authorization": "Bearer " + "a" * size})  # fmt: skip
+    assert r.status_code in (401, 431), r.status_code
+    if r.status_code == 401:
+        assert r.json() == {"code": "unauthorized", "message": "bearer token is too long"}
+    assert await guarded.state() == before
+    assert not guarded.log.take()
