@@ -275,8 +275,13 @@ async def test_overlay_keys_that_are_not_the_streams_are_refused_alike(guarded: 
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def live_stream(hub: HubServer) -> tuple[str, str]:
-    """A live stream and its overlay key."""
-    return await hub.stream()
+    """A live stream with a few events in its room's history, and its overlay key."""
+    stream, key = await hub.stream()
+    async with hub.viewer(stream, "alice") as ws:
+        for i in range(3):
+            await ws.send(encode({"op": "comment", "id": f"hello-{i}", "text": "hello"}))
+            assert (await recv_until(ws, lambda m: m["op"] in ("ack", "error")))["op"] == "ack"
+    return stream, key
 
 
 @settings(max_examples=40, deadline=None,
@@ -293,6 +298,52 @@ async def test_a_guessed_overlay_key_is_refused(
     assert guess != key
     error = await guarded.refused(_overlay_url(guarded.hub, stream, guess), "forbidden")
     assert error["message"] == "wrong overlay key"
+
+
+cursors = st.one_of(
+    st.text(max_size=70),
+    st.tuples(st.sampled_from(["0", "1", "99999999999999999999", "18446744073709551616", "٣",
+                               "²", "-1", "", "1e3", " 1", "00"]),
+              st.sampled_from(["0", "1", "٣", "²", "18446744073709551616", ""]),
+              st.sampled_from(["0", "1", "5", "²", "٣", "-1", "9" * 30, ""]))
+    .map(lambda t: f"{t[0]}-{t[1]}_{t[2]}"),
+)  # fmt: skip
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(since=cursors)
+async def test_a_hostile_since_cursor_is_refused_or_expired_never_an_internal_error(
+    guarded: Guarded, live_stream: tuple[str, str], since: str
+) -> None:
+    """An overlay's ``since=``: a malformed cursor is ``bad_request`` and 1008; one that
+    parses but is not of this room gets ``cursor_expired`` and a snapshot, or its history;
+    never 1011 (which tells the overlay to come back with the same cursor)."""
+    hub = guarded.hub
+    stream, key = live_stream
+    guarded.log.take()  # what a failed example before this one left
+    before = await guarded.state()
+    url = _overlay_url(hub, stream, key) + f"&since={quote(since, safe='')}"
+    got: list[dict[str, Any]] = []
+    async with websockets.connect(url) as ws:
+        await ws.send(encode({"op": "ping", "id": "p"}))
+        try:
+            async with asyncio.timeout(5):
+                while not got or got[-1] != {"op": "pong", "id": "p"}:
+                    got.append(await recv(ws))
+            close = None
+        except websockets.ConnectionClosed as closed:
+            close = closed.rcvd
+    errors = [m["code"] for m in got if m["op"] == "error"]
+    if errors == ["bad_request"]:
+        assert close is not None and close.code == 1008, (close, got)
+    else:
+        assert close is None, (close, got)
+        assert errors in ([], ["cursor_expired"]), got
+        if errors:
+            assert got[1]["op"] == "snapshot", got
+    assert await guarded.state() == before
+    assert not guarded.log.take()
 
 
 async def test_a_malformed_stream_id_is_a_bad_request_on_both_sockets(guarded: Guarded) -> None:
