@@ -47,11 +47,19 @@ def _default_port() -> int:
     return int(raw) if raw.isdigit() and 0 < int(raw) < 65536 else DEFAULT_PORT
 
 
-def _ws_protocol() -> str:
-    """``websockets-sansio`` when this uvicorn has it (faster fan-out), else ``websockets``."""
+def _ws_protocol() -> str | type[asyncio.Protocol]:
+    """uvicorn's ``websockets-sansio`` when it has it (faster fan-out), else ``websockets``.
+
+    The sans-I/O one in the subclass that answers every refused handshake
+    (gifting/hub/uvicorn_ws.py).
+    """
     from uvicorn.config import WS_PROTOCOLS
 
-    return "websockets-sansio" if "websockets-sansio" in WS_PROTOCOLS else "websockets"
+    if "websockets-sansio" not in WS_PROTOCOLS:
+        return "websockets"
+    from gifting.hub.uvicorn_ws import HubWebSocketProtocol
+
+    return HubWebSocketProtocol
 
 
 def _loop() -> str:

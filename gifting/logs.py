@@ -8,6 +8,11 @@ each request, and the event ids the code logs. :class:`RedactSecrets` hides ``to
 values; :func:`install_redaction` puts it on those loggers (the app does this
 at build, so ``uvicorn --factory gifting.app:create_app`` is covered too), and
 :func:`log_config` is the config ``gifting serve`` hands to uvicorn.
+
+Clients must not be able to write server errors into the log at will:
+:class:`ClientFaultsAsWarnings` turns uvicorn's ``ERROR`` with a traceback for
+a client's text frame that is not UTF-8 (which it then closes with 1007, as
+it should) into a one-line ``WARNING``; :func:`install_redaction` installs it too.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = [
     "UVICORN_LOGGERS",
+    "ClientFaultsAsWarnings",
     "JsonFormatter",
     "RedactSecrets",
     "RequestIds",
@@ -58,6 +64,26 @@ class RedactSecrets(logging.Filter):
                 self._SECRET.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args
             )
         return True
+
+
+class ClientFaultsAsWarnings(logging.Filter):
+    """Log what a client did wrong as a one-line ``WARNING``, not an ``ERROR`` with a traceback.
+
+    uvicorn's sans-I/O WebSocket logs a text frame that is not UTF-8 with
+    ``logger.exception`` before closing the connection with 1007: any client
+    could fill the error log (and page whoever watches it) at will.
+    """
+
+    CLIENT_FAULTS: Final = frozenset({"Invalid UTF-8 sequence received from client."})
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Demote a client fault in place; never drops a record."""
+        if record.levelno > logging.WARNING and str(record.msg) in self.CLIENT_FAULTS:
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info = record.exc_text = None
+        return True
+
+
 
 
 class JsonFormatter(logging.Formatter):
@@ -147,8 +173,10 @@ class RequestIds:
 
 
 def install_redaction() -> None:
-    """Put :class:`RedactSecrets` on uvicorn's loggers (once, however often called)."""
+    """Put :class:`RedactSecrets` and :class:`ClientFaultsAsWarnings` on uvicorn's loggers
+    (once, however often called)."""
     for name in UVICORN_LOGGERS:
         logger = logging.getLogger(name)
-        if not any(isinstance(f, RedactSecrets) for f in logger.filters):
-            logger.addFilter(RedactSecrets())
+        for kind in (RedactSecrets, ClientFaultsAsWarnings):
+            if not any(isinstance(f, kind) for f in logger.filters):
+                logger.addFilter(kind())

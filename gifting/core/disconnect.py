@@ -3,9 +3,10 @@
 Codes (RFC 6455) fall in two groups, as in docs/protocol.md and the client
 library's ``FINAL_CLOSE_CODES``:
 
-* **final** — reconnecting would not help: 1000 the stream ended, 1002/1003/1009
-  a client bug, 1008 bad credentials, unknown stream, wrong overlay key or
-  flooding;
+* **final** — reconnecting would not help: 1000 the stream ended,
+  1002/1003/1007/1009 a client bug (1007, a text frame that is not UTF-8, and
+  1009 are uvicorn's), 1008 bad credentials, unknown stream, wrong overlay key
+  or flooding;
 * **reconnect** — 1001 the server is going away, 1011 an internal error or a
   keepalive timeout, 1013 the connection fell behind its room: the client
   comes back with backoff (an overlay with its last cursor).

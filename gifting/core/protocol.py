@@ -4,12 +4,16 @@ Pure: no sockets. A frame (text for ``gifting.json.v1``, binary for
 ``gifting.msgpack.v1``) is decoded straight into a typed message by msgspec,
 which validates types, required fields, unknown fields and lengths in one
 pass; anything else raises :class:`~gifting.core.errors.BadRequest` with a
-message naming the field. Server messages are plain dicts encoded once per
-encoding and shared by every connection of a room.
+message naming the field. A message with the same field twice is refused too:
+msgspec would keep the last value, another decoder (the client's, a proxy's)
+the first, and the server must not act on another message than the one meant.
+Server messages are plain dicts encoded once per encoding and shared by every
+connection of a room.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Final, Literal
 
 import msgspec
@@ -75,7 +79,7 @@ def _client_id_of(raw: bytes | str, encoding: Encoding) -> str | None:
     """Best effort: the ``id`` of an invalid message, so the error can echo it."""
     try:
         data = _json_any.decode(raw) if encoding == JSON else _msgpack_any.decode(_as_bytes(raw))
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return None
     if isinstance(data, dict):
         value = data.get("id")
@@ -92,12 +96,51 @@ class InvalidMessage(BadRequest):
         self.client_id = client_id
 
 
+class _DuplicateKey(ValueError):
+    """A JSON object holds a key twice."""
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise _DuplicateKey
+    return obj
+
+
+def _has_duplicate_keys(raw: bytes | str, encoding: Encoding) -> bool:
+    """Whether the map of a frame that decoded as a message holds a key twice.
+
+    Only called on valid messages (small maps of scalars), so its second parse
+    costs a few microseconds per spend, not per malformed frame.
+    """
+    if encoding == JSON:
+        try:
+            json.loads(raw, object_pairs_hook=_unique_pairs)
+        except _DuplicateKey:
+            return True
+        return False
+    data = _as_bytes(raw)
+    head = data[0]  # a map: fixmap 0x80-0x8f, map16 0xde, map32 0xdf
+    size = data[1:3] if head == 0xDE else data[1:5]
+    pairs = head & 0x0F if head < 0x90 else int.from_bytes(size)
+    return pairs != len(_msgpack_any.decode(data))
+
+
 def decode_message(raw: bytes | str, encoding: Encoding) -> ClientMessage:
     """Decode and validate one client frame, or raise :class:`InvalidMessage`."""
+    message = _decode(raw, encoding)
+    if _has_duplicate_keys(raw, encoding):
+        raise InvalidMessage("a field appears more than once", message.id)
+    return message
+
+
+def _decode(raw: bytes | str, encoding: Encoding) -> ClientMessage:
     try:
         if encoding == JSON:
             return _json_decoder.decode(raw)
         return _msgpack_decoder.decode(_as_bytes(raw))
+    except RecursionError:  # a deep value skipped while looking for `op`
+        raise InvalidMessage("the message is nested too deeply", None) from None
     except msgspec.ValidationError as exc:
         text = str(exc)
         if "Invalid value" in text and "`$.op`" in text:

@@ -8,6 +8,7 @@ whole again after a gap (``since=cursor``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -45,13 +46,21 @@ class HistoryEntry:
     body: bytes
 
 
+_CURSOR = re.compile(r"([0-9]{1,19})-([0-9]{1,19})_([0-9]{1,19})")
+_INT64_MAX = 2**63 - 1
+
+
 def parse_cursor(cursor: str) -> tuple[str, int]:
-    """Split a cursor ``<ms>-<n>_<seq>`` into (history stream id, seq); raise BadRequest."""
-    sid, sep, seq = cursor.partition("_")
-    ms, dash, n = sid.partition("-")
-    if not (sep and dash and ms.isdigit() and n.isdigit() and seq.isdigit()) or len(cursor) > 64:
+    """Split a cursor ``<ms>-<n>_<seq>`` into (history stream id, seq); raise BadRequest.
+
+    ASCII digits only (``str.isdigit`` takes "²", which ``int`` refuses, and
+    "٣", which Redis refuses) and each part an int64, so whatever an overlay
+    sends as ``since=`` is either a cursor Redis can range from or a bad request.
+    """
+    match = _CURSOR.fullmatch(cursor)
+    if match is None or max(int(part) for part in match.groups()) > _INT64_MAX:
         raise BadRequest("malformed cursor")
-    return sid, int(seq)
+    return f"{match[1]}-{match[2]}", int(match[3])
 
 
 def frame_envelope(seq: int, cursor: str, body: bytes) -> bytes:

@@ -150,8 +150,14 @@ class Streams:
         return {s: v == b"1" for s, v in zip(ids, await pipe.execute(), strict=True)}
 
     async def check_overlay_key(self, stream_id: str, key: str) -> Stream:
-        """Return the stream if ``key`` is its overlay key, else raise ``Forbidden``."""
-        stream = await self.get(stream_id)
+        """Return the stream if ``key`` is its overlay key, else raise ``Forbidden``.
+
+        An unknown stream gets the same refusal as a wrong key: a guess learns nothing.
+        """
+        try:
+            stream = await self.get(stream_id)
+        except NotFound:
+            raise Forbidden("wrong overlay key") from None
         if not hmac.compare_digest(stream.overlay_key.encode(), key.encode()):
             raise Forbidden("wrong overlay key")
         return stream

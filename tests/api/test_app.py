@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,7 +22,7 @@ from gifting.auth import principal_from_token
 from gifting.cli import _ws_protocol
 from gifting.cli import app as cli
 from gifting.config import Settings
-from gifting.logs import RedactSecrets, log_config
+from gifting.logs import ClientFaultsAsWarnings, RedactSecrets, log_config
 from gifting.state import AppState, Extension
 
 
@@ -165,7 +166,12 @@ def test_cli_serve_refuses_default_secrets_outside_dev(monkeypatch: pytest.Monke
 
 
 def test_cli_prefers_the_sans_io_websocket_protocol() -> None:
-    assert _ws_protocol() == "websockets-sansio"
+    from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+    from gifting.hub.uvicorn_ws import HubWebSocketProtocol
+
+    assert _ws_protocol() is HubWebSocketProtocol
+    assert issubclass(HubWebSocketProtocol, WebSocketsSansIOProtocol)
 
 
 def test_log_lines_hide_tokens_and_overlay_keys() -> None:
@@ -183,6 +189,21 @@ def test_log_lines_hide_tokens_and_overlay_keys() -> None:
     assert config["filters"]["redact"]["()"] == "gifting.logs.RedactSecrets"
     assert all(h["filters"] == ["redact"] for h in config["handlers"].values())
     assert "gifting" in config["loggers"]
+
+
+def test_a_client_fault_is_a_one_line_warning_not_an_error() -> None:
+    try:
+        b"\xff".decode()
+    except UnicodeDecodeError:
+        record = logging.LogRecord(
+            "uvicorn.error", logging.ERROR, __file__, 1,
+            "Invalid UTF-8 sequence received from client.", None, sys.exc_info(),
+        )  # fmt: skip
+    assert ClientFaultsAsWarnings().filter(record)
+    assert (record.levelno, record.levelname, record.exc_info) == (logging.WARNING, "WARNING", None)
+    other = logging.LogRecord("uvicorn.error", logging.ERROR, __file__, 1, "boom", None, None)
+    assert ClientFaultsAsWarnings().filter(other)
+    assert other.levelno == logging.ERROR
 
 
 def test_the_app_itself_hides_tokens_in_uvicorn_lines(caplog: pytest.LogCaptureFixture) -> None:

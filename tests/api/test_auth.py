@@ -2,37 +2,31 @@
 
 from __future__ import annotations
 
-import base64
-import json
-import time
+from collections.abc import AsyncIterator
+from typing import Any
 
-import jwt
 import pytest
-from api_support import JWT_SECRET, Api
+import pytest_asyncio
+from api_support import JWT_SECRET, Api, open_api, settings_for
+from redis.asyncio import Redis
 from starlette.requests import HTTPConnection
 
+from gifting.api import history
 from gifting.auth import Principal, bearer_token, mint_token, principal_from_token
 from gifting.core.errors import BadRequest, Unauthorized
+from gifting.persister.service import persister_lifespan
+from gifting.state import Extension
+from tests.hostile import bad_tokens, claims, hs256
 
 SECRET = JWT_SECRET
 
 
-def _b64(data: dict[str, object]) -> str:
-    raw = json.dumps(data, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
 def _claims(**over: object) -> dict[str, object]:
-    claims: dict[str, object] = {
-        "sub": "alice", "name": "Alice", "exp": int(time.time()) + 600,
-        "iss": "gifting", "aud": "gifting",
-    }  # fmt: skip
-    claims.update(over)
-    return {k: v for k, v in claims.items() if v is not None}
+    return claims(**over)
 
 
-def _hs256(claims: dict[str, object], secret: str = SECRET) -> str:
-    return jwt.encode(claims, secret, algorithm="HS256")
+def _hs256(body: dict[str, object], secret: str = SECRET) -> str:
+    return hs256(secret, body)
 
 
 def test_valid_token_gives_its_principal() -> None:
@@ -46,41 +40,9 @@ def test_name_defaults_to_the_user_and_roles_to_none() -> None:
     assert (p.user, p.name, p.roles) == ("alice", "alice", frozenset())
 
 
-BAD_TOKENS = {
-    "forged signature": lambda: _hs256(_claims(), "another-secret-0123456789abcdef0123"),
-    "alg none": lambda: f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(_claims())}.",
-    "alg none with a signature": lambda: (
-        f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(_claims())}."
-        + _hs256(_claims()).rsplit(".", 1)[1]
-    ),
-    "HS512": lambda: jwt.encode(_claims(), SECRET * 2, algorithm="HS512"),
-    "expired": lambda: _hs256(_claims(exp=int(time.time()) - 1)),
-    "missing exp": lambda: _hs256(_claims(exp=None)),
-    "exp in the year 3e10 (no maximum lifetime)": lambda: _hs256(_claims(exp=10**18)),
-    "exp past the maximum lifetime": lambda: _hs256(_claims(exp=int(time.time()) + 367 * 86400)),
-    "missing iss": lambda: _hs256(_claims(iss=None)),
-    "another service's iss": lambda: _hs256(_claims(iss="billing")),
-    "missing aud": lambda: _hs256(_claims(aud=None)),
-    "another audience": lambda: _hs256(_claims(aud="billing")),
-    "audience list without ours": lambda: _hs256(_claims(aud=["billing", "chat"])),
-    "exp not a number": lambda: _hs256(_claims(exp="tomorrow")),
-    "missing sub": lambda: _hs256(_claims(sub=None)),
-    "sub not a string": lambda: _hs256(_claims(sub=42)),
-    "sub with a newline": lambda: _hs256(_claims(sub="ali\nce")),
-    "sub with NUL": lambda: _hs256(_claims(sub="ali\x00ce")),
-    "sub with a space": lambda: _hs256(_claims(sub="ali ce")),
-    "sub too long": lambda: _hs256(_claims(sub="a" * 65)),
-    "empty sub": lambda: _hs256(_claims(sub="")),
-    "roles not a list": lambda: _hs256(_claims(roles="creator")),
-    "roles of numbers": lambda: _hs256(_claims(roles=[1])),
-    "name too long": lambda: _hs256(_claims(name="x" * 65)),
-    "name with control characters": lambda: _hs256(_claims(name="a\x07b")),
-    "not yet valid": lambda: _hs256(_claims(nbf=int(time.time()) + 600)),
-    "garbage": lambda: "not-a-token",
-    "two parts": lambda: "abc.def",
-    "huge": lambda: "a" * 10_000,
-    "empty": lambda: "",
-}
+#: Every kind of bad token (tests/hostile.py: alg none, HS512/RS256 headers, another key,
+#: expired, not yet valid, missing or foreign iss/aud, bad claims, garbage, huge).
+BAD_TOKENS = bad_tokens(SECRET)
 
 
 @pytest.mark.parametrize("case", list(BAD_TOKENS))
@@ -132,15 +94,93 @@ def test_bearer_token_sources() -> None:
 # --------------------------------------------------------------------------- over HTTP
 
 
-@pytest.mark.parametrize("case", ["forged signature", "alg none", "expired", "missing sub",
-                                  "sub with a newline", "garbage"])
-async def test_http_refuses_bad_tokens(api: Api, case: str) -> None:
-    r = await api.client.get(
-        "/v1/wallet", headers={"Authorization": f"Bearer {BAD_TOKENS[case]()}"}
-    )
-    assert r.status_code == 401
-    assert r.json()["code"] == "unauthorized"
-    assert r.json()["message"]
+@pytest_asyncio.fixture(loop_scope="session")
+async def money_api(
+    redis_url: str, db_url: str, key_prefix: str, redis: Redis
+) -> AsyncIterator[tuple[Api, dict[str, str]]]:
+    """The app with every bearer route (history ones too), alice's coins and badge, carol's
+    diamonds, live stream and held cash-out."""
+    persister = Extension("persister", routes=history.routes, lifespan=persister_lifespan)
+    async with open_api(settings_for(redis_url, db_url, key_prefix), redis, [persister]) as api:
+        await api.buy("alice", "coins_17500")
+        r = await api.send("POST", "/v1/badges", {"id": "b-1", "badge": "supporter"}, user="alice")
+        assert r.status_code == 200, r.text
+        await api.earn_diamonds("carol", "dave")
+        stream = (await api.create_stream("carol"))["stream"]
+        r = await api.send("POST", "/v1/cashouts", {"diamonds": 2000, "id": "held"}, user="carol")
+        yield api, {"stream": stream, "cashout": r.json()["cashout"]}
+
+
+#: Every route that needs a bearer token, with a body it would take from its owner.
+BEARER_ROUTES: list[tuple[str, str, dict[str, object] | None]] = [
+    ("GET", "/v1/wallet", None),
+    ("PUT", "/v1/wallet/budget", {"monthly": 5}),
+    ("POST", "/v1/badges", {"id": "b-2", "badge": "supporter"}),
+    ("POST", "/v1/cashouts", {"diamonds": 1000, "id": "c-2"}),
+    ("GET", "/v1/cashouts", None),
+    ("GET", "/v1/cashouts/{cashout}", None),
+    ("POST", "/v1/streams", {"title": "mine"}),
+    ("GET", "/v1/streams/{stream}/overlay", None),
+    ("PUT", "/v1/streams/{stream}/goal", {"target": 5}),
+    ("POST", "/v1/streams/{stream}/end", None),
+    ("GET", "/v1/wallet/history", None),
+    ("GET", "/v1/earnings", None),
+    ("GET", "/v1/wallet/cashouts", None),
+]
+
+
+@pytest.mark.parametrize("case", list(BAD_TOKENS))
+async def test_http_refuses_bad_tokens_on_every_route_and_changes_nothing(
+    money_api: tuple[Api, dict[str, str]], case: str
+) -> None:
+    api, ctx = money_api
+    token = BAD_TOKENS[case]()
+    before = await api.snapshot()
+    for method, path, body in BEARER_ROUTES:
+        r = await api.send(method, path.format(**ctx), body,
+                           headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+        assert r.status_code == 401, (method, path, r.status_code, r.text)
+        assert set(r.json()) == {"code", "message"}
+        assert r.json()["code"] == "unauthorized" and r.json()["message"]
+    assert await api.snapshot() == before
+    # The same routes with the owner's token are not broken.
+    ok = await api.send("PUT", "/v1/streams/{stream}/goal".format(**ctx), {"target": 5},
+                        user="carol")  # fmt: skip
+    assert ok.status_code == 200, ok.text
+
+
+async def test_a_token_acts_only_for_its_own_user(money_api: tuple[Api, dict[str, str]]) -> None:
+    """bob, with alice's display name and alice's and carol's ids in his bodies, spends,
+    holds and reads only his own: he has no coins and no diamonds, so each is refused, and
+    nothing of alice's or carol's changes."""
+    api, ctx = money_api
+    before = await api.snapshot()
+    alice, carol = await api.wallet("alice"), await api.wallet("carol")
+    headers = {"Authorization": f"Bearer {mint_token(SECRET, 'bob', 'alice', [], 600)}"}
+
+    async def as_bob(method: str, path: str, body: object = None) -> Any:
+        return await api.send(method, path.format(**ctx), body, headers=headers)
+
+    r = await as_bob("POST", "/v1/badges", {"id": "b-1", "badge": "supporter"})  # alice's id
+    assert (r.status_code, r.json()["code"]) == (402, "insufficient_funds")
+    r = await as_bob("POST", "/v1/cashouts", {"diamonds": 2000, "id": "held"})  # carol's id
+    assert (r.status_code, r.json()["code"]) == (402, "insufficient_funds")
+    assert (await as_bob("GET", "/v1/cashouts/{cashout}")).status_code == 404  # ids do not leak
+    assert (await as_bob("GET", "/v1/cashouts")).json() == {"cashouts": []}
+    for field in ("user", "sender", "sub"):
+        r = await as_bob("PUT", "/v1/wallet/budget", {"monthly": 0, field: "alice"})
+        assert (r.status_code, r.json()["code"]) == (400, "bad_request")
+    r = await as_bob("POST", "/v1/streams/{stream}/end")
+    assert r.status_code == 403  # not a creator; a creator who is not carol: the test above
+    wallet = (await as_bob("GET", "/v1/wallet?user=alice")).json()
+    assert (wallet["user"], wallet["coins"], wallet["badge"]) == ("bob", 0, None)
+    history_page = (await as_bob("GET", "/v1/wallet/history")).json()
+    assert history_page == {"entries": [], "next": None}
+    assert await api.wallet("alice") == alice
+    assert await api.wallet("carol") == carol
+    after = await api.snapshot()
+    changed = {k.decode() for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
+    assert not {k for k in changed if "alice" in k or "carol" in k or "held" in k}, changed
 
 
 async def test_http_needs_a_token(api: Api) -> None:

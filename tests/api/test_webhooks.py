@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import pytest
-from api_support import WEBHOOK_SECRET, Api
+from api_support import JWT_SECRET, WEBHOOK_SECRET, Api, snapshot
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from gifting.api.signatures import SIGNATURE_HEADER, sign, signature, verify
 from gifting.core.errors import Unauthorized
@@ -255,3 +258,133 @@ async def test_a_signed_body_replayed_to_another_webhook_path_is_refused(api: Ap
             assert r.status_code == 400, (signed_for, path, r.text)
             assert r.json()["code"] == "bad_request"
     assert await api.snapshot() == before
+
+
+# --------------------------------------------------------------------------- hostile providers
+
+
+async def _paid_cashout_body(api: Api) -> dict[str, object]:
+    return {"cashout": await _held_cashout(api), "status": "paid"}
+
+
+@pytest.mark.parametrize("path", ["purchases", "refunds", "payouts"])
+async def test_the_identical_signed_request_replayed_is_the_same_answer_and_nothing_more(
+    api: Api, path: str
+) -> None:
+    """A captured request (same body, same signature header) sent again within the
+    tolerance: the first answer, byte for byte, and not one more change."""
+    if path == "purchases":
+        body: dict[str, object] = BODY
+    elif path == "refunds":
+        await api.webhook("purchases", BODY)
+        body = {"purchase_id": "p-1"}
+    else:
+        body = await _paid_cashout_body(api)
+    raw = json.dumps(body).encode()
+    header = sign(WEBHOOK_SECRET, raw)
+    first = await api.webhook(path, raw=raw, signature=header)
+    assert first.status_code == 200, first.text
+    after_first = await api.snapshot()
+    for _ in range(5):
+        again = await api.webhook(path, raw=raw, signature=header)
+        assert (again.status_code, again.content) == (200, first.content)
+        if path != "payouts":
+            assert again.headers["Idempotent-Replayed"] == "true"
+    assert await api.snapshot() == after_first
+
+
+def _flip(data: bytes, position: int, mask: int) -> bytes:
+    return data[:position] + bytes([data[position] ^ mask]) + data[position + 1 :]
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(where=st.sampled_from(["body", "digest", "timestamp"]), position=st.integers(0, 10**6),
+       mask=st.integers(1, 255))  # fmt: skip
+async def test_one_byte_tampered_anywhere_is_refused_401_and_changes_nothing(
+    api: Api, where: str, position: int, mask: int
+) -> None:
+    raw = json.dumps(BODY | {"purchase_id": "p-tamper"}).encode()
+    t = _now()
+    header = sign(WEBHOOK_SECRET, raw, t)
+    digest = header.split("v1=")[1]
+    if where == "body":
+        raw = _flip(raw, position % len(raw), mask)
+    elif where == "digest":
+        i = position % len(digest)
+        other = "0123456789abcdef"[(int(digest[i], 16) + mask) % 16]
+        assume(other != digest[i])
+        header = f"t={t},v1={digest[:i]}{other}{digest[i + 1:]}"
+    else:
+        header = f"t={t - 1 - position % 299},v1={digest}"  # an earlier, still fresh, time
+    before = await api.snapshot()
+    r = await api.webhook("purchases", raw=raw, signature=header)
+    assert r.status_code == 401, r.text
+    assert r.json()["code"] == "unauthorized"
+    assert await api.snapshot() == before
+
+
+async def test_the_untampered_request_still_goes_through(api: Api) -> None:
+    """The refusals above are not a broken webhook."""
+    r = await api.webhook("purchases", BODY | {"purchase_id": "p-tamper"})
+    assert r.status_code == 200
+
+
+@pytest.mark.parametrize("offset", [-3600, -301, 301, 3600, None])
+async def test_a_stale_or_future_signature_is_refused_even_when_valid(
+    api: Api, offset: int | None
+) -> None:
+    """Signed with the right secret over the exact body, but outside the 300 s tolerance
+    (None: at t=0, the epoch)."""
+    raw = json.dumps(BODY).encode()
+    t = 0 if offset is None else _now() + offset
+    before = await api.snapshot()
+    for path in ("purchases", "refunds", "payouts"):
+        r = await api.webhook(path, raw=raw, t=t)
+        assert r.status_code == 401, (path, r.text)
+        assert "300 s" in r.json()["message"]
+    assert await api.snapshot() == before
+
+
+@pytest.mark.parametrize("secret", ["", "x", WEBHOOK_SECRET[:-1], WEBHOOK_SECRET + "x",
+                                    WEBHOOK_SECRET.upper(), JWT_SECRET])
+async def test_a_body_signed_with_another_secret_is_refused(api: Api, secret: str) -> None:
+    """Near misses of the secret, and the JWT secret (another of the server's own keys)."""
+    before = await api.snapshot()
+    r = await api.webhook("purchases", BODY, secret=secret)
+    assert r.status_code == 401
+    assert "does not match" in r.json()["message"]
+    assert await api.snapshot() == before
+
+
+@pytest.mark.parametrize(
+    ("size", "declared"),
+    [(64 * 1024 + 1, True), (1024 * 1024, True), (64 * 1024 + 1, False), (8 * 1024**2, False)],
+)
+async def test_a_huge_signed_body_is_413_over_a_real_server_and_changes_nothing(
+    redis_url: str, database_url: str, key_prefix: str, size: int, declared: bool
+) -> None:
+    """Through uvicorn: a correctly signed body over 64 KiB, with its length declared or
+    streamed in chunks with none, is refused 413 without being read whole."""
+    import httpx
+
+    from tests.hub.conftest import serve
+
+    secret = "hub-test-webhook-secret-0123456789"  # tests/hub/conftest.py's
+    raw = b'{"pad":"' + b"x" * (size - 10) + b'"}'
+    header = sign(secret, raw)
+    async with serve(redis_url, database_url, key_prefix) as hub, httpx.AsyncClient() as client:
+        before = await snapshot(hub.state.redis, key_prefix)
+
+        async def chunks() -> Any:
+            for i in range(0, len(raw), 16 * 1024):
+                yield raw[i : i + 16 * 1024]
+
+        r = await client.post(
+            f"http://127.0.0.1:{hub.port}/v1/webhooks/purchases",
+            content=raw if declared else chunks(),
+            headers={SIGNATURE_HEADER: header},
+        )
+        assert r.status_code == 413, r.text
+        assert r.json()["code"] == "bad_request"
+        assert await snapshot(hub.state.redis, key_prefix) == before

@@ -279,6 +279,65 @@ def test_duplicate_op_is_rejected(encoding: Encoding) -> None:
     assert rejected(raw, encoding).code == "bad_request"
 
 
+DUPLICATES = [
+    # (pairs in order); each would be a valid message with either value
+    [("op", "gift"), ("id", "c1"), ("gift", "rose"), ("gift", "lion")],
+    [("op", "gift"), ("op", "gift"), ("id", "c1"), ("gift", "rose")],
+    [("op", "gift"), ("id", "c1"), ("gift", "rose"), ("count", 1), ("count", 1000)],
+    [("op", "gift"), ("id", "c1"), ("id", "c2"), ("gift", "rose")],
+    [("op", "comment"), ("id", "c1"), ("text", "hi"), ("highlight", None),
+     ("highlight", "tier4")],
+    [("op", "ping"), ("id", "p1"), ("id", "p1")],
+]  # fmt: skip
+
+
+def _frame_of_pairs(pairs: list[tuple[str, object]], encoding: Encoding) -> bytes | str:
+    """An object of ``pairs`` in order, duplicates kept (encoders would merge them)."""
+    if encoding == JSON:
+        return "{" + ",".join(f"{json.dumps(k)}:{json.dumps(v)}" for k, v in pairs) + "}"
+    body = b"".join(msgpack.packb(k) + msgpack.packb(v) for k, v in pairs)
+    return bytes([0x80 | len(pairs)]) + body
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+@pytest.mark.parametrize("pairs", DUPLICATES)
+def test_a_field_twice_is_rejected(encoding: Encoding, pairs: list[tuple[str, object]]) -> None:
+    """msgspec keeps the last value, other decoders the first: the server must not pick one."""
+    error = rejected(_frame_of_pairs(pairs, encoding), encoding)
+    assert error.code == "bad_request"
+    assert "more than once" in error.message
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_a_map16_with_a_field_twice_is_rejected(encoding: Encoding) -> None:
+    if encoding == MSGPACK:
+        pairs = [("op", "ping"), ("id", "p1"), ("id", "p2")]
+        raw = b"\xde\x00\x03" + b"".join(msgpack.packb(k) + msgpack.packb(v) for k, v in pairs)
+        assert "more than once" in rejected(raw, MSGPACK).message
+        assert decode_message(b"\xde\x00\x02\xa2op\xa4ping\xa2id\xa2p1", MSGPACK) == Ping("p1")
+    else:
+        escaped = '{"op":"gift","id":"c1","gift":"rose","gi\\u0066t":"lion"}'
+        assert "more than once" in rejected(escaped, JSON).message
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_deep_nesting_is_a_bad_request_not_an_internal_error(encoding: Encoding) -> None:
+    """Within the frame limit, 8,000 levels overflow the decoder's recursion limit."""
+    deep = ("[" * 8000 + "]" * 8000) if encoding == JSON else b"\x91" * 8000 + b"\xc0"
+    inside = (
+        '{"op":"gift","id":"c1","x":' + "[" * 8000 + "]" * 8000 + "}"
+        if encoding == JSON
+        else b"\x83\xa2op\xa4gift\xa2id\xa2c1\xa1x" + b"\x91" * 8000 + b"\xc0"
+    )
+    before_op = (  # skipped while looking for the tag
+        '{"count":' + "[" * 8000 + "]" * 8000 + ',"op":"gift","id":"c1","gift":"rose"}'
+        if encoding == JSON
+        else b"\x84\xa5count" + b"\x91" * 8000 + b"\xc0\xa2op\xa4gift\xa2id\xa2c1\xa4gift\xa4rose"
+    )
+    for raw in (deep, inside, before_op):
+        assert rejected(raw, encoding).code == "bad_request"
+
+
 @pytest.mark.parametrize("encoding", ENCODINGS)
 @RELAXED
 @given(count=st.integers(min_value=-(2**63), max_value=2**64 - 1))

@@ -18,6 +18,7 @@ from gifting.app import create_app
 from gifting.auth import mint_token
 from gifting.config import Settings
 from gifting.hub.extension import hub_extension
+from gifting.hub.uvicorn_ws import HubWebSocketProtocol
 from gifting.state import AppState, Extension
 
 JWT_SECRET = "hub-test-jwt-secret-0123456789abcdef0123"
@@ -132,7 +133,7 @@ async def serve(
         host="127.0.0.1",
         port=port,
         log_level="warning",
-        ws="websockets-sansio",
+        ws=HubWebSocketProtocol,  # as `gifting serve` (gifting/cli.py)
         ws_max_size=settings.max_frame_bytes,
         lifespan="on",
         ws_per_message_deflate=False,

@@ -192,3 +192,76 @@ async def test_overlay_showcase(page: Any, site: HubServer) -> None:
         await page.screenshot(path=str(DOCS / "overlay.png"))
     for c in clients:
         await c.close()
+
+
+#: Display names a token may carry (printable, at most 64 characters) that are markup.
+HOSTILE_NAMES = {
+    "mallory": '<img src=x onerror="window.__pwned=1">',
+    "eve": "<script>window.__pwned=2</script>",
+    "trudy": '&lt;b&gt;Trudy&amp; &#x3C;i&#x3E;"><svg onload=window.__pwned=3>',
+}
+#: Comment texts: markup, entities, an RTL override, zero-width characters, a javascript: URL.
+HOSTILE_TEXTS = [
+    '<script>window.__pwned=4</script><img src=x onerror="window.__pwned=5">',
+    "&lt;script&gt;&amp;&quot;&#60;b&#62; not bold",
+    "order: abc\u202edcba\u202c done",
+    "zero\u200bwidth\u200c\u200djoiner\ufeff and \u2066isolate\u2069",
+    'javascript:window.__pwned=6 "><iframe src=javascript:window.__pwned=7>',
+]
+#: Elements no part of the overlay makes: if any shows up, user text became markup.
+INJECTED = "script, img, svg, iframe, object, embed, a, link, style, form, input"
+
+
+async def test_markup_in_names_and_comments_is_shown_as_text_and_never_runs(
+    page: Any, site: HubServer
+) -> None:
+    """Every widget that shows user text — alerts, the big-gift banner, effects, pinned and
+    free comments, top gifters — shows names and comments literally, as the server stored
+    and sent them (character for character); nothing runs, no element is injected, no
+    request is made."""
+    stream, key = await site.stream()
+    for user in HOSTILE_NAMES:
+        await site.fund(user, "coins_17500")
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    widgets = "alerts,big,goal,top,comments,effects,chat"
+    await open_overlay(page, site, stream, key, f"&widgets={widgets}&big_ms=1500")
+    clients = {u: ViewerClient(site.ws, stream, site.token(u, n)) for u, n in HOSTILE_NAMES.items()}
+    for c in clients.values():
+        await c.connect()
+    mallory, eve, trudy = clients.values()
+    try:
+        gift = await mallory.send_gift("rose", count=3)
+        await eve.send_gift("doughnut")
+        await trudy.send_gift("galaxy")
+        effect = await eve.send_effect("confetti")
+        pinned = await trudy.send_comment(HOSTILE_TEXTS[0][:80], highlight="tier1")
+        free = [await mallory.send_comment(text) for text in HOSTILE_TEXTS]
+    finally:
+        for c in clients.values():
+            await c.close()
+
+    alert = page.locator(f'.alert[data-event="{gift.event}"]')
+    await expect(alert.locator(".name")).to_have_text(HOSTILE_NAMES["mallory"])
+    await expect(page.locator(".show .banner")).to_contain_text(HOSTILE_NAMES["trudy"])
+    await expect(page.locator(".fx-label b").first).to_have_text(HOSTILE_NAMES["eve"])
+    pin = page.locator(f'.pin[data-event="{pinned.event}"]')
+    await expect(pin.locator(".text")).to_have_text(HOSTILE_TEXTS[0][:80])
+    await expect(pin.locator(".name")).to_have_text(HOSTILE_NAMES["trudy"])
+    for ack, text in zip(free, HOSTILE_TEXTS, strict=True):
+        line = page.locator(f'#chat .line[data-event="{ack.event}"]')
+        await expect(line.locator("span").last).to_have_text(text, use_inner_text=False)
+        await expect(line.locator(".name")).to_have_text(HOSTILE_NAMES["mallory"])
+    top = page.locator("#top .row .name")
+    await expect(top).to_have_count(3)
+    assert set(await top.all_text_contents()) == set(HOSTILE_NAMES.values())
+    assert effect.event
+    # Exactly what was sent, character for character (RTL overrides and zero-width kept).
+    texts = await page.locator("#chat .line > span:last-child").all_text_contents()
+    assert texts == HOSTILE_TEXTS
+    assert await page.locator(f"#stage :is({INJECTED})").count() == 0
+    assert await page.evaluate("window.__pwned") is None
+    outside = [u for u in requests if not u.startswith(f"http://127.0.0.1:{site.port}/static/")
+               and not u.startswith(f"http://127.0.0.1:{site.port}/overlay/")]  # fmt: skip
+    assert not outside, outside
+    await screenshot(page, "overlay-hostile-text", backdrop=True)
