@@ -34,9 +34,8 @@ from gifting.persister.audit import run_audit, wait_caught_up
 from gifting.persister.consumer import OnSpends, OutboxConsumer
 from gifting.persister.schema import apply_migrations
 from gifting.state import AppState
-from gifting.store.keys import Keys
 from gifting.store.ledger import Ledger
-from gifting.store.wiring import build_ledger, build_roomlog, redis_client
+from gifting.store.wiring import build_keys, build_ledger, build_roomlog, redis_client
 
 __all__ = [
     "ConfigurationError",
@@ -99,7 +98,7 @@ def make_consumer(
     return OutboxConsumer(
         redis,
         pool,
-        Keys(settings.key_prefix),
+        build_keys(settings),
         ledger,
         on_spends=on_spends,
         consumer=consumer,
@@ -196,7 +195,7 @@ async def run_audit_cli(settings: Settings) -> int:
     database_url = _require(settings.database_url, "DATABASE_URL", settings)
     pool = await connect_pool(database_url, max_size=1)
     try:
-        keys = Keys(settings.key_prefix)
+        keys = build_keys(settings)
         caught_up = await wait_caught_up(redis, keys, AUDIT_CATCH_UP_S)
         report = await run_audit(pool, redis, keys, catalog)
         if not caught_up:

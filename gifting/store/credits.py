@@ -17,7 +17,7 @@ from gifting.core.entries import CreditArgs, SpendEntry, credit_of, pairs
 from gifting.core.errors import BadRequest
 from gifting.core.ids import credit_event_id
 from gifting.core.money import MAX_SPEND_COINS, is_whole
-from gifting.store.keys import Keys, shard_of
+from gifting.store.keys import Keys
 from gifting.store.scripts import ScriptCall, Scripts
 
 #: Credited markers are kept at least this long (and at least the idempotency TTL).
@@ -34,7 +34,7 @@ def credit_call(
     call_keys = [
         keys.wallet(creator),
         keys.credit_done(creator, credit.spend_event),
-        keys.outbox(shard_of(creator)),
+        keys.outbox(keys.shard_of(creator)),
     ]
     args: list[str | int] = [
         credit.coins, share_bps, credit_event_id(credit.spend_event), now, marker_ttl_s,

@@ -40,7 +40,7 @@ from gifting.store.cashouts import Cashout, Cashouts, cashout_shard
 from gifting.store.credits import CREDIT_MARKER_MIN_TTL_S, Credits
 from gifting.store.keys import Keys
 from gifting.store.purchases import PurchaseResult, Purchases
-from gifting.store.scripts import ScriptCall, Scripts
+from gifting.store.scripts import ReplicaWait, ScriptCall, Scripts
 from gifting.store.spends import (
     DEFAULT_COMBO_WINDOW_MS,
     DEFAULT_IDEMPOTENCY_TTL_S,
@@ -77,10 +77,11 @@ class Ledger:
         idempotency_ttl_s: int = DEFAULT_IDEMPOTENCY_TTL_S,
         combo_window_ms: int = DEFAULT_COMBO_WINDOW_MS,
         clock: Callable[[], int] = now_ms,
+        replica_wait: ReplicaWait | None = None,
     ) -> None:
         #: The catalog it prices with (shared, read-only).
         self.catalog = catalog
-        self._scripts = scripts = Scripts(redis)
+        self._scripts = scripts = Scripts(redis, wait=replica_wait)
         self._purchases = Purchases(redis, keys, scripts, catalog, clock=clock)
         self._spends = Spends(
             keys, scripts, idempotency_ttl_s=idempotency_ttl_s,

@@ -20,7 +20,7 @@ from gifting.core.errors import BadRequest, GiftingError, Unavailable, refusal
 from gifting.core.ids import check_id, fingerprint, new_event_id
 from gifting.core.money import MAX_SPEND_COINS, is_whole, month_of
 from gifting.core.pricing import Priced
-from gifting.store.keys import Keys, shard_of
+from gifting.store.keys import Keys
 from gifting.store.scripts import ScriptCall, Scripts
 
 DEFAULT_IDEMPOTENCY_TTL_S = 7 * 24 * 3600
@@ -108,7 +108,7 @@ def spend_call(
     call_keys = [
         keys.wallet(sender),
         keys.spend_result(sender, order.client_id),
-        keys.outbox(shard_of(sender)),
+        keys.outbox(keys.shard_of(sender)),
         keys.combo(sender, order.stream),
     ]
     args: list[str | int] = [
