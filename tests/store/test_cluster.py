@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-import redis as redis_sync
 from hypothesis import given
 from hypothesis import strategies as st
 from redis.asyncio import Redis
@@ -30,6 +29,7 @@ from gifting.store.ledger import Ledger, spend_entry
 from gifting.store.rooms import RoomLog
 from gifting.store.scripts import SCRIPT_NAMES, ScriptCall
 from gifting.store.wire import NotReplicated, WirePipeline
+from tests.cluster_support import SlotMover
 
 from .support import buy, gift_order
 
@@ -174,7 +174,7 @@ async def test_a_call_to_a_moved_slot_follows_it_and_asking_finds_a_migrating_ke
     moved_key, asked_key = f"{key_prefix}:{{{tag}}}:a", f"{key_prefix}:{{{tag}}}:b"
     slot = key_slot(moved_key.encode())
     await wire.execute([["SET", moved_key, "1"], ["SET", asked_key, "2"]])
-    with _Nodes(redis, slot) as nodes:
+    with SlotMover(redis, slot) as nodes:
         nodes.begin_migration()
         nodes.migrate(asked_key)  # on the target now; the source answers ASK for it
         assert await wire.execute([["GET", moved_key], ["GET", asked_key]]) == [b"1", b"2"]
@@ -214,54 +214,3 @@ async def test_the_single_redis_pipeline_waits_for_replicas_too(
         assert await pipe.execute([["GET", f"{key_prefix}:x"]], wait_replicas=0) == [b"1"]
     finally:
         await pipe.close()
-
-
-class _Nodes:
-    """Move one slot between two masters by hand, as ``redis-cli --cluster reshard`` does."""
-
-    def __init__(self, cluster: Any, slot: int) -> None:
-        self.slot = slot
-        source = cluster.nodes_manager.get_node_from_slot(slot)
-        target = next(n for n in cluster.get_primaries() if n.name != source.name)
-        self.password = source.connection_kwargs.get("password")
-        self.source = self._client(source)
-        self.target = self._client(target)
-        self.others = [self._client(n) for n in cluster.get_primaries()]
-        self.target_name = target.name
-        self.source_id = self.source.execute_command("CLUSTER MYID").decode()
-        self.target_id = self.target.execute_command("CLUSTER MYID").decode()
-        self.target_addr = (target.host, int(target.port))
-
-    def _client(self, node: Any) -> redis_sync.Redis:
-        return redis_sync.Redis(host=node.host, port=int(node.port), password=self.password)
-
-    def __enter__(self) -> _Nodes:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for c in [self.source, self.target, *self.others]:
-            c.close()
-
-    def begin_migration(self) -> None:
-        self.target.execute_command("CLUSTER SETSLOT", self.slot, "IMPORTING", self.source_id)
-        self.source.execute_command("CLUSTER SETSLOT", self.slot, "MIGRATING", self.target_id)
-
-    def migrate(self, key: str, source: redis_sync.Redis | None = None,
-                to: tuple[str, int] | None = None) -> None:  # fmt: skip
-        host, port = to or self.target_addr
-        (source or self.source).execute_command(
-            "MIGRATE", host, port, "", 0, 5000, "AUTH", self.password, "KEYS", key
-        )
-
-    def finish_migration(self) -> None:
-        for c in self.others:
-            c.execute_command("CLUSTER SETSLOT", self.slot, "NODE", self.target_id)
-
-    def move_back(self, keys: list[str]) -> None:
-        self.source.execute_command("CLUSTER SETSLOT", self.slot, "IMPORTING", self.target_id)
-        self.target.execute_command("CLUSTER SETSLOT", self.slot, "MIGRATING", self.source_id)
-        source_addr = self.source.connection_pool.connection_kwargs
-        for key in keys:
-            self.migrate(key, self.target, (source_addr["host"], source_addr["port"]))
-        for c in self.others:
-            c.execute_command("CLUSTER SETSLOT", self.slot, "NODE", self.source_id)

@@ -1,5 +1,9 @@
 -- emit.lua: append one event to a room, once, and publish it to every hub.
 --
+-- On a Redis Cluster the channel hashes to the room's slot ({r:stream}) and
+-- is published with SPUBLISH: the event reaches the master of that slot (the
+-- node running this script) and the hubs subscribed there, not every node.
+--
 -- Assigns the room's next seq, appends the event to the capped history
 -- stream (its entry id is the cursor), updates the room's totals and top
 -- gifters for a spend, and publishes "<seq>|<cursor>|<body>" on the room
@@ -23,6 +27,7 @@
 -- ARGV[8]  coins of the spend (0: no totals update)
 -- ARGV[9]  gifts to count (the gift count, 0 for other spends)
 -- ARGV[10] totals field of the item ("gift:<id>", or "")
+-- ARGV[11] "PUBLISH" (a single Redis) or "SPUBLISH" (a cluster: sharded pub/sub)
 --
 -- Returns {status, seq, cursor}: "ok", or "replay" with the first emission's.
 
@@ -51,5 +56,7 @@ end
 if ttl > 0 then
   redis.call('SET', KEYS[1], seq .. '|' .. cursor, 'EX', ttl)
 end
-redis.call('PUBLISH', ARGV[5], seq .. '|' .. cursor .. '|' .. ARGV[1])
+local publish = 'PUBLISH'
+if ARGV[11] == 'SPUBLISH' then publish = 'SPUBLISH' end
+redis.call(publish, ARGV[5], seq .. '|' .. cursor .. '|' .. ARGV[1])
 return {'ok', tostring(seq), cursor}
