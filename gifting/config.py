@@ -92,6 +92,10 @@ class Settings(BaseSettings):
     persister_claim_idle_ms: int = Field(
         default=10_000, alias="GIFTING_PERSISTER_CLAIM_IDLE_MS", ge=100, le=3_600_000
     )
+    # Sharded persisters (a cluster): a dead one's shards are taken after this long.
+    persister_lease_ms: int = Field(
+        default=10_000, alias="GIFTING_PERSISTER_LEASE_MS", ge=300, le=600_000
+    )
 
 
 #: HMAC-SHA256 keys shorter than the digest weaken it (RFC 7518 3.2).
