@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 HOST ?= 127.0.0.1
 
-.PHONY: install lock versions run test lint typecheck unit test-external bench bench-quick clean browser
+.PHONY: install lock versions run test lint typecheck unit test-external soak bench bench-quick clean browser
 
 # Every Python package comes from uv.lock (hashes included); uv itself is
 # pinned by hash in requirements/uv.txt and kept in .tools/, outside the
@@ -57,6 +57,10 @@ unit: install browser
 	@$(PYTEST)
 
 test: versions lint typecheck unit
+
+# The slow tests kept out of `make test` (marker `soak`): a cluster master's failover, ...
+soak: install
+	@d=$$(mktemp -d /tmp/gifting-soak.XXXXXX); $(BIN)/pytest -q -s -p no:cacheprovider -m soak --basetemp=$$d/t; rc=$$?; rm -rf $$d; exit $$rc
 
 # The same tests against servers you run (REDIS_URL / DATABASE_URL must be set).
 test-external: install browser

@@ -222,6 +222,27 @@ class EmbeddedRedisCluster:
                 client.close()
         raise EmbeddedError(f"no live master serves slot {slot}")
 
+    def replica_of(self, master: ClusterNodeServer) -> ClusterNodeServer:
+        """A live replica of ``master``."""
+        client = master.client()
+        try:
+            me = client.execute_command("CLUSTER MYID")
+        finally:
+            client.close()
+        me = me.decode() if isinstance(me, bytes) else str(me)
+        for node in self.nodes:
+            if node is master or not node.running:
+                continue
+            client = node.client()
+            try:
+                for info in client.cluster("nodes").values():
+                    flags = str(info.get("flags", ""))
+                    if "myself" in flags and "slave" in flags and info.get("master_id") == me:
+                        return node
+            finally:
+                client.close()
+        raise EmbeddedError(f"{master.port} has no live replica")
+
     def kill_master(self, key: str) -> ClusterNodeServer:
         """SIGKILL the master of ``key``'s slot (like a power cut); return it."""
         node = self.master_of(key)

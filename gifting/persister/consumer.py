@@ -370,6 +370,8 @@ class OutboxConsumer:
             origin.setdefault(event.event_id, entry)
         self._phase = "repair"
         await self._repair_spends(events)
+        self._phase = "replicas"  # with GIFTING_REDIS_WAIT_REPLICAS: nothing a failover undoes
+        await self.ledger.replicated(sorted({e.stream for e in entries}))
         self._phase = "postgres"
         fresh, refused = await self._persist(events)
         dead.extend((origin[e.event_id], reason) for e, reason in refused)

@@ -181,9 +181,11 @@ class ShardedPersister:
         log.info("persister %s: consuming shard %d", self.consumer, shard)
 
     async def _drop(self, shards: Sequence[int], *, release: bool) -> None:
-        consumers = [(s, self._consumers.pop(s)) for s in shards if s in self._consumers]
+        # Forgotten only once stopped: if this is cancelled halfway, stop() stops them again.
+        consumers = [(s, self._consumers[s]) for s in shards if s in self._consumers]
         await asyncio.gather(*(c.stop() for _, c in consumers), return_exceptions=True)
         for shard, _ in consumers:
+            self._consumers.pop(shard, None)
             if release:
                 with contextlib.suppress(RedisError, OSError):
                     await self._leases.release(self.keys.persister_lease(shard))

@@ -110,4 +110,8 @@ class Credits:
             for reply in await self._scripts.run_many(calls, lane="persister"):
                 if isinstance(reply, Exception):
                     raise reply
+        # A marker found above may be one a master set and never replicated (its call
+        # failed its WAIT): wait for the replicas to hold every credit, or raise.
+        keys = self._keys
+        await self._scripts.fence(sorted({keys.outbox(keys.shard_of(s.creator)) for s in spends}))
         return len(todo)

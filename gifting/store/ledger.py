@@ -191,6 +191,16 @@ class Ledger:
         """The badge shown on the user's events, or ``None``."""
         return await self._badges.badge_of(user)
 
+    async def replicated(self, keys: Sequence[str]) -> None:
+        """Return once the writes made so far in the slots of ``keys`` reached the replicas
+        (``GIFTING_REDIS_WAIT_REPLICAS``; a no-op without it); else raise.
+
+        The persister calls it with the outboxes of a batch before writing
+        PostgreSQL, so it never records an entry that a failover could take
+        back (see docs/operations.md).
+        """
+        await self._scripts.fence(keys)
+
     async def aclose(self) -> None:
         """Close the private pipeline connections of the batch calls (not the Redis client)."""
         await self._scripts.close()

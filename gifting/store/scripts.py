@@ -130,6 +130,27 @@ class Scripts:
         )
         return [_reply(r) for r in raw]
 
+    async def fence(self, keys: Sequence[str]) -> None:
+        """Return once the replicas have every write made so far in the slots of ``keys``.
+
+        A no-op without a :class:`ReplicaWait`. Otherwise one small write per
+        key (``<key>:fence``, same slot) followed by ``WAIT`` on the same
+        connection: replication is ordered, so a replica that acknowledged it
+        holds everything written in that slot before. Raises
+        :class:`~gifting.store.wire.NotReplicated` (or a connection error)
+        when too few replicas did in time.
+        """
+        if not self._wait.replicas or not keys:
+            return
+        replies = await self._lane("fence").execute(
+            [["SET", f"{k}:fence", "1", "PX", 60_000] for k in keys],
+            wait_replicas=self._wait.replicas,
+            wait_timeout_ms=self._wait.timeout_ms,
+        )
+        for r in replies:
+            if isinstance(r, Exception):
+                raise r
+
     async def exists_many(self, keys: Sequence[str], lane: str = "default") -> list[bool]:
         """Whether each key exists, in one round trip (cheap checks before idempotent repairs)."""
         if not keys:
