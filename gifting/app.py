@@ -53,8 +53,7 @@ from gifting.core.catalog import load_catalog
 from gifting.embedded.launch import attach_or_start
 from gifting.logs import RequestIds, install_redaction
 from gifting.state import AppState, Extension
-from gifting.store.keys import Keys
-from gifting.store.wiring import build_ledger, build_streams, redis_client
+from gifting.store.wiring import build_keys, build_ledger, build_streams, redis_client
 
 __all__ = ["api_routes", "create_app", "default_extensions"]
 
@@ -101,7 +100,7 @@ async def _lifespan(app: Starlette) -> AsyncIterator[None]:
         redis = redis_client(redis_url, timeout_s=settings.redis_timeout_s)
         stack.push_async_callback(redis.aclose)
         await redis.ping()  # a wrong REDIS_URL stops the start here, with the reason
-        keys = Keys(settings.key_prefix)
+        keys = build_keys(settings)
         state = AppState(
             settings=settings,
             catalog=catalog,

@@ -161,7 +161,7 @@ def token(
     typer.echo(signed)
 
 
-def _run_persister_command(command: str) -> int:
+def _run_persister_command(command: str, shards: list[int] | None = None) -> int:
     """Run a persister command with the environment's settings; 2 on a configuration error."""
     from gifting.persister.service import (
         ConfigurationError,
@@ -174,7 +174,7 @@ def _run_persister_command(command: str) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         if command == "persist":
-            asyncio.run(run_persister(settings))
+            asyncio.run(run_persister(settings, shards=shards))
             return 0
         if command == "migrate":
             applied = asyncio.run(run_migrate(settings))
@@ -192,10 +192,30 @@ def migrate() -> None:
     raise typer.Exit(_run_persister_command("migrate"))
 
 
+def _shard_list(raw: str | None) -> list[int] | None:
+    if raw is None:
+        return None
+    try:
+        shards = sorted({int(part) for part in raw.split(",") if part.strip()})
+    except ValueError:
+        raise typer.BadParameter("a comma-separated list of shard numbers, like 0,1,2") from None
+    if not shards:
+        raise typer.BadParameter("name at least one shard")
+    return shards
+
+
 @app.command()
-def persist() -> None:
+def persist(
+    shards: Annotated[
+        str | None,
+        typer.Option(
+            help="Consume only these outbox shards (comma-separated, like 0,1,2). By default "
+            "every `gifting persist` shares the shards with the others (by leases on a cluster)."
+        ),
+    ] = None,
+) -> None:
     """Run the persister: outbox streams -> PostgreSQL ledger (REDIS_URL, DATABASE_URL)."""
-    raise typer.Exit(_run_persister_command("persist"))
+    raise typer.Exit(_run_persister_command("persist", _shard_list(shards)))
 
 
 @app.command()

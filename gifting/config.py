@@ -47,6 +47,13 @@ class Settings(BaseSettings):
     key_prefix: str = Field(
         default="g", alias="GIFTING_KEY_PREFIX", pattern=r"^[A-Za-z0-9_.-]{1,32}$"
     )
+    # Wallet shards (outboxes): part of the data layout, fixed at deploy time
+    # (docs/operations.md: "Choosing the shard count"). 16 is every earlier layout.
+    wallet_shards: int = Field(default=16, alias="GIFTING_WALLET_SHARDS", ge=1, le=16384)
+    # Acknowledge a money call only once this many replicas have it (WAIT after
+    # the batch; 0: no wait). Narrows what a failover can lose (docs/operations.md).
+    redis_wait_replicas: int = Field(default=0, alias="GIFTING_REDIS_WAIT_REPLICAS", ge=0, le=16)
+    redis_wait_ms: int = Field(default=100, alias="GIFTING_REDIS_WAIT_MS", ge=1, le=10_000)
     # How long the result of a refused spend, a cash-out request id or a
     # non-spend room event's marker is kept (retry window). At least a day: a
     # retry inside the window must replay, never debit again. Debited spends
@@ -101,6 +108,10 @@ class Settings(BaseSettings):
     persister_batch: int = Field(default=500, alias="GIFTING_PERSISTER_BATCH", ge=1, le=10_000)
     persister_claim_idle_ms: int = Field(
         default=10_000, alias="GIFTING_PERSISTER_CLAIM_IDLE_MS", ge=100, le=3_600_000
+    )
+    # Sharded persisters (a cluster): a dead one's shards are taken after this long.
+    persister_lease_ms: int = Field(
+        default=10_000, alias="GIFTING_PERSISTER_LEASE_MS", ge=300, le=600_000
     )
 
 

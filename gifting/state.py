@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from gifting.embedded.launch import Attached
     from gifting.hub.hub import Hub
     from gifting.persister.consumer import OutboxConsumer
+    from gifting.persister.shards import ShardedPersister
     from gifting.store.keys import Keys
     from gifting.store.ledger import Ledger
     from gifting.store.rooms import RoomLog
@@ -71,7 +72,7 @@ class AppState:
     #: Set by the persister extension.
     pg_pool: asyncpg.Pool[asyncpg.Record] | None = None
     #: The in-process outbox consumer, when this app runs one.
-    persister: OutboxConsumer | None = None
+    persister: OutboxConsumer | ShardedPersister | None = None
     #: Set by the hub extension; ``None`` means no hub in this app (HTTP only).
     hub: Hub | None = None
     roomlog: RoomLog | None = None

@@ -31,6 +31,24 @@ def _server_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--database-url", help="... and this PostgreSQL database (the storm's own)")
     g.add_argument("--workers", type=int, default=1, help="gifting serve --workers (default 1)")
     g.add_argument(
+        "--hubs",
+        type=int,
+        default=1,
+        help="gifting serve processes, each on its own port (default 1); rooms span them",
+    )
+    g.add_argument(
+        "--persisters",
+        type=int,
+        default=0,
+        help="gifting persist processes (implies --persister separate; they share the shards)",
+    )
+    g.add_argument(
+        "--cluster",
+        action="store_true",
+        help="start a private 3-master Redis Cluster instead of a single Redis "
+        "(or give --redis-url redis+cluster://...)",
+    )
+    g.add_argument(
         "--persister",
         choices=("in-process", "separate"),
         default="in-process",
@@ -167,7 +185,8 @@ def _config(a: argparse.Namespace) -> object:
 
     server = ServerOptions(
         url=a.url, redis_url=a.redis_url, database_url=a.database_url, workers=a.workers,
-        persister=a.persister, appendfsync=a.appendfsync, key_prefix=a.key_prefix,
+        persister="separate" if a.persisters else a.persister, appendfsync=a.appendfsync,
+        key_prefix=a.key_prefix, hubs=a.hubs, persisters=max(1, a.persisters), cluster=a.cluster,
         server_pids=tuple(a.server_pid), keep_dir=a.keep_dir, profile=a.profile,
     )  # fmt: skip
     common = {

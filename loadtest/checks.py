@@ -31,6 +31,7 @@ from redis.asyncio import Redis
 from gifting.core.catalog import load_catalog
 from gifting.persister.audit import run_audit
 from gifting.persister.progress import wait_caught_up
+from gifting.store.cluster import connect
 from gifting.store.keys import Keys
 from loadtest.plan import RoomInfo, WorkerResult, event_hash
 
@@ -249,7 +250,7 @@ async def verify(
     _check_replies(v, results)
     _check_overlays(v, results, rooms)
     keys = Keys(key_prefix)
-    redis = Redis.from_url(redis_url)
+    redis = connect(redis_url)
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
     assert pool is not None
     try:

@@ -118,7 +118,11 @@ class ServerOptions:
       (keys under ``key_prefix``; the database should be the storm's own, the
       audit reads all of it);
     * ``url``: a running server; ``redis_url`` / ``database_url`` and both
-      secrets are still needed to set up and check the run.
+      secrets are still needed to set up and check the run;
+    * ``cluster``: a private 3-master Redis Cluster instead of the single
+      Redis (a ``redis+cluster://`` ``redis_url`` is one you run);
+      ``hubs`` > 1 starts that many ``gifting serve``, ``persisters`` that
+      many ``gifting persist`` (they share the outbox shards).
     """
 
     url: str | None = None
@@ -126,6 +130,12 @@ class ServerOptions:
     database_url: str | None = None
     workers: int = 1
     persister: Literal["in-process", "separate"] = "in-process"
+    #: ``gifting serve`` processes (each on its own port; the generators split between them).
+    hubs: int = 1
+    #: ``gifting persist`` processes (with ``persister="separate"``).
+    persisters: int = 1
+    #: Start a private Redis Cluster (3 masters) instead of a single Redis.
+    cluster: bool = False
     appendfsync: Literal["always", "everysec"] = "always"
     key_prefix: str = "g"
     jwt_secret: str | None = None

@@ -5,9 +5,11 @@ its URLs, the secrets to mint tokens and sign webhooks, where its Redis and
 PostgreSQL are (for the checks), and its processes by role for CPU figures.
 
 By default it starts a private Redis and PostgreSQL
-(:class:`gifting.embedded.EmbeddedServers`) in a temp folder, then
-``gifting serve --workers N`` as a subprocess with high rate limits, the
-persister in-process (``GIFTING_PERSISTER_IN_PROCESS=1``) or as a separate
+(:class:`gifting.embedded.EmbeddedServers`) in a temp folder — or, with
+``cluster``, a private 3-master Redis Cluster and a PostgreSQL — then
+``gifting serve --workers N`` as a subprocess (``hubs`` of them, each on its
+own port) with high rate limits, the persister in-process
+(``GIFTING_PERSISTER_IN_PROCESS=1``) or as ``persisters`` separate
 ``gifting persist``; everything is stopped on the way out. It never reads
 ``REDIS_URL`` / ``DATABASE_URL`` from the environment unless it targets a
 running server (``url``).
@@ -33,7 +35,8 @@ from typing import Final
 import httpx
 import psutil
 
-from gifting.embedded import EmbeddedServers, free_port
+from gifting.embedded import EmbeddedPostgres, EmbeddedServers, free_port
+from gifting.embedded.redis_cluster import EmbeddedRedisCluster
 from loadtest.config import ServerOptions
 from loadtest.stats import ProcessSource, tree
 
@@ -66,6 +69,13 @@ class Target:
     #: the processes that run the app (uvicorn workers), for py-spy
     app_pids: list[int] = field(default_factory=list)
     description: str = ""
+    #: every hub's base URL (``base_url`` is the first); generators split between them
+    base_urls: list[str] = field(default_factory=list)
+
+    def hub_url(self, index: int) -> str:
+        """The base URL of the hub that generator ``index`` talks to (round robin)."""
+        urls = self.base_urls or [self.base_url]
+        return urls[index % len(urls)]
 
     @property
     def ws_url(self) -> str:
@@ -163,18 +173,27 @@ async def target(opts: ServerOptions) -> AsyncIterator[Target]:
         return
     workdir = Path(tempfile.mkdtemp(prefix="gifting-storm-"))
     embedded: EmbeddedServers | None = None
+    cluster: EmbeddedRedisCluster | None = None
+    postgres: EmbeddedPostgres | None = None
     procs: list[tuple[subprocess.Popen[bytes], signal.Signals]] = []
     try:
         if opts.redis_url and opts.database_url:
             redis_url, database_url = opts.redis_url, opts.database_url
             where = "the given Redis and PostgreSQL"
+        elif opts.cluster:
+            cluster = EmbeddedRedisCluster(workdir / "cluster", appendfsync=opts.appendfsync)
+            postgres = EmbeddedPostgres(workdir / "data")
+            await asyncio.to_thread(cluster.start)
+            await asyncio.to_thread(postgres.start)
+            redis_url, database_url = cluster.url, postgres.url
+            where = (f"a private Redis Cluster of {cluster.masters} masters "
+                     f"(appendfsync {opts.appendfsync}) and PostgreSQL")  # fmt: skip
         else:
             embedded = EmbeddedServers(workdir / "data", appendfsync=opts.appendfsync)
             await asyncio.to_thread(embedded.start)
             redis_url, database_url = embedded.redis_url, embedded.database_url
             where = f"private Redis (appendfsync {opts.appendfsync}) and PostgreSQL"
         jwt, hook = secrets.token_hex(32), secrets.token_hex(32)
-        port = free_port()
         env = {
             **os.environ,
             "REDIS_URL": redis_url, "DATABASE_URL": database_url,
@@ -185,39 +204,56 @@ async def target(opts: ServerOptions) -> AsyncIterator[Target]:
             "GIFTING_DEV": "0",
             **opts.env,
         }  # fmt: skip
-        serve_log = workdir / "serve.log"
-        serve = _spawn(
-            ["serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(opts.workers)],
-            env,
-            serve_log,
-        )
-        procs.append((serve, signal.SIGINT))
-        persist: subprocess.Popen[bytes] | None = None
+        hubs: list[tuple[str, subprocess.Popen[bytes], Path]] = []
+        for h in range(max(1, opts.hubs)):
+            port = free_port()
+            serve_log = workdir / f"serve{h or ''}.log"
+            args = ["serve", "--host", "127.0.0.1", "--port", str(port)]
+            serve = _spawn([*args, "--workers", str(opts.workers)], env, serve_log)
+            procs.append((serve, signal.SIGINT))
+            hubs.append((f"http://127.0.0.1:{port}", serve, serve_log))
+        persists: list[subprocess.Popen[bytes]] = []
         if opts.persister == "separate":
-            persist = _spawn(["persist"], env, workdir / "persist.log")
-            procs.append((persist, signal.SIGTERM))
-        base_url = f"http://127.0.0.1:{port}"
-        await _wait_ready(base_url, serve, serve_log)
-        processes: dict[str, ProcessSource] = {"server": lambda: tree(serve.pid)}
-        if persist is not None:
-            processes["persister"] = lambda: tree(persist.pid)
+            for n in range(max(1, opts.persisters)):
+                persist = _spawn(["persist"], env, workdir / f"persist{n or ''}.log")
+                procs.append((persist, signal.SIGTERM))
+                persists.append(persist)
+        for url, serve, serve_log in hubs:
+            await _wait_ready(url, serve, serve_log)
+        serves = [serve for _, serve, _ in hubs]
+        processes: dict[str, ProcessSource] = {
+            "server": lambda: [p for s in serves for p in tree(s.pid)]
+        }
+        if persists:
+            processes["persister"] = lambda: [p for s in persists for p in tree(s.pid)]
         if embedded is not None:
             r, pg = embedded.redis, embedded.postgres
             processes["redis"] = lambda: tree(r.pid) if r.pid else []
             processes["postgres"] = lambda: tree(pg.pid) if pg.pid else []
-        persister = "in-process" if persist is None else "separate process"
+        if cluster is not None and postgres is not None:
+            nodes, pg_server = cluster.nodes, postgres
+            processes["redis"] = lambda: [p for n in nodes if n.pid for p in tree(n.pid)]
+            processes["postgres"] = lambda: tree(pg_server.pid) if pg_server.pid else []
+        persister = "in-process" if not persists else f"{len(persists)} separate process(es)"
+        hub_note = f"{len(hubs)} x " if len(hubs) > 1 else ""
         yield Target(
-            base_url=base_url, redis_url=redis_url, database_url=database_url,
+            base_url=hubs[0][0], redis_url=redis_url, database_url=database_url,
             jwt_secret=jwt, webhook_secret=hook, key_prefix=opts.key_prefix, workdir=workdir,
-            processes=processes, app_pids=_app_pids(serve, opts.workers),
-            description=(f"gifting serve --workers {opts.workers} (persister {persister}) "
-                         f"on {where}"),
+            processes=processes,
+            app_pids=[pid for s in serves for pid in _app_pids(s, opts.workers)],
+            description=(f"{hub_note}gifting serve --workers {opts.workers} "
+                         f"(persister {persister}) on {where}"),
+            base_urls=[url for url, _, _ in hubs],
         )  # fmt: skip
     finally:
         for proc, sig in reversed(procs):
             await asyncio.to_thread(_stop, proc, sig)
         if embedded is not None:
             await asyncio.to_thread(embedded.stop)
+        if cluster is not None:
+            await asyncio.to_thread(cluster.stop)
+        if postgres is not None:
+            await asyncio.to_thread(postgres.stop)
         if opts.keep_dir:
             sys.stderr.write(f"storm: server files kept in {workdir}\n")
         else:

@@ -40,6 +40,7 @@ import psutil
 from redis.asyncio import Redis
 
 from gifting.persister.progress import id_ms, outbox_progress
+from gifting.store.cluster import connect
 from gifting.store.keys import Keys
 from loadtest import checks, profile
 from loadtest.config import StormConfig
@@ -191,7 +192,8 @@ def _plans(
             continue
         plans.append(
             WorkerPlan(
-                index=len(plans), run_id=run, base_url=tgt.base_url, ws_url=tgt.ws_url,
+                index=len(plans), run_id=run, base_url=tgt.hub_url(len(plans)),
+                ws_url="ws" + tgt.hub_url(len(plans)).removeprefix("http"),
                 rooms=layout.rooms, viewers=specs, overlays=layout.overlays[w],
                 mode="timed" if timed else "window", shots=layout.shots[w],
                 pattern=None if cfg.trace else cfg.pattern,
@@ -357,7 +359,7 @@ def _series(
 
 
 async def _create(cfg: StormConfig, tgt: Target, creators: list[tuple[str, str]]) -> list[RoomInfo]:
-    redis = Redis.from_url(tgt.redis_url) if cfg.setup == "store" else None
+    redis = connect(tgt.redis_url) if cfg.setup == "store" else None
     try:
         return await create_rooms(
             how=cfg.setup, base_url=tgt.base_url, jwt_secret=tgt.jwt_secret,
@@ -415,7 +417,7 @@ async def run_storm(
         plans = _plans(cfg, layout, tgt, catalog, run, duration)
         say(f"{len(rooms)} rooms, {len(people)} viewers, {cfg.overlays} overlays/room, "
             f"{len(plans)} generator processes")  # fmt: skip
-        redis = Redis.from_url(tgt.redis_url)
+        redis = connect(tgt.redis_url)
         workers = _Workers(plans)
         parent = psutil.Process()
         groups: dict[str, Callable[[], list[psutil.Process]]] = {

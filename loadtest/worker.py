@@ -149,9 +149,10 @@ class Worker:
             wants.append((spec.user, coins))
         redis = None
         if p.setup == "store":
-            from redis.asyncio import Redis
+            from gifting.store.cluster import connect
 
-            redis = Redis.from_url(p.redis_url)
+            redis = connect(p.redis_url)
+            await redis.initialize()  # a cluster client: before concurrent use
         try:
             balances = await fund(
                 how=p.setup, base_url=p.base_url, webhook_secret=p.webhook_secret, wants=wants,

@@ -9,6 +9,11 @@ afterwards) and the session works in a fresh ``gifting_test_<hex>`` database
 
 Crash tests get servers of their own (``private_redis``, ``private_postgres``)
 that they may ``kill()`` and ``restart()``.
+
+Tests marked ``cluster`` run twice: on the single Redis and on a Redis Cluster
+(``redis_url`` is parametrized by ``redis_backend``): ``REDIS_CLUSTER_URL``, or
+a private cluster of three masters started for the session on first use
+(:class:`~gifting.embedded.redis_cluster.EmbeddedRedisCluster`).
 """
 
 from __future__ import annotations
@@ -26,7 +31,20 @@ import pytest_asyncio
 from redis.asyncio import Redis
 
 from gifting.embedded import EmbeddedPostgres, EmbeddedRedis
+from gifting.embedded.redis_cluster import EmbeddedRedisCluster
 from gifting.persister.schema import apply_migrations
+from gifting.store.cluster import connect
+
+BACKENDS = ("single", "cluster")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked ``cluster`` that use Redis run on each backend."""
+    if (
+        metafunc.definition.get_closest_marker("cluster") is not None
+        and "redis_url" in metafunc.fixturenames
+    ):
+        metafunc.parametrize("redis_backend", BACKENDS, indirect=True, scope="session")
 
 
 @dataclass(frozen=True)
@@ -77,9 +95,31 @@ def servers(_server_redis_url: str, _server_database_url: str) -> Servers:
 
 
 @pytest.fixture(scope="session")
-def redis_url(_server_redis_url: str) -> str:
+def _cluster_redis_url(_servers_dir: Path) -> Iterator[str]:
+    """REDIS_CLUSTER_URL, or the URL of a private 3-master cluster started for the session."""
+    if url := os.environ.get("REDIS_CLUSTER_URL"):
+        yield url
+        return
+    cluster = EmbeddedRedisCluster(_servers_dir, masters=3)
+    cluster.start()
+    try:
+        yield cluster.url
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_backend(request: pytest.FixtureRequest) -> str:
+    """``single`` (the default) or ``cluster`` for tests marked ``cluster``."""
+    return str(getattr(request, "param", "single"))
+
+
+@pytest.fixture(scope="session")
+def redis_url(request: pytest.FixtureRequest, redis_backend: str) -> str:
     """The Redis URL shared by the session; isolate keys with `key_prefix`."""
-    return _server_redis_url
+    if redis_backend == "cluster":
+        return str(request.getfixturevalue("_cluster_redis_url"))
+    return str(request.getfixturevalue("_server_redis_url"))
 
 
 def _with_database(url: str, database: str) -> str:
@@ -115,8 +155,10 @@ def key_prefix() -> str:
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def redis(redis_url: str, key_prefix: str) -> AsyncIterator[Redis]:
-    """A ``redis.asyncio.Redis`` (bytes replies); the test's keys are deleted afterwards."""
-    client = Redis.from_url(redis_url, decode_responses=False)
+    """A ``redis.asyncio.Redis`` (bytes replies; a ``RedisCluster`` on a cluster); the
+    test's keys are deleted afterwards."""
+    client = connect(redis_url, decode_responses=False)
+    await client.initialize()  # redis-py's cluster client: before any concurrent first use
     try:
         yield client
     finally:

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from typing import Protocol
 
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -19,6 +20,26 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from gifting.store.rooms import HistoryEntry, parse_envelope
 
 log = logging.getLogger(__name__)
+
+
+class Broker(Protocol):
+    """Room events from Redis to this hub: at most once, in order per room.
+
+    :class:`RoomBroker` on a single Redis (``SUBSCRIBE``),
+    :class:`~gifting.hub.sharded_broker.ShardedRoomBroker` on a cluster (``SSUBSCRIBE``).
+    """
+
+    async def start(self) -> None:
+        """Get ready to subscribe."""
+
+    async def stop(self) -> None:
+        """Stop delivering and close the subscriptions."""
+
+    async def subscribe(self, channel: str, handler: Callable[[HistoryEntry], None]) -> None:
+        """Deliver the events of ``channel`` to ``handler`` from now on."""
+
+    async def unsubscribe(self, channel: str) -> None:
+        """Stop delivering ``channel``."""
 
 
 class RoomBroker:

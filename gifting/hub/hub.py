@@ -23,12 +23,14 @@ from gifting.core.catalog import Catalog
 from gifting.core.disconnect import SHUTDOWN
 from gifting.core.events import stream_ended_event
 from gifting.core.ratelimit import SenderLimits
-from gifting.hub.broker import RoomBroker
+from gifting.hub.broker import Broker, RoomBroker
 from gifting.hub.comments import RoomComments
 from gifting.hub.leaderboard import LeaderboardTicker
 from gifting.hub.registry import RoomRegistry
+from gifting.hub.sharded_broker import ShardedRoomBroker
 from gifting.hub.spends import KeptLookup, Settled, SpendPipeline
 from gifting.hub.streaks import StreakTimers
+from gifting.store.cluster import is_cluster
 from gifting.store.keys import Keys
 from gifting.store.ledger import Ledger
 from gifting.store.rooms import RoomLog
@@ -57,7 +59,11 @@ class Hub:
         self.catalog = catalog
         self.streams = streams
         self.roomlog = rooms
-        self.broker = RoomBroker(redis, f"{keys.prefix}:hub:control")
+        self.broker: Broker = (
+            ShardedRoomBroker(redis)
+            if is_cluster(redis)
+            else RoomBroker(redis, f"{keys.prefix}:hub:control")
+        )
         self.rooms = RoomRegistry(self.broker, keys, rooms, settings.viewer_batch_ms / 1000)
         self.pipeline = SpendPipeline(
             ledger, streams, rooms, on_settled=self._on_settled, kept=kept

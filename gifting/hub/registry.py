@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from gifting.core.disconnect import Disconnect
-from gifting.hub.broker import RoomBroker
+from gifting.hub.broker import Broker
 from gifting.hub.room import Member, Room
 from gifting.store.keys import Keys
 from gifting.store.rooms import RoomLog
@@ -20,7 +20,7 @@ class RoomRegistry:
     """The local rooms by stream, subscribed to the broker while they have members."""
 
     def __init__(
-        self, broker: RoomBroker, keys: Keys, roomlog: RoomLog, viewer_batch_s: float
+        self, broker: Broker, keys: Keys, roomlog: RoomLog, viewer_batch_s: float
     ) -> None:
         self.broker = broker
         self.keys = keys

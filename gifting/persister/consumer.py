@@ -39,8 +39,9 @@ shutdown are one delivery guarantee, read best in one place.
 
 Modelled on centrifugo's ``internal/redisqueue/consumer.go``. Redis Cluster:
 one XREADGROUP over the 16 outboxes touches 16 hash slots, which only a
-single Redis accepts; on a cluster, give each consumer one outbox
-(``streams=[keys.outbox(n)]``), and a cluster-aware client.
+single Redis accepts; on a cluster each consumer reads one outbox
+(``streams=[keys.outbox(n)]``) and :mod:`gifting.persister.shards` shares the
+shards between processes by leases.
 """
 
 from __future__ import annotations
@@ -164,6 +165,8 @@ class OutboxConsumer:
         self._failures = 0
         self._phase = "read"
         self._read_at_ms = 0
+        #: Whether maintenance sets the lag gauges (off when a ShardedPersister sums them).
+        self.report_lag = True
 
     # -- lifecycle -------------------------------------------------------------
     def start(self) -> asyncio.Task[None]:
@@ -302,12 +305,11 @@ class OutboxConsumer:
 
     async def maintain(self) -> int:
         """Update the lag gauges and trim acknowledged entries; return entries trimmed."""
-        progress = await outbox_progress(self.redis, self.keys, self.group)
-        ours = set(self.streams)
-        mine = [p for p in progress if p.stream in ours]
-        metrics.LAG_ENTRIES.set(sum(p.pending + p.undelivered for p in mine))
-        oldest = [id_ms(i) for p in mine if (i := p.oldest_unacked)]
-        metrics.LAG_SECONDS.set(max(0.0, time.time() - min(oldest) / 1000) if oldest else 0.0)
+        mine = await outbox_progress(self.redis, self.keys, self.group, streams=self.streams)
+        if self.report_lag:
+            metrics.LAG_ENTRIES.set(sum(p.pending + p.undelivered for p in mine))
+            oldest = [id_ms(i) for p in mine if (i := p.oldest_unacked)]
+            metrics.LAG_SECONDS.set(max(0.0, time.time() - min(oldest) / 1000) if oldest else 0.0)
         trimmed = 0
         pipe = self.redis.pipeline(transaction=False)
         asked = False
@@ -393,6 +395,8 @@ class OutboxConsumer:
             origin.setdefault(event.event_id, entry)
         self._phase = "repair"
         await self._repair_spends(events, not_after)
+        self._phase = "replicas"  # with GIFTING_REDIS_WAIT_REPLICAS: nothing a failover undoes
+        await self.ledger.replicated(sorted({e.stream for e in entries}))
         self._phase = "postgres"
         fresh, refused = await self._persist(events)
         dead.extend((origin[e.event_id], reason) for e, reason in refused)

@@ -18,6 +18,7 @@ __all__ = [
     "EVENTS_PERSISTED",
     "LAG_ENTRIES",
     "LAG_SECONDS",
+    "OWNED_SHARDS",
     "RECLAIMED",
     "RETIRED",
     "RETIRE_FAILURES",
@@ -32,6 +33,10 @@ LAG_ENTRIES = Gauge(
 LAG_SECONDS = Gauge(
     "gifting_persister_lag_seconds",
     "Age of the oldest outbox entry not yet acknowledged by the persister group.",
+)
+OWNED_SHARDS = Gauge(
+    "gifting_persister_owned_shards",
+    "Outbox shards this persister process consumes now (leases held; a cluster's persisters).",
 )
 BATCH_SIZE = Histogram(
     "gifting_persister_batch_size",

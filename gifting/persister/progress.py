@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,9 +93,15 @@ class StreamProgress:
         return _min_id([i for i in (self.oldest_pending, self.oldest_undelivered) if i])
 
 
-async def outbox_progress(redis: Redis, keys: Keys, group: str = GROUP) -> list[StreamProgress]:
-    """Inspect every outbox stream (two pipelined round trips)."""
-    streams = keys.outboxes()
+async def outbox_progress(
+    redis: Redis, keys: Keys, group: str = GROUP, *, streams: Sequence[str] | None = None
+) -> list[StreamProgress]:
+    """Inspect every outbox stream, or only ``streams`` (two pipelined round trips).
+
+    On a cluster the pipelines go to every master at once (redis-py groups
+    them by node): each command names one stream.
+    """
+    streams = list(streams) if streams is not None else keys.outboxes()
     lengths, infos = await _groups(redis, streams)
     oldest_pending, oldest_new = await _oldest(redis, streams, infos, group)
     out: list[StreamProgress] = []

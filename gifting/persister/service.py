@@ -2,6 +2,9 @@
 
 * :func:`run_persister` — ``gifting persist``: a standalone consumer until
   SIGTERM / SIGINT (ordered shutdown), surviving outages of both stores.
+  On a Redis Cluster (or with ``--shards``) it is a
+  :class:`~gifting.persister.shards.ShardedPersister`: one consumer per
+  outbox shard it leases, shared with every other ``gifting persist``.
 * :func:`run_migrate` — ``gifting migrate``: apply the SQL migrations.
 * :func:`run_audit_cli` — ``gifting audit``: print the report, exit status 0/1.
 * :func:`persister_lifespan` — the app's extension lifespan: the PostgreSQL
@@ -27,22 +30,25 @@ from typing import Final
 
 import asyncpg
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from gifting.config import Settings
 from gifting.core.catalog import load_catalog
 from gifting.persister.audit import run_audit, wait_caught_up
 from gifting.persister.consumer import OnSpends, OutboxConsumer
 from gifting.persister.schema import apply_migrations
+from gifting.persister.shards import ShardedPersister
 from gifting.state import AppState
-from gifting.store.keys import Keys
+from gifting.store.cluster import is_cluster
 from gifting.store.ledger import Ledger
-from gifting.store.wiring import build_ledger, build_roomlog, redis_client
+from gifting.store.wiring import build_keys, build_ledger, build_roomlog, redis_client
 
 __all__ = [
     "ConfigurationError",
     "blocking_read_ms",
     "connect_pool",
     "make_consumer",
+    "make_persister",
     "persister_lifespan",
     "run_audit_cli",
     "run_migrate",
@@ -96,8 +102,9 @@ def make_consumer(
     *,
     on_spends: OnSpends | None = None,
     consumer: str | None = None,
+    streams: list[str] | None = None,
 ) -> OutboxConsumer:
-    """An :class:`OutboxConsumer` configured from ``settings``.
+    """An :class:`OutboxConsumer` configured from ``settings`` (of every outbox, or ``streams``).
 
     Unless ``on_spends`` replaces it, the consumer repairs room emissions
     itself with its own :class:`RoomLog` (idempotent by event id): a spend
@@ -109,13 +116,50 @@ def make_consumer(
     return OutboxConsumer(
         redis,
         pool,
-        Keys(settings.key_prefix),
+        build_keys(settings),
         ledger,
         on_spends=on_spends,
         consumer=consumer,
+        streams=streams,
         batch_size=settings.persister_batch,
         claim_idle_ms=settings.persister_claim_idle_ms,
         block_ms=blocking_read_ms(settings.redis_timeout_s),
+    )
+
+
+Persister = OutboxConsumer | ShardedPersister
+
+
+def make_persister(
+    settings: Settings,
+    redis: Redis,
+    pool: asyncpg.Pool,
+    ledger: Ledger,
+    *,
+    on_spends: OnSpends | None = None,
+    consumer: str | None = None,
+    shards: list[int] | None = None,
+) -> Persister:
+    """The persister of this process: one consumer of every outbox on a single Redis;
+    a :class:`ShardedPersister` on a cluster, or when pinned to ``shards``."""
+    if shards is None and not is_cluster(redis):
+        return make_consumer(settings, redis, pool, ledger, on_spends=on_spends, consumer=consumer)
+    if on_spends is None:
+        on_spends = build_roomlog(settings, redis, ledger.catalog).emit_spends
+    hook = on_spends
+
+    def one_shard(stream: str, name: str) -> OutboxConsumer:
+        return make_consumer(
+            settings, redis, pool, ledger, on_spends=hook, consumer=name, streams=[stream]
+        )
+
+    return ShardedPersister(
+        redis,
+        build_keys(settings),
+        one_shard,
+        consumer=consumer,
+        shards=shards,
+        lease_ms=settings.persister_lease_ms,
     )
 
 
@@ -140,15 +184,25 @@ async def _migrate_with_retry(pool: asyncpg.Pool, stop: asyncio.Event) -> bool:
 
 
 async def run_persister(
-    settings: Settings, *, on_spends: OnSpends | None = None, consumer: str | None = None
+    settings: Settings,
+    *,
+    on_spends: OnSpends | None = None,
+    consumer: str | None = None,
+    shards: list[int] | None = None,
 ) -> None:
-    """Run the standalone persister until SIGTERM or SIGINT, then shut down in order."""
+    """Run the standalone persister until SIGTERM or SIGINT, then shut down in order.
+
+    ``shards`` pins it to those outbox shards (``gifting persist --shards``).
+    """
     redis_url = _require(settings.redis_url, "REDIS_URL", settings)
     database_url = _require(settings.database_url, "DATABASE_URL", settings)
     catalog = load_catalog(settings.catalog_path)
+    # A sharded persister's consumers each hold a connection in a blocking read.
+    connections = max(64, 2 * settings.wallet_shards + 16)
     redis = redis_client(
-        redis_url, max_connections=64, pool_timeout_s=10.0, timeout_s=settings.redis_timeout_s
-    )
+        redis_url, max_connections=connections, pool_timeout_s=10.0,
+        timeout_s=settings.redis_timeout_s,
+    )  # fmt: skip
     pool = await connect_pool(database_url)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -159,20 +213,26 @@ async def run_persister(
     try:
         if not await _migrate_with_retry(pool, stop):
             return
-        worker = make_consumer(
+        if is_cluster(redis):
+            # redis-py's cluster client: learn the slot map before concurrent first use.
+            with contextlib.suppress(RedisError, OSError):
+                await redis.initialize()
+        worker = make_persister(
             settings,
             redis,
             pool,
             ledger,
             on_spends=on_spends or roomlog.emit_spends,
             consumer=consumer,
+            shards=shards,
         )
         task = worker.start()
         log.info(
-            "persister %s running (batch %d, claim after %d ms)",
+            "persister %s running (%s, batch %d, claim after %d ms)",
             worker.consumer,
-            worker.batch_size,
-            worker.claim_idle_ms,
+            "shards by lease" if isinstance(worker, ShardedPersister) else "every outbox",
+            settings.persister_batch,
+            settings.persister_claim_idle_ms,
         )
         stopped = asyncio.ensure_future(stop.wait())
         await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
@@ -213,7 +273,7 @@ async def run_audit_cli(settings: Settings) -> int:
     database_url = _require(settings.database_url, "DATABASE_URL", settings)
     pool = await connect_pool(database_url, max_size=1)
     try:
-        keys = Keys(settings.key_prefix)
+        keys = build_keys(settings)
         caught_up = await wait_caught_up(redis, keys, AUDIT_CATCH_UP_S)
         report = await run_audit(pool, redis, keys, catalog)
         if not caught_up:
@@ -253,10 +313,10 @@ async def persister_lifespan(
         in_process = settings.persister_in_process
         if in_process is None:
             in_process = settings.database_url is None  # the embedded database
-        worker: OutboxConsumer | None = None
+        worker: Persister | None = None
         roomlog = build_roomlog(settings, state.redis, state.catalog)
         if in_process:
-            worker = make_consumer(
+            worker = make_persister(
                 settings, state.redis, pool, state.ledger,
                 on_spends=on_spends or roomlog.emit_spends,
             )  # fmt: skip

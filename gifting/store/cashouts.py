@@ -4,9 +4,10 @@ A hold (cashout_hold.lua) is idempotent by the creator's request id and
 checks the minimum, the balance and the daily cap before its first write; a
 settlement (cashout_settle.lua) is idempotent by the cash-out id; a failed
 payout returns the diamonds and gives back the daily cap it used (the record
-keeps its day). Each
-cash-out id carries its wallet shard (``co<NN>-...``), so the payout webhook
-finds the record without an index.
+keeps its day). Each cash-out id carries its wallet shard (``co<NN>-...``: the
+shard in decimal, at least two digits, up to the dash — ``co07-…`` as ever for
+the default 16 shards, ``co12345-…`` with more), so the payout webhook finds
+the record without an index.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from gifting.core.catalog import Catalog
 from gifting.core.errors import BadRequest, NotFound, refusal
 from gifting.core.ids import check_id, new_event_id, new_id
 from gifting.core.money import day_of
-from gifting.store.keys import SHARDS, Keys, shard_of
+from gifting.store.keys import SHARDS, Keys
 from gifting.store.scripts import Scripts
 from gifting.store.wallets import MAX_BUDGET
 
@@ -50,12 +51,28 @@ class Cashout:
         }
 
 
-def cashout_shard(cashout_id: str) -> int:
-    """The wallet shard encoded in a cash-out id (``co<NN>-...``), or raise NotFound."""
-    if len(cashout_id) < 5 or not cashout_id.startswith("co") or not cashout_id[2:4].isdigit():
+def cashout_id_prefix(shard: int) -> str:
+    """``co<NN>-``: the start of every cash-out id of wallet shard ``shard``."""
+    return f"co{shard:02d}-"
+
+
+def cashout_shard(cashout_id: str, shards: int = SHARDS) -> int:
+    """The wallet shard encoded in a cash-out id (``co<digits>-...``), or raise NotFound.
+
+    ``shards``: the deployment's shard count (a larger shard is no cash-out of it).
+    """
+    digits, dash, rest = cashout_id[2:].partition("-")
+    if (
+        not cashout_id.startswith("co")
+        or not dash
+        or not rest
+        or not 2 <= len(digits) <= 5
+        or not digits.isascii()
+        or not digits.isdigit()
+    ):
         raise NotFound("no such cash-out")
-    shard = int(cashout_id[2:4])
-    if shard >= SHARDS:
+    shard = int(digits)
+    if shard >= shards:
         raise NotFound("no such cash-out")
     return shard
 
@@ -94,8 +111,8 @@ class Cashouts:
             raise BadRequest(f"diamonds must be a multiple of {unit} (whole cents)")
         price = catalog.cashout_amount(diamonds)
         now = self._clock()
-        shard = shard_of(user)
-        cashout_id = f"co{shard:02d}-" + new_id("", now)
+        shard = self._keys.shard_of(user)
+        cashout_id = cashout_id_prefix(shard) + new_id("", now)
         k = self._keys
         status, out_id = await self._scripts.run(
             "cashout_hold",
@@ -128,7 +145,7 @@ class Cashouts:
         check_id(cashout_id, "cashout")
         if outcome not in ("paid", "failed"):
             raise BadRequest('status must be "paid" or "failed"')
-        shard = cashout_shard(cashout_id)
+        shard = cashout_shard(cashout_id, self._keys.shards)
         record = self._keys.cashout(shard, cashout_id)
         user, created = await self._redis.hmget(record, ["user", "created"])
         if user is None:
@@ -151,7 +168,7 @@ class Cashouts:
     async def cashout(self, cashout_id: str) -> Cashout | None:
         """Read one cash-out, or ``None``."""
         try:
-            shard = cashout_shard(cashout_id)
+            shard = cashout_shard(cashout_id, self._keys.shards)
         except NotFound:
             return None
         raw = await self._redis.hgetall(self._keys.cashout(shard, cashout_id))

@@ -19,7 +19,7 @@ from gifting.core.entries import CreditArgs, SpendEntry, credit_of, pairs
 from gifting.core.errors import BadRequest
 from gifting.core.ids import credit_event_id
 from gifting.core.money import MAX_SPEND_COINS, is_whole
-from gifting.store.keys import Keys, shard_of
+from gifting.store.keys import Keys
 from gifting.store.retire import settle_failure
 from gifting.store.scripts import ScriptCall, Scripts
 
@@ -41,7 +41,7 @@ def credit_call(
     call_keys = [
         keys.wallet(creator),
         keys.credit_done(creator, credit.spend_event),
-        keys.outbox(shard_of(creator)),
+        keys.outbox(keys.shard_of(creator)),
     ]
     args: list[str | int] = [
         credit.coins, share_bps, credit_event_id(credit.spend_event), now,
@@ -133,4 +133,8 @@ class Credits:
                 failure = settle_failure(reply)
                 if failure is not None:
                     raise failure
+        # A marker found above may be one a master set and never replicated (its call
+        # failed its WAIT): wait for the replicas to hold every credit, or raise.
+        keys = self._keys
+        await self._scripts.fence(sorted({keys.outbox(keys.shard_of(s.creator)) for s in spends}))
         return len(todo)

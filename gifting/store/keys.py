@@ -1,11 +1,13 @@
 """Every Redis key name and hash tag of gifting, in one place.
 
-Money keys are grouped into ``SHARDS`` wallet shards by a hash tag: all keys of
-one user (wallet, spend results, combo) and the outbox stream that user's
-spends append to share the tag ``{wNN}``, so each money script touches one
-hash slot and runs unchanged on Redis Cluster. ``SHARDS`` is part of the data
-layout: changing it on a live deployment moves users to other shards, so it
-is fixed.
+Money keys are grouped into wallet shards by a hash tag: all keys of one user
+(wallet, spend results, combo) and the outbox stream that user's spends append
+to share the tag ``{wNN}``, so each money script touches one hash slot and runs
+unchanged on Redis Cluster. The number of shards is a deployment setting
+(``GIFTING_WALLET_SHARDS``, :attr:`Keys.shards`, default ``SHARDS`` = 16, the
+layout of every deployment before it was a setting). It is part of the data
+layout: changing it on a live deployment moves users to other shards, so it is
+fixed at deploy time (docs/operations.md says how to choose it).
 
 Streams (rooms) have their own tag ``{r:<stream>}``, plus a small gate in
 every wallet shard (``stream_gate``) that spend.lua checks in its own slot.
@@ -20,11 +22,13 @@ import zlib
 from dataclasses import dataclass
 
 SHARDS = 16
+#: The bounds of the shard count: at most one shard per hash slot.
+MAX_SHARDS = 16384
 
 
-def shard_of(user: str) -> int:
-    """Return the wallet shard of ``user`` (stable across processes and versions)."""
-    return zlib.crc32(user.encode()) % SHARDS
+def shard_of(user: str, shards: int = SHARDS) -> int:
+    """Return the wallet shard of ``user`` among ``shards`` (stable across processes)."""
+    return zlib.crc32(user.encode()) % shards
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +36,16 @@ class Keys:
     """Key builder bound to one deployment prefix (tests use a unique prefix each)."""
 
     prefix: str = "g"
+    #: How many wallet shards (outboxes) the deployment has; see the module docstring.
+    shards: int = SHARDS
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.shards <= MAX_SHARDS:
+            raise ValueError(f"the wallet shard count must be 1..{MAX_SHARDS}")
+
+    def shard_of(self, user: str) -> int:
+        """The wallet shard of ``user`` in this deployment."""
+        return shard_of(user, self.shards)
 
     # -- wallet shard ------------------------------------------------------
     def tag(self, shard: int) -> str:
@@ -40,23 +54,23 @@ class Keys:
 
     def wallet(self, user: str) -> str:
         """Hash: coins, diamonds, received, earned, held, paid, budget, month, spent."""
-        return f"{self.prefix}:{self.tag(shard_of(user))}:wallet:{user}"
+        return f"{self.prefix}:{self.tag(self.shard_of(user))}:wallet:{user}"
 
     def spend_result(self, user: str, client_id: str) -> str:
         """Hash: the stored result of one spend, keyed by the sender's message id."""
-        return f"{self.prefix}:{self.tag(shard_of(user))}:spend:{user}:{client_id}"
+        return f"{self.prefix}:{self.tag(self.shard_of(user))}:spend:{user}:{client_id}"
 
     def combo(self, user: str, stream: str) -> str:
         """Hash: the sender's current gift streak in one stream (gift, count, last)."""
-        return f"{self.prefix}:{self.tag(shard_of(user))}:combo:{user}:{stream}"
+        return f"{self.prefix}:{self.tag(self.shard_of(user))}:combo:{user}:{stream}"
 
     def purchase(self, user: str, purchase_id: str) -> str:
         """Hash: one provider purchase credited to ``user`` (and whether it was refunded)."""
-        return f"{self.prefix}:{self.tag(shard_of(user))}:purchase:{purchase_id}"
+        return f"{self.prefix}:{self.tag(self.shard_of(user))}:purchase:{purchase_id}"
 
     def credit_done(self, creator: str, event: str) -> str:
         """String: marks that the creator was credited for spend ``event``."""
-        return f"{self.prefix}:{self.tag(shard_of(creator))}:credited:{event}"
+        return f"{self.prefix}:{self.tag(self.shard_of(creator))}:credited:{event}"
 
     def cashout(self, shard: int, cashout_id: str) -> str:
         """Hash: one cash-out (user, diamonds, amount, status)."""
@@ -64,11 +78,11 @@ class Keys:
 
     def cashout_request(self, user: str, request_id: str) -> str:
         """String ``<cash-out id>:<diamonds>``: what the user's idempotency id created."""
-        return f"{self.prefix}:{self.tag(shard_of(user))}:cashreq:{user}:{request_id}"
+        return f"{self.prefix}:{self.tag(self.shard_of(user))}:cashreq:{user}:{request_id}"
 
     def cashouts_of(self, user: str) -> str:
         """Sorted set: the user's cash-out ids by creation time."""
-        return f"{self.prefix}:{self.tag(shard_of(user))}:cashouts:{user}"
+        return f"{self.prefix}:{self.tag(self.shard_of(user))}:cashouts:{user}"
 
     def stream_gate(self, shard: int, stream: str) -> str:
         """Hash: a stream's gate in wallet shard ``shard`` (``ended``, ``debits``).
@@ -82,7 +96,7 @@ class Keys:
 
     def stream_gates(self, stream: str) -> list[str]:
         """The stream's gate in every wallet shard."""
-        return [self.stream_gate(s, stream) for s in range(SHARDS)]
+        return [self.stream_gate(s, stream) for s in range(self.shards)]
 
     def outbox(self, shard: int) -> str:
         """Stream: settled ledger events of shard ``shard``, read by the persister."""
@@ -90,7 +104,15 @@ class Keys:
 
     def outboxes(self) -> list[str]:
         """Every outbox stream, one per shard."""
-        return [self.outbox(s) for s in range(SHARDS)]
+        return [self.outbox(s) for s in range(self.shards)]
+
+    def persister_lease(self, shard: int) -> str:
+        """String: the ``gifting persist`` process that owns shard ``shard``'s outbox now."""
+        return f"{self.prefix}:{self.tag(shard)}:lease"
+
+    def persisters(self) -> str:
+        """Sorted set: the live ``gifting persist`` processes by the expiry of their heartbeat."""
+        return f"{self.prefix}:persisters"
 
     def dead_letters(self) -> str:
         """Stream: outbox entries the persister could not use, with the reason."""
@@ -131,8 +153,13 @@ class Keys:
         return f"{self.prefix}:{{r:{stream}}}:emitted:{event}"
 
     def room_channel(self, stream: str) -> str:
-        """Pub/sub channel carrying the room's events between hubs."""
-        return f"{self.prefix}:room:{stream}"
+        """Pub/sub channel carrying the room's events between hubs.
+
+        Tagged with the room's ``{r:<stream>}`` so that on a cluster it hashes
+        to the room's slot: emit.lua ``SPUBLISH``es it from that slot and the
+        hubs ``SSUBSCRIBE`` on the node serving it.
+        """
+        return f"{self.prefix}:{{r:{stream}}}:room"
 
     def streams_of(self, creator: str) -> str:
         """Sorted set: a creator's streams by start time."""

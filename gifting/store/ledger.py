@@ -41,7 +41,7 @@ from gifting.store.credits import Credits
 from gifting.store.keys import Keys
 from gifting.store.purchases import PurchaseResult, Purchases
 from gifting.store.retire import DEFAULT_RECENT_S, repair_deadline, retire_calls
-from gifting.store.scripts import ScriptCall, Scripts
+from gifting.store.scripts import ReplicaWait, ScriptCall, Scripts
 from gifting.store.spends import (
     DEFAULT_COMBO_WINDOW_MS,
     DEFAULT_IDEMPOTENCY_TTL_S,
@@ -81,13 +81,14 @@ class Ledger:
         combo_window_ms: int = DEFAULT_COMBO_WINDOW_MS,
         recent_s: int = DEFAULT_RECENT_S,
         clock: Callable[[], int] = now_ms,
+        replica_wait: ReplicaWait | None = None,
     ) -> None:
         #: The catalog it prices with (shared, read-only).
         self.catalog = catalog
         #: How long a spend's Redis records stay once PostgreSQL holds it (the recent window).
         self.recent_s = recent_s
         self._keys = keys
-        self._scripts = scripts = Scripts(redis)
+        self._scripts = scripts = Scripts(redis, wait=replica_wait)
         self._purchases = Purchases(redis, keys, scripts, catalog, clock=clock)
         self._spends = Spends(
             keys, scripts, idempotency_ttl_s=idempotency_ttl_s,
@@ -224,6 +225,16 @@ class Ledger:
     async def badge_of(self, user: str) -> str | None:
         """The badge shown on the user's events, or ``None``."""
         return await self._badges.badge_of(user)
+
+    async def replicated(self, keys: Sequence[str]) -> None:
+        """Return once the writes made so far in the slots of ``keys`` reached the replicas
+        (``GIFTING_REDIS_WAIT_REPLICAS``; a no-op without it); else raise.
+
+        The persister calls it with the outboxes of a batch before writing
+        PostgreSQL, so it never records an entry that a failover could take
+        back (see docs/operations.md).
+        """
+        await self._scripts.fence(keys)
 
     async def aclose(self) -> None:
         """Close the private pipeline connections of the batch calls (not the Redis client)."""

@@ -15,7 +15,7 @@ from gifting.core.catalog import Catalog
 from gifting.core.entries import PurchaseArgs, RefundArgs, pairs
 from gifting.core.errors import BadRequest, Conflict, NotFound, UnknownItem, Unprocessable, refusal
 from gifting.core.ids import check_id, fingerprint, new_event_id
-from gifting.store.keys import Keys, shard_of
+from gifting.store.keys import Keys
 from gifting.store.scripts import Scripts
 
 
@@ -86,7 +86,7 @@ class Purchases:
             [
                 self._keys.wallet(user),
                 self._keys.purchase(user, purchase_id),
-                self._keys.outbox(shard_of(user)),
+                self._keys.outbox(self._keys.shard_of(user)),
             ],
             [fp, package.coins, new_event_id(now), now, *pairs(entry.to_fields())],
         )
@@ -108,7 +108,7 @@ class Purchases:
             [
                 self._keys.wallet(user),
                 self._keys.purchase(user, purchase_id),
-                self._keys.outbox(shard_of(user)),
+                self._keys.outbox(self._keys.shard_of(user)),
             ],
             [new_event_id(now), now, *pairs(entry.to_fields())],
         )

@@ -54,7 +54,7 @@ from collections.abc import Sequence
 from typing import Final
 
 from gifting.core.entries import SpendEntry
-from gifting.store.keys import Keys, shard_of
+from gifting.store.keys import Keys
 from gifting.store.scripts import ScriptCall
 
 __all__ = [
@@ -105,11 +105,11 @@ def retire_calls(keys: Keys, spends: Sequence[SpendEntry], keep_s: int) -> list[
     """
     by_slot: dict[str, list[str]] = {}
     for s in spends:
-        by_slot.setdefault(keys.tag(shard_of(s.user)), []).append(
+        by_slot.setdefault(keys.tag(keys.shard_of(s.user)), []).append(
             keys.spend_result(s.user, s.client_id)
         )
         if s.creator:
-            by_slot.setdefault(keys.tag(shard_of(s.creator)), []).append(
+            by_slot.setdefault(keys.tag(keys.shard_of(s.creator)), []).append(
                 keys.credit_done(s.creator, s.event)
             )
         if s.stream:

@@ -1,5 +1,9 @@
 """Room event log on Redis: seq, capped history (cursors) and pub/sub to every hub.
 
+On a Redis Cluster the events go over sharded pub/sub (``SPUBLISH`` on the
+room's channel, which hashes to the room's slot; the hubs read them with
+:class:`gifting.hub.sharded_broker.ShardedRoomBroker`), elsewhere ``PUBLISH``.
+
 :meth:`RoomLog.emit` is atomic (emit.lua, one slot: the room's) and, with a
 marker, idempotent by event id. Delivery between hubs is Redis pub/sub (at
 most once, in order per channel); the history stream is what makes overlays
@@ -21,6 +25,7 @@ from gifting.core.catalog import Catalog
 from gifting.core.entries import SpendEntry
 from gifting.core.errors import BadRequest, CursorExpired
 from gifting.core.events import spend_event
+from gifting.store.cluster import is_cluster
 from gifting.store.keys import Keys
 from gifting.store.retire import settle_failure
 from gifting.store.scripts import ScriptCall, Scripts
@@ -92,6 +97,8 @@ class RoomLog:
         self.keys = keys
         self.catalog = catalog
         self.scripts = Scripts(redis)
+        #: How emit.lua publishes: sharded pub/sub on a cluster.
+        self.publish = "SPUBLISH" if is_cluster(redis) else "PUBLISH"
         self.max_events = max_events
         self.max_age_s = max_age_s
         self.marker_ttl_s = marker_ttl_s
@@ -140,6 +147,7 @@ class RoomLog:
             gifts,
             item_field,
             "" if not_after is None else not_after,
+            self.publish,
         ]
         return keys, args
 

@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, ResponseError
 
+from gifting.store.cluster import ClusterWire, wire_for
 from gifting.store.wire import WirePipeline
 
 SCRIPT_NAMES = (
@@ -43,6 +44,18 @@ class ScriptCall:
     args: list[str | int]
 
 
+@dataclass(frozen=True, slots=True)
+class ReplicaWait:
+    """Acknowledge a money call only once ``replicas`` replicas have it (``WAIT``).
+
+    0 replicas: no wait (the default). See docs/operations.md, "What a
+    failover can lose".
+    """
+
+    replicas: int = 0
+    timeout_ms: int = 100
+
+
 def _strings(reply: Any) -> list[str]:
     return [x.decode() if isinstance(x, bytes) else str(x) for x in reply]
 
@@ -61,9 +74,10 @@ def _reply(raw: Any) -> list[str] | Exception:
 class Scripts:
     """The money scripts registered on one Redis client."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, *, wait: ReplicaWait | None = None) -> None:
         self._redis = redis
-        self._lanes: dict[str, WirePipeline] = {}
+        self._wait = wait or ReplicaWait()
+        self._lanes: dict[str, WirePipeline | ClusterWire] = {}
         self._scripts: dict[str, AsyncScript] = {
             name: redis.register_script(script_source(name)) for name in SCRIPT_NAMES
         }
@@ -71,7 +85,17 @@ class Scripts:
     async def run(
         self, name: str, keys: Sequence[str], args: Sequence[str | int], client: Any = None
     ) -> list[str]:
-        """Run script ``name``; the reply is a list of strings (every script returns strings)."""
+        """Run script ``name``; the reply is a list of strings (every script returns strings).
+
+        With a :class:`ReplicaWait`, the call goes through the lean pipeline
+        (``WAIT`` must follow the write on its own connection) and a call too
+        few replicas acknowledged raises :class:`~gifting.store.wire.NotReplicated`.
+        """
+        if self._wait.replicas and client is None:
+            (only,) = await self.run_many([ScriptCall(name, list(keys), list(args))])
+            if isinstance(only, Exception):
+                raise only
+            return only
         reply = await self._scripts[name](keys=list(keys), args=list(args), client=client)
         return _strings(reply)
 
@@ -100,26 +124,49 @@ class Scripts:
     async def _pipeline(
         self, calls: Sequence[ScriptCall], lane: str
     ) -> list[list[str] | Exception]:
-        wire = self._lanes.get(lane)
-        if wire is None:
-            wire = self._lanes[lane] = WirePipeline.like(self._redis)
-        raw = await wire.execute(
-            [["EVALSHA", self._scripts[c.name].sha, len(c.keys), *c.keys, *c.args] for c in calls]
+        raw = await self._lane(lane).execute(
+            [["EVALSHA", self._scripts[c.name].sha, len(c.keys), *c.keys, *c.args] for c in calls],
+            wait_replicas=self._wait.replicas,
+            wait_timeout_ms=self._wait.timeout_ms,
         )
         return [_reply(r) for r in raw]
+
+    async def fence(self, keys: Sequence[str]) -> None:
+        """Return once the replicas have every write made so far in the slots of ``keys``.
+
+        A no-op without a :class:`ReplicaWait`. Otherwise one small write per
+        key (``<key>:fence``, same slot) followed by ``WAIT`` on the same
+        connection: replication is ordered, so a replica that acknowledged it
+        holds everything written in that slot before. Raises
+        :class:`~gifting.store.wire.NotReplicated` (or a connection error)
+        when too few replicas did in time.
+        """
+        if not self._wait.replicas or not keys:
+            return
+        replies = await self._lane("fence").execute(
+            [["SET", f"{k}:fence", "1", "PX", 60_000] for k in keys],
+            wait_replicas=self._wait.replicas,
+            wait_timeout_ms=self._wait.timeout_ms,
+        )
+        for r in replies:
+            if isinstance(r, Exception):
+                raise r
 
     async def exists_many(self, keys: Sequence[str], lane: str = "default") -> list[bool]:
         """Whether each key exists, in one round trip (cheap checks before idempotent repairs)."""
         if not keys:
             return []
-        wire = self._lanes.get(lane)
-        if wire is None:
-            wire = self._lanes[lane] = WirePipeline.like(self._redis)
-        replies = await wire.execute([["EXISTS", k] for k in keys])
+        replies = await self._lane(lane).execute([["EXISTS", k] for k in keys])
         for r in replies:
             if isinstance(r, Exception):
                 raise r
         return [bool(r) for r in replies]
+
+    def _lane(self, lane: str) -> WirePipeline | ClusterWire:
+        wire = self._lanes.get(lane)
+        if wire is None:
+            wire = self._lanes[lane] = wire_for(self._redis)
+        return wire
 
     async def close(self) -> None:
         """Close the lanes' connections."""

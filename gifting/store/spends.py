@@ -22,7 +22,7 @@ from gifting.core.idempotency import KeptSpend
 from gifting.core.ids import check_id, new_event_id
 from gifting.core.money import MAX_SPEND_COINS, is_whole, month_of
 from gifting.core.pricing import Priced
-from gifting.store.keys import Keys, shard_of
+from gifting.store.keys import Keys
 from gifting.store.scripts import ScriptCall, Scripts
 
 DEFAULT_IDEMPOTENCY_TTL_S = 7 * 24 * 3600
@@ -109,11 +109,11 @@ def spend_call(
     ):
         raise BadRequest("the price of a spend must be a positive whole number of coins")
     sender = order.sender
-    shard = shard_of(sender)
+    shard = keys.shard_of(sender)
     call_keys = [
         keys.wallet(sender),
         keys.spend_result(sender, order.client_id),
-        keys.outbox(shard),
+        keys.outbox(keys.shard_of(sender)),
         keys.combo(sender, order.stream),
         keys.stream_gate(shard, order.stream),  # a badge's (no stream) is never touched
     ]

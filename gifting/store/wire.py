@@ -39,6 +39,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 _CRLF = b"\r\n"
+#: One command: its name and arguments.
+Command = Sequence[bytes | str | int]
 #: What the pipeline takes from redis-py's connection settings (TLS aside).
 _ADDRESS_KEYS: Final = ("host", "port", "db", "password", "username", "path")
 #: Seconds to connect and to get a batch's answer, unless the imitated client says.
@@ -69,6 +71,14 @@ def pack_command(args: Sequence[bytes | str | int]) -> bytes:
         parts.append(data)
         parts.append(_CRLF)
     return b"".join(parts)
+
+
+class NotReplicated(RedisConnectionError):  # type: ignore[misc]  # redis is untyped here
+    """The master ran the call but too few replicas acknowledged it (``WAIT``).
+
+    A connection error to its callers (503 over HTTP, "retry" on the socket):
+    the outcome is only as safe as the master; a retry replays the call by its id.
+    """
 
 
 class WirePipeline:
@@ -111,6 +121,12 @@ class WirePipeline:
         """
         pool = redis.connection_pool
         return cls._like_connection(pool.connection_class, pool.connection_kwargs)
+
+    @classmethod
+    def for_connection(cls, connection_class: type[Any], kwargs: Mapping[str, Any]) -> WirePipeline:
+        """A pipeline that connects as redis-py's ``connection_class(**kwargs)`` would
+        (the cluster's pipeline makes one per node this way; see cluster.py)."""
+        return cls._like_connection(connection_class, kwargs)
 
     @classmethod
     def _like_connection(
@@ -175,8 +191,30 @@ class WirePipeline:
                     raise RedisConnectionError(f"cannot set up the connection: {reply}")
         return reader, writer
 
-    async def execute(self, commands: Sequence[Sequence[bytes | str | int]]) -> list[Any]:
-        """Send ``commands`` in one write; return their replies (errors as exceptions, in place)."""
+    async def execute(
+        self,
+        commands: Sequence[Command],
+        *,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = 0,
+    ) -> list[Any]:
+        """Send ``commands`` in one write; return their replies (errors as exceptions, in place).
+
+        ``wait_replicas`` > 0 ends the batch with ``WAIT wait_replicas
+        wait_timeout_ms`` on the same connection: when fewer replicas than
+        that acknowledged the batch's writes in time, every reply that is not
+        an error becomes :class:`NotReplicated` (the write happened on the
+        master and may be lost with it; the caller treats it as unavailable).
+        """
+        if wait_replicas > 0:
+            replies = await self.execute([*commands, ["WAIT", wait_replicas, wait_timeout_ms]])
+            acked = replies.pop()
+            if isinstance(acked, int) and acked >= wait_replicas:
+                return replies
+            lost = NotReplicated(
+                f"{acked} of {wait_replicas} replicas acknowledged within {wait_timeout_ms} ms"
+            )
+            return [r if isinstance(r, Exception) else lost for r in replies]
         async with self._lock:
             try:
                 if self._writer is None:
@@ -195,7 +233,7 @@ class WirePipeline:
                 await self.close()
                 raise
 
-    async def _exchange(self, commands: Sequence[Sequence[bytes | str | int]]) -> list[Any]:
+    async def _exchange(self, commands: Sequence[Command]) -> list[Any]:
         assert self._reader is not None
         assert self._writer is not None
         self._writer.write(b"".join(pack_command(c) for c in commands))

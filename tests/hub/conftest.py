@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
+import pytest
 import pytest_asyncio
 import uvicorn
 import websockets
@@ -20,6 +21,7 @@ from gifting.config import Settings
 from gifting.hub.extension import hub_extension
 from gifting.hub.uvicorn_ws import HubWebSocketProtocol
 from gifting.state import AppState, Extension
+from gifting.store.keys import Keys
 
 JWT_SECRET = "hub-test-jwt-secret-0123456789abcdef0123"
 
@@ -157,3 +159,9 @@ async def hub(redis_url: str, database_url: str, key_prefix: str) -> AsyncIterat
         redis_url, database_url, key_prefix, GIFTING_RATE_PER_S=1000, GIFTING_RATE_BURST=2000
     ) as h:
         yield h
+
+
+@pytest.fixture
+def keys(key_prefix: str) -> Keys:
+    """The test's own Redis key names."""
+    return Keys(key_prefix)

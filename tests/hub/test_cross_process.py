@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import pytest
 import pytest_asyncio
 import websockets
 from redis.asyncio import Redis
@@ -20,6 +21,8 @@ from gifting.store.keys import Keys
 from gifting.store.ledger import Ledger
 from gifting.store.streams import Streams
 from tests.hub.conftest import JWT_SECRET, decode, encode, free_port, recv_until
+
+pytestmark = pytest.mark.cluster
 
 SERVE = [sys.executable, "-c", "from gifting.cli import main; main()", "serve"]
 

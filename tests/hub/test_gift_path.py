@@ -11,6 +11,8 @@ import websockets
 
 from tests.hub.conftest import HubServer, decode, encode, recv, recv_until
 
+pytestmark = pytest.mark.cluster
+
 
 async def _events(
     ws: Any, n: int, kind: str = "gift", timeout: float = 10.0

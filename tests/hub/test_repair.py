@@ -9,9 +9,13 @@ import signal
 import subprocess
 import sys
 
+import pytest
+
 from gifting.core.pricing import price_gift
 from gifting.store.ledger import SpendOrder
 from tests.hub.conftest import decode, recv, serve
+
+pytestmark = pytest.mark.cluster
 
 
 async def test_persister_repairs_credit_and_room_event_of_an_unsettled_spend(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from redis.asyncio import Redis
 
@@ -30,6 +31,8 @@ from .support import (
     gift_order,
     highlight_order,
 )
+
+pytestmark = pytest.mark.cluster
 
 
 @settings(

@@ -40,6 +40,8 @@ from .support import (
     snapshot,
 )
 
+pytestmark = pytest.mark.cluster
+
 TASKS = 50
 
 

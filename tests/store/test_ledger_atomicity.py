@@ -20,6 +20,8 @@ from gifting.store.ledger import Ledger
 
 from .support import buy, gift_order, of_type, outbox_entries, snapshot
 
+pytestmark = pytest.mark.cluster
+
 
 async def break_outbox(redis: Redis, keys: Keys, user: str) -> str:
     """Replace the outbox stream of ``user``'s shard by a string; return its key."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from redis.asyncio import Redis
 
 from gifting.core.catalog import Catalog
@@ -12,6 +13,8 @@ from gifting.store.rooms import RoomLog
 from gifting.store.scripts import ScriptCall
 
 from .support import CREATOR, STREAM, FakeClock, badge_order, buy, gift_order
+
+pytestmark = pytest.mark.cluster
 
 
 def _other_shard(user: str, prefix: str = "u") -> str:

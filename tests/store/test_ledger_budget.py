@@ -14,6 +14,8 @@ from gifting.store.ledger import MAX_BUDGET, Budget, Ledger, SpendResult
 
 from .support import FakeClock, buy, gift_order, of_type, outbox_entries, snapshot
 
+pytestmark = pytest.mark.cluster
+
 
 async def test_spends_up_to_exactly_the_budget_then_the_next_coin_is_refused(
     ledger: Ledger, redis: Redis, keys: Keys, catalog: Catalog

@@ -30,6 +30,8 @@ from gifting.store.ledger import Cashout, Ledger, SpendResult
 
 from .support import FakeClock, buy, gift_order, of_type, outbox_entries, snapshot
 
+pytestmark = pytest.mark.cluster
+
 _setup_events = itertools.count()
 
 

@@ -30,6 +30,8 @@ from .support import (
     snapshot,
 )
 
+pytestmark = pytest.mark.cluster
+
 OrderMaker = Callable[[Catalog], SpendOrder]
 
 

@@ -37,6 +37,8 @@ from gifting.store.ledger import Budget, Cashout, Ledger, PurchaseResult, SpendO
 
 from .support import FakeClock, coins_of, of_type, outbox_entries
 
+pytestmark = pytest.mark.cluster
+
 STEPS = 300
 BPS = 5000
 DAILY_CAP = 6000  # small, so the cap is hit

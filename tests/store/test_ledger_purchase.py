@@ -27,6 +27,8 @@ from gifting.store.ledger import Ledger, PurchaseResult
 
 from .support import buy, coins_of, gift_order, of_type, outbox_entries, snapshot
 
+pytestmark = pytest.mark.cluster
+
 # --------------------------------------------------------------------------- refunds
 
 

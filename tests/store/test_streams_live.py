@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 from redis.asyncio import Redis
 
 from gifting.core.catalog import Catalog
 from gifting.store.keys import Keys
 from gifting.store.streams import Streams
+
+pytestmark = pytest.mark.cluster
 
 
 async def test_live_many_tells_live_ended_and_unknown_streams_apart(

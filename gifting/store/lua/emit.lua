@@ -1,5 +1,9 @@
 -- emit.lua: append one event to a room, once, and publish it to every hub.
 --
+-- On a Redis Cluster the channel hashes to the room's slot ({r:stream}) and
+-- is published with SPUBLISH: the event reaches the master of that slot (the
+-- node running this script) and the hubs subscribed there, not every node.
+--
 -- Assigns the room's next seq, appends the event to the capped history
 -- stream (its entry id is the cursor), updates the room's totals and top
 -- gifters for a spend, and publishes "<seq>|<cursor>|<body>" on the room
@@ -26,6 +30,7 @@
 -- ARGV[10] totals field of the item ("gift:<id>", or "")
 -- ARGV[11] not after, unix ms ("": no deadline): past it (Redis's clock) the event is
 --          refused "stale" unless it was emitted already (see credit.lua)
+-- ARGV[12] "PUBLISH" (a single Redis) or "SPUBLISH" (a cluster: sharded pub/sub)
 --
 -- Returns {status, seq, cursor}: "ok", "replay" with the first emission's, or
 -- "stale" (nothing written).
@@ -64,5 +69,7 @@ if ttl > 0 then
 elseif ttl < 0 then
   redis.call('SET', KEYS[1], seq .. '|' .. cursor)
 end
-redis.call('PUBLISH', ARGV[5], seq .. '|' .. cursor .. '|' .. ARGV[1])
+local publish = 'PUBLISH'
+if ARGV[12] == 'SPUBLISH' then publish = 'SPUBLISH' end
+redis.call(publish, ARGV[5], seq .. '|' .. cursor .. '|' .. ARGV[1])
 return {'ok', tostring(seq), cursor}
