@@ -123,7 +123,8 @@ async def test_every_script_runs_in_one_slot(
 ) -> None:
     """Each money script once (a cluster refuses a script whose keys span slots: CROSSSLOT)."""
     assert set(SCRIPT_NAMES) == {
-        "spend", "purchase", "refund", "credit", "cashout_hold", "cashout_settle", "emit"
+        "spend", "purchase", "refund", "credit", "cashout_hold", "cashout_settle", "emit",
+        "retire",
     }  # fmt: skip
     await buy(ledger, "fan", "coins_7000")
     bought = await buy(ledger, "cre", "coins_70")
@@ -135,6 +136,7 @@ async def test_every_script_runs_in_one_slot(
     emit = ScriptCall("emit", *roomlog.spend_emit_args(entry))
     assert await ledger.settle_many([entry], [emit]) == []
     assert (await ledger.wallet("cre")).diamonds == 50
+    assert await ledger.retire([entry]) >= 1  # one call per slot: sender, creator, room
     await ledger.refund(bought.purchase_id)
     await ledger.credit_creator(spend_event="e-extra", creator="cre", coins=20_000, stream="s1",
                                 sender="fan")  # fmt: skip
