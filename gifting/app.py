@@ -36,6 +36,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, ExitStack, asynccontextmanager
+from functools import partial
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -53,6 +54,7 @@ from gifting.core.catalog import load_catalog
 from gifting.embedded.launch import attach_or_start
 from gifting.logs import RequestIds, install_redaction
 from gifting.state import AppState, Extension
+from gifting.store.cluster import ping_every_node
 from gifting.store.wiring import build_keys, build_ledger, build_streams, redis_client
 
 __all__ = ["api_routes", "create_app", "default_extensions"]
@@ -113,7 +115,7 @@ async def _lifespan(app: Starlette) -> AsyncIterator[None]:
             embedded=None if attached.settings is settings else attached,
         )
         stack.push_async_callback(state.ledger.aclose)  # its pipeline connections
-        state.readiness["redis"] = redis.ping
+        state.readiness["redis"] = partial(ping_every_node, redis)
         app.state.gifting = state
         stack.callback(setattr, app.state, "gifting", None)
         for extension in extensions:

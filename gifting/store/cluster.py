@@ -366,3 +366,16 @@ def connect(url: str, **kwargs: Any) -> Redis | RedisCluster:
     if is_cluster_url(url):
         return cluster_client(url, **kwargs)
     return Redis.from_url(url, **kwargs)
+
+
+async def ping_every_node(redis: Any) -> None:
+    """PING every node of a cluster (each master and replica), or the one Redis.
+
+    ``/readyz`` runs it: a hub whose cluster has a node that does not answer
+    is not ready, so the proxy sends its clients elsewhere. Raises the first
+    failure (a timeout or a connection error).
+    """
+    if is_cluster(redis):
+        await redis.ping(target_nodes=RedisCluster.ALL_NODES)
+    else:
+        await redis.ping()

@@ -216,3 +216,21 @@ async def test_the_single_redis_pipeline_waits_for_replicas_too(
         assert await pipe.execute([["GET", f"{key_prefix}:x"]], wait_replicas=0) == [b"1"]
     finally:
         await pipe.close()
+
+
+async def test_readiness_pings_every_node(redis: Any) -> None:
+    """`/readyz` asks each node of a cluster (one that does not answer makes the hub unready)."""
+    from gifting.store.cluster import ping_every_node
+
+    def pings(info: dict[str, Any]) -> int:
+        return int(info.get("cmdstat_ping", {}).get("calls", 0))
+
+    if not is_cluster(redis):
+        await ping_every_node(redis)
+        return
+    nodes = redis.get_nodes()
+    assert len(nodes) >= 3
+    before = [pings(await redis.info("commandstats", target_nodes=n)) for n in nodes]
+    await ping_every_node(redis)
+    after = [pings(await redis.info("commandstats", target_nodes=n)) for n in nodes]
+    assert all(a >= b + 1 for a, b in zip(after, before, strict=True))
