@@ -1,5 +1,6 @@
-"""The deployment's topology as processes: HAProxy in front of two hubs, a standalone
-persister, viewers and overlays through the proxy, one hub SIGKILLed mid-storm.
+"""The deployment's topology as processes, on one Redis and on a Redis Cluster:
+HAProxy in front of two hubs, a standalone persister, viewers and overlays
+through the proxy, one hub SIGKILLed mid-storm.
 
 Clients reconnect through the proxy (to the surviving hub) and retry with the
 same ids; afterwards every acked gift was debited once, persisted once, shown
@@ -104,6 +105,7 @@ async def _topology(env: dict[str, str], tmp: Path) -> AsyncIterator[tuple[int, 
                 proc.wait(5)
 
 
+@pytest.mark.cluster
 async def test_hub_killed_behind_haproxy_loses_and_doubles_nothing(
     redis: Redis, redis_url: str, db_url: str, key_prefix: str, tmp_path: Path
 ) -> None:
