@@ -8,7 +8,9 @@ same AOF settings), funds ``--users`` wallets spread over the 16 shards,
 then runs ``--loops`` concurrent debit loops for ``--seconds`` each: every
 loop sends one batch of ``--batch`` one-coin gifts with ``debit_many`` and
 waits for it, as a hub's spend pipeline does (one batch in flight per
-loop). Prints spends/s and the median batch time for each; every spend
+loop). Prints spends/s, the median batch time and the client's CPU per
+spend (the process's CPU time over the run: what routing by slot costs a
+hub, whatever else the machine is doing) for each; every spend
 must succeed (fresh client ids, wallets that cannot run dry).
 """
 
@@ -75,12 +77,16 @@ async def _bench(url: str, args: argparse.Namespace) -> dict[str, float]:
 
     await loop(time.perf_counter() + 1.0)  # warm up (connections, script cache)
     spent, batch_ms = 0, []
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(loop(started + args.seconds) for _ in range(args.loops)))
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     await ledger.aclose()
     await redis.aclose()
-    return {"spends_per_s": spent / elapsed, "batch_p50_ms": statistics.median(batch_ms)}
+    return {
+        "spends_per_s": spent / elapsed,
+        "batch_p50_ms": statistics.median(batch_ms),
+        "client_us_per_spend": cpu / max(1, spent) * 1e6,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -122,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
 def _line(name: str, f: dict[str, float], args: argparse.Namespace) -> str:
     return (
         f"{name:<22} {f['spends_per_s']:>9,.0f} spends/s  batch p50 {f['batch_p50_ms']:6.2f} ms"
+        f"  client CPU {f['client_us_per_spend']:5.1f} us/spend"
         f"  (batch {args.batch}, loops {args.loops}, appendfsync {args.appendfsync},"
         f" WAIT {args.wait_replicas})"
     )

@@ -36,6 +36,11 @@ BAD = [
     ("GIFTING_KEY_PREFIX", "{w01}"),  # a hash tag in the prefix would move every key's slot
     ("GIFTING_PUBLIC_URL", "javascript:alert(1)"),
     ("GIFTING_RATE_PER_S", "lots"),
+    ("GIFTING_WALLET_SHARDS", "0"),
+    ("GIFTING_WALLET_SHARDS", "16385"),  # more shards than hash slots
+    ("GIFTING_REDIS_WAIT_REPLICAS", "-1"),
+    ("GIFTING_REDIS_WAIT_MS", "0"),
+    ("GIFTING_PERSISTER_LEASE_MS", "10"),
 ]
 
 
@@ -57,11 +62,31 @@ def test_the_defaults_and_the_edges_of_each_range_are_accepted(
     for name, value in [
         ("GIFTING_IDEMPOTENCY_TTL", "86400"), ("GIFTING_VIEWER_BATCH_MS", "0"),
         ("GIFTING_RATE_PER_S", "1000000"), ("GIFTING_KEY_PREFIX", "prod-eu.1"),
+        ("GIFTING_WALLET_SHARDS", "16384"), ("GIFTING_REDIS_WAIT_REPLICAS", "1"),
     ]:  # fmt: skip
         monkeypatch.setenv(name, value)
     settings = load_settings()
     assert settings.idempotency_ttl_s == 86400
     assert settings.key_prefix == "prod-eu.1"
+    assert (settings.wallet_shards, settings.redis_wait_replicas) == (16384, 1)
+
+
+def test_the_shard_count_defaults_to_the_layout_of_every_earlier_deployment() -> None:
+    from gifting.store.wiring import build_keys
+
+    assert load_settings().wallet_shards == 16
+    assert build_keys(load_settings(GIFTING_WALLET_SHARDS=64)).shards == 64
+
+
+def test_a_cluster_url_gives_cluster_clients_and_any_other_a_single_redis() -> None:
+    from redis.asyncio import Redis
+    from redis.asyncio.cluster import RedisCluster
+
+    from gifting.store.wiring import redis_client
+
+    assert isinstance(redis_client("redis+cluster://:pw@127.0.0.1:7000,127.0.0.1:7001"),
+                      RedisCluster)  # fmt: skip
+    assert isinstance(redis_client("redis://127.0.0.1:6379/0"), Redis)
 
 
 @pytest.mark.parametrize("command", [["serve"], ["audit"], ["token", "alice"]])

@@ -30,7 +30,7 @@ from redis import exceptions as redis_exceptions
 from redis.crc import key_slot
 
 from gifting.embedded.process import HOST, EmbeddedError, free_port, owner_secret, write_private
-from gifting.embedded.redis_server import EmbeddedRedis
+from gifting.embedded.redis_server import EmbeddedRedis, _redis_version, find_redis_server
 
 __all__ = ["ClusterNodeServer", "EmbeddedRedisCluster"]
 
@@ -106,6 +106,12 @@ class EmbeddedRedisCluster:
     ) -> None:
         if masters < 3:
             raise EmbeddedError("a Redis Cluster needs at least 3 masters")
+        self.executable = find_redis_server()
+        if _redis_version(self.executable) < (7,):
+            raise EmbeddedError(
+                f"{self.executable} is older than Redis 7 (no sharded pub/sub): "
+                "install Redis >= 7 (Debian: redis-server, redis-tools)"
+            )
         self.dir = Path(data_dir).resolve() / "cluster"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.dir.chmod(0o700)
@@ -150,7 +156,8 @@ class EmbeddedRedisCluster:
                     node._lock.release()
 
     def _create(self) -> None:
-        cli = shutil.which("redis-cli")
+        beside = Path(self.executable).with_name("redis-cli")
+        cli = str(beside) if beside.exists() else shutil.which("redis-cli")
         if cli is None:
             raise EmbeddedError("redis-cli is needed to create a cluster (Debian: redis-tools)")
         addresses = [f"{HOST}:{n.port}" for n in self.nodes]

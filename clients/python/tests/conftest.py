@@ -20,11 +20,13 @@ if str(_REPO) not in sys.path:  # running only this folder: make `tests` importa
 from tcp_proxy import TcpProxy  # noqa: E402
 
 from tests.conftest import (  # noqa: E402, F401
+    _cluster_redis_url,
     _server_database_url,
     _server_redis_url,
     _servers_dir,
     database_url,
     key_prefix,
+    redis_backend,
     redis_url,
 )
 from tests.hub.conftest import HubServer, hub  # noqa: E402, F401
