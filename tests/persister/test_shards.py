@@ -85,7 +85,7 @@ class Hang:
         self.dead = False
         self.gone = asyncio.Event()
 
-    async def __call__(self, spends: list[SpendEntry]) -> None:
+    async def __call__(self, spends: list[SpendEntry], not_after: int) -> None:
         if self.dead:
             await self.gone.wait()
 
