@@ -70,8 +70,10 @@ class Settings(BaseSettings):
     # Viewers get a room's events joined into one batch frame at most this often
     # (0: once per loop tick). Overlays always get every event at once.
     viewer_batch_ms: int = Field(default=25, alias="GIFTING_VIEWER_BATCH_MS", ge=0, le=1000)
-    send_queue_frames: int = Field(
-        default=256, alias="GIFTING_SEND_QUEUE_FRAMES", ge=8, le=65_536
+    # A connection's send queue, in bytes: past it a viewer is closed 1013, and an
+    # overlay catches up from the room's history at the pace its queue drains.
+    send_queue_bytes: int = Field(
+        default=1024 * 1024, alias="GIFTING_SEND_QUEUE_BYTES", ge=16 * 1024, le=256 * 1024 * 1024
     )
     rate_per_s: float = Field(default=20.0, alias="GIFTING_RATE_PER_S", gt=0, le=1_000_000)
     rate_burst: int = Field(default=40, alias="GIFTING_RATE_BURST", ge=1, le=1_000_000)

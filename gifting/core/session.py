@@ -21,9 +21,13 @@ States::
     RECOVERING ──recovered()──► LIVE (or CLOSING if the stream is not live)
        │ failed(Recover, cursor_expired) ─► SendSnapshot, still RECOVERING
        │ failed(Recover, bad cursor) / failed(other) ─────────────► CLOSING
+       │ slow(): the queue closed it (1013) ──────────────────────► CLOSING
     LIVE ──receive_frame(): replies, SubmitSpend, PostComment
        │ wrong frame type, flooding ──────────────────────────────► CLOSING
+       │ lagged(cursor): an overlay fell behind ─► Recover(cursor) ► RECOVERING
     any ──closed()──► CLOSED
+
+An overlay reads frames (pings) while it recovers, too.
 
 In CLOSING and CLOSED frames are ignored and late replies are not sent
 (settling spends are still counted).
@@ -199,6 +203,18 @@ class Session:
         self.state = State.LIVE
         return []
 
+    def lagged(self, cursor: str) -> list[Action]:
+        """A live overlay fell behind its room: catch up from ``cursor`` (its last event's)."""
+        if self.role != "overlay" or self.state is not State.LIVE:
+            return []
+        self.state = State.RECOVERING
+        return [Recover(cursor)]
+
+    def slow(self) -> None:
+        """The send queue closed the connection while it caught up (1013): nothing more to do."""
+        if not self.closing:
+            self.state = State.CLOSING
+
     def closed(self) -> None:
         """The socket is gone."""
         self.state = State.CLOSED
@@ -213,7 +229,8 @@ class Session:
         """One frame from the client (``None``: a frame with no data of either type)."""
         if self.closing:
             return []
-        self._expect(State.LIVE)
+        if not (self.state is State.RECOVERING and self.role == "overlay"):
+            self._expect(State.LIVE)
         if not isinstance(raw, str if self.encoding == JSON else bytes):
             wrong = f"this connection speaks {self.encoding}: wrong frame type"
             return [Send(error_message("bad_request", wrong)), *self._close(WRONG_FRAME_TYPE)]

@@ -11,6 +11,7 @@ gifting/core/disconnect.py (1009 for a frame over the size limit is uvicorn's).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from asyncio import Future
@@ -40,7 +41,7 @@ from gifting.core.session import (
 )
 from gifting.hub import metrics
 from gifting.hub.hub import Hub
-from gifting.hub.room import Member, Room
+from gifting.hub.room import START_OF_ROOM, Member, Room
 from gifting.hub.send_queue import SendQueue
 from gifting.state import app_state
 from gifting.store.ledger import SpendOrder, SpendResult
@@ -115,16 +116,19 @@ async def _serve(
 ) -> None:
     """Join the room, recover if asked, then read frames until the peer leaves."""
     overlay = session.role == "overlay"
-    queue = SendQueue(ws.send, session.role, hub.settings.send_queue_frames)
+    queue = SendQueue(ws.send, session.role, hub.settings.send_queue_bytes)
     member = Member(queue, session.encoding, overlay, recovering=overlay)
     room = await hub.rooms.join(stream.stream, member)
     queue.start()
     connection = _Connection(ws, hub, session, stream, queue, member, room)
+    if overlay:
+        member.on_lag = connection.lagged
     try:
         await connection.perform(session.joined(since))
         await connection.read_loop()
     finally:
         session.closed()
+        connection.stop()
         await hub.rooms.leave(room, member)
         await queue.wait_closed(0.5)
         queue.cancel()
@@ -155,6 +159,21 @@ class _Connection:
         self.queue = queue
         self.member = member
         self.room = room
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def lagged(self) -> None:
+        """The overlay's queue had no room for a live event: catch up from its last cursor."""
+        actions = self.session.lagged(self.member.last_cursor or START_OF_ROOM)
+        if not actions:
+            return
+        task = asyncio.get_running_loop().create_task(self.perform(actions))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def stop(self) -> None:
+        """The connection is over: stop catching up."""
+        for task in self._tasks:
+            task.cancel()
 
     async def read_loop(self) -> None:
         """Feed the session every frame until the peer leaves."""
@@ -215,12 +234,18 @@ class _Connection:
                 stream.stream, s.user, s.name, action.client_id, action.text
             )
             return s.comment_posted(action.client_id, event)
+        read_page = partial(hub.roomlog.since, stream.stream)
+        timeout = hub.settings.idle_timeout_s
         if isinstance(action, Recover):
-            member.go_live(await hub.roomlog.since(stream.stream, action.cursor))
-            return self.session.recovered()
-        self.queue.push(_frame(await _snapshot(hub, stream, self.room), self.session.encoding))
-        member.last_seq = self.room.last_seq
-        member.go_live()
+            caught_up = await member.catch_up(read_page, timeout, action.cursor)
+        else:
+            snapshot = await _snapshot(hub, stream, self.room)
+            frame = _frame(snapshot, self.session.encoding)
+            member.give_snapshot(frame, snapshot["seq"], snapshot["cursor"] or "")
+            caught_up = await member.catch_up(read_page, timeout, None)
+        if not caught_up:
+            self.session.slow()
+            return []
         return self.session.recovered()
 
     def _settled(self, client_id: str, kind: str, t0: float, future: Future[SpendResult]) -> None:

@@ -17,6 +17,12 @@ QUEUE_DEPTH = Histogram(
     buckets=(0, 1, 2, 4, 8, 16, 32, 64, 128, 256),
 )
 SLOW_CLOSES = Counter("gifting_slow_consumer_closes_total", "Connections closed 1013 for lagging")
+CATCH_UPS = Counter(
+    "gifting_overlay_catch_ups_total",
+    "Live overlays that fell behind (lag) or lost a gap the room could not read (gap) and "
+    "caught up from the room's history",
+    ["reason"],
+)
 ROOM_EVENTS = Counter("gifting_room_events_total", "Room events received from the broker")
 DELIVERIES = Counter("gifting_deliveries_total", "Room events queued to connections", ["kind"])
 BATCH_SIZE = Histogram(
