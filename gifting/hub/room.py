@@ -121,6 +121,9 @@ class Member:
         """Keep a live event until the catch-up hands it over (only while recovering)."""
         if self._held is None:
             raise RuntimeError("hold() on a member that is not recovering")
+        if self.queue.closed:
+            self._held.clear()  # closing (a bad cursor, 1008): it will never go live
+            return
         if len(self._held) >= MAX_HELD:
             self._held.clear()
             self._dropped = True  # all of them are in the history: read it again

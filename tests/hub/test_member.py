@@ -8,7 +8,7 @@ from typing import Any, cast
 
 import pytest
 
-from gifting.core.disconnect import STREAM_ENDED
+from gifting.core.disconnect import BAD_CURSOR, STREAM_ENDED
 from gifting.core.protocol import JSON
 from gifting.hub.room import CATCH_UP_PAGE, MAX_HELD, Member
 from gifting.hub.send_queue import SendQueue
@@ -159,3 +159,14 @@ def test_a_live_member_without_room_for_an_event_lags() -> None:
     assert lagged == [True] and m.recovering and frames.pushed == []
     m.lag()  # a second lag while it catches up: what it holds may have a hole
     assert lagged == [True]
+
+
+def test_an_overlay_closed_while_it_recovers_holds_nothing() -> None:
+    # A bad cursor closes the overlay (1008) before it ever goes live; until its
+    # socket is gone (a peer may sit on the close handshake) the room still has it.
+    m, frames = member(recovering=True)
+    m.hold(entry(1))
+    frames.close(BAD_CURSOR)
+    for seq in range(2, 1000):
+        m.hold(entry(seq))
+    assert m.held == 0
