@@ -5,7 +5,9 @@ encoding in use and the same frame is pushed to every overlay; viewers get
 the events of each ``GIFTING_VIEWER_BATCH_MS`` (25 ms by default; 0: one
 loop tick) joined into a single ``batch`` frame (the lever of
 docs/contract.md §8). A gap in seq (a pub/sub message lost on a reconnect) is
-filled from the room's history before anything newer is delivered.
+filled from the room's history before anything newer is delivered; if the
+history cannot be read, every overlay catches up from its own cursor instead
+(and gets ``cursor_expired`` and a snapshot if what it missed is gone).
 
 An overlay whose queue has no room for the next event is not dropped: it
 catches up from the history at the pace its queue drains (:class:`Member`),
@@ -308,7 +310,11 @@ class Room:
                     break
                 cursor = page[-1].cursor
         except Exception as exc:
+            # Never a silent hole: each overlay catches up from its own cursor, and gets
+            # cursor_expired and a snapshot if the history no longer has what it missed.
             log.warning("room %s: could not fill a gap from history: %r", self.stream, exc)
+            for member in self.overlays:
+                member.lag()
         finally:
             waiting = self._filling or []
             self._filling = None
