@@ -239,7 +239,7 @@ class _Connection:
         if isinstance(action, Recover):
             caught_up = await member.catch_up(read_page, timeout, action.cursor)
         else:
-            snapshot = await _snapshot(hub, stream, self.room)
+            snapshot = await _snapshot(hub, stream)
             frame = _frame(snapshot, self.session.encoding)
             member.give_snapshot(frame, snapshot["seq"], snapshot["cursor"] or "")
             caught_up = await member.catch_up(read_page, timeout, None)
@@ -261,20 +261,19 @@ class _Connection:
                 self._apply(action)
 
 
-async def _snapshot(hub: Hub, stream: Stream, room: Room) -> dict[str, Any]:
-    totals = await hub.streams.totals(stream)
-    goal = None
-    if stream.goal is not None:
-        goal = {
-            "target": stream.goal.target,
-            "progress": totals.goal_progress,
-            "gift": stream.goal.gift,
-        }
+async def _snapshot(hub: Hub, stream: Stream) -> dict[str, Any]:
+    """The ``snapshot`` message: the room read at one seq (snapshot.lua), so the events
+    after that seq are exactly what it does not show."""
+    snap = await hub.roomlog.snapshot(stream.stream)
+    totals, goal = snap.totals, None
+    if snap.goal is not None:
+        target, gift = snap.goal.target, snap.goal.gift
+        goal = {"target": target, "progress": totals.goal_progress, "gift": gift}
     return {
-        "op": "snapshot", "stream": stream.stream, "title": stream.title, "live": stream.live,
-        "creator": {"id": stream.creator, "name": stream.creator_name},
+        "op": "snapshot", "stream": stream.stream, "title": snap.title, "live": snap.live,
+        "creator": {"id": snap.creator, "name": snap.creator_name},
         "totals": {"coins": totals.coins, "gifts": totals.gifts}, "top": totals.top,
-        "goal": goal, "cursor": room.last_cursor or None, "seq": room.last_seq,
+        "goal": goal, "cursor": snap.cursor or None, "seq": snap.seq,
     }  # fmt: skip
 
 

@@ -22,6 +22,7 @@ from gifting.core.errors import BadRequest, CursorExpired
 from gifting.core.events import spend_event
 from gifting.store.keys import Keys
 from gifting.store.scripts import ScriptCall, Scripts
+from gifting.store.streams import Goal, Totals
 
 _json = msgspec.json.Encoder()
 
@@ -33,6 +34,21 @@ class Emitted:
     seq: int
     cursor: str
     replayed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RoomSnapshot:
+    """A room's state at one seq (read at once by snapshot.lua): the events after
+    ``seq`` are exactly those it does not cover."""
+
+    seq: int
+    cursor: str  # "" when the history is empty
+    creator: str
+    creator_name: str
+    title: str
+    live: bool
+    goal: Goal | None
+    totals: Totals
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +67,14 @@ def parse_cursor(cursor: str) -> tuple[str, int]:
     if not (sep and dash and ms.isdigit() and n.isdigit() and seq.isdigit()) or len(cursor) > 64:
         raise BadRequest("malformed cursor")
     return sid, int(seq)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _pairs(flat: Sequence[bytes | str]) -> dict[str, str]:
+    return {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat), 2)}
 
 
 def frame_envelope(seq: int, cursor: str, body: bytes) -> bytes:
@@ -188,6 +212,46 @@ class RoomLog:
         return [
             HistoryEntry(int(f[b"s"]), f"{i.decode()}_{int(f[b's'])}", f[b"d"]) for i, f in rows
         ]
+
+    async def snapshot(self, stream: str, top_n: int = 3) -> RoomSnapshot:
+        """The room's stream, totals, top gifters, seq and cursor, read at once."""
+        k = self.keys
+        keys = [
+            k.stream(stream),
+            k.stream_totals(stream),
+            k.stream_top(stream),
+            k.stream_names(stream),
+            k.room_seq(stream),
+            k.room_history(stream),
+        ]
+        seq, cursor, info_flat, totals_flat, top_flat = await self.scripts.run_raw(
+            "snapshot", keys, [top_n]
+        )
+        info = _pairs(info_flat)
+        totals = {name: int(value) for name, value in _pairs(totals_flat).items()}
+        target, gift = info["goal_target"], info["goal_gift"] or None
+        goal = Goal(int(target), gift) if target else None
+        coins = totals.get("coins", 0)
+        top = [
+            {"user": _text(top_flat[i]), "name": _text(top_flat[i + 2]),
+             "coins": int(float(top_flat[i + 1]))}
+            for i in range(0, len(top_flat), 3)
+        ]  # fmt: skip
+        return RoomSnapshot(
+            seq=int(seq),
+            cursor=_text(cursor),
+            creator=info["creator"],
+            creator_name=info["creator_name"],
+            title=info["title"],
+            live=info["live"] == "1",
+            goal=goal,
+            totals=Totals(
+                coins,
+                totals.get("gifts", 0),
+                totals.get(f"gift:{gift}", 0) if goal is not None and gift else coins,
+                top,
+            ),
+        )
 
     async def last_cursor(self, stream: str) -> str | None:
         """The cursor of the room's latest event, or ``None`` for an empty room."""

@@ -25,6 +25,7 @@ SCRIPT_NAMES = (
     "cashout_hold",
     "cashout_settle",
     "emit",
+    "snapshot",
 )
 
 
@@ -73,6 +74,10 @@ class Scripts:
         """Run script ``name``; the reply is a list of strings (every script returns strings)."""
         reply = await self._scripts[name](keys=list(keys), args=list(args), client=client)
         return _strings(reply)
+
+    async def run_raw(self, name: str, keys: Sequence[str], args: Sequence[str | int]) -> Any:
+        """Run script ``name`` and return its reply as redis-py parsed it (nested lists)."""
+        return await self._scripts[name](keys=list(keys), args=list(args))
 
     async def run_many(
         self, calls: Sequence[ScriptCall], lane: str = "default"
