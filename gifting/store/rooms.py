@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from gifting.clock import now_ms
 from gifting.core.catalog import Catalog
 from gifting.core.entries import SpendEntry
-from gifting.core.errors import BadRequest, CursorExpired
+from gifting.core.errors import BadRequest, Conflict, CursorExpired
 from gifting.core.events import spend_event
 from gifting.store.keys import Keys
 from gifting.store.scripts import ScriptCall, Scripts
@@ -122,8 +122,13 @@ class RoomLog:
         coins: int = 0,
         gifts: int = 0,
         item_field: str = "",
+        fingerprint: str = "",
     ) -> tuple[list[str], list[str | int]]:
-        """KEYS and ARGV of emit.lua for one event (for batching in a pipeline)."""
+        """KEYS and ARGV of emit.lua for one event (for batching in a pipeline).
+
+        ``fingerprint`` (with ``once``) is kept with the event's marker: emitting the
+        same event id with another fingerprint is refused (:class:`Conflict`).
+        """
         k = self.keys
         keys = [
             k.room_emitted(stream, str(body["event"])),
@@ -145,13 +150,19 @@ class RoomLog:
             coins,
             gifts,
             item_field,
+            fingerprint,
         ]
         return keys, args
 
     async def emit(self, stream: str, body: Mapping[str, Any], **kw: Any) -> Emitted:
-        """Emit one event to its room (see :meth:`emit_args` for the options)."""
+        """Emit one event to its room (see :meth:`emit_args` for the options).
+
+        Raises :class:`Conflict` when the event id was emitted with another fingerprint.
+        """
         keys, args = self.emit_args(stream, body, **kw)
         status, seq, cursor = await self.scripts.run("emit", keys, args)
+        if status == "conflict":
+            raise Conflict("this message id was already used with another payload")
         return Emitted(int(seq), cursor, status == "replay")
 
     def spend_emit_args(self, entry: SpendEntry) -> tuple[list[str], list[str | int]]:

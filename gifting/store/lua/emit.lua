@@ -23,15 +23,28 @@
 -- ARGV[8]  coins of the spend (0: no totals update)
 -- ARGV[9]  gifts to count (the gift count, 0 for other spends)
 -- ARGV[10] totals field of the item ("gift:<id>", or "")
+-- ARGV[11] fingerprint of the payload, kept with the marker ("" or absent: none);
+--          a later emission of the same event id with another one is a conflict
 --
--- Returns {status, seq, cursor}: "ok", or "replay" with the first emission's.
+-- Returns {status, seq, cursor}: "ok", or "replay" (or "conflict": another
+-- payload under the same event id) with the first emission's.
 
 local ttl = tonumber(ARGV[4])
+local fp = ARGV[11] or ''
 if ttl > 0 then
   local prior = redis.call('GET', KEYS[1])
   if prior then
+    -- "<seq>|<cursor>" or "<seq>|<cursor>|<fingerprint>"
     local sep = string.find(prior, '|', 1, true)
-    return {'replay', string.sub(prior, 1, sep - 1), string.sub(prior, sep + 1)}
+    local rest = string.sub(prior, sep + 1)
+    local sep2 = string.find(rest, '|', 1, true)
+    local cursor, kept = rest, ''
+    if sep2 then
+      cursor, kept = string.sub(rest, 1, sep2 - 1), string.sub(rest, sep2 + 1)
+    end
+    local status = 'replay'
+    if fp ~= '' and kept ~= fp then status = 'conflict' end
+    return {status, string.sub(prior, 1, sep - 1), cursor}
   end
 end
 
@@ -49,7 +62,9 @@ if coins > 0 then
   redis.call('HSET', KEYS[6], ARGV[6], ARGV[7])
 end
 if ttl > 0 then
-  redis.call('SET', KEYS[1], seq .. '|' .. cursor, 'EX', ttl)
+  local marker = seq .. '|' .. cursor
+  if fp ~= '' then marker = marker .. '|' .. fp end
+  redis.call('SET', KEYS[1], marker, 'EX', ttl)
 end
 redis.call('PUBLISH', ARGV[5], seq .. '|' .. cursor .. '|' .. ARGV[1])
 return {'ok', tostring(seq), cursor}
