@@ -279,6 +279,36 @@ def test_duplicate_op_is_rejected(encoding: Encoding) -> None:
     assert rejected(raw, encoding).code == "bad_request"
 
 
+DUPLICATES = [
+    ({"op": "gift", "id": "c1"}, [("gift", "rose"), ("gift", "universe")]),
+    ({"op": "gift", "id": "c1", "gift": "rose"}, [("count", 1), ("count", 1000)]),
+    ({"op": "comment", "text": "hi"}, [("id", "c1"), ("id", "c2")]),
+    ({"op": "comment", "id": "c1"}, [("text", "a"), ("text", "b")]),
+    ({"op": "ping"}, [("id", "p1"), ("id", "p1")]),  # the same value twice, too
+]
+
+
+def _with_pairs(head: dict[str, Any], pairs: list[tuple[str, Any]], encoding: Encoding) -> Any:
+    items = [*head.items(), *pairs]
+    if encoding == JSON:
+        return "{" + ",".join(f"{json.dumps(k)}:{json.dumps(v)}" for k, v in items) + "}"
+    out = bytes([0x80 | len(items)])
+    for k, v in items:
+        out += msgpack.packb(k) + msgpack.packb(v)
+    return out
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+@pytest.mark.parametrize(("head", "pairs"), DUPLICATES)
+def test_a_duplicate_field_is_rejected(
+    encoding: Encoding, head: dict[str, Any], pairs: list[tuple[str, Any]]
+) -> None:
+    # As on HTTP: which of two values counts is up to the parser, so neither does.
+    err = rejected(_with_pairs(head, pairs, encoding), encoding)
+    assert err.code == "bad_request" and "duplicate field" in err.message, err.message
+    assert decode_message(_with_pairs(head, pairs[:1], encoding), encoding)
+
+
 @pytest.mark.parametrize("encoding", ENCODINGS)
 @RELAXED
 @given(count=st.integers(min_value=-(2**63), max_value=2**64 - 1))
