@@ -132,10 +132,17 @@ class CursorExpired(GiftingError):
 
 
 class RateLimited(GiftingError):
-    """Too many requests from this sender; slow down."""
+    """Too many requests from this sender; slow down.
+
+    ``retry_after_ms``, when known, is how long to wait before sending again.
+    """
 
     code = "rate_limited"
     status = 429
+
+    def __init__(self, message: str, retry_after_ms: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_ms = retry_after_ms
 
 
 class Unavailable(GiftingError):

@@ -62,14 +62,20 @@ from gifting.core.protocol import (
     decode_message,
     error_message,
 )
-from gifting.core.ratelimit import SenderLimits
+from gifting.core.ratelimit import SenderLimits, TokenBucket
 
 Role = Literal["viewer", "overlay"]
 
-# A sender this far past the rate limit is flooding: close the connection.
+# A connection that sends this many frames within FLOOD_WINDOW_MS while it was told
+# to wait (a rate_limited answer's retry_after_ms) is flooding: close it (1008).
+# Strikes decay: the bound is a window, not a lifetime, and a client that waits
+# as told earns none.
 FLOOD_STRIKES: Final = 50
+FLOOD_WINDOW_MS: Final = 10_000
 # Spends one connection may have waiting for their ack; past it, ``rate_limited``.
 MAX_IN_FLIGHT: Final = 256
+# What to tell a client past MAX_IN_FLIGHT: acks come back within a ledger round trip.
+IN_FLIGHT_RETRY_MS: Final = 100
 RETRY_SAME_ID: Final = "internal error; retry with the same id"
 CURSOR_EXPIRED: Final = "cursor_expired"  # the room log's error code (gifting/store/rooms.py)
 
@@ -168,6 +174,13 @@ class Session:
         self.live = False
         self.strikes = 0
         self.in_flight = 0
+        # A viewer's frames are charged to its sender's bucket (shared by the
+        # sender's connections), an overlay's to a bucket of its own.
+        self._own = limits.bucket() if role == "overlay" else None
+        self._strikes = TokenBucket(
+            FLOOD_STRIKES * 1000 / FLOOD_WINDOW_MS, FLOOD_STRIKES, limits.clock
+        )
+        self._wait_until = 0  # ms (limits.clock): what the last rate_limited answer said
 
     # -- the connection's life --------------------------------------------------------
     def refuse(self, err: GiftingError) -> list[Action]:
@@ -234,26 +247,43 @@ class Session:
         if not isinstance(raw, str if self.encoding == JSON else bytes):
             wrong = f"this connection speaks {self.encoding}: wrong frame type"
             return [Send(error_message("bad_request", wrong)), *self._close(WRONG_FRAME_TYPE)]
-        client_id = None
         try:
-            message = decode_message(raw, self.encoding)
-            client_id = message.id
+            message: ClientMessage | InvalidMessage = decode_message(raw, self.encoding)
+        except InvalidMessage as exc:
+            message = exc
+        client_id = message.client_id if isinstance(message, InvalidMessage) else message.id
+        refused = self._charge(client_id)
+        if refused is not None:
+            return refused
+        if isinstance(message, InvalidMessage):
+            return self._error_reply(message, None)
+        try:
             return self._on_message(message)
         except Exception as exc:
-            return self._error_reply(exc, client_id)
+            return self._error_reply(exc, message.id)
+
+    def _charge(self, client_id: str | None) -> list[Action] | None:
+        """Charge one frame, whatever it holds: None, or the refusal (or the flood close)."""
+        now = self.limits.clock()
+        try:
+            if self._own is not None:
+                self._own.charge()
+            else:
+                self.limits.allow(self.user)
+        except RateLimited as err:
+            if now < self._wait_until:  # it was told to wait, and did not
+                self.strikes += 1
+                if not self._strikes.take():
+                    return [CountSpend("any", err.code), *self._close(FLOODING)]
+            self._wait_until = now + (err.retry_after_ms or 0)
+            return self._error_reply(err, client_id)
+        return None
 
     def _on_message(self, message: ClientMessage) -> list[Action]:
         if isinstance(message, Ping):
             return [Send({"op": "pong", "id": message.id} if message.id else {"op": "pong"})]
         if self.role == "overlay":
             raise BadRequest("overlays only listen (and ping)")
-        try:
-            self.limits.allow(self.user)
-        except RateLimited as err:
-            self.strikes += 1
-            if self.strikes >= FLOOD_STRIKES:
-                return [CountSpend("any", err.code), *self._close(FLOODING)]
-            raise
         text = ""
         if isinstance(message, Gift):
             priced = price_gift(self.catalog, message.gift, message.count)
@@ -265,7 +295,9 @@ class Session:
         else:
             return [PostComment(message.id, message.text)]
         if self.in_flight >= MAX_IN_FLIGHT:
-            raise RateLimited(f"at most {MAX_IN_FLIGHT} spends may wait for their ack")
+            raise RateLimited(
+                f"at most {MAX_IN_FLIGHT} spends may wait for their ack", IN_FLIGHT_RETRY_MS
+            )
         self.in_flight += 1
         return [SubmitSpend(message.id, priced, text)]
 
@@ -315,7 +347,10 @@ class Session:
             return self._send(error_message(exc.code, exc.message, exc.client_id))
         if isinstance(exc, GiftingError):
             counted: list[Action] = [CountSpend("any", exc.code)]
-            return counted + self._send(error_message(exc.code, exc.message, client_id))
+            reply = error_message(exc.code, exc.message, client_id)
+            if isinstance(exc, RateLimited) and exc.retry_after_ms is not None:
+                reply["retry_after_ms"] = exc.retry_after_ms
+            return counted + self._send(reply)
         return self._send(error_message(Unavailable.code, RETRY_SAME_ID, client_id))
 
     def _send(self, message: dict[str, Any]) -> list[Action]:

@@ -79,6 +79,7 @@ async def _refuse(ws: WebSocket, session: Session, err: GiftingError) -> None:
             key = "text" if isinstance(frame, str) else "bytes"
             await ws.send({"type": "websocket.send", key: frame})
         elif isinstance(action, Close):
+            metrics.CLOSES.labels(str(int(action.disconnect.code))).inc()
             await ws.close(code=action.disconnect.code, reason=action.disconnect.reason)
 
 
@@ -182,7 +183,11 @@ class _Connection:
             if msg["type"] == "websocket.disconnect":
                 return
             if self.queue.closed:
-                continue
+                # Closed by the hub: read no more (a flooder that ignores its close
+                # would keep this loop busy). Let the writer send what is queued and
+                # the close; uvicorn then drops the peer's frames until its reply.
+                await self.queue.wait_closed(self.hub.settings.idle_timeout_s)
+                return
             t0 = time.perf_counter()
             raw = msg.get("text")
             if raw is None:

@@ -16,6 +16,12 @@ QUEUE_DEPTH = Histogram(
     "Frames waiting in a connection's send queue when its writer wakes",
     buckets=(0, 1, 2, 4, 8, 16, 32, 64, 128, 256),
 )
+CLOSES = Counter(
+    "gifting_server_closes_total",
+    "Connections the hub closed, by close code (1008: refused or flooding, 1013: too slow or "
+    "too many connections, 1009: frame too big, ...)",
+    ["code"],
+)
 SLOW_CLOSES = Counter("gifting_slow_consumer_closes_total", "Connections closed 1013 for lagging")
 CATCH_UPS = Counter(
     "gifting_overlay_catch_ups_total",

@@ -116,6 +116,7 @@ class SendQueue:
         if self._closed:
             return
         self._closed = True
+        metrics.CLOSES.labels(str(int(disconnect.code))).inc()
         if disconnect.code == CloseCode.TRY_AGAIN:
             self._frames.clear()
             self._bytes = 0
