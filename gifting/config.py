@@ -75,6 +75,17 @@ class Settings(BaseSettings):
     send_queue_bytes: int = Field(
         default=1024 * 1024, alias="GIFTING_SEND_QUEUE_BYTES", ge=16 * 1024, le=256 * 1024 * 1024
     )
+    # Open connections per holder on one hub process (a refused one gets 1013).
+    max_connections_per_user: int = Field(
+        default=16, alias="GIFTING_MAX_CONNECTIONS_PER_USER", ge=1, le=100_000
+    )
+    max_connections_per_overlay: int = Field(
+        default=32, alias="GIFTING_MAX_CONNECTIONS_PER_OVERLAY", ge=1, le=100_000
+    )
+    # Behind a proxy, make uvicorn see the client's address (--forwarded-allow-ips).
+    max_connections_per_address: int = Field(
+        default=256, alias="GIFTING_MAX_CONNECTIONS_PER_ADDRESS", ge=1, le=1_000_000
+    )
     rate_per_s: float = Field(default=20.0, alias="GIFTING_RATE_PER_S", gt=0, le=1_000_000)
     rate_burst: int = Field(default=40, alias="GIFTING_RATE_BURST", ge=1, le=1_000_000)
     # The server pings every heartbeat_s; a peer silent for idle_timeout_s after a ping is closed.

@@ -158,6 +158,14 @@ Request = SubmitSpend | PostComment | Recover | SendSnapshot
 Action = Send | Close | CountSpend | Request
 
 
+def _reply_of(err: GiftingError, client_id: str | None = None) -> dict[str, Any]:
+    """The ``error`` reply of ``err`` (``retry_after_ms`` too, when it is a rate limit)."""
+    reply = error_message(err.code, err.message, client_id)
+    if isinstance(err, RateLimited) and err.retry_after_ms is not None:
+        reply["retry_after_ms"] = err.retry_after_ms
+    return reply
+
+
 class Session:
     """One viewer or overlay connection: its state, limits and what to do next."""
 
@@ -187,7 +195,7 @@ class Session:
         """Who is connecting could not be established: tell them why and close."""
         self._expect(State.ACCEPTED)
         self.state = State.CLOSING
-        return [Send(error_message(err.code, err.message)), Close(refusal(err))]
+        return [Send(_reply_of(err)), Close(refusal(err))]
 
     def authenticated(self, live: bool, user: str = "", name: str = "") -> None:
         """The credentials (token or overlay key) and the stream checked out."""
@@ -347,10 +355,7 @@ class Session:
             return self._send(error_message(exc.code, exc.message, exc.client_id))
         if isinstance(exc, GiftingError):
             counted: list[Action] = [CountSpend("any", exc.code)]
-            reply = error_message(exc.code, exc.message, client_id)
-            if isinstance(exc, RateLimited) and exc.retry_after_ms is not None:
-                reply["retry_after_ms"] = exc.retry_after_ms
-            return counted + self._send(reply)
+            return counted + self._send(_reply_of(exc, client_id))
         return self._send(error_message(Unavailable.code, RETRY_SAME_ID, client_id))
 
     def _send(self, message: dict[str, Any]) -> list[Action]:

@@ -24,7 +24,7 @@ from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from gifting.auth import principal_from_connection
-from gifting.core.errors import GiftingError
+from gifting.core.errors import GiftingError, TooManyConnections
 from gifting.core.ids import check_id
 from gifting.core.protocol import JSON, Encoding, encode, pick_subprotocol
 from gifting.core.session import (
@@ -73,6 +73,8 @@ async def _accept(ws: WebSocket, hub: Hub, role: Role) -> Session:
 
 async def _refuse(ws: WebSocket, session: Session, err: GiftingError) -> None:
     """Refuse before the send queue exists: write the error and the close directly."""
+    if isinstance(err, TooManyConnections):
+        metrics.CONNECTIONS_REFUSED.labels(err.scope).inc()
     for action in session.refuse(err):
         if isinstance(action, Send):
             frame = _frame(action.message, session.encoding)
@@ -83,33 +85,51 @@ async def _refuse(ws: WebSocket, session: Session, err: GiftingError) -> None:
             await ws.close(code=action.disconnect.code, reason=action.disconnect.reason)
 
 
+def _address(ws: WebSocket) -> str:
+    """The client's address as uvicorn sees it (behind a proxy: see --forwarded-allow-ips)."""
+    return ws.client.host if ws.client is not None else ""
+
+
 async def overlay_endpoint(ws: WebSocket) -> None:
     """``/v1/ws/overlay?stream=ID&key=KEY[&since=CURSOR]``: every room event, in order."""
     hub = _hub(ws)
     session = await _accept(ws, hub, "overlay")
+    ticket = hub.caps.ticket()
     try:
-        stream_id = check_id(ws.query_params.get("stream"), "stream")
-        stream = await hub.streams.check_overlay_key(stream_id, ws.query_params.get("key") or "")
-    except GiftingError as err:
-        await _refuse(ws, session, err)
-        return
-    session.authenticated(stream.live)
-    await _serve(ws, hub, session, stream, ws.query_params.get("since"))
+        try:
+            ticket.admit("address", _address(ws))
+            stream_id = check_id(ws.query_params.get("stream"), "stream")
+            key = ws.query_params.get("key") or ""
+            stream = await hub.streams.check_overlay_key(stream_id, key)
+            ticket.admit("overlay", stream.stream)
+        except GiftingError as err:
+            await _refuse(ws, session, err)
+            return
+        session.authenticated(stream.live)
+        await _serve(ws, hub, session, stream, ws.query_params.get("since"))
+    finally:
+        ticket.release()
 
 
 async def viewer_endpoint(ws: WebSocket) -> None:
     """``/v1/ws/viewer?stream=ID``: send gifts, effects and comments; receive batches."""
     hub = _hub(ws)
     session = await _accept(ws, hub, "viewer")
+    ticket = hub.caps.ticket()
     try:
-        principal = principal_from_connection(ws, hub.settings.jwt_secret)
-        stream_id = check_id(ws.query_params.get("stream"), "stream")
-        stream = await hub.streams.get(stream_id)
-    except GiftingError as err:
-        await _refuse(ws, session, err)
-        return
-    session.authenticated(stream.live, principal.user, principal.name)
-    await _serve(ws, hub, session, stream)
+        try:
+            ticket.admit("address", _address(ws))
+            principal = principal_from_connection(ws, hub.settings.jwt_secret)
+            ticket.admit("user", principal.user)
+            stream_id = check_id(ws.query_params.get("stream"), "stream")
+            stream = await hub.streams.get(stream_id)
+        except GiftingError as err:
+            await _refuse(ws, session, err)
+            return
+        session.authenticated(stream.live, principal.user, principal.name)
+        await _serve(ws, hub, session, stream)
+    finally:
+        ticket.release()
 
 
 async def _serve(
