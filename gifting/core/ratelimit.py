@@ -9,6 +9,7 @@ passes :func:`gifting.clock.now_ms`), so tests move time instead of sleeping.
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Callable
 
 from gifting.core.errors import RateLimited
@@ -16,8 +17,10 @@ from gifting.core.errors import RateLimited
 Clock = Callable[[], int]
 """Milliseconds, from any fixed origin."""
 
-# Past this many senders the table starts again empty: a sender forgotten this
-# way gets a full burst, which bounds memory at the cost of a little leniency.
+# Past this many senders the least recently active one is forgotten: memory is
+# bounded, and a sender forgotten this way was idle longest, so its bucket had
+# (almost always) refilled anyway. Nobody can refill another's bucket by
+# flooding the table with new senders.
 MAX_SENDERS = 100_000
 
 
@@ -65,7 +68,10 @@ class TokenBucket:
 
 
 class SenderLimits:
-    """One :class:`TokenBucket` per sender, shared by all of the sender's connections."""
+    """One :class:`TokenBucket` per sender, shared by all of the sender's connections.
+
+    At most ``max_senders`` buckets, least recently active forgotten first.
+    """
 
     __slots__ = ("_buckets", "burst", "clock", "max_senders", "rate")
 
@@ -76,7 +82,12 @@ class SenderLimits:
         self.burst = burst
         self.max_senders = max_senders
         self.clock = clock
-        self._buckets: dict[str, TokenBucket] = {}
+        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
+
+    @property
+    def senders(self) -> int:
+        """How many senders' buckets are kept."""
+        return len(self._buckets)
 
     def bucket(self) -> TokenBucket:
         """A fresh bucket with these limits (for one connection's own frames)."""
@@ -84,10 +95,12 @@ class SenderLimits:
 
     def allow(self, sender: str) -> None:
         """Take one of ``sender``'s tokens, or raise :class:`RateLimited` (``retry_after_ms``)."""
-        bucket = self._buckets.get(sender)
+        buckets = self._buckets
+        bucket = buckets.get(sender)
         if bucket is None:
-            bucket = TokenBucket(self.rate, self.burst, self.clock)
-            self._buckets[sender] = bucket
-            if len(self._buckets) > self.max_senders:
-                self._buckets.clear()
+            bucket = buckets[sender] = TokenBucket(self.rate, self.burst, self.clock)
+            if len(buckets) > self.max_senders:
+                buckets.popitem(last=False)  # the least recently active
+        else:
+            buckets.move_to_end(sender)
         bucket.charge()
