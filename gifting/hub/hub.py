@@ -79,7 +79,7 @@ class Hub:
         """Close every connection (1001: reconnect elsewhere) and stop."""
         self.rooms.close_all(SHUTDOWN)
         await self.leaderboard.stop()
-        self.streaks.stop()
+        await self.streaks.stop()
         await self.pipeline.stop()
         await self.broker.stop()
 
