@@ -39,7 +39,7 @@ class CloseCode(IntEnum):
     PROTOCOL_ERROR = 1002
     UNSUPPORTED = 1003  # a text frame on msgpack or the reverse
     POLICY = 1008  # bad credentials, unknown stream, wrong overlay key, flood
-    TOO_BIG = 1009  # frame over the size limit (uvicorn enforces it)
+    TOO_BIG = 1009  # frame over GIFTING_MAX_FRAME_BYTES (the session, and uvicorn's ws_max_size)
     INTERNAL = 1011  # an internal error, or a keepalive timeout (uvicorn)
     TRY_AGAIN = 1013  # slow consumer, or a connection cap: reconnect later (overlays: cursor)
 
@@ -70,6 +70,7 @@ SHUTDOWN: Final = Disconnect(CloseCode.GOING_AWAY, "server shutting down")
 SLOW: Final = Disconnect(CloseCode.TRY_AGAIN, "too slow: reconnect")
 FLOODING: Final = Disconnect(CloseCode.POLICY, "flooding")
 WRONG_FRAME_TYPE: Final = Disconnect(CloseCode.UNSUPPORTED, "wrong frame type")
+FRAME_TOO_BIG: Final = Disconnect(CloseCode.TOO_BIG, "frame too big")
 BAD_CURSOR: Final = Disconnect(CloseCode.POLICY, "bad cursor")
 INTERNAL_ERROR: Final = Disconnect(CloseCode.INTERNAL, "internal error")
 

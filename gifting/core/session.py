@@ -23,7 +23,7 @@ States::
        │ failed(Recover, bad cursor) / failed(other) ─────────────► CLOSING
        │ slow(): the queue closed it (1013) ──────────────────────► CLOSING
     LIVE ──receive_frame(): replies, SubmitSpend, PostComment
-       │ wrong frame type, flooding ──────────────────────────────► CLOSING
+       │ wrong frame type, a frame too big, flooding ─────────────► CLOSING
        │ lagged(cursor): an overlay fell behind ─► Recover(cursor) ► RECOVERING
     any ──closed()──► CLOSED
 
@@ -43,6 +43,7 @@ from gifting.core.catalog import Catalog
 from gifting.core.disconnect import (
     BAD_CURSOR,
     FLOODING,
+    FRAME_TOO_BIG,
     INTERNAL_ERROR,
     STREAM_ENDED,
     WRONG_FRAME_TYPE,
@@ -158,6 +159,16 @@ Request = SubmitSpend | PostComment | Recover | SendSnapshot
 Action = Send | Close | CountSpend | Request
 
 
+def _too_big(raw: str | bytes | None, limit: int) -> bool:
+    """Whether a frame is over ``limit`` bytes (a text frame's size is its UTF-8 length)."""
+    if raw is None:
+        return False
+    size = len(raw)
+    if isinstance(raw, str) and size <= limit < size * 4:  # maybe: count the bytes
+        size = len(raw.encode())
+    return size > limit
+
+
 def _reply_of(err: GiftingError, client_id: str | None = None) -> dict[str, Any]:
     """The ``error`` reply of ``err`` (``retry_after_ms`` too, when it is a rate limit)."""
     reply = error_message(err.code, err.message, client_id)
@@ -170,9 +181,17 @@ class Session:
     """One viewer or overlay connection: its state, limits and what to do next."""
 
     def __init__(
-        self, encoding: Encoding, role: Role, catalog: Catalog, limits: SenderLimits
+        self,
+        encoding: Encoding,
+        role: Role,
+        catalog: Catalog,
+        limits: SenderLimits,
+        max_frame_bytes: int | None = None,
     ) -> None:
         self.encoding: Encoding = encoding
+        # Frames over it close the connection (1009) whatever server runs the app:
+        # a plain uvicorn takes frames up to 16 MiB unless told otherwise.
+        self.max_frame_bytes = max_frame_bytes
         self.role: Role = role
         self.catalog = catalog
         self.limits = limits
@@ -252,6 +271,8 @@ class Session:
             return []
         if not (self.state is State.RECOVERING and self.role == "overlay"):
             self._expect(State.LIVE)
+        if self.max_frame_bytes is not None and _too_big(raw, self.max_frame_bytes):
+            return self._close(FRAME_TOO_BIG)
         if not isinstance(raw, str if self.encoding == JSON else bytes):
             wrong = f"this connection speaks {self.encoding}: wrong frame type"
             return [Send(error_message("bad_request", wrong)), *self._close(WRONG_FRAME_TYPE)]

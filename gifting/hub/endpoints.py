@@ -6,7 +6,11 @@ then feeds the session every frame and performs the actions it returns —
 queue a frame, close, submit a spend, post a comment, read history or a
 snapshot — reporting each outcome back. What a connection may do, and what
 every error turns into, is decided by the session; the close codes are in
-gifting/core/disconnect.py (1009 for a frame over the size limit is uvicorn's).
+gifting/core/disconnect.py. The session refuses a frame over
+``GIFTING_MAX_FRAME_BYTES`` itself (1009), whatever the server; ``gifting
+serve`` also sets uvicorn's ``ws_max_size``, so a big frame is not even
+buffered. The heartbeat (WebSocket pings, 1011 on no pong) is the server's:
+ASGI does not show pings to the app (docs/protocol.md).
 """
 
 from __future__ import annotations
@@ -68,7 +72,7 @@ async def _accept(ws: WebSocket, hub: Hub, role: Role) -> Session:
     ]
     encoding = pick_subprotocol(offered) or JSON
     await ws.accept(subprotocol=encoding if offered and encoding in offered else None)
-    return Session(encoding, role, hub.catalog, hub.limits)
+    return Session(encoding, role, hub.catalog, hub.limits, hub.settings.max_frame_bytes)
 
 
 async def _refuse(ws: WebSocket, session: Session, err: GiftingError) -> None:

@@ -11,6 +11,7 @@ from gifting.core.catalog import Catalog, load_catalog
 from gifting.core.disconnect import (
     BAD_CURSOR,
     FLOODING,
+    FRAME_TOO_BIG,
     INTERNAL_ERROR,
     STREAM_ENDED,
     WRONG_FRAME_TYPE,
@@ -220,6 +221,20 @@ def test_the_wrong_frame_type_is_an_error_and_a_1003(encoding: Any, raw: str | b
     assert sent(actions)[0]["code"] == "bad_request"
     assert s.state is State.CLOSING
     assert s.receive_frame(raw) == []
+
+
+@pytest.mark.parametrize(
+    ("raw", "closed"),
+    [("x" * 100, False), ("x" * 101, True), ("é" * 50, False), ("é" * 51, True),
+     ("€" * 34, True), (b"x" * 101, True)],
+)  # fmt: skip
+def test_a_frame_over_the_size_limit_closes_1009(raw: str | bytes, closed: bool) -> None:
+    s = Session(JSON, "viewer", CATALOG, limits(), max_frame_bytes=100)
+    s.authenticated(True, "ann", "Ann")
+    s.joined()
+    actions = s.receive_frame(raw)
+    assert (actions == [Close(FRAME_TOO_BIG)]) is closed  # counted in UTF-8 bytes
+    assert (s.state is State.CLOSING) is (closed or isinstance(raw, bytes))
 
 
 def test_a_frame_with_no_data_is_the_wrong_type() -> None:
