@@ -88,6 +88,11 @@ class Settings(BaseSettings):
     )
     rate_per_s: float = Field(default=20.0, alias="GIFTING_RATE_PER_S", gt=0, le=1_000_000)
     rate_burst: int = Field(default=40, alias="GIFTING_RATE_BURST", ge=1, le=1_000_000)
+    # `gifting serve`: a request whose headers are not in this long after the connection
+    # opened is answered 408 and closed (uvicorn alone waits forever: slowloris).
+    handshake_timeout_s: float = Field(
+        default=10.0, alias="GIFTING_HANDSHAKE_TIMEOUT_S", ge=1, le=300
+    )
     # The server pings every heartbeat_s; a peer silent for idle_timeout_s after a ping is closed.
     heartbeat_s: float = Field(default=20.0, alias="GIFTING_HEARTBEAT_S", ge=1, le=600)
     idle_timeout_s: float = Field(default=20.0, alias="GIFTING_IDLE_TIMEOUT_S", ge=1, le=600)
