@@ -90,6 +90,8 @@ def serve(
     """Serve the HTTP API, WebSockets and overlay pages."""
     import uvicorn
 
+    from gifting.serving import HeaderDeadlineProtocol
+
     settings = _settings()
     try:
         check_secrets(settings)
@@ -125,7 +127,8 @@ def serve(
             host=host,
             port=port,
             workers=workers,
-            http="httptools",
+            # httptools with a deadline on a request's headers (gifting/serving.py).
+            http=HeaderDeadlineProtocol,
             ws=_ws_protocol(),
             loop=_loop(),
             # A frame over the limit is refused by uvicorn with close code 1009.

@@ -94,11 +94,29 @@ class Settings(BaseSettings):
     # Viewers get a room's events joined into one batch frame at most this often
     # (0: once per loop tick). Overlays always get every event at once.
     viewer_batch_ms: int = Field(default=25, alias="GIFTING_VIEWER_BATCH_MS", ge=0, le=1000)
-    send_queue_frames: int = Field(
-        default=256, alias="GIFTING_SEND_QUEUE_FRAMES", ge=8, le=65_536
+    # A connection's send queue, in bytes: past it a viewer is closed 1013, and an
+    # overlay catches up from the room's history at the pace its queue drains.
+    send_queue_bytes: int = Field(
+        default=1024 * 1024, alias="GIFTING_SEND_QUEUE_BYTES", ge=16 * 1024, le=256 * 1024 * 1024
+    )
+    # Open connections per holder on one hub process (a refused one gets 1013).
+    max_connections_per_user: int = Field(
+        default=16, alias="GIFTING_MAX_CONNECTIONS_PER_USER", ge=1, le=100_000
+    )
+    max_connections_per_overlay: int = Field(
+        default=32, alias="GIFTING_MAX_CONNECTIONS_PER_OVERLAY", ge=1, le=100_000
+    )
+    # Behind a proxy, make uvicorn see the client's address (--forwarded-allow-ips).
+    max_connections_per_address: int = Field(
+        default=256, alias="GIFTING_MAX_CONNECTIONS_PER_ADDRESS", ge=1, le=1_000_000
     )
     rate_per_s: float = Field(default=20.0, alias="GIFTING_RATE_PER_S", gt=0, le=1_000_000)
     rate_burst: int = Field(default=40, alias="GIFTING_RATE_BURST", ge=1, le=1_000_000)
+    # `gifting serve`: a request whose headers are not in this long after the connection
+    # opened is answered 408 and closed (uvicorn alone waits forever: slowloris).
+    handshake_timeout_s: float = Field(
+        default=10.0, alias="GIFTING_HANDSHAKE_TIMEOUT_S", ge=1, le=300
+    )
     # The server pings every heartbeat_s; a peer silent for idle_timeout_s after a ping is closed.
     heartbeat_s: float = Field(default=20.0, alias="GIFTING_HEARTBEAT_S", ge=1, le=600)
     idle_timeout_s: float = Field(default=20.0, alias="GIFTING_IDLE_TIMEOUT_S", ge=1, le=600)

@@ -168,7 +168,7 @@ async def gifting_fanout(
     from loadtest.config import ServerOptions
     from loadtest.server import target
 
-    opts = ServerOptions(workers=workers, env={"GIFTING_SEND_QUEUE_FRAMES": "4096"})
+    opts = ServerOptions(workers=workers, env={"GIFTING_SEND_QUEUE_BYTES": str(16 * 1024 * 1024)})
     async with target(opts) as tgt:
         stream, key, token = await _room(tgt)
         ws = tgt.ws_url

@@ -46,6 +46,7 @@ READY_TIMEOUT_S: Final = 60.0
 STOP_TIMEOUT_S: Final = 20.0
 #: Rate limits high enough that a storm is never throttled (a viewer sends a lot).
 HIGH_RATE: Final = "1000000"
+HIGH_CAP: Final = "100000"
 _GIFTING: Final = "from gifting.cli import main; main()"
 
 
@@ -200,6 +201,11 @@ async def target(opts: ServerOptions) -> AsyncIterator[Target]:
             "GIFTING_JWT_SECRET": jwt, "GIFTING_WEBHOOK_SECRET": hook,
             "GIFTING_KEY_PREFIX": opts.key_prefix, "GIFTING_DATA_DIR": str(workdir / "var"),
             "GIFTING_RATE_PER_S": HIGH_RATE, "GIFTING_RATE_BURST": HIGH_RATE,
+            # Every generated client comes from 127.0.0.1, fan-out benches open
+            # hundreds of overlays of one stream: no connection caps either.
+            "GIFTING_MAX_CONNECTIONS_PER_ADDRESS": HIGH_CAP,
+            "GIFTING_MAX_CONNECTIONS_PER_OVERLAY": HIGH_CAP,
+            "GIFTING_MAX_CONNECTIONS_PER_USER": HIGH_CAP,
             "GIFTING_PERSISTER_IN_PROCESS": "1" if opts.persister == "in-process" else "0",
             "GIFTING_DEV": "0",
             **opts.env,

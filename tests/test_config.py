@@ -14,8 +14,8 @@ from gifting.config import SettingsError, load_settings
 BAD = [
     ("GIFTING_IDEMPOTENCY_TTL", "0"),  # results deleted at once: retries would debit again
     ("GIFTING_IDEMPOTENCY_TTL", "-1"),
-    ("GIFTING_SEND_QUEUE_FRAMES", "0"),
-    ("GIFTING_SEND_QUEUE_FRAMES", "-5"),
+    ("GIFTING_SEND_QUEUE_BYTES", "1000"),
+    ("GIFTING_SEND_QUEUE_BYTES", "-5"),
     ("GIFTING_RATE_PER_S", "0"),
     ("GIFTING_RATE_BURST", "0"),
     ("GIFTING_HISTORY_MAX_EVENTS", "0"),

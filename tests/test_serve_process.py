@@ -74,6 +74,18 @@ def test_serve_stops_its_embedded_servers_on_a_signal(tmp_path: Path, sig: signa
             proc.wait(10)
 
 
+def _a_silent_connection_is_cut(port: int) -> None:
+    """`gifting serve` times out a request whose headers never come (slowloris): 408."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=15) as sock:
+        sock.sendall(b"GET /v1/ws/viewer HTTP/1.1\r\nHost: x\r\n")  # and no more
+        answer = b""
+        while chunk := sock.recv(1024):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 408"), answer
+
+
 def _gifting(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", "from gifting.cli import main; main()", *args],
@@ -110,7 +122,7 @@ def _send_gifts(base: str, env: dict[str, str]) -> None:
 def test_gifting_audit_finds_the_embedded_servers_of_a_running_serve(tmp_path: Path) -> None:
     """`gifting audit` beside `make run`: no URLs set, the data folder's record is used."""
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
-    env.update(GIFTING_DEV="1", GIFTING_DATA_DIR=str(tmp_path))
+    env.update(GIFTING_DEV="1", GIFTING_DATA_DIR=str(tmp_path), GIFTING_HANDSHAKE_TIMEOUT_S="1")
     port = free_port()
     proc = subprocess.Popen(
         [*SERVE, "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
@@ -118,6 +130,7 @@ def test_gifting_audit_finds_the_embedded_servers_of_a_running_serve(tmp_path: P
     )  # fmt: skip
     try:
         _ready(port, proc)
+        _a_silent_connection_is_cut(port)
         record = tmp_path / "servers.json"
         assert stat.S_IMODE(record.stat().st_mode) == 0o600
         _send_gifts(f"http://127.0.0.1:{port}", env)

@@ -8,8 +8,9 @@ library's ``FINAL_CLOSE_CODES``:
   1009 are uvicorn's), 1008 bad credentials, unknown stream, wrong overlay key
   or flooding;
 * **reconnect** — 1001 the server is going away, 1011 an internal error or a
-  keepalive timeout, 1013 the connection fell behind its room: the client
-  comes back with backoff (an overlay with its last cursor).
+  keepalive timeout, 1013 the connection fell behind its room or was over a
+  connection cap: the client comes back with backoff (an overlay with its
+  last cursor).
 
 Every close the hub makes is one of the :class:`Disconnect` values below, or
 :func:`refusal` of the error that refused a connection. Pure: no I/O.
@@ -21,7 +22,14 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Final
 
-from gifting.core.errors import BadRequest, Forbidden, GiftingError, NotFound, Unauthorized
+from gifting.core.errors import (
+    BadRequest,
+    Forbidden,
+    GiftingError,
+    NotFound,
+    TooManyConnections,
+    Unauthorized,
+)
 
 
 class CloseCode(IntEnum):
@@ -32,9 +40,9 @@ class CloseCode(IntEnum):
     PROTOCOL_ERROR = 1002
     UNSUPPORTED = 1003  # a text frame on msgpack or the reverse
     POLICY = 1008  # bad credentials, unknown stream, wrong overlay key, flood
-    TOO_BIG = 1009  # frame over the size limit (uvicorn enforces it)
+    TOO_BIG = 1009  # frame over GIFTING_MAX_FRAME_BYTES (the session, and uvicorn's ws_max_size)
     INTERNAL = 1011  # an internal error, or a keepalive timeout (uvicorn)
-    TRY_AGAIN = 1013  # slow consumer: reconnect (overlays with their cursor)
+    TRY_AGAIN = 1013  # slow consumer, or a connection cap: reconnect later (overlays: cursor)
 
     @property
     def reconnect(self) -> bool:
@@ -63,6 +71,7 @@ SHUTDOWN: Final = Disconnect(CloseCode.GOING_AWAY, "server shutting down")
 SLOW: Final = Disconnect(CloseCode.TRY_AGAIN, "too slow: reconnect")
 FLOODING: Final = Disconnect(CloseCode.POLICY, "flooding")
 WRONG_FRAME_TYPE: Final = Disconnect(CloseCode.UNSUPPORTED, "wrong frame type")
+FRAME_TOO_BIG: Final = Disconnect(CloseCode.TOO_BIG, "frame too big")
 BAD_CURSOR: Final = Disconnect(CloseCode.POLICY, "bad cursor")
 INTERNAL_ERROR: Final = Disconnect(CloseCode.INTERNAL, "internal error")
 
@@ -74,6 +83,7 @@ _REFUSALS: Final[dict[type[GiftingError], CloseCode]] = {
     NotFound: CloseCode.POLICY,  # no such stream
     Forbidden: CloseCode.POLICY,  # wrong overlay key
     BadRequest: CloseCode.POLICY,  # a malformed stream id
+    TooManyConnections: CloseCode.TRY_AGAIN,  # a connection cap: come back later
     GiftingError: CloseCode.POLICY,
 }
 MAX_REASON = 120

@@ -16,6 +16,7 @@
     ├── Conflict                    conflict        409  (same id, different payload)
     ├── CursorExpired               cursor_expired  410  (overlays: a snapshot follows)
     ├── RateLimited                 rate_limited    429
+    │   └── TooManyConnections      rate_limited    429  (a connection cap: close 1013)
     └── Unavailable                 unavailable     503
 
 Every layer raises these; the edges turn them into ``{"code", "message"}`` in
@@ -132,10 +133,28 @@ class CursorExpired(GiftingError):
 
 
 class RateLimited(GiftingError):
-    """Too many requests from this sender; slow down."""
+    """Too many requests from this sender; slow down.
+
+    ``retry_after_ms``, when known, is how long to wait before sending again.
+    """
 
     code = "rate_limited"
     status = 429
+
+    def __init__(self, message: str, retry_after_ms: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_ms = retry_after_ms
+
+
+class TooManyConnections(RateLimited):
+    """A holder (user, overlay key, address) already has its cap of open connections.
+
+    ``scope`` names which cap (``"user"``, ``"overlay"``, ``"address"``).
+    """
+
+    def __init__(self, message: str, scope: str, retry_after_ms: int | None = None) -> None:
+        super().__init__(message, retry_after_ms)
+        self.scope = scope
 
 
 class Unavailable(GiftingError):

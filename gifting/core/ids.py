@@ -60,6 +60,17 @@ def credit_event_id(spend_event: str) -> str:
     return "c" + spend_event[1:]
 
 
+def comment_event_id(user: str, client_id: str) -> str:
+    """The event id of ``user``'s free comment with message id ``client_id``.
+
+    Deterministic (a retry on any hub is the same comment) and unambiguous: a
+    digest of the length-prefixed pair, so no other (user, id) pair gives it —
+    joining the two with a separator did (``b`` + ``c1.a`` = ``a.b`` + ``c1``).
+    """
+    pair = f"{len(user)}:{user}{len(client_id)}:{client_id}"
+    return "m" + hashlib.sha256(pair.encode()).hexdigest()[:32]
+
+
 def fingerprint(*parts: object) -> str:
     """A short stable digest of a payload, to tell a retry from a reuse of its id."""
     joined = "\x1f".join(str(p) for p in parts)

@@ -1,12 +1,15 @@
 """Per-sender rate limits: token buckets on an injected clock. Pure: no I/O.
 
 A sender may send ``rate`` messages a second on average, in bursts of up to
-``burst``. Time comes from the clock function the caller passes (the hub
+``burst``; a refused message is told when the next token comes
+(``retry_after_ms``). Time comes from the clock function the caller passes (the hub
 passes :func:`gifting.clock.now_ms`), so tests move time instead of sleeping.
 """
 
 from __future__ import annotations
 
+import math
+from collections import OrderedDict
 from collections.abc import Callable
 
 from gifting.core.errors import RateLimited
@@ -14,9 +17,15 @@ from gifting.core.errors import RateLimited
 Clock = Callable[[], int]
 """Milliseconds, from any fixed origin."""
 
-# Past this many senders the table starts again empty: a sender forgotten this
-# way gets a full burst, which bounds memory at the cost of a little leniency.
+# Past this many senders the least recently active one is forgotten: memory is
+# bounded, and a sender forgotten this way was idle longest, so its bucket had
+# (almost always) refilled anyway. Nobody can refill another's bucket by
+# flooding the table with new senders.
 MAX_SENDERS = 100_000
+
+
+#: The longest ``retry_after_ms`` told (a bucket that never refills says this).
+MAX_RETRY_AFTER_MS = 60_000
 
 
 class TokenBucket:
@@ -43,11 +52,28 @@ class TokenBucket:
             return True
         return False
 
+    def wait_ms(self) -> int:
+        """Milliseconds until the next token (as of the last :meth:`take`); 0 if there is one."""
+        missing = 1.0 - self.tokens
+        if missing <= 0:
+            return 0
+        if self.rate <= 0:
+            return MAX_RETRY_AFTER_MS
+        return min(MAX_RETRY_AFTER_MS, max(1, math.ceil(missing * 1000 / self.rate)))
+
+    def charge(self) -> None:
+        """Take one token, or raise :class:`RateLimited` saying when the next one comes."""
+        if not self.take():
+            raise RateLimited("too many messages; slow down", retry_after_ms=self.wait_ms())
+
 
 class SenderLimits:
-    """One :class:`TokenBucket` per sender, shared by all of the sender's connections."""
+    """One :class:`TokenBucket` per sender, shared by all of the sender's connections.
 
-    __slots__ = ("_buckets", "_clock", "burst", "max_senders", "rate")
+    At most ``max_senders`` buckets, least recently active forgotten first.
+    """
+
+    __slots__ = ("_buckets", "burst", "clock", "max_senders", "rate")
 
     def __init__(
         self, rate: float, burst: float, clock: Clock, max_senders: int = MAX_SENDERS
@@ -55,16 +81,26 @@ class SenderLimits:
         self.rate = rate
         self.burst = burst
         self.max_senders = max_senders
-        self._clock = clock
-        self._buckets: dict[str, TokenBucket] = {}
+        self.clock = clock
+        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
+
+    @property
+    def senders(self) -> int:
+        """How many senders' buckets are kept."""
+        return len(self._buckets)
+
+    def bucket(self) -> TokenBucket:
+        """A fresh bucket with these limits (for one connection's own frames)."""
+        return TokenBucket(self.rate, self.burst, self.clock)
 
     def allow(self, sender: str) -> None:
-        """Take one of ``sender``'s tokens, or raise :class:`RateLimited`."""
-        bucket = self._buckets.get(sender)
+        """Take one of ``sender``'s tokens, or raise :class:`RateLimited` (``retry_after_ms``)."""
+        buckets = self._buckets
+        bucket = buckets.get(sender)
         if bucket is None:
-            bucket = TokenBucket(self.rate, self.burst, self._clock)
-            self._buckets[sender] = bucket
-            if len(self._buckets) > self.max_senders:
-                self._buckets.clear()
-        if not bucket.take():
-            raise RateLimited("too many messages; slow down")
+            bucket = buckets[sender] = TokenBucket(self.rate, self.burst, self.clock)
+            if len(buckets) > self.max_senders:
+                buckets.popitem(last=False)  # the least recently active
+        else:
+            buckets.move_to_end(sender)
+        bucket.charge()

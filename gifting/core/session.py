@@ -21,9 +21,13 @@ States::
     RECOVERING ──recovered()──► LIVE (or CLOSING if the stream is not live)
        │ failed(Recover, cursor_expired) ─► SendSnapshot, still RECOVERING
        │ failed(Recover, bad cursor) / failed(other) ─────────────► CLOSING
+       │ slow(): the queue closed it (1013) ──────────────────────► CLOSING
     LIVE ──receive_frame(): replies, SubmitSpend, PostComment
-       │ wrong frame type, flooding ──────────────────────────────► CLOSING
+       │ wrong frame type, a frame too big, flooding ─────────────► CLOSING
+       │ lagged(cursor): an overlay fell behind ─► Recover(cursor) ► RECOVERING
     any ──closed()──► CLOSED
+
+An overlay reads frames (pings) while it recovers, too.
 
 In CLOSING and CLOSED frames are ignored and late replies are not sent
 (settling spends are still counted).
@@ -39,6 +43,7 @@ from gifting.core.catalog import Catalog
 from gifting.core.disconnect import (
     BAD_CURSOR,
     FLOODING,
+    FRAME_TOO_BIG,
     INTERNAL_ERROR,
     STREAM_ENDED,
     WRONG_FRAME_TYPE,
@@ -58,14 +63,20 @@ from gifting.core.protocol import (
     decode_message,
     error_message,
 )
-from gifting.core.ratelimit import SenderLimits
+from gifting.core.ratelimit import SenderLimits, TokenBucket
 
 Role = Literal["viewer", "overlay"]
 
-# A sender this far past the rate limit is flooding: close the connection.
+# A connection that sends this many frames within FLOOD_WINDOW_MS while it was told
+# to wait (a rate_limited answer's retry_after_ms) is flooding: close it (1008).
+# Strikes decay: the bound is a window, not a lifetime, and a client that waits
+# as told earns none.
 FLOOD_STRIKES: Final = 50
+FLOOD_WINDOW_MS: Final = 10_000
 # Spends one connection may have waiting for their ack; past it, ``rate_limited``.
 MAX_IN_FLIGHT: Final = 256
+# What to tell a client past MAX_IN_FLIGHT: acks come back within a ledger round trip.
+IN_FLIGHT_RETRY_MS: Final = 100
 RETRY_SAME_ID: Final = "internal error; retry with the same id"
 CURSOR_EXPIRED: Final = "cursor_expired"  # the room log's error code (gifting/store/rooms.py)
 
@@ -148,13 +159,39 @@ Request = SubmitSpend | PostComment | Recover | SendSnapshot
 Action = Send | Close | CountSpend | Request
 
 
+def _too_big(raw: str | bytes | None, limit: int) -> bool:
+    """Whether a frame is over ``limit`` bytes (a text frame's size is its UTF-8 length)."""
+    if raw is None:
+        return False
+    size = len(raw)
+    if isinstance(raw, str) and size <= limit < size * 4:  # maybe: count the bytes
+        size = len(raw.encode())
+    return size > limit
+
+
+def _reply_of(err: GiftingError, client_id: str | None = None) -> dict[str, Any]:
+    """The ``error`` reply of ``err`` (``retry_after_ms`` too, when it is a rate limit)."""
+    reply = error_message(err.code, err.message, client_id)
+    if isinstance(err, RateLimited) and err.retry_after_ms is not None:
+        reply["retry_after_ms"] = err.retry_after_ms
+    return reply
+
+
 class Session:
     """One viewer or overlay connection: its state, limits and what to do next."""
 
     def __init__(
-        self, encoding: Encoding, role: Role, catalog: Catalog, limits: SenderLimits
+        self,
+        encoding: Encoding,
+        role: Role,
+        catalog: Catalog,
+        limits: SenderLimits,
+        max_frame_bytes: int | None = None,
     ) -> None:
         self.encoding: Encoding = encoding
+        # Frames over it close the connection (1009) whatever server runs the app:
+        # a plain uvicorn takes frames up to 16 MiB unless told otherwise.
+        self.max_frame_bytes = max_frame_bytes
         self.role: Role = role
         self.catalog = catalog
         self.limits = limits
@@ -164,13 +201,20 @@ class Session:
         self.live = False
         self.strikes = 0
         self.in_flight = 0
+        # A viewer's frames are charged to its sender's bucket (shared by the
+        # sender's connections), an overlay's to a bucket of its own.
+        self._own = limits.bucket() if role == "overlay" else None
+        self._strikes = TokenBucket(
+            FLOOD_STRIKES * 1000 / FLOOD_WINDOW_MS, FLOOD_STRIKES, limits.clock
+        )
+        self._wait_until = 0  # ms (limits.clock): what the last rate_limited answer said
 
     # -- the connection's life --------------------------------------------------------
     def refuse(self, err: GiftingError) -> list[Action]:
         """Who is connecting could not be established: tell them why and close."""
         self._expect(State.ACCEPTED)
         self.state = State.CLOSING
-        return [Send(error_message(err.code, err.message)), Close(refusal(err))]
+        return [Send(_reply_of(err)), Close(refusal(err))]
 
     def authenticated(self, live: bool, user: str = "", name: str = "") -> None:
         """The credentials (token or overlay key) and the stream checked out."""
@@ -199,6 +243,18 @@ class Session:
         self.state = State.LIVE
         return []
 
+    def lagged(self, cursor: str) -> list[Action]:
+        """A live overlay fell behind its room: catch up from ``cursor`` (its last event's)."""
+        if self.role != "overlay" or self.state is not State.LIVE:
+            return []
+        self.state = State.RECOVERING
+        return [Recover(cursor)]
+
+    def slow(self) -> None:
+        """The send queue closed the connection while it caught up (1013): nothing more to do."""
+        if not self.closing:
+            self.state = State.CLOSING
+
     def closed(self) -> None:
         """The socket is gone."""
         self.state = State.CLOSED
@@ -213,30 +269,50 @@ class Session:
         """One frame from the client (``None``: a frame with no data of either type)."""
         if self.closing:
             return []
-        self._expect(State.LIVE)
+        if not (self.state is State.RECOVERING and self.role == "overlay"):
+            self._expect(State.LIVE)
+        if self.max_frame_bytes is not None and _too_big(raw, self.max_frame_bytes):
+            return self._close(FRAME_TOO_BIG)
         if not isinstance(raw, str if self.encoding == JSON else bytes):
             wrong = f"this connection speaks {self.encoding}: wrong frame type"
             return [Send(error_message("bad_request", wrong)), *self._close(WRONG_FRAME_TYPE)]
-        client_id = None
         try:
-            message = decode_message(raw, self.encoding)
-            client_id = message.id
+            message: ClientMessage | InvalidMessage = decode_message(raw, self.encoding)
+        except InvalidMessage as exc:
+            message = exc
+        client_id = message.client_id if isinstance(message, InvalidMessage) else message.id
+        refused = self._charge(client_id)
+        if refused is not None:
+            return refused
+        if isinstance(message, InvalidMessage):
+            return self._error_reply(message, None)
+        try:
             return self._on_message(message)
         except Exception as exc:
-            return self._error_reply(exc, client_id)
+            return self._error_reply(exc, message.id)
+
+    def _charge(self, client_id: str | None) -> list[Action] | None:
+        """Charge one frame, whatever it holds: None, or the refusal (or the flood close)."""
+        now = self.limits.clock()
+        try:
+            if self._own is not None:
+                self._own.charge()
+            else:
+                self.limits.allow(self.user)
+        except RateLimited as err:
+            if now < self._wait_until:  # it was told to wait, and did not
+                self.strikes += 1
+                if not self._strikes.take():
+                    return [CountSpend("any", err.code), *self._close(FLOODING)]
+            self._wait_until = now + (err.retry_after_ms or 0)
+            return self._error_reply(err, client_id)
+        return None
 
     def _on_message(self, message: ClientMessage) -> list[Action]:
         if isinstance(message, Ping):
             return [Send({"op": "pong", "id": message.id} if message.id else {"op": "pong"})]
         if self.role == "overlay":
             raise BadRequest("overlays only listen (and ping)")
-        try:
-            self.limits.allow(self.user)
-        except RateLimited as err:
-            self.strikes += 1
-            if self.strikes >= FLOOD_STRIKES:
-                return [CountSpend("any", err.code), *self._close(FLOODING)]
-            raise
         text = ""
         if isinstance(message, Gift):
             priced = price_gift(self.catalog, message.gift, message.count)
@@ -248,7 +324,9 @@ class Session:
         else:
             return [PostComment(message.id, message.text)]
         if self.in_flight >= MAX_IN_FLIGHT:
-            raise RateLimited(f"at most {MAX_IN_FLIGHT} spends may wait for their ack")
+            raise RateLimited(
+                f"at most {MAX_IN_FLIGHT} spends may wait for their ack", IN_FLIGHT_RETRY_MS
+            )
         self.in_flight += 1
         return [SubmitSpend(message.id, priced, text)]
 
@@ -298,7 +376,7 @@ class Session:
             return self._send(error_message(exc.code, exc.message, exc.client_id))
         if isinstance(exc, GiftingError):
             counted: list[Action] = [CountSpend("any", exc.code)]
-            return counted + self._send(error_message(exc.code, exc.message, client_id))
+            return counted + self._send(_reply_of(exc, client_id))
         return self._send(error_message(Unavailable.code, RETRY_SAME_ID, client_id))
 
     def _send(self, message: dict[str, Any]) -> list[Action]:

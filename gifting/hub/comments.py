@@ -1,10 +1,18 @@
-"""Free comments: validated, checked against the stream, emitted to the room once per id."""
+"""Free comments: validated, checked against the stream, emitted to the room once per id.
+
+A comment's event id is derived from (sender, message id) without ambiguity
+(:func:`~gifting.core.ids.comment_event_id`), so a retry on any hub is the same
+comment and nobody else's comment can take its place; the text's fingerprint
+is kept with the room's marker, so the same id with another text is a
+``conflict`` (as for spends).
+"""
 
 from __future__ import annotations
 
 from gifting.clock import now_ms
 from gifting.core.errors import StreamNotLive
 from gifting.core.events import comment_event, sender_of
+from gifting.core.ids import comment_event_id, fingerprint
 from gifting.core.pricing import check_comment
 from gifting.store.rooms import RoomLog
 from gifting.store.streams import Streams
@@ -22,7 +30,7 @@ class RoomComments:
         body_text = check_comment(text)
         if not await self.streams.is_live(stream):
             raise StreamNotLive("the stream is not live")
-        event = f"m{client_id}.{user}"[:120]
+        event = comment_event_id(user, client_id)
         body = comment_event(stream, event, now_ms(), sender_of(user, name), body_text)
-        await self.roomlog.emit(stream, body)
+        await self.roomlog.emit(stream, body, fingerprint=fingerprint(body_text))
         return event

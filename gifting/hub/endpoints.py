@@ -6,11 +6,16 @@ then feeds the session every frame and performs the actions it returns —
 queue a frame, close, submit a spend, post a comment, read history or a
 snapshot — reporting each outcome back. What a connection may do, and what
 every error turns into, is decided by the session; the close codes are in
-gifting/core/disconnect.py (1009 for a frame over the size limit is uvicorn's).
+gifting/core/disconnect.py. The session refuses a frame over
+``GIFTING_MAX_FRAME_BYTES`` itself (1009), whatever the server; ``gifting
+serve`` also sets uvicorn's ``ws_max_size``, so a big frame is not even
+buffered. The heartbeat (WebSocket pings, 1011 on no pong) is the server's:
+ASGI does not show pings to the app (docs/protocol.md).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from asyncio import Future
@@ -23,7 +28,7 @@ from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from gifting.auth import principal_from_connection
-from gifting.core.errors import GiftingError
+from gifting.core.errors import GiftingError, TooManyConnections
 from gifting.core.ids import check_id
 from gifting.core.protocol import JSON, Encoding, encode, pick_subprotocol
 from gifting.core.session import (
@@ -40,7 +45,7 @@ from gifting.core.session import (
 )
 from gifting.hub import metrics
 from gifting.hub.hub import Hub
-from gifting.hub.room import Member, Room
+from gifting.hub.room import START_OF_ROOM, Member, Room
 from gifting.hub.send_queue import SendQueue
 from gifting.state import app_state
 from gifting.store.ledger import SpendOrder, SpendResult
@@ -67,47 +72,68 @@ async def _accept(ws: WebSocket, hub: Hub, role: Role) -> Session:
     ]
     encoding = pick_subprotocol(offered) or JSON
     await ws.accept(subprotocol=encoding if offered and encoding in offered else None)
-    return Session(encoding, role, hub.catalog, hub.limits)
+    return Session(encoding, role, hub.catalog, hub.limits, hub.settings.max_frame_bytes)
 
 
 async def _refuse(ws: WebSocket, session: Session, err: GiftingError) -> None:
     """Refuse before the send queue exists: write the error and the close directly."""
+    if isinstance(err, TooManyConnections):
+        metrics.CONNECTIONS_REFUSED.labels(err.scope).inc()
     for action in session.refuse(err):
         if isinstance(action, Send):
             frame = _frame(action.message, session.encoding)
             key = "text" if isinstance(frame, str) else "bytes"
             await ws.send({"type": "websocket.send", key: frame})
         elif isinstance(action, Close):
+            metrics.CLOSES.labels(str(int(action.disconnect.code))).inc()
             await ws.close(code=action.disconnect.code, reason=action.disconnect.reason)
+
+
+def _address(ws: WebSocket) -> str:
+    """The client's address as uvicorn sees it (behind a proxy: see --forwarded-allow-ips)."""
+    return ws.client.host if ws.client is not None else ""
 
 
 async def overlay_endpoint(ws: WebSocket) -> None:
     """``/v1/ws/overlay?stream=ID&key=KEY[&since=CURSOR]``: every room event, in order."""
     hub = _hub(ws)
     session = await _accept(ws, hub, "overlay")
+    ticket = hub.caps.ticket()
     try:
-        stream_id = check_id(ws.query_params.get("stream"), "stream")
-        stream = await hub.streams.check_overlay_key(stream_id, ws.query_params.get("key") or "")
-    except GiftingError as err:
-        await _refuse(ws, session, err)
-        return
-    session.authenticated(stream.live)
-    await _serve(ws, hub, session, stream, ws.query_params.get("since"))
+        try:
+            ticket.admit("address", _address(ws))
+            stream_id = check_id(ws.query_params.get("stream"), "stream")
+            key = ws.query_params.get("key") or ""
+            stream = await hub.streams.check_overlay_key(stream_id, key)
+            ticket.admit("overlay", stream.stream)
+        except GiftingError as err:
+            await _refuse(ws, session, err)
+            return
+        session.authenticated(stream.live)
+        await _serve(ws, hub, session, stream, ws.query_params.get("since"))
+    finally:
+        ticket.release()
 
 
 async def viewer_endpoint(ws: WebSocket) -> None:
     """``/v1/ws/viewer?stream=ID``: send gifts, effects and comments; receive batches."""
     hub = _hub(ws)
     session = await _accept(ws, hub, "viewer")
+    ticket = hub.caps.ticket()
     try:
-        principal = principal_from_connection(ws, hub.settings.jwt_secret)
-        stream_id = check_id(ws.query_params.get("stream"), "stream")
-        stream = await hub.streams.get(stream_id)
-    except GiftingError as err:
-        await _refuse(ws, session, err)
-        return
-    session.authenticated(stream.live, principal.user, principal.name)
-    await _serve(ws, hub, session, stream)
+        try:
+            ticket.admit("address", _address(ws))
+            principal = principal_from_connection(ws, hub.settings.jwt_secret)
+            ticket.admit("user", principal.user)
+            stream_id = check_id(ws.query_params.get("stream"), "stream")
+            stream = await hub.streams.get(stream_id)
+        except GiftingError as err:
+            await _refuse(ws, session, err)
+            return
+        session.authenticated(stream.live, principal.user, principal.name)
+        await _serve(ws, hub, session, stream)
+    finally:
+        ticket.release()
 
 
 async def _serve(
@@ -115,16 +141,19 @@ async def _serve(
 ) -> None:
     """Join the room, recover if asked, then read frames until the peer leaves."""
     overlay = session.role == "overlay"
-    queue = SendQueue(ws.send, session.role, hub.settings.send_queue_frames)
+    queue = SendQueue(ws.send, session.role, hub.settings.send_queue_bytes)
     member = Member(queue, session.encoding, overlay, recovering=overlay)
     room = await hub.rooms.join(stream.stream, member)
     queue.start()
     connection = _Connection(ws, hub, session, stream, queue, member, room)
+    if overlay:
+        member.on_lag = connection.lagged
     try:
         await connection.perform(session.joined(since))
         await connection.read_loop()
     finally:
         session.closed()
+        connection.stop()
         await hub.rooms.leave(room, member)
         await queue.wait_closed(0.5)
         queue.cancel()
@@ -155,6 +184,21 @@ class _Connection:
         self.queue = queue
         self.member = member
         self.room = room
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def lagged(self) -> None:
+        """The overlay's queue had no room for a live event: catch up from its last cursor."""
+        actions = self.session.lagged(self.member.last_cursor or START_OF_ROOM)
+        if not actions:
+            return
+        task = asyncio.get_running_loop().create_task(self.perform(actions))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def stop(self) -> None:
+        """The connection is over: stop catching up."""
+        for task in self._tasks:
+            task.cancel()
 
     async def read_loop(self) -> None:
         """Feed the session every frame until the peer leaves."""
@@ -163,7 +207,11 @@ class _Connection:
             if msg["type"] == "websocket.disconnect":
                 return
             if self.queue.closed:
-                continue
+                # Closed by the hub: read no more (a flooder that ignores its close
+                # would keep this loop busy). Let the writer send what is queued and
+                # the close; uvicorn then drops the peer's frames until its reply.
+                await self.queue.wait_closed(self.hub.settings.idle_timeout_s)
+                return
             t0 = time.perf_counter()
             raw = msg.get("text")
             if raw is None:
@@ -215,12 +263,18 @@ class _Connection:
                 stream.stream, s.user, s.name, action.client_id, action.text
             )
             return s.comment_posted(action.client_id, event)
+        read_page = partial(hub.roomlog.since, stream.stream)
+        timeout = hub.settings.idle_timeout_s
         if isinstance(action, Recover):
-            member.go_live(await hub.roomlog.since(stream.stream, action.cursor))
-            return self.session.recovered()
-        self.queue.push(_frame(await _snapshot(hub, stream, self.room), self.session.encoding))
-        member.last_seq = self.room.last_seq
-        member.go_live()
+            caught_up = await member.catch_up(read_page, timeout, action.cursor)
+        else:
+            snapshot = await _snapshot(hub, stream)
+            frame = _frame(snapshot, self.session.encoding)
+            member.give_snapshot(frame, snapshot["seq"], snapshot["cursor"] or "")
+            caught_up = await member.catch_up(read_page, timeout, None)
+        if not caught_up:
+            self.session.slow()
+            return []
         return self.session.recovered()
 
     def _settled(self, client_id: str, kind: str, t0: float, future: Future[SpendResult]) -> None:
@@ -236,20 +290,19 @@ class _Connection:
                 self._apply(action)
 
 
-async def _snapshot(hub: Hub, stream: Stream, room: Room) -> dict[str, Any]:
-    totals = await hub.streams.totals(stream)
-    goal = None
-    if stream.goal is not None:
-        goal = {
-            "target": stream.goal.target,
-            "progress": totals.goal_progress,
-            "gift": stream.goal.gift,
-        }
+async def _snapshot(hub: Hub, stream: Stream) -> dict[str, Any]:
+    """The ``snapshot`` message: the room read at one seq (snapshot.lua), so the events
+    after that seq are exactly what it does not show."""
+    snap = await hub.roomlog.snapshot(stream.stream)
+    totals, goal = snap.totals, None
+    if snap.goal is not None:
+        target, gift = snap.goal.target, snap.goal.gift
+        goal = {"target": target, "progress": totals.goal_progress, "gift": gift}
     return {
-        "op": "snapshot", "stream": stream.stream, "title": stream.title, "live": stream.live,
-        "creator": {"id": stream.creator, "name": stream.creator_name},
+        "op": "snapshot", "stream": stream.stream, "title": snap.title, "live": snap.live,
+        "creator": {"id": snap.creator, "name": snap.creator_name},
         "totals": {"coins": totals.coins, "gifts": totals.gifts}, "top": totals.top,
-        "goal": goal, "cursor": room.last_cursor or None, "seq": room.last_seq,
+        "goal": goal, "cursor": snap.cursor or None, "seq": snap.seq,
     }  # fmt: skip
 
 

@@ -2,7 +2,8 @@
 
 Each part has one job: :class:`RoomRegistry` (the local rooms, subscribed
 through the :class:`RoomBroker`), :class:`SpendPipeline` (the batched gift
-path), :class:`SenderLimits` (per-sender rate limits), :class:`RoomComments`
+path), :class:`SenderLimits` (per-sender rate limits), :class:`ConnectionCaps`
+(connections per user, overlay key and address), :class:`RoomComments`
 (free comments), :class:`StreakTimers` (``streak_end``) and
 :class:`LeaderboardTicker` (standings once a second). The hub starts and
 stops them in order and routes each settled spend to the streaks and the
@@ -19,10 +20,12 @@ from redis.asyncio import Redis
 
 from gifting.clock import now_ms
 from gifting.config import Settings
+from gifting.core.admission import ConnectionCaps
 from gifting.core.catalog import Catalog
 from gifting.core.disconnect import SHUTDOWN
 from gifting.core.events import stream_ended_event
 from gifting.core.ratelimit import SenderLimits
+from gifting.hub import metrics
 from gifting.hub.broker import Broker, RoomBroker
 from gifting.hub.comments import RoomComments
 from gifting.hub.leaderboard import LeaderboardTicker
@@ -69,6 +72,15 @@ class Hub:
             ledger, streams, rooms, on_settled=self._on_settled, kept=kept
         )
         self.limits = SenderLimits(settings.rate_per_s, settings.rate_burst, now_ms)
+        self.caps = ConnectionCaps({
+            "user": settings.max_connections_per_user,
+            "overlay": settings.max_connections_per_overlay,
+            "address": settings.max_connections_per_address,
+        })  # fmt: skip
+        for scope, cap in self.caps.caps.items():
+            metrics.CONNECTION_LIMIT.labels(scope).set(cap)
+        metrics.RATE_LIMIT.labels("rate").set(settings.rate_per_s)
+        metrics.RATE_LIMIT.labels("burst").set(settings.rate_burst)
         self.comments = RoomComments(streams, rooms)
         self.streaks = StreakTimers(rooms, settings.combo_window_ms)
         self.leaderboard = LeaderboardTicker(streams, rooms)
@@ -89,7 +101,7 @@ class Hub:
         await self.pipeline.stop()
         self.rooms.close_all(SHUTDOWN)
         await self.leaderboard.stop()
-        self.streaks.stop()
+        await self.streaks.stop()
         await self.broker.stop()
 
     def _on_settled(self, s: Settled) -> None:

@@ -16,7 +16,34 @@ QUEUE_DEPTH = Histogram(
     "Frames waiting in a connection's send queue when its writer wakes",
     buckets=(0, 1, 2, 4, 8, 16, 32, 64, 128, 256),
 )
+CONNECTIONS_REFUSED = Counter(
+    "gifting_connections_refused_total",
+    "Connections refused (1013) for a connection cap: per user, overlay key or address",
+    ["limit"],
+)
+CONNECTION_LIMIT = Gauge(
+    "gifting_connection_limit",
+    "The connection caps of this hub process (GIFTING_MAX_CONNECTIONS_PER_*)",
+    ["limit"],
+)
+RATE_LIMIT = Gauge(
+    "gifting_rate_limit",
+    "The frame rate limit: tokens a second (rate) and the burst (GIFTING_RATE_*)",
+    ["param"],
+)
+CLOSES = Counter(
+    "gifting_server_closes_total",
+    "Connections the hub closed, by close code (1008: refused or flooding, 1013: too slow or "
+    "too many connections, 1009: frame too big, ...)",
+    ["code"],
+)
 SLOW_CLOSES = Counter("gifting_slow_consumer_closes_total", "Connections closed 1013 for lagging")
+CATCH_UPS = Counter(
+    "gifting_overlay_catch_ups_total",
+    "Live overlays that fell behind (lag) or lost a gap the room could not read (gap) and "
+    "caught up from the room's history",
+    ["reason"],
+)
 ROOM_EVENTS = Counter("gifting_room_events_total", "Room events received from the broker")
 DELIVERIES = Counter("gifting_deliveries_total", "Room events queued to connections", ["kind"])
 BATCH_SIZE = Histogram(

@@ -5,7 +5,14 @@ encoding in use and the same frame is pushed to every overlay; viewers get
 the events of each ``GIFTING_VIEWER_BATCH_MS`` (25 ms by default; 0: one
 loop tick) joined into a single ``batch`` frame (the lever of
 docs/contract.md §8). A gap in seq (a pub/sub message lost on a reconnect) is
-filled from the room's history before anything newer is delivered.
+filled from the room's history before anything newer is delivered; if the
+history cannot be read, every overlay catches up from its own cursor instead
+(and gets ``cursor_expired`` and a snapshot if what it missed is gone).
+
+An overlay whose queue has no room for the next event is not dropped: it
+catches up from the history at the pace its queue drains (:class:`Member`),
+and is closed with 1013 only when the queue does not drain at all. A viewer
+whose queue overflows is closed with 1013 (its events are for display).
 """
 
 from __future__ import annotations
@@ -13,9 +20,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, Final
 
-from gifting.core.disconnect import STREAM_ENDED, Disconnect
+from gifting.core.disconnect import INTERNAL_ERROR, SLOW, STREAM_ENDED, CloseCode, Disconnect
 from gifting.core.protocol import JSON, Encoding, decode_json, encode
 from gifting.hub import metrics
 from gifting.hub.send_queue import SendQueue
@@ -23,7 +30,17 @@ from gifting.store.rooms import HistoryEntry
 
 log = logging.getLogger(__name__)
 
-FetchSince = Callable[[str, str], Awaitable[list[HistoryEntry]]]
+FetchSince = Callable[[str, str, int], Awaitable[list[HistoryEntry]]]
+"""``(stream, cursor, limit)``: up to ``limit`` events after ``cursor`` (RoomLog.since)."""
+ReadPage = Callable[[str, int], Awaitable[list[HistoryEntry]]]
+"""``(cursor, limit)``: one stream's :data:`FetchSince`."""
+
+#: Events read from the history per round trip when catching up or filling a gap.
+CATCH_UP_PAGE: Final = 256
+#: Live events held for a member catching up; past it they are dropped and re-read.
+MAX_HELD: Final = 4096
+#: The cursor before a room's first event.
+START_OF_ROOM: Final = "0-0_0"
 _ENDED = b'"kind":"stream_ended"'
 
 
@@ -51,14 +68,31 @@ def overlay_frame(entry: HistoryEntry, encoding: Encoding) -> str | bytes:
 
 
 class Member:
-    """A connection in a room: its send queue, encoding and the last seq it was given.
+    """A connection in a room: its send queue, encoding and the last event it was given.
 
-    An overlay that joins to recover (``recovering=True``) holds the room's
-    live events until :meth:`go_live`, which merges them with the history it
-    read; the held list is this class's alone.
+    An overlay is **live** (the room pushes each event's shared frame onto its
+    queue) or **catching up** (:attr:`recovering`): the room then holds the
+    live events for it, and :meth:`catch_up` hands it the room's history after
+    its cursor, then what was held, a little at a time — only as fast as its
+    queue drains — before it goes live again. An overlay catches up when it
+    joins with ``since=`` (or after its snapshot), when its queue has no room
+    for the next event (a lag: its connection's ``on_lag`` starts the catch-up),
+    and when the room could not read a pub/sub gap for it. The held list is
+    this class's alone and bounded: past :data:`MAX_HELD` events it is dropped
+    and the history is read again, since it holds every one of them.
     """
 
-    __slots__ = ("_held", "encoding", "is_overlay", "last_seq", "queue")
+    __slots__ = (
+        "_dropped",
+        "_held",
+        "_pending_close",
+        "encoding",
+        "is_overlay",
+        "last_cursor",
+        "last_seq",
+        "on_lag",
+        "queue",
+    )
 
     def __init__(
         self, queue: SendQueue, encoding: Encoding, is_overlay: bool, recovering: bool = False
@@ -67,31 +101,148 @@ class Member:
         self.encoding: Encoding = encoding
         self.is_overlay = is_overlay
         self.last_seq = 0
+        self.last_cursor = ""
+        # Called when a live overlay's queue has no room for the next event: the
+        # connection answers by running catch_up() from last_cursor (None: close 1011).
+        self.on_lag: Callable[[], None] | None = None
         self._held: list[HistoryEntry] | None = [] if recovering else None
+        self._dropped = False
+        self._pending_close: Disconnect | None = None
 
     @property
     def recovering(self) -> bool:
         """Whether live events are held back while the member catches up."""
         return self._held is not None
 
+    @property
+    def held(self) -> int:
+        """How many live events are held for it."""
+        return len(self._held or ())
+
     def hold(self, entry: HistoryEntry) -> None:
-        """Keep a live event until :meth:`go_live` (only while recovering)."""
+        """Keep a live event until the catch-up hands it over (only while recovering)."""
         if self._held is None:
             raise RuntimeError("hold() on a member that is not recovering")
+        if self.queue.closed:
+            self._held.clear()  # closing (a bad cursor, 1008): it will never go live
+            return
+        if len(self._held) >= MAX_HELD:
+            self._held.clear()
+            self._dropped = True  # all of them are in the history: read it again
         self._held.append(entry)
 
-    def go_live(self, missed: Iterable[HistoryEntry] = ()) -> None:
-        """End recovery: deliver ``missed`` and the held events, merged by seq, each once."""
-        held, self._held = self._held or [], None
-        for entry in sorted([*missed, *held], key=lambda e: e.seq):
-            self.give(entry)
+    def deliver(self, entry: HistoryEntry, frame: str | bytes) -> None:
+        """A live event's frame, shared with the room's other members of this encoding."""
+        if entry.seq <= self.last_seq:
+            return
+        q = self.queue
+        if self.on_lag is not None and q.queued_bytes and q.queued_bytes + len(frame) > q.limit:
+            self.lag(entry)
+            return
+        self.last_seq = entry.seq
+        self.last_cursor = entry.cursor
+        q.push(frame)
+
+    def lag(self, entry: HistoryEntry | None = None) -> None:
+        """Stop pushing live events: hold them, and have the connection catch up from its cursor.
+
+        ``entry`` is the event that did not fit (None: the room lost some it could not read).
+        """
+        if self.queue.closed:
+            return
+        if self._held is not None:  # already catching up: what it holds may have a hole
+            if entry is not None:
+                self.hold(entry)
+            self._dropped = True
+            return
+        if self.on_lag is None:
+            self.queue.close(INTERNAL_ERROR)  # reconnect with its cursor
+            return
+        self._held = [] if entry is None else [entry]
+        self._dropped = False
+        metrics.CATCH_UPS.labels("lag" if entry is not None else "gap").inc()
+        self.on_lag()
 
     def give(self, entry: HistoryEntry) -> None:
         """Push one event to an overlay unless it already had it."""
         if entry.seq <= self.last_seq:
             return
         self.last_seq = entry.seq
+        self.last_cursor = entry.cursor
         self.queue.push(overlay_frame(entry, self.encoding))
+
+    def give_snapshot(self, frame: str | bytes, seq: int, cursor: str) -> None:
+        """Push the room's snapshot: the events it covers (up to ``seq``) are not sent again."""
+        self.queue.push(frame)
+        self.last_seq = max(self.last_seq, seq)
+        self.last_cursor = cursor or self.last_cursor
+
+    def go_live(self, missed: Iterable[HistoryEntry] = ()) -> None:
+        """End recovery at once: deliver ``missed`` and the held events, merged by seq, each once.
+
+        Unpaced: :meth:`catch_up` is the paced way; this is for what is known to fit.
+        """
+        held, self._held = self._held or [], None
+        for entry in sorted([*missed, *held], key=lambda e: e.seq):
+            self.give(entry)
+        self._apply_pending_close()
+
+    def close(self, disconnect: Disconnect) -> None:
+        """Close; a member still catching up first gets the rest of the room (stream ended)."""
+        if self._held is not None and disconnect.code == CloseCode.NORMAL:
+            self._pending_close = disconnect
+            return
+        self.queue.close(disconnect)
+
+    async def catch_up(self, read_page: ReadPage, drain_s: float, cursor: str | None) -> bool:
+        """Hand a recovering member the history after ``cursor`` (None: none), then what the
+        room held meanwhile, and go live; paced by the queue. False if the connection is
+        closed meanwhile (a queue that did not drain within ``drain_s`` s is closed 1013).
+
+        Raises what ``read_page`` raises (``CursorExpired``: the caller sends a snapshot).
+        """
+        while True:
+            if cursor is None and self._dropped:
+                cursor = self.last_cursor or START_OF_ROOM
+            if cursor is not None:
+                self._dropped = False
+                page = await read_page(cursor, CATCH_UP_PAGE)
+                if not await self._give_paced(page, drain_s):
+                    return False
+                cursor = page[-1].cursor if page else cursor
+                if len(page) == CATCH_UP_PAGE or self._dropped:
+                    continue
+            # The history is read to its end: what came since is held. Hand it over.
+            while not self._dropped:
+                held = self._held or []
+                if not held:
+                    self._held = None
+                    self._apply_pending_close()
+                    return not self.queue.closed
+                self._held = []
+                if not await self._give_paced(sorted(held, key=lambda e: e.seq), drain_s):
+                    return False
+            cursor = self.last_cursor or START_OF_ROOM
+
+    async def _give_paced(self, entries: Iterable[HistoryEntry], drain_s: float) -> bool:
+        q = self.queue
+        for entry in entries:
+            if entry.seq <= self.last_seq:
+                continue
+            if q.queued_bytes >= q.high_water and not await q.drained(drain_s):
+                if not q.closed:
+                    metrics.SLOW_CLOSES.inc()
+                    q.close(SLOW)
+                return False
+            if q.closed:
+                return False
+            self.give(entry)
+        return not q.closed
+
+    def _apply_pending_close(self) -> None:
+        if self._pending_close is not None:
+            self.queue.close(self._pending_close)
+            self._pending_close = None
 
 
 class Room:
@@ -109,6 +260,7 @@ class Room:
         self._viewer_batch: list[HistoryEntry] = []
         self._flush_scheduled = False
         self._filling: list[HistoryEntry] | None = None
+        self._fill_task: asyncio.Task[None] | None = None
         self.ended = False
 
     @property
@@ -139,23 +291,37 @@ class Room:
             return
         if self.last_seq and entry.seq > self.last_seq + 1:
             self._filling = [entry]
-            asyncio.get_running_loop().create_task(self._fill_gap())
+            # Referenced until done: the loop keeps only a weak reference to its tasks.
+            self._fill_task = asyncio.get_running_loop().create_task(self._fill_gap())
             return
         self._deliver(entry)
 
     async def _fill_gap(self) -> None:
-        # History holds every event up to the read, so one read closes the gap;
-        # what arrived meanwhile waits in _filling and follows in seq order.
+        # History holds every event up to the read, so reading it to its end closes
+        # the gap; what arrived meanwhile waits in _filling and follows in seq order.
         try:
-            missed = await self._fetch_since(self.stream, self.last_cursor)
-        except Exception:
-            log.warning("room %s: could not fill a gap from history", self.stream)
-            missed = []
-        waiting = self._filling or []
-        self._filling = None
-        for entry in sorted([*missed, *waiting], key=lambda e: e.seq):
-            if entry.seq > self.last_seq:
-                self._deliver(entry)
+            cursor = self.last_cursor
+            while True:
+                page = await self._fetch_since(self.stream, cursor, CATCH_UP_PAGE)
+                for entry in page:
+                    if entry.seq > self.last_seq:
+                        self._deliver(entry)
+                if len(page) < CATCH_UP_PAGE:
+                    break
+                cursor = page[-1].cursor
+        except Exception as exc:
+            # Never a silent hole: each overlay catches up from its own cursor, and gets
+            # cursor_expired and a snapshot if the history no longer has what it missed.
+            log.warning("room %s: could not fill a gap from history: %r", self.stream, exc)
+            for member in self.overlays:
+                member.lag()
+        finally:
+            waiting = self._filling or []
+            self._filling = None
+            self._fill_task = None
+            for entry in sorted(waiting, key=lambda e: e.seq):
+                if entry.seq > self.last_seq:
+                    self._deliver(entry)
 
     def _deliver(self, entry: HistoryEntry) -> None:
         self.last_seq = entry.seq
@@ -167,11 +333,10 @@ class Room:
                 continue
             if entry.seq <= member.last_seq:
                 continue
-            member.last_seq = entry.seq
             frame = frames.get(member.encoding)
             if frame is None:
                 frame = frames[member.encoding] = overlay_frame(entry, member.encoding)
-            member.queue.push(frame)
+            member.deliver(entry, frame)
         metrics.DELIVERIES.labels("overlay").inc(len(self.overlays))
         if self.viewers:
             self._viewer_batch.append(entry)
@@ -211,4 +376,4 @@ class Room:
         """Close every member (after the frames already queued)."""
         self.flush_viewers()
         for member in [*self.overlays, *self.viewers]:
-            member.queue.close(disconnect)
+            member.close(disconnect)

@@ -5,8 +5,16 @@ holds ready frames for one socket.)
 
 Fan-out never awaits a client (STYLE.md habit 6): :meth:`SendQueue.push` is a
 plain function that appends a ready frame to the queue and wakes the writer
-task. A connection whose queue passes its limit is closed with 1013 (try
-again later) and the room goes on without it.
+task. The queue is bounded in bytes (``GIFTING_SEND_QUEUE_BYTES``), not in
+frames, so a few large frames and many small ones cost the same: a connection
+whose queue passes its limit is closed with 1013 (try again later) and the
+room goes on without it. A frame larger than the whole limit is still taken
+when the queue is empty, so every frame can be sent.
+
+Whoever has more to send than the queue should hold (an overlay catching up
+from the room's history) fills it up to :attr:`SendQueue.high_water` and
+awaits :meth:`SendQueue.drained` before the next step: the queue then never
+overflows for a connection that does read.
 """
 
 from __future__ import annotations
@@ -23,15 +31,38 @@ from gifting.hub import metrics
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
+def frame_size(frame: str | bytes) -> int:
+    """What a frame counts against the queue's limit: its length (characters for text).
+
+    A text frame's UTF-8 size is at most four times this; the room's frames are
+    almost all ASCII JSON, and ``len`` costs nothing.
+    """
+    return len(frame)
+
+
 class SendQueue:
     """The send queue of one connection; frames are ``str`` (text) or ``bytes`` (binary)."""
 
-    __slots__ = ("_close_code", "_closed", "_frames", "_send", "_task", "_wake", "kind", "limit")
+    __slots__ = (
+        "_bytes",
+        "_close_code",
+        "_closed",
+        "_drained",
+        "_frames",
+        "_send",
+        "_task",
+        "_wake",
+        "kind",
+        "limit",
+    )
 
     def __init__(self, send: Send, kind: str, limit: int) -> None:
         self._send = send
         self._frames: deque[str | bytes | tuple[int, str]] = deque()
+        self._bytes = 0
         self._wake = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._drained.set()
         self._closed = False
         self._close_code: int | None = None
         self.kind = kind
@@ -47,17 +78,36 @@ class SendQueue:
         """Whether the connection is closing (no more frames accepted)."""
         return self._closed
 
+    @property
+    def queued_bytes(self) -> int:
+        """The size of the frames waiting to be written (see :func:`frame_size`)."""
+        return self._bytes
+
+    @property
+    def high_water(self) -> int:
+        """Fill the queue up to here, then await :meth:`drained`: half the limit."""
+        return self.limit // 2
+
+    @property
+    def low_water(self) -> int:
+        """:meth:`drained` returns once the queue is down to this: a quarter of the limit."""
+        return self.limit // 4
+
     def push(self, frame: str | bytes) -> bool:
         """Queue one frame; never blocks. Returns False if the connection is or gets closed."""
         if self._closed:
             return False
-        depth = len(self._frames)
-        if depth >= self.limit:
+        size = frame_size(frame)
+        if self._bytes and self._bytes + size > self.limit:
             metrics.SLOW_CLOSES.inc()
             self.close(SLOW)
             return False
+        empty = not self._frames
         self._frames.append(frame)
-        if depth == 0:
+        self._bytes += size
+        if self._bytes > self.low_water:
+            self._drained.clear()
+        if empty:
             self._wake.set()
         return True
 
@@ -66,10 +116,23 @@ class SendQueue:
         if self._closed:
             return
         self._closed = True
+        metrics.CLOSES.labels(str(int(disconnect.code))).inc()
         if disconnect.code == CloseCode.TRY_AGAIN:
             self._frames.clear()
+            self._bytes = 0
         self._frames.append((int(disconnect.code), disconnect.reason))
+        self._drained.set()
         self._wake.set()
+
+    async def drained(self, within_s: float) -> bool:
+        """Wait until the queue is down to :attr:`low_water`; False if it is closed or
+        ``within_s`` seconds pass first (the caller then closes the connection: 1013)."""
+        try:
+            async with asyncio.timeout(within_s):
+                await self._drained.wait()
+        except TimeoutError:
+            return False
+        return not self._closed
 
     async def _write_loop(self) -> None:
         send = self._send
@@ -82,8 +145,10 @@ class SendQueue:
                 while frames:
                     frame = frames.popleft()
                     if isinstance(frame, str):
+                        self._sent(len(frame))
                         await send({"type": "websocket.send", "text": frame})
                     elif isinstance(frame, bytes):
+                        self._sent(len(frame))
                         await send({"type": "websocket.send", "bytes": frame})
                     else:
                         code, reason = frame
@@ -91,9 +156,18 @@ class SendQueue:
                         return
         except (OSError, RuntimeError, asyncio.CancelledError):
             # The peer went away (uvicorn raises ClientDisconnected, an OSError).
-            self._closed = True
+            self._gone()
         except Exception:
-            self._closed = True
+            self._gone()
+
+    def _sent(self, size: int) -> None:
+        self._bytes -= size
+        if self._bytes <= self.low_water:
+            self._drained.set()
+
+    def _gone(self) -> None:
+        self._closed = True
+        self._drained.set()
 
     async def wait_closed(self, seconds: float = 2.0) -> None:
         """Wait for the writer to finish (after :meth:`close`)."""
@@ -103,6 +177,6 @@ class SendQueue:
 
     def cancel(self) -> None:
         """Stop the writer now (the socket is gone)."""
-        self._closed = True
+        self._gone()
         if self._task is not None:
             self._task.cancel()

@@ -21,6 +21,9 @@ from gifting.store.rooms import RoomLog
 
 log = logging.getLogger(__name__)
 
+#: How long stop() lets a streak_end emit in flight finish before cancelling it.
+STOP_GRACE_S = 1.0
+
 StreakKey = tuple[str, str, str]
 """(sender, stream, gift)"""
 
@@ -47,10 +50,19 @@ class StreakTimers:
             self.window_s, self._end, key, o.sender_name, s.result.combo
         )
 
-    def stop(self) -> None:
-        """Cancel every running timer (no more ``streak_end`` from this hub)."""
+    async def stop(self, grace_s: float = STOP_GRACE_S) -> None:
+        """Cancel every timer, give the ``streak_end`` emits in flight ``grace_s`` to land,
+        then cancel and await the rest: nothing of this hub's runs after it."""
         for handle in self._timers.values():
             handle.cancel()
+        self._timers.clear()
+        tasks = list(self._tasks)
+        if not tasks:
+            return
+        _, late = await asyncio.wait(tasks, timeout=grace_s)
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*late, return_exceptions=True)
 
     def _end(self, key: StreakKey, name: str, combo: int) -> None:
         self._timers.pop(key, None)

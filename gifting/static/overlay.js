@@ -511,6 +511,7 @@ function connect() {
     else if (msg.op === "snapshot") applySnapshot(msg);
     else if (msg.op === "error") {
       if (msg.code === "cursor_expired") { /* a snapshot follows */ }
+      else if (msg.code === "rate_limited") { /* too many connections for now: 1013, back off */ }
       else if (msg.code === "bad_request" && sentSince) { state.cursor = null; sentSince = false; refusal = "cursor"; }
       else refusal = msg.code || "error";
     }

@@ -23,12 +23,13 @@ from redis.asyncio import Redis
 from gifting.clock import now_ms
 from gifting.core.catalog import Catalog
 from gifting.core.entries import SpendEntry
-from gifting.core.errors import BadRequest, CursorExpired
+from gifting.core.errors import BadRequest, Conflict, CursorExpired
 from gifting.core.events import spend_event
 from gifting.store.cluster import is_cluster
 from gifting.store.keys import Keys
 from gifting.store.retire import settle_failure
 from gifting.store.scripts import ScriptCall, Scripts
+from gifting.store.streams import Goal, Totals
 
 _json = msgspec.json.Encoder()
 
@@ -40,6 +41,21 @@ class Emitted:
     seq: int
     cursor: str
     replayed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RoomSnapshot:
+    """A room's state at one seq (read at once by snapshot.lua): the events after
+    ``seq`` are exactly those it does not cover."""
+
+    seq: int
+    cursor: str  # "" when the history is empty
+    creator: str
+    creator_name: str
+    title: str
+    live: bool
+    goal: Goal | None
+    totals: Totals
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +82,14 @@ def parse_cursor(cursor: str) -> tuple[str, int]:
     if match is None or max(int(part) for part in match.groups()) > _INT64_MAX:
         raise BadRequest("malformed cursor")
     return f"{match[1]}-{match[2]}", int(match[3])
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _pairs(flat: Sequence[bytes | str]) -> dict[str, str]:
+    return {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat), 2)}
 
 
 def frame_envelope(seq: int, cursor: str, body: bytes) -> bytes:
@@ -117,13 +141,16 @@ class RoomLog:
         item_field: str = "",
         until_retired: bool = False,
         not_after: int | None = None,
+        fingerprint: str = "",
     ) -> tuple[list[str], list[str | int]]:
         """KEYS and ARGV of emit.lua for one event (for batching in a pipeline).
 
         ``once``: keep a marker so the event is emitted once (for the
         idempotency TTL, or with ``until_retired`` without expiry until the
         persister retires it: a spend's). ``not_after`` (unix ms): past it
-        Redis refuses a first emission (``stale``).
+        Redis refuses a first emission (``stale``). ``fingerprint`` (with
+        ``once``) is kept with the event's marker: emitting the same event id
+        with another fingerprint is refused (:class:`Conflict`).
         """
         k = self.keys
         keys = [
@@ -148,13 +175,19 @@ class RoomLog:
             item_field,
             "" if not_after is None else not_after,
             self.publish,
+            fingerprint,
         ]
         return keys, args
 
     async def emit(self, stream: str, body: Mapping[str, Any], **kw: Any) -> Emitted:
-        """Emit one event to its room (see :meth:`emit_args` for the options)."""
+        """Emit one event to its room (see :meth:`emit_args` for the options).
+
+        Raises :class:`Conflict` when the event id was emitted with another fingerprint.
+        """
         keys, args = self.emit_args(stream, body, **kw)
         status, seq, cursor = await self.scripts.run("emit", keys, args)
+        if status == "conflict":
+            raise Conflict("this message id was already used with another payload")
         return Emitted(int(seq), cursor, status == "replay")
 
     def spend_emit_args(
@@ -228,6 +261,46 @@ class RoomLog:
         return [
             HistoryEntry(int(f[b"s"]), f"{i.decode()}_{int(f[b's'])}", f[b"d"]) for i, f in rows
         ]
+
+    async def snapshot(self, stream: str, top_n: int = 3) -> RoomSnapshot:
+        """The room's stream, totals, top gifters, seq and cursor, read at once."""
+        k = self.keys
+        keys = [
+            k.stream(stream),
+            k.stream_totals(stream),
+            k.stream_top(stream),
+            k.stream_names(stream),
+            k.room_seq(stream),
+            k.room_history(stream),
+        ]
+        seq, cursor, info_flat, totals_flat, top_flat = await self.scripts.run_raw(
+            "snapshot", keys, [top_n]
+        )
+        info = _pairs(info_flat)
+        totals = {name: int(value) for name, value in _pairs(totals_flat).items()}
+        target, gift = info["goal_target"], info["goal_gift"] or None
+        goal = Goal(int(target), gift) if target else None
+        coins = totals.get("coins", 0)
+        top = [
+            {"user": _text(top_flat[i]), "name": _text(top_flat[i + 2]),
+             "coins": int(float(top_flat[i + 1]))}
+            for i in range(0, len(top_flat), 3)
+        ]  # fmt: skip
+        return RoomSnapshot(
+            seq=int(seq),
+            cursor=_text(cursor),
+            creator=info["creator"],
+            creator_name=info["creator_name"],
+            title=info["title"],
+            live=info["live"] == "1",
+            goal=goal,
+            totals=Totals(
+                coins,
+                totals.get("gifts", 0),
+                totals.get(f"gift:{gift}", 0) if goal is not None and gift else coins,
+                top,
+            ),
+        )
 
     async def last_cursor(self, stream: str) -> str | None:
         """The cursor of the room's latest event, or ``None`` for an empty room."""

@@ -27,6 +27,7 @@ SCRIPT_NAMES = (
     "cashout_settle",
     "emit",
     "retire",
+    "snapshot",
 )
 
 
@@ -98,6 +99,10 @@ class Scripts:
             return only
         reply = await self._scripts[name](keys=list(keys), args=list(args), client=client)
         return _strings(reply)
+
+    async def run_raw(self, name: str, keys: Sequence[str], args: Sequence[str | int]) -> Any:
+        """Run script ``name`` and return its reply as redis-py parsed it (nested lists)."""
+        return await self._scripts[name](keys=list(keys), args=list(args))
 
     async def run_many(
         self, calls: Sequence[ScriptCall], lane: str = "default"

@@ -14,6 +14,7 @@ from gifting.core.errors import BadRequest
 from gifting.core.ids import (
     MAX_ID_LENGTH,
     check_id,
+    comment_event_id,
     credit_event_id,
     fingerprint,
     new_event_id,
@@ -222,3 +223,19 @@ def test_parts_are_joined_by_a_separator_the_ids_cannot_hold() -> None:
     assert fingerprint("ab", "c") != fingerprint("a", "bc")
     with pytest.raises(BadRequest):
         check_id("a\x1fb", "id")
+
+
+def test_comment_event_ids_tell_every_sender_and_id_apart() -> None:
+    pairs = [("b", "c1.a"), ("a.b", "c1"), ("u" * 64, "x" * 64), ("u" * 63 + "v", "x" * 64)]
+    ids = [comment_event_id(user, client_id) for user, client_id in pairs]
+    assert len(set(ids)) == len(pairs)
+    assert ids[0] == comment_event_id("b", "c1.a")  # the same comment on any hub
+    assert all(i.startswith("m") and len(i) <= 64 and check_id(i, "event") for i in ids)
+
+
+@RELAXED
+@given(st.tuples(GOOD_IDS, GOOD_IDS), st.tuples(GOOD_IDS, GOOD_IDS))
+def test_comment_event_ids_differ_whenever_the_pairs_do(
+    one: tuple[str, str], other: tuple[str, str]
+) -> None:
+    assert (comment_event_id(*one) == comment_event_id(*other)) == (one == other)

@@ -280,32 +280,33 @@ def test_duplicate_op_is_rejected(encoding: Encoding) -> None:
 
 
 DUPLICATES = [
-    # (pairs in order); each would be a valid message with either value
-    [("op", "gift"), ("id", "c1"), ("gift", "rose"), ("gift", "lion")],
-    [("op", "gift"), ("op", "gift"), ("id", "c1"), ("gift", "rose")],
-    [("op", "gift"), ("id", "c1"), ("gift", "rose"), ("count", 1), ("count", 1000)],
-    [("op", "gift"), ("id", "c1"), ("id", "c2"), ("gift", "rose")],
-    [("op", "comment"), ("id", "c1"), ("text", "hi"), ("highlight", None),
-     ("highlight", "tier4")],
-    [("op", "ping"), ("id", "p1"), ("id", "p1")],
-]  # fmt: skip
+    ({"op": "gift", "id": "c1"}, [("gift", "rose"), ("gift", "universe")]),
+    ({"op": "gift", "id": "c1", "gift": "rose"}, [("count", 1), ("count", 1000)]),
+    ({"op": "comment", "text": "hi"}, [("id", "c1"), ("id", "c2")]),
+    ({"op": "comment", "id": "c1"}, [("text", "a"), ("text", "b")]),
+    ({"op": "ping"}, [("id", "p1"), ("id", "p1")]),  # the same value twice, too
+]
 
 
-def _frame_of_pairs(pairs: list[tuple[str, object]], encoding: Encoding) -> bytes | str:
-    """An object of ``pairs`` in order, duplicates kept (encoders would merge them)."""
+def _with_pairs(head: dict[str, Any], pairs: list[tuple[str, Any]], encoding: Encoding) -> Any:
+    items = [*head.items(), *pairs]
     if encoding == JSON:
-        return "{" + ",".join(f"{json.dumps(k)}:{json.dumps(v)}" for k, v in pairs) + "}"
-    body = b"".join(msgpack.packb(k) + msgpack.packb(v) for k, v in pairs)
-    return bytes([0x80 | len(pairs)]) + body
+        return "{" + ",".join(f"{json.dumps(k)}:{json.dumps(v)}" for k, v in items) + "}"
+    out = bytes([0x80 | len(items)])
+    for k, v in items:
+        out += msgpack.packb(k) + msgpack.packb(v)
+    return out
 
 
 @pytest.mark.parametrize("encoding", ENCODINGS)
-@pytest.mark.parametrize("pairs", DUPLICATES)
-def test_a_field_twice_is_rejected(encoding: Encoding, pairs: list[tuple[str, object]]) -> None:
-    """msgspec keeps the last value, other decoders the first: the server must not pick one."""
-    error = rejected(_frame_of_pairs(pairs, encoding), encoding)
-    assert error.code == "bad_request"
-    assert "more than once" in error.message
+@pytest.mark.parametrize(("head", "pairs"), DUPLICATES)
+def test_a_duplicate_field_is_rejected(
+    encoding: Encoding, head: dict[str, Any], pairs: list[tuple[str, Any]]
+) -> None:
+    # As on HTTP: which of two values counts is up to the parser, so neither does.
+    err = rejected(_with_pairs(head, pairs, encoding), encoding)
+    assert err.code == "bad_request" and "duplicate field" in err.message, err.message
+    assert decode_message(_with_pairs(head, pairs[:1], encoding), encoding)
 
 
 @pytest.mark.parametrize("encoding", ENCODINGS)
@@ -313,11 +314,11 @@ def test_a_map16_with_a_field_twice_is_rejected(encoding: Encoding) -> None:
     if encoding == MSGPACK:
         pairs = [("op", "ping"), ("id", "p1"), ("id", "p2")]
         raw = b"\xde\x00\x03" + b"".join(msgpack.packb(k) + msgpack.packb(v) for k, v in pairs)
-        assert "more than once" in rejected(raw, MSGPACK).message
+        assert "duplicate field" in rejected(raw, MSGPACK).message
         assert decode_message(b"\xde\x00\x02\xa2op\xa4ping\xa2id\xa2p1", MSGPACK) == Ping("p1")
     else:
         escaped = '{"op":"gift","id":"c1","gift":"rose","gi\\u0066t":"lion"}'
-        assert "more than once" in rejected(escaped, JSON).message
+        assert "duplicate field" in rejected(escaped, JSON).message
 
 
 @pytest.mark.parametrize("encoding", ENCODINGS)

@@ -69,11 +69,27 @@ def test_sender_limits_keep_senders_apart() -> None:
         limits.allow("ann")
 
 
-def test_sender_limits_forget_everyone_past_their_bound() -> None:
-    limits = SenderLimits(rate=1, burst=1, clock=Clock(), max_senders=3)
+def test_past_their_bound_sender_limits_forget_only_the_least_recent_sender() -> None:
+    clock = Clock()
+    limits = SenderLimits(rate=1, burst=1, clock=clock, max_senders=3)
     for sender in ("a", "b", "c"):
         limits.allow(sender)
     with pytest.raises(RateLimited):
-        limits.allow("a")
-    limits.allow("d")  # the fourth sender: the table starts again
-    limits.allow("a")
+        limits.allow("a")  # a is active again (if refused): b is now the least recent
+    limits.allow("d")  # a fourth sender: one bucket goes, not all of them
+    for sender in ("a", "c", "d"):  # a flooder cannot wipe the others' buckets
+        with pytest.raises(RateLimited):
+            limits.allow(sender)
+    limits.allow("b")  # forgotten: a fresh bucket (the price of the bound)
+    assert limits.senders == 3
+
+
+def test_a_flood_of_new_senders_does_not_refill_an_active_one() -> None:
+    clock = Clock()
+    limits = SenderLimits(rate=1, burst=1, clock=clock, max_senders=100)
+    limits.allow("flooder")
+    for i in range(10_000):
+        with pytest.raises(RateLimited):
+            limits.allow("flooder")  # active, so never the one forgotten
+        limits.allow(f"new-{i}")
+    assert limits.senders == 100

@@ -11,6 +11,7 @@ from gifting.core.catalog import Catalog, load_catalog
 from gifting.core.disconnect import (
     BAD_CURSOR,
     FLOODING,
+    FRAME_TOO_BIG,
     INTERNAL_ERROR,
     STREAM_ENDED,
     WRONG_FRAME_TYPE,
@@ -29,6 +30,7 @@ from gifting.core.protocol import JSON, MSGPACK
 from gifting.core.ratelimit import SenderLimits
 from gifting.core.session import (
     FLOOD_STRIKES,
+    FLOOD_WINDOW_MS,
     MAX_IN_FLIGHT,
     Close,
     CountSpend,
@@ -221,6 +223,20 @@ def test_the_wrong_frame_type_is_an_error_and_a_1003(encoding: Any, raw: str | b
     assert s.receive_frame(raw) == []
 
 
+@pytest.mark.parametrize(
+    ("raw", "closed"),
+    [("x" * 100, False), ("x" * 101, True), ("é" * 50, False), ("é" * 51, True),
+     ("€" * 34, True), (b"x" * 101, True)],
+)  # fmt: skip
+def test_a_frame_over_the_size_limit_closes_1009(raw: str | bytes, closed: bool) -> None:
+    s = Session(JSON, "viewer", CATALOG, limits(), max_frame_bytes=100)
+    s.authenticated(True, "ann", "Ann")
+    s.joined()
+    actions = s.receive_frame(raw)
+    assert (actions == [Close(FRAME_TOO_BIG)]) is closed  # counted in UTF-8 bytes
+    assert (s.state is State.CLOSING) is (closed or isinstance(raw, bytes))
+
+
 def test_a_frame_with_no_data_is_the_wrong_type() -> None:
     s = live_viewer()
     assert s.receive_frame(None)[-1] == Close(WRONG_FRAME_TYPE)
@@ -276,24 +292,97 @@ def test_the_in_flight_limit_refuses_with_rate_limited() -> None:
     assert s.in_flight == MAX_IN_FLIGHT - 1
 
 
-def test_rate_limited_frames_are_strikes_and_a_flood_closes_1008() -> None:
+def test_a_rate_limited_frame_says_when_to_retry() -> None:
+    clock = Clock()
+    s = live_viewer(lim=limits(rate=4, burst=1, clock=clock))
+    assert isinstance(s.receive_frame(frame(op="gift", id="g0", gift="rose"))[0], SubmitSpend)
+    actions = s.receive_frame(frame(op="gift", id="g1", gift="rose"))
+    assert actions[0] == CountSpend("any", "rate_limited")
+    (reply,) = sent(actions)
+    assert reply["id"] == "g1" and reply["retry_after_ms"] == 250  # one token at 4/s
+    clock.ms += 100
+    (reply,) = sent(s.receive_frame(frame(op="gift", id="g1", gift="rose")))
+    assert reply["retry_after_ms"] == 150
+    clock.ms += 150  # waited as told: the retry goes through
+    assert isinstance(s.receive_frame(frame(op="gift", id="g1", gift="rose"))[0], SubmitSpend)
+
+
+def test_a_client_that_waits_as_told_is_never_closed() -> None:
+    clock = Clock()
+    s = live_viewer(lim=limits(rate=20, burst=2, clock=clock))
+    acked = 0
+    for i in range(FLOOD_STRIKES * 10):  # many gifts queued, sent one at a time
+        while True:
+            actions = s.receive_frame(frame(op="gift", id=f"g{i}", gift="rose"))
+            if isinstance(actions[0], SubmitSpend):
+                s.spend_acked(f"g{i}", "gift", f"e{i}", 1, 1)
+                acked += 1
+                break
+            clock.ms += sent(actions)[0]["retry_after_ms"]  # backs off as told
+    assert acked == FLOOD_STRIKES * 10 and s.strikes == 0 and s.state is State.LIVE
+
+
+def test_frames_sent_while_told_to_wait_are_strikes_and_a_flood_closes_1008() -> None:
     clock = Clock()
     s = live_viewer(lim=limits(rate=1, burst=1, clock=clock))
     assert isinstance(s.receive_frame(frame(op="comment", id="c0", text="x"))[0], PostComment)
-    for i in range(1, FLOOD_STRIKES):
+    first = s.receive_frame(frame(op="comment", id="c1", text="x"))
+    assert sent(first)[0]["code"] == "rate_limited" and s.strikes == 0  # it was not told yet
+    for i in range(2, FLOOD_STRIKES + 2):
         actions = s.receive_frame(frame(op="comment", id=f"c{i}", text="x"))
         assert actions[0] == CountSpend("any", "rate_limited")
         assert sent(actions)[0]["code"] == "rate_limited"
-    assert s.strikes == FLOOD_STRIKES - 1 and s.state is State.LIVE
+    assert s.strikes == FLOOD_STRIKES and s.state is State.LIVE
     actions = s.receive_frame(frame(op="comment", id="last", text="x"))
     assert actions == [CountSpend("any", "rate_limited"), Close(FLOODING)]
     assert s.state is State.CLOSING
 
 
-def test_pings_are_not_rate_limited() -> None:
-    s = live_viewer(lim=limits(rate=0, burst=0))
-    for _ in range(FLOOD_STRIKES * 2):
-        assert s.receive_frame(frame(op="ping")) == [Send({"op": "pong"})]
+def test_strikes_decay_a_burst_of_them_now_and_then_is_not_a_flood() -> None:
+    clock = Clock()
+    s = live_viewer(lim=limits(rate=1, burst=1, clock=clock))
+    for _ in range(5):  # five bursts of strikes, each under the bound, a window apart
+        s.receive_frame(frame(op="ping"))
+        for _ in range(FLOOD_STRIKES):
+            s.receive_frame(frame(op="ping"))
+        assert s.state is State.LIVE
+        clock.ms += FLOOD_WINDOW_MS
+    assert s.strikes == 5 * (FLOOD_STRIKES - 1)
+
+
+def test_pings_and_malformed_frames_are_charged_too() -> None:
+    clock = Clock()
+    s = live_viewer(lim=limits(rate=1, burst=3, clock=clock))
+    assert s.receive_frame(frame(op="ping")) == [Send({"op": "pong"})]
+    assert sent(s.receive_frame("{nope"))[0]["code"] == "bad_request"
+    assert sent(s.receive_frame(frame(op="ping", id="p")))[0] == {"op": "pong", "id": "p"}
+    (limited,) = sent(s.receive_frame(frame(op="ping", id="p2")))
+    assert limited["code"] == "rate_limited" and limited["id"] == "p2"
+    (limited,) = sent(s.receive_frame('{"op":"gift","id":"b1","count":0}'))
+    assert limited["code"] == "rate_limited" and limited["id"] == "b1"
+    flood = [s.receive_frame(frame(op="ping")) for _ in range(FLOOD_STRIKES * 2)]
+    assert flood[-1] == [] and s.state is State.CLOSING
+    # b1 was the first strike (sent after p2 was told to wait); the flood had the rest.
+    replies = sum(1 for actions in flood for a in actions if isinstance(a, Send))
+    assert replies == FLOOD_STRIKES - 1
+
+
+def test_an_overlays_frames_are_charged_to_its_own_bucket() -> None:
+    clock = Clock()
+    lim = limits(rate=1, burst=2, clock=clock)
+    first = Session(JSON, "overlay", CATALOG, lim)
+    second = Session(JSON, "overlay", CATALOG, lim)
+    for s in (first, second):
+        s.authenticated(True)
+        s.joined(None)
+        s.recovered()
+    assert sent(first.receive_frame(frame(op="ping"))) == [{"op": "pong"}]
+    assert sent(first.receive_frame(frame(op="gift", id="g", gift="rose")))[0]["id"] == "g"
+    assert sent(first.receive_frame(frame(op="ping")))[0]["code"] == "rate_limited"
+    assert sent(second.receive_frame(frame(op="ping"))) == [{"op": "pong"}]  # its own
+    for _ in range(FLOOD_STRIKES + 1):
+        first.receive_frame(frame(op="ping"))
+    assert first.state is State.CLOSING and second.state is State.LIVE
 
 
 def test_the_rate_limit_is_the_senders_across_connections() -> None:

@@ -100,6 +100,20 @@ async def recv_until(ws: Any, pred: Any, timeout: float = 5.0) -> dict[str, Any]
                 return msg
 
 
+def metric(name: str, **labels: str) -> float:
+    """The current value of a Prometheus sample of this process (0 when absent)."""
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def until(check: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Poll ``check`` until it holds (a generous deadline: no timing assertion)."""
+    async with asyncio.timeout(timeout):
+        while not check():  # noqa: ASYNC110 - polls state of another task or process
+            await asyncio.sleep(0.05)
+
+
 @contextlib.asynccontextmanager
 async def serve(
     redis_url: str,

@@ -42,6 +42,9 @@ BAD_FRAMES: list[tuple[Any, str]] = [
     ('{"op":"gift","id":"a\\u0001b","gift":"rose"}', "bad_request"),
     ('{"op":"gift","id":"{x}","gift":"rose"}', "bad_request"),
     ('{"op":"gift","id":12,"gift":"rose"}', "bad_request"),
+    ('{"op":"gift","id":"b1","gift":"rose","gift":"universe"}', "bad_request"),
+    ('{"op":"gift","id":"b1","gift":"rose","count":1,"count":1000}', "bad_request"),
+    ('{"op":"comment","id":"b1","text":"a","text":"b"}', "bad_request"),
 ]
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import websockets
 
-from tests.hub.conftest import HubServer, decode, encode, recv, recv_until
+from tests.hub.conftest import HubServer, decode, encode, metric, recv, recv_until, until
 
 pytestmark = pytest.mark.cluster
 
@@ -140,7 +140,10 @@ async def test_a_stalled_reader_is_closed_1013_and_the_room_goes_on(
 ) -> None:
     from tests.hub.conftest import serve
 
-    async with serve(redis_url, database_url, key_prefix, GIFTING_SEND_QUEUE_FRAMES=32) as h:
+    async with serve(
+        redis_url, database_url, key_prefix,
+        GIFTING_SEND_QUEUE_BYTES=65_536, GIFTING_IDLE_TIMEOUT_S=2,
+    ) as h:  # fmt: skip
         stream, key = await h.stream()
         roomlog = h.state.roomlog
         assert roomlog is not None
@@ -154,6 +157,7 @@ async def test_a_stalled_reader_is_closed_1013_and_the_room_goes_on(
             h.overlay(stream, key, max_queue=None) as fast,
         ):
             await recv(fast)
+            closes_before = metric("gifting_slow_consumer_closes_total")
             reader = asyncio.get_running_loop().create_task(
                 _events(fast, 800, kind="test", timeout=60)
             )
@@ -167,6 +171,8 @@ async def test_a_stalled_reader_is_closed_1013_and_the_room_goes_on(
             got = await reader
             # The stalled overlay did not slow the room: the fast one got every event, in order.
             assert [e["event"] for e in got] == [f"t{i}" for i in range(800)]
+            # Its queue did not drain within the idle timeout: the hub closed it ...
+            await until(lambda: metric("gifting_slow_consumer_closes_total") > closes_before)
             # ... and the stalled one, once it reads again, finds its close: 1013.
             with pytest.raises(websockets.ConnectionClosed) as closed:
                 async with asyncio.timeout(30):
@@ -187,11 +193,11 @@ async def test_outbox_closes_a_stalled_connection_with_1013_without_blocking() -
         if len(sent) == 1:
             await stall  # the peer stopped reading: the first write never completes
 
-    outbox = SendQueue(send, "overlay", limit=8)
+    outbox = SendQueue(send, "overlay", limit=80)  # bytes: eight 10-byte frames
     outbox.start()
     assert outbox.push("frame 0")
     await asyncio.sleep(0.01)  # the writer took frame 0 and is stuck writing it
-    pushed = [outbox.push(f"frame {i}") for i in range(1, 20)]
+    pushed = [outbox.push(f"frame {i:03d}") for i in range(1, 20)]
     assert pushed[:8] == [True] * 8 and pushed[8:] == [False] * 11  # never blocked the caller
     assert outbox.closed
     stall.set_result(None)  # the peer reads again: it gets the close, not the backlog

@@ -201,15 +201,6 @@ async def test_a_viewer_reusing_another_viewers_message_id_spends_only_its_own_w
     assert not guarded.log.take()
 
 
-COMMENT_ID_COLLISION = (
-    "gifting/hub/comments.py:25 names a free comment's room event f'm{client_id}.{user}'[:120]:"
-    " '.' may be in both ids, and the cut drops the end of long ones, so another user's"
-    " comment (ids 'a.b' of user 'c', or 'a' of user 'b.c') takes the event id of this one,"
-    " which emit.lua then drops as a replay while its sender is acked with the other's id"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=COMMENT_ID_COLLISION)
 @pytest.mark.parametrize(
     ("first", "second"),
     [(("c", "a.b"), ("b.c", "a")),

@@ -50,10 +50,10 @@ class History:
         self.entries = entries
         self.reads = 0
 
-    async def since(self, stream: str, cursor: str) -> list[HistoryEntry]:
+    async def since(self, stream: str, cursor: str, limit: int = 20_000) -> list[HistoryEntry]:
         self.reads += 1
         after = int(cursor.rsplit("_", 1)[1]) if cursor else 0
-        return [e for e in self.entries if e.seq > after]
+        return [e for e in self.entries if e.seq > after][:limit]
 
 
 def member(room: Room, overlay: bool) -> Frames:
@@ -82,7 +82,7 @@ async def test_a_gap_is_filled_from_history_before_anything_newer() -> None:
         await asyncio.sleep(0)
     room.receive(entry(7))
     assert overlay.seqs() == [1, 2, 3, 4, 5, 6, 7]
-    assert history.reads == 1
+    assert 1 <= history.reads <= 2  # a page, and the empty one that says it is the end
 
 
 async def test_viewers_get_one_batch_frame_per_interval() -> None:

@@ -20,7 +20,8 @@ connection gets an ``error`` and a close instead of the ``pong``), sends
 every unanswered message again, then reads acks, errors and events until
 the connection drops, and reconnects with capped exponential backoff and
 jitter. ``unavailable`` and ``rate_limited`` answers are retried with the
-same id after a backoff delay, up to ``max_retries`` times.
+same id after a backoff delay (at least the ``retry_after_ms`` the server
+asked for), up to ``max_retries`` times.
 """
 
 from __future__ import annotations
@@ -71,6 +72,8 @@ log = logging.getLogger("gifting_client")
 
 #: A connection that stayed up this long resets the backoff to its first step.
 STABLE_AFTER_S: Final = 5.0
+#: The longest ``retry_after_ms`` of a ``rate_limited`` answer the client honours.
+MAX_RETRY_AFTER_MS: Final = 60_000
 
 
 @dataclass(eq=False)
@@ -322,6 +325,9 @@ class ViewerClient:
             return
         if err.retryable and pending.retries < self.max_retries:
             delay = self.backoff.delay(pending.retries)
+            retry_after = msg.get("retry_after_ms")
+            if isinstance(retry_after, int) and retry_after > 0:  # the server said how long
+                delay = max(delay, min(retry_after, MAX_RETRY_AFTER_MS) / 1000)
             pending.retries += 1
             pending.waiter = self._spawn(self._send_later(pending, delay))
             return
@@ -367,6 +373,13 @@ class ViewerClient:
                     msg = decode_frame(await ws.recv())
                     if msg.get("op") == "pong" and msg.get("id") == hello:
                         return
+                    if msg.get("op") == "error" and msg.get("id") == hello:
+                        # Every frame is rate limited, the opening ping too: wait, ask again.
+                        retry_after = msg.get("retry_after_ms")
+                        wait = retry_after if isinstance(retry_after, int) else 100
+                        await asyncio.sleep(min(max(wait, 1), MAX_RETRY_AFTER_MS) / 1000)
+                        await ws.send(encode_frame({"op": "ping", "id": hello}, self.encoding))
+                        continue
                     if msg.get("op") == "error" and not msg.get("id"):
                         raise error_from_reply(str(msg.get("code")), str(msg.get("message", "")))
                     self._dispatch(msg)

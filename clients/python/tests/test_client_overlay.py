@@ -31,6 +31,15 @@ async def gifts(hub: HubServer, stream: str, user: str, ids: range) -> list[str]
         return [(await client.send_gift("rose", id=f"{user}-{i}")).event for i in ids]
 
 
+async def emitted(hub: HubServer, stream: str, seq: int) -> None:
+    """Wait until the room has its first ``seq`` events: a gift is acked when debited, and
+    reaches the room just after (the settle step follows the acks)."""
+    assert hub.state.roomlog is not None
+    async with asyncio.timeout(10):
+        while (await hub.state.roomlog.snapshot(stream)).seq < seq:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+
+
 async def collect(items: AsyncIterator[RoomEvent | Snapshot], n: int) -> list[RoomEvent]:
     """Read until ``n`` gift events arrived (snapshots and other kinds skipped)."""
     out: list[RoomEvent] = []
@@ -49,6 +58,7 @@ async def test_snapshot_then_every_event_once_across_a_dropped_connection(
     stream, key = await hub.stream()
     await hub.fund("ivy")
     early = await gifts(hub, stream, "ivy", range(3))
+    await emitted(hub, stream, 3)
     overlay = OverlayClient(proxy.ws, stream, key, backoff=FAST)
     items = aiter(overlay)
     snapshot = await anext(items)

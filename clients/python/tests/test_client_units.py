@@ -114,3 +114,18 @@ async def test_unavailable_and_rate_limited_are_retried_with_the_same_id() -> No
                 await c.send_gift("rose", id="b")
     assert fake.received == ["a", "a", "a", "b", "b", "b"]
     assert limited.value.id == "b"
+
+
+async def test_a_retry_waits_at_least_the_retry_after_the_server_asked_for() -> None:
+    import time
+
+    ack = {"op": "ack", "event": "e1", "balance": 5, "combo": 1}
+    slow = {"op": "error", "code": "rate_limited", "message": "slow down", "retry_after_ms": 300}
+    fake = ScriptedServer({"a": [slow, ack]})
+    async with serve(fake.handler, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        fast = Backoff(initial=0.01, maximum=0.05)
+        async with ViewerClient(f"ws://127.0.0.1:{port}", "s1", "t", backoff=fast) as c:
+            started = time.monotonic()
+            assert await c.send_gift("rose", id="a") == Ack("a", "e1", 5, 1)
+            assert time.monotonic() - started >= 0.3  # not the 10-50 ms of its own backoff

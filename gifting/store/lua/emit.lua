@@ -31,16 +31,29 @@
 -- ARGV[11] not after, unix ms ("": no deadline): past it (Redis's clock) the event is
 --          refused "stale" unless it was emitted already (see credit.lua)
 -- ARGV[12] "PUBLISH" (a single Redis) or "SPUBLISH" (a cluster: sharded pub/sub)
+-- ARGV[13] fingerprint of the payload, kept with the marker ("" or absent: none);
+--          a later emission of the same event id with another one is a conflict
 --
--- Returns {status, seq, cursor}: "ok", "replay" with the first emission's, or
--- "stale" (nothing written).
+-- Returns {status, seq, cursor}: "ok", "replay" (or "conflict": another
+-- payload under the same event id) with the first emission's, or "stale"
+-- (nothing written).
 
 local ttl = tonumber(ARGV[4])
+local fp = ARGV[13] or ''
 if ttl ~= 0 then
   local prior = redis.call('GET', KEYS[1])
   if prior then
+    -- "<seq>|<cursor>" or "<seq>|<cursor>|<fingerprint>"
     local sep = string.find(prior, '|', 1, true)
-    return {'replay', string.sub(prior, 1, sep - 1), string.sub(prior, sep + 1)}
+    local rest = string.sub(prior, sep + 1)
+    local sep2 = string.find(rest, '|', 1, true)
+    local cursor, kept = rest, ''
+    if sep2 then
+      cursor, kept = string.sub(rest, 1, sep2 - 1), string.sub(rest, sep2 + 1)
+    end
+    local status = 'replay'
+    if fp ~= '' and kept ~= fp then status = 'conflict' end
+    return {status, string.sub(prior, 1, sep - 1), cursor}
   end
 end
 if ARGV[11] and ARGV[11] ~= '' then
@@ -64,10 +77,14 @@ if coins > 0 then
   redis.call('ZINCRBY', KEYS[5], coins, ARGV[6])
   redis.call('HSET', KEYS[6], ARGV[6], ARGV[7])
 end
-if ttl > 0 then
-  redis.call('SET', KEYS[1], seq .. '|' .. cursor, 'EX', ttl)
-elseif ttl < 0 then
-  redis.call('SET', KEYS[1], seq .. '|' .. cursor)
+if ttl ~= 0 then
+  local marker = seq .. '|' .. cursor
+  if fp ~= '' then marker = marker .. '|' .. fp end
+  if ttl > 0 then
+    redis.call('SET', KEYS[1], marker, 'EX', ttl)
+  else
+    redis.call('SET', KEYS[1], marker)
+  end
 end
 local publish = 'PUBLISH'
 if ARGV[12] == 'SPUBLISH' then publish = 'SPUBLISH' end
