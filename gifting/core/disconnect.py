@@ -29,6 +29,7 @@ from gifting.core.errors import (
     NotFound,
     TooManyConnections,
     Unauthorized,
+    Unavailable,
 )
 
 
@@ -84,6 +85,9 @@ _REFUSALS: Final[dict[type[GiftingError], CloseCode]] = {
     Forbidden: CloseCode.POLICY,  # wrong overlay key
     BadRequest: CloseCode.POLICY,  # a malformed stream id
     TooManyConnections: CloseCode.TRY_AGAIN,  # a connection cap: come back later
+    # Redis or PostgreSQL unreachable while the connection was checked: a passing
+    # fault, so the client comes back with backoff (1008 would make it give up).
+    Unavailable: CloseCode.TRY_AGAIN,
     GiftingError: CloseCode.POLICY,
 }
 MAX_REASON = 120

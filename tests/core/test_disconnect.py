@@ -9,6 +9,7 @@ from gifting.core import disconnect
 from gifting.core.disconnect import CloseCode, Disconnect, refusal
 from gifting.core.errors import (
     BadRequest,
+    Conflict,
     Forbidden,
     GiftingError,
     NotFound,
@@ -40,7 +41,7 @@ def test_the_named_closes_keep_their_codes_and_reasons() -> None:
         NotFound("no such stream"),
         Forbidden("wrong overlay key"),
         BadRequest("stream must be an id"),
-        Unavailable("anything else falls back to the base entry"),
+        Conflict("anything else falls back to the base entry"),
     ],
 )
 def test_a_refused_connection_closes_1008_with_the_error_message(err: GiftingError) -> None:
@@ -49,3 +50,11 @@ def test_a_refused_connection_closes_1008_with_the_error_message(err: GiftingErr
 
 def test_a_refusal_reason_fits_a_close_frame() -> None:
     assert len(refusal(NotFound("x" * 500)).reason.encode()) <= 123
+
+
+def test_a_connection_refused_because_a_store_is_unreachable_is_told_to_come_back() -> None:
+    """Redis down while a viewer connects is a passing fault: 1013, not a final 1008."""
+    from gifting.core.disconnect import refusal
+
+    close = refusal(Unavailable("the ledger is unavailable; retry"))
+    assert close.code == 1013 and close.reconnect
