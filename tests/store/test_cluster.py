@@ -124,7 +124,7 @@ async def test_every_script_runs_in_one_slot(
     """Each money script once (a cluster refuses a script whose keys span slots: CROSSSLOT)."""
     assert set(SCRIPT_NAMES) == {
         "spend", "purchase", "refund", "credit", "cashout_hold", "cashout_settle", "emit",
-        "retire",
+        "retire", "snapshot",
     }  # fmt: skip
     await buy(ledger, "fan", "coins_7000")
     bought = await buy(ledger, "cre", "coins_70")
@@ -137,6 +137,7 @@ async def test_every_script_runs_in_one_slot(
     assert await ledger.settle_many([entry], [emit]) == []
     assert (await ledger.wallet("cre")).diamonds == 50
     assert await ledger.retire([entry]) >= 1  # one call per slot: sender, creator, room
+    assert (await roomlog.snapshot("s1")).seq >= 1
     await ledger.refund(bought.purchase_id)
     await ledger.credit_creator(spend_event="e-extra", creator="cre", coins=20_000, stream="s1",
                                 sender="fan")  # fmt: skip
