@@ -37,7 +37,8 @@ def test_every_error_speaks_a_contract_code_with_a_client_error_or_503() -> None
 
 @pytest.mark.parametrize("cls", ALL, ids=lambda c: c.__name__)
 def test_an_error_goes_to_the_wire_and_back(cls: type[GiftingError]) -> None:
-    err = cls("what happened", "user") if cls.__name__ == "TooManyConnections" else cls("what happened")
+    args = ("what happened", "user") if cls.__name__ == "TooManyConnections" else ("what happened",)
+    err = cls(*args)
     assert err.to_dict() == {"code": cls.code, "message": "what happened"}
     back = error_from_code(cls.code, "what happened")
     assert back.code == cls.code and back.message == "what happened"
