@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 HOST ?= 127.0.0.1
 
-.PHONY: install lock versions run test lint typecheck unit test-external bench bench-quick clean browser
+.PHONY: install lock versions run test lint typecheck unit soak test-external bench bench-quick clean browser
 
 # Every Python package comes from uv.lock (hashes included); uv itself is
 # pinned by hash in requirements/uv.txt and kept in .tools/, outside the
@@ -57,6 +57,12 @@ unit: install browser
 	@$(PYTEST)
 
 test: versions lint typecheck unit
+
+# The soak tests (marked `soak`, left out of `make test`): 10,000 connections on
+# one hub, a minute of one user flooding, slowloris and stalled readers. They
+# print what they measured (memory per connection, latencies). A few minutes.
+soak: install
+	@d=$$(mktemp -d /tmp/gifting-soak.XXXXXX); $(BIN)/pytest -q -s -p no:cacheprovider --basetemp=$$d/t -m soak tests/hub/test_soak.py; rc=$$?; rm -rf $$d; exit $$rc
 
 # The same tests against servers you run (REDIS_URL / DATABASE_URL must be set).
 test-external: install browser
