@@ -59,9 +59,11 @@ unit: install browser
 
 test: versions lint typecheck unit
 
-# The long crash and storm tests (`@pytest.mark.soak`), left out of `make test`.
+# The long tests (marked `soak`, left out of `make test`): 10,000 connections on
+# one hub, a minute of one user flooding, long crash and storm runs, the
+# cluster failover. They print what they measured. Several minutes.
 soak: install
-	@d=$$(mktemp -d /tmp/gifting-test.XXXXXX); $(BIN)/pytest -q -p no:cacheprovider -m soak --basetemp=$$d/t; rc=$$?; rm -rf $$d; exit $$rc
+	@d=$$(mktemp -d /tmp/gifting-soak.XXXXXX); $(BIN)/pytest -q -s -p no:cacheprovider -m soak --basetemp=$$d/t; rc=$$?; rm -rf $$d; exit $$rc
 
 # The same tests against servers you run (REDIS_URL / DATABASE_URL must be set).
 test-external: install browser

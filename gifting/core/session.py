@@ -237,6 +237,8 @@ class Session:
 
     def recovered(self) -> list[Action]:
         """The overlay has its history (or snapshot): it is live, unless the stream ended."""
+        if self.closing:  # closed while it caught up (a flood, a 1013): nothing to do
+            return []
         self._expect(State.RECOVERING)
         if not self.live:
             return self._close(STREAM_ENDED)
@@ -361,6 +363,8 @@ class Session:
             return self._error_reply(exc, request.client_id)
         if isinstance(request, PostComment):
             return self._error_reply(exc, request.client_id)
+        if self.closing:
+            return []
         self._expect(State.RECOVERING)
         if isinstance(request, Recover) and isinstance(exc, GiftingError):
             if exc.code == CURSOR_EXPIRED:

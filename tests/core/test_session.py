@@ -465,3 +465,19 @@ def test_after_the_close_late_acks_are_counted_not_sent() -> None:
     assert s.spend_failed("g2", "gift", TimeoutError()) == [CountSpend("gift", "unavailable")]
     assert s.receive_frame(frame(op="ping")) == []
     assert s.in_flight == 0
+
+
+def test_a_lagging_overlay_catches_up_and_a_close_meanwhile_ends_it_quietly() -> None:
+    s = overlay()
+    s.joined(None)
+    s.recovered()
+    assert s.lagged("1-0_5") == [Recover("1-0_5")]
+    assert s.state is State.RECOVERING
+    assert s.lagged("1-0_6") == []  # already catching up
+    assert sent(s.receive_frame(frame(op="ping"))) == [{"op": "pong"}]  # it reads meanwhile
+    assert s.recovered() == [] and s.state is State.LIVE
+    s.lagged("1-0_7")
+    s.receive_frame(b"binary on a JSON connection")  # closing now (1003)
+    assert s.failed(Recover("1-0_7"), ConnectionError("redis")) == []
+    assert s.recovered() == []
+    assert s.state is State.CLOSING

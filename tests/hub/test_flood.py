@@ -121,3 +121,75 @@ async def test_a_flooding_viewer_does_not_slow_the_room(
                 assert event["event"] == ack["event"]
                 await asyncio.sleep(1 / RATE)
             await flooding
+
+
+async def test_one_greedy_user_is_bounded_the_room_unaffected_and_limits_in_metrics(
+    redis_url: str, database_url: str, key_prefix: str
+) -> None:
+    """One user opens twice their cap of connections, each flooding gifts, pings and garbage,
+    and reconnects when cut off, for a few seconds; an honest gifter and an overlay
+    beside them see no difference."""
+    import resource
+
+    import httpx
+
+    async with serve(
+        redis_url, database_url, key_prefix, GIFTING_RATE_PER_S=RATE, GIFTING_RATE_BURST=BURST,
+        GIFTING_MAX_CONNECTIONS_PER_USER=4,
+    ) as h:  # fmt: skip
+        assert h.state.hub is not None
+        hub = h.state.hub
+        stream, key = await h.stream()
+        await h.fund("hog", n=3)
+        await h.fund("calm")
+        stop = asyncio.Event()
+        most = 0
+
+        async def greedy(n: int) -> None:
+            nonlocal most
+            frames = [
+                encode({"op": "gift", "id": f"h{n}", "gift": "rose"}),
+                encode({"op": "ping"}),
+                "{garbage",
+            ]
+            while not stop.is_set():
+                with contextlib.suppress(websockets.ConnectionClosed, OSError):
+                    async with h.viewer(stream, "hog", max_queue=None) as ws:
+                        for i in range(1000):
+                            await ws.send(frames[i % 3])
+                            most = max(most, hub.caps.count("user", "hog"))
+                        await replies_until_closed(ws, timeout=10)
+
+        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        hogs = [asyncio.get_running_loop().create_task(greedy(n)) for n in range(8)]
+        try:
+            async with h.overlay(stream, key) as ov, h.viewer(stream, "calm") as calm:
+                assert (await recv(ov))["op"] == "snapshot"
+                for i in range(30):  # an honest gifter, a gift every 100 ms
+                    await calm.send(encode({"op": "gift", "id": f"c{i}", "gift": "rose"}))
+                    ack = await recv_until(calm, lambda m: m["op"] in ("ack", "error"))
+                    assert ack["op"] == "ack", ack
+                    event = await recv_until(
+                        ov, lambda m: m.get("kind") == "gift" and m["sender"]["id"] == "calm"
+                    )
+                    assert event["event"] == ack["event"]
+                    await asyncio.sleep(0.1)
+        finally:
+            stop.set()
+            await asyncio.gather(*hogs)
+        grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
+        # Bounded: never more than its cap of connections, few buckets, little memory.
+        assert most <= 4 and hub.limits.senders <= 3
+        assert grown_mb < 200, grown_mb  # server and clients together; generous
+        async with httpx.AsyncClient() as client:
+            text = (await client.get(f"http://127.0.0.1:{h.port}/metrics")).text
+    assert metric("gifting_connections_refused_total", limit="user") > 0
+    assert metric("gifting_server_closes_total", code="1008") > 0
+    for line in (
+        'gifting_connection_limit{limit="user"} 4.0',
+        f'gifting_rate_limit{{param="rate"}} {float(RATE)}',
+        'gifting_connections_refused_total{limit="user"}',
+        'gifting_server_closes_total{code="1008"}',
+        'gifting_spends_total{kind="any",result="rate_limited"}',
+    ):
+        assert line in text, line
