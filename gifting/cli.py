@@ -142,6 +142,7 @@ def serve(
             lifespan="on",
             timeout_graceful_shutdown=10,
             proxy_headers=True,
+            forwarded_allow_ips=settings.forwarded_allow_ips,
             log_config=log_config(json_lines=settings.log_format == "json"),
         )
 

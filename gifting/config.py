@@ -65,23 +65,17 @@ class Settings(BaseSettings):
     # caller gets `unavailable`: a paused or partitioned Redis keeps its sockets open
     # and answers nothing. Well above a batch's round trip; the persister blocks on
     # its outboxes for at most half of it.
-    redis_timeout_s: float = Field(
-        default=5.0, alias="GIFTING_REDIS_TIMEOUT_S", ge=0.5, le=60
-    )
+    redis_timeout_s: float = Field(default=5.0, alias="GIFTING_REDIS_TIMEOUT_S", ge=0.5, le=60)
     # How long a debited spend's Redis records (its result, the credited and emitted
     # markers) stay once PostgreSQL holds the spend; the hub then replays a retry
     # from PostgreSQL. Hubs settle, and the persister repairs, within half of it.
     idempotency_recent_s: int = Field(
         default=3600, alias="GIFTING_IDEMPOTENCY_RECENT_S", ge=60, le=24 * 3600
     )
-    webhook_tolerance_s: int = Field(
-        default=300, alias="GIFTING_WEBHOOK_TOLERANCE", ge=30, le=3600
-    )
+    webhook_tolerance_s: int = Field(default=300, alias="GIFTING_WEBHOOK_TOLERANCE", ge=30, le=3600)
 
     # Hub
-    combo_window_ms: int = Field(
-        default=3000, alias="GIFTING_COMBO_WINDOW_MS", ge=100, le=60_000
-    )
+    combo_window_ms: int = Field(default=3000, alias="GIFTING_COMBO_WINDOW_MS", ge=100, le=60_000)
     history_max_events: int = Field(
         default=10_000, alias="GIFTING_HISTORY_MAX_EVENTS", ge=100, le=1_000_000
     )
@@ -106,7 +100,14 @@ class Settings(BaseSettings):
     max_connections_per_overlay: int = Field(
         default=32, alias="GIFTING_MAX_CONNECTIONS_PER_OVERLAY", ge=1, le=100_000
     )
-    # Behind a proxy, make uvicorn see the client's address (--forwarded-allow-ips).
+    # Which proxies' X-Forwarded-For is believed (comma-separated addresses, or "*"
+    # when only the proxy can reach the hubs): behind one, the per-address cap
+    # would otherwise count every client as the proxy's one address.
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1",
+        alias="GIFTING_FORWARDED_ALLOW_IPS",
+        pattern=r"^[0-9A-Fa-f.:/,* ]{1,512}$",
+    )
     max_connections_per_address: int = Field(
         default=256, alias="GIFTING_MAX_CONNECTIONS_PER_ADDRESS", ge=1, le=1_000_000
     )
