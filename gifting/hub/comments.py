@@ -9,7 +9,11 @@ is kept with the room's marker, so the same id with another text is a
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
+
 from gifting.clock import now_ms
+from gifting.core.badges import badge_view
 from gifting.core.errors import StreamNotLive
 from gifting.core.events import comment_event, sender_of
 from gifting.core.ids import comment_event_id, fingerprint
@@ -17,20 +21,36 @@ from gifting.core.pricing import check_comment
 from gifting.store.rooms import RoomLog
 from gifting.store.streams import Streams
 
+#: Reads the badge a user shows (one HGET of their wallet), or ``None``.
+BadgeLookup = Callable[[str], Awaitable[str | None]]
+
+
+async def _no_badge(_user: str) -> str | None:
+    return None
+
 
 class RoomComments:
-    """Posts a viewer's free comment to the room of a live stream."""
+    """Posts a viewer's free comment to the room of a live stream.
 
-    def __init__(self, streams: Streams, roomlog: RoomLog) -> None:
+    The sender's shown badge rides on the comment (``sender.badge``): one
+    Redis read, made at once with the stream's live check.
+    """
+
+    def __init__(
+        self, streams: Streams, roomlog: RoomLog, badge_of: BadgeLookup = _no_badge
+    ) -> None:
         self.streams = streams
         self.roomlog = roomlog
+        self.badge_of = badge_of
 
     async def post(self, stream: str, user: str, name: str, client_id: str, text: object) -> str:
         """Post a free comment to the room, once per client id; returns its event id."""
         body_text = check_comment(text)
-        if not await self.streams.is_live(stream):
+        live, badge = await asyncio.gather(self.streams.is_live(stream), self.badge_of(user))
+        if not live:
             raise StreamNotLive("the stream is not live")
         event = comment_event_id(user, client_id)
-        body = comment_event(stream, event, now_ms(), sender_of(user, name), body_text)
+        sender = sender_of(user, name, badge_view(self.roomlog.catalog, badge or ""))
+        body = comment_event(stream, event, now_ms(), sender, body_text)
         await self.roomlog.emit(stream, body, fingerprint=fingerprint(body_text))
         return event

@@ -375,6 +375,33 @@ def _check_redis(led: _Ledger, wallets: dict[str, dict[str, int]], report: Audit
     report.totals["redis wallets"] = len(wallets)
 
 
+async def _check_badges_owned(conn: Connection, report: AuditReport) -> None:
+    """badges_owned holds one row per badge spend, of that spend's user and badge."""
+    c = report.check("badges owned = badge spends (one row each)")
+    spends = int(
+        await conn.fetchval(
+            "SELECT COUNT(*) FROM ledger_events WHERE type = 'spend' AND payload->>'kind' = 'badge'"
+        )
+    )
+    rows = int(await conn.fetchval("SELECT COUNT(*) FROM badges_owned"))
+    report.totals["badges owned"] = rows
+    c.expect("badges_owned (rows)", spends, rows)
+    wrong = await conn.fetch(
+        """
+        SELECT COALESCE(s.event_id, b.event_id) AS event_id, s.event_id IS NULL AS orphan
+        FROM (SELECT event_id, user_id, payload->>'item' AS badge FROM ledger_events
+              WHERE type = 'spend' AND payload->>'kind' = 'badge') s
+        FULL JOIN badges_owned b ON b.event_id = s.event_id
+        WHERE s.event_id IS NULL OR b.event_id IS NULL
+           OR b.user_id <> s.user_id OR b.badge <> s.badge
+        ORDER BY 1 LIMIT 1000
+        """
+    )
+    for r in wrong:
+        note = "a row without its badge spend" if r["orphan"] else "no row, or another badge"
+        c.mismatches.append(Mismatch(f"badges_owned:{r['event_id']}", 1, 0, note))
+
+
 async def run_audit(pool: asyncpg.Pool, redis: Redis, keys: Keys, catalog: Catalog) -> AuditReport:
     """Check every conservation rule over PostgreSQL and Redis against it; never raises on drift.
 
@@ -389,5 +416,6 @@ async def run_audit(pool: asyncpg.Pool, redis: Redis, keys: Keys, catalog: Catal
         await _check_aggregates(conn, led, report)
         await _check_credits(conn, led, report, catalog.creator_share_bps)
         _check_diamonds(led, report)
+        await _check_badges_owned(conn, report)
     _check_redis(led, await redis_wallets(redis, keys), report)
     return report

@@ -28,6 +28,7 @@ SCRIPT_NAMES = (
     "emit",
     "retire",
     "snapshot",
+    "badge",
 )
 
 
