@@ -89,9 +89,9 @@ def test_the_badge_rides_on_the_entry_and_on_the_event() -> None:
         "id": "alice", "name": "Alice", "badge": {"id": "vip", "name": "VIP", "tier": 3},
     }  # fmt: skip
     # a badge no longer in the catalog is not shown, and never sinks the entry
-    assert "badge" not in spend_event(from_fields(_entry(badge="gone").to_fields()), CATALOG)[
-        "sender"
-    ]
+    assert (
+        "badge" not in spend_event(from_fields(_entry(badge="gone").to_fields()), CATALOG)["sender"]
+    )
 
 
 def test_a_self_purchase_entry_has_a_stream_and_no_creator() -> None:
