@@ -53,7 +53,12 @@ class Keys:
         return f"{{w{shard:02d}}}"
 
     def wallet(self, user: str) -> str:
-        """Hash: coins, diamonds, received, earned, held, paid, budget, month, spent."""
+        """Hash: coins, diamonds, received, earned, held, paid, budget, month, spent, pos.
+
+        ``pos`` is the outbox id of the last event that changed the money
+        fields, written by the same script (the audit compares the wallet with
+        the ledger at that position).
+        """
         return f"{self.prefix}:{self.tag(self.shard_of(user))}:wallet:{user}"
 
     def spend_result(self, user: str, client_id: str) -> str:

@@ -90,11 +90,11 @@ entry[#entry + 1] = 'event'; entry[#entry + 1] = ARGV[4]
 entry[#entry + 1] = 'ts'; entry[#entry + 1] = ARGV[5]
 entry[#entry + 1] = 'balance'; entry[#entry + 1] = tostring(balance)
 entry[#entry + 1] = 'combo'; entry[#entry + 1] = tostring(combo)
-redis.call('XADD', KEYS[3], '*', unpack(entry))
+local pos = redis.call('XADD', KEYS[3], '*', unpack(entry))
 
 redis.call('HINCRBY', KEYS[1], 'coins', -price)
 if ARGV[10] == '1' then redis.call('HINCRBY', KEYS[5], 'debits', 1) end
-redis.call('HSET', KEYS[1], 'month', ARGV[3], 'spent', tostring(spent + price))
+redis.call('HSET', KEYS[1], 'month', ARGV[3], 'spent', tostring(spent + price), 'pos', pos)
 if ARGV[7] ~= '' then
   redis.call('HSET', KEYS[4], 'gift', ARGV[7], 'count', tostring(combo), 'last', ARGV[5])
   redis.call('PEXPIRE', KEYS[4], tonumber(ARGV[8]) * 4)
