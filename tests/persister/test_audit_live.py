@@ -18,33 +18,15 @@ from redis.asyncio import Redis
 
 from gifting.core.catalog import Catalog
 from gifting.core.pricing import price_gift
-from gifting.persister.audit import AuditReport, run_audit
-from gifting.persister.progress import last_ids
+from gifting.persister.audit import run_audit
 from gifting.store.keys import Keys
 from gifting.store.ledger import Ledger, SpendOrder
 
 from .conftest import ConsumerFactory
-from .support import caught_up, storm
+from .support import audits_during, caught_up, storm
 
 WALLETS_CHECK = "Redis wallets = the ledger at each wallet's outbox position"
 REACHED_CHECK = "the persister reached every wallet's outbox position"
-
-
-async def _audits_during(
-    task: asyncio.Task[object],
-    pool: asyncpg.Pool,
-    redis: Redis,
-    keys: Keys,
-    catalog: Catalog,
-) -> list[tuple[AuditReport, bool]]:
-    """Audit until ``task`` ends: each report, and whether traffic moved during it."""
-    reports: list[tuple[AuditReport, bool]] = []
-    while not task.done():
-        before = await last_ids(redis, keys.outboxes())
-        report = await run_audit(pool, redis, keys, catalog, catch_up_s=20)
-        moved = await last_ids(redis, keys.outboxes()) != before
-        reports.append((report, moved and not task.done()))
-    return reports
 
 
 async def test_the_audit_passes_while_a_storm_goes_on(
@@ -60,7 +42,7 @@ async def test_the_audit_passes_while_a_storm_goes_on(
     traffic = asyncio.create_task(
         storm(ledger, catalog, redis, keys, spends=6000, tasks=16, seed=11)
     )
-    reports = await _audits_during(traffic, pool, redis, keys, catalog)
+    reports = await audits_during(traffic, pool, redis, keys, catalog)
     await traffic
     during = [r for r, moved in reports if moved]
     assert len(during) >= 2, f"only {len(during)} audits overlapped the traffic"
