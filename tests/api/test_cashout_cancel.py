@@ -59,7 +59,10 @@ async def test_a_settled_cashout_cannot_be_cancelled(api: Api, outcome: str) -> 
     before = await api.snapshot()
     r = await api.send("POST", f"/v1/cashouts/{cashout}/cancel", user="carol")
     assert r.status_code == 409, r.text
-    assert r.json() == {"code": "conflict", "message": f"this cash-out was already settled as {outcome}"}
+    assert r.json() == {
+        "code": "conflict",
+        "message": f"this cash-out was already settled as {outcome}",
+    }
     assert await api.snapshot() == before
 
 
