@@ -18,7 +18,7 @@ from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
 from gifting.api import history
-from gifting.core.errors import Blocked, GiftingError
+from gifting.core.errors import Blocked
 from gifting.core.events import comment_event, sender_of
 from gifting.core.ids import comment_event_id
 from gifting.core.pricing import price_gift
@@ -197,8 +197,7 @@ async def test_no_spend_is_debited_after_a_block_answered(api: Api) -> None:
             i += 1
             try:
                 await _spend(api, stream, "carol", "alice", f"race-{n}-{i}")
-            except GiftingError as exc:
-                assert isinstance(exc, Blocked), exc
+            except Blocked:
                 refused += 1
 
     tasks = [asyncio.create_task(gifter(n)) for n in range(4)]
