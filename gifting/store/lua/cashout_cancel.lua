@@ -33,10 +33,12 @@ local w = redis.call('HMGET', KEYS[1], 'cday', 'ctotal')
 if w[1] == (c[4] or ARGV[5]) then release = math.min(d, tonumber(w[2] or '0')) end
 
 -- The outbox append first: if it fails, nothing is written.
-redis.call('XADD', KEYS[3], '*', 'type', 'cashout_cancelled', 'user', c[1],
+local pos = redis.call('XADD', KEYS[3], '*', 'type', 'cashout_cancelled', 'user', c[1],
            'cashout', ARGV[4], 'diamonds', c[2],
            'event', ARGV[2], 'ts', ARGV[3])
 redis.call('HINCRBY', KEYS[1], 'held', -d)
+-- The wallet's outbox position (the audit compares the wallet with the ledger there).
+redis.call('HSET', KEYS[1], 'pos', pos)
 redis.call('HINCRBY', KEYS[1], 'diamonds', d)
 if release > 0 then redis.call('HINCRBY', KEYS[1], 'ctotal', -release) end
 redis.call('HSET', KEYS[2], 'status', 'cancelled', 'settled', ARGV[3])
