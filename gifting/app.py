@@ -42,9 +42,11 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
+from gifting.api import cashout_cancel as cashout_cancel_api
 from gifting.api import catalog as catalog_api
 from gifting.api import dev as dev_api
 from gifting.api import health as health_api
+from gifting.api import moderation as moderation_api
 from gifting.api import streams as streams_api
 from gifting.api import wallet as wallet_api
 from gifting.api import webhooks as webhooks_api
@@ -82,7 +84,15 @@ def default_extensions(settings: Settings) -> list[Extension]:
 
 def api_routes(settings: Settings) -> list[BaseRoute]:
     """The HTTP API: health, catalog, webhooks, wallet, streams (and dev helpers in dev mode)."""
-    modules = [health_api, catalog_api, webhooks_api, wallet_api, streams_api]
+    modules = [
+        health_api,
+        catalog_api,
+        webhooks_api,
+        wallet_api,
+        streams_api,
+        moderation_api,
+        cashout_cancel_api,
+    ]
     if settings.dev:
         modules.append(dev_api)
     return [route for module in modules for route in module.routes]

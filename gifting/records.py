@@ -96,6 +96,7 @@ _DETAILS: Final[dict[str, tuple[str, ...]]] = {
     "cashout_hold": ("cashout", "amount", "currency"),
     "cashout_paid": ("cashout",),
     "cashout_failed": ("cashout",),
+    "cashout_cancelled": ("cashout",),
 }
 
 

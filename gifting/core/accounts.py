@@ -23,6 +23,7 @@ Accounts (``user:<id>:coins`` etc.; ids never contain ``:``)::
     cashout_hold    user:<u>:diamonds -d       user:<u>:held +d
     cashout_paid    user:<u>:held -d           user:<u>:paid +d
     cashout_failed  user:<u>:held -d           user:<u>:diamonds +d
+    cashout_cancelled  user:<u>:held -d        user:<u>:diamonds +d
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ one description of those maps (after ``|``: the fields the script appends)::
     cashout_hold    cashout_hold.lua    | user cashout diamonds amount currency event ts
     cashout_paid,   cashout_settle.lua  | user cashout diamonds event ts
     cashout_failed
+    cashout_cancelled cashout_cancel.lua | user cashout diamonds event ts
 
 ``type`` comes first in every entry; ``text`` only when not empty. The fields
 before the bar are the caller's: :class:`SpendArgs`, :class:`CreditArgs`,
@@ -49,7 +50,14 @@ from gifting.core.ids import credit_event_id, fingerprint
 from gifting.core.pricing import SpendKind
 
 EntryType = Literal[
-    "purchase", "refund", "spend", "credit", "cashout_hold", "cashout_paid", "cashout_failed"
+    "purchase",
+    "refund",
+    "spend",
+    "credit",
+    "cashout_hold",
+    "cashout_paid",
+    "cashout_failed",
+    "cashout_cancelled",
 ]
 ENTRY_TYPES: Final[frozenset[str]] = frozenset(get_args(EntryType))
 SPEND_KINDS: Final[frozenset[str]] = frozenset(get_args(SpendKind))
@@ -293,9 +301,11 @@ class CashoutSettleEntry(_Fields, frozen=True, kw_only=True):
     ts: int
 
     @property
-    def outcome(self) -> Literal["paid", "failed"]:
-        """``paid``, or ``failed`` (the diamonds went back to the creator)."""
-        return "paid" if self.TYPE == "cashout_paid" else "failed"
+    def outcome(self) -> Literal["paid", "failed", "cancelled"]:
+        """``paid``, or ``failed`` / ``cancelled`` (the diamonds went back to the creator)."""
+        if self.TYPE == "cashout_paid":
+            return "paid"
+        return "cancelled" if self.TYPE == "cashout_cancelled" else "failed"
 
     def to_fields(self) -> dict[str, str]:
         """Every field, as cashout_settle.lua appended them."""
@@ -317,6 +327,12 @@ class CashoutFailedEntry(CashoutSettleEntry, frozen=True, kw_only=True):
     TYPE: ClassVar[EntryType] = "cashout_failed"
 
 
+class CashoutCancelledEntry(CashoutSettleEntry, frozen=True, kw_only=True):
+    """A held cash-out its creator cancelled (cashout_cancel.lua): the diamonds are back."""
+
+    TYPE: ClassVar[EntryType] = "cashout_cancelled"
+
+
 Entry = (
     SpendEntry
     | CreditEntry
@@ -325,6 +341,7 @@ Entry = (
     | CashoutHoldEntry
     | CashoutPaidEntry
     | CashoutFailedEntry
+    | CashoutCancelledEntry
 )
 
 
@@ -429,7 +446,7 @@ def _cashout_hold(r: FieldReader) -> CashoutHoldEntry:
 
 
 def _cashout_settled(
-    cls: type[CashoutPaidEntry | CashoutFailedEntry],
+    cls: type[CashoutPaidEntry | CashoutFailedEntry | CashoutCancelledEntry],
 ) -> Callable[[FieldReader], Entry]:
     def parse(r: FieldReader) -> Entry:
         event, user, ts = _head(r)
@@ -447,4 +464,5 @@ _PARSERS: Final[Mapping[str, Callable[[FieldReader], Entry]]] = {
     "cashout_hold": _cashout_hold,
     "cashout_paid": _cashout_settled(CashoutPaidEntry),
     "cashout_failed": _cashout_settled(CashoutFailedEntry),
+    "cashout_cancelled": _cashout_settled(CashoutCancelledEntry),
 }

@@ -8,6 +8,7 @@
     │   └── Unprocessable           bad_request     422  (wrong facts: amount != package)
     ├── Unauthorized                unauthorized    401
     ├── Forbidden                   forbidden       403
+    ├── Blocked                     blocked         403  (a moderator blocked the sender)
     ├── NotFound                    not_found       404
     ├── UnknownItem                 unknown_item    404
     ├── InsufficientFunds           insufficient_funds 402
@@ -80,6 +81,13 @@ class Forbidden(GiftingError):
     """A valid credential that may not do this (not the stream's creator)."""
 
     code = "forbidden"
+    status = 403
+
+
+class Blocked(GiftingError):
+    """The stream's creator or a moderator blocked this user in this stream (or all of theirs)."""
+
+    code = "blocked"
     status = 403
 
 
@@ -170,6 +178,7 @@ _BY_CODE: dict[str, type[GiftingError]] = {
         BadRequest,
         Unauthorized,
         Forbidden,
+        Blocked,
         NotFound,
         UnknownItem,
         InsufficientFunds,
@@ -197,6 +206,7 @@ SCRIPT_REFUSALS: Final[Mapping[str, Mapping[str, tuple[str, str]]]] = {
         "insufficient_funds": ("insufficient_funds", "not enough coins for this spend"),
         "budget_exceeded": ("budget_exceeded", "this spend would exceed your monthly budget"),
         "stream_not_live": ("stream_not_live", "the stream is not live"),
+        "blocked": ("blocked", "you are blocked in this stream"),
     },
     "purchase": {
         "conflict": ("conflict", "this purchase id was already used with another payload"),
@@ -212,6 +222,12 @@ SCRIPT_REFUSALS: Final[Mapping[str, Mapping[str, tuple[str, str]]]] = {
     },
     "cashout_settle": {
         "not_found": ("not_found", "no such cash-out"),
+        "conflict": ("conflict", "this cash-out was already settled as {final}"),
+    },
+    "cashout_cancel": {
+        "not_found": ("not_found", "no such cash-out"),
+        # Another user's cash-out is not found, as on GET /v1/cashouts/{id}: ids do not leak.
+        "forbidden": ("not_found", "no such cash-out"),
         "conflict": ("conflict", "this cash-out was already settled as {final}"),
     },
 }

@@ -7,6 +7,7 @@ entry of a spend whose hub died), so both emit the same body.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from gifting.core.badges import BadgeView, badge_view
@@ -125,3 +126,13 @@ def goal_event(
 def stream_ended_event(stream: str, event: str, ts: int) -> dict[str, Any]:
     """The creator ended the stream; connections close after it."""
     return {"kind": "stream_ended", "stream": stream, "event": event, "ts": ts}
+
+
+def hidden_event_id(target: str) -> str:
+    """The id of the ``hidden`` event of room event ``target`` (one per target: idempotent)."""
+    return "h" + hashlib.sha256(target.encode()).hexdigest()[:32]
+
+
+def hidden_event(stream: str, event: str, ts: int, target: str) -> dict[str, Any]:
+    """A moderator hid room event ``target`` (a comment or highlight): overlays take it down."""
+    return {"kind": "hidden", "stream": stream, "event": event, "ts": ts, "target": target}

@@ -5,6 +5,11 @@ A comment's event id is derived from (sender, message id) without ambiguity
 comment and nobody else's comment can take its place; the text's fingerprint
 is kept with the room's marker, so the same id with another text is a
 ``conflict`` (as for spends).
+
+A user the stream's creator or a moderator blocked (in this stream, or in
+every stream of the creator) is refused with ``blocked``
+(:meth:`gifting.store.moderation.Moderation.is_blocked`; a paid highlight
+is refused by spend.lua itself, atomically with its debit).
 """
 
 from __future__ import annotations
@@ -14,10 +19,12 @@ from collections.abc import Awaitable, Callable
 
 from gifting.clock import now_ms
 from gifting.core.badges import badge_view
-from gifting.core.errors import StreamNotLive
+from gifting.core.errors import Blocked, StreamNotLive
 from gifting.core.events import comment_event, sender_of
 from gifting.core.ids import comment_event_id, fingerprint
 from gifting.core.pricing import check_comment
+from gifting.hub import metrics
+from gifting.store.moderation import Moderation
 from gifting.store.rooms import RoomLog
 from gifting.store.streams import Streams
 
@@ -42,13 +49,20 @@ class RoomComments:
         self.streams = streams
         self.roomlog = roomlog
         self.badge_of = badge_of
+        self.moderation = Moderation(streams.redis, streams.keys, streams)
 
     async def post(self, stream: str, user: str, name: str, client_id: str, text: object) -> str:
         """Post a free comment to the room, once per client id; returns its event id."""
         body_text = check_comment(text)
-        live, badge = await asyncio.gather(self.streams.is_live(stream), self.badge_of(user))
-        if not live:
+        (live, creator), badge = await asyncio.gather(
+            self.streams.redis.hmget(self.streams.keys.stream(stream), ["live", "creator"]),
+            self.badge_of(user),
+        )
+        if live != b"1":
             raise StreamNotLive("the stream is not live")
+        if creator and await self.moderation.is_blocked(user, creator.decode(), stream):
+            metrics.BLOCKED_COMMENTS.inc()
+            raise Blocked("you are blocked in this stream")
         event = comment_event_id(user, client_id)
         sender = sender_of(user, name, badge_view(self.roomlog.catalog, badge or ""))
         body = comment_event(stream, event, now_ms(), sender, body_text)

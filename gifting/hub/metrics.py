@@ -55,3 +55,8 @@ KEPT_LOOKUP_FAILURES = Counter(
     "gifting_spend_kept_lookup_failures_total",
     "Debit batches that could not look their ids up in PostgreSQL (Redis alone answered)",
 )
+BLOCKED_COMMENTS = Counter(
+    "gifting_blocked_comments_total",
+    "Free comments refused because a moderator blocked their sender (spends refused so are "
+    'gifting_spends_total{result="blocked"})',
+)

@@ -34,14 +34,28 @@ from gifting.core.accounts import (
     PLATFORM_REVENUE,
 )
 from gifting.core.catalog import Catalog
+from gifting.core.ids import credit_event_id
 from gifting.core.money import diamonds_earned
-from gifting.persister.progress import wait_caught_up
+from gifting.persister.progress import (
+    last_ids,
+    parse_id,
+    wait_caught_up,
+    wait_persisted_through,
+)
+from gifting.persister.wallet_audit import (
+    WALLET_FIELDS,
+    WalletRead,
+    ledger_at,
+    ledger_past,
+    read_wallets,
+    scan_wallet_users,
+    wallet_positions,
+)
 from gifting.persister.writer import Connection
 from gifting.store.keys import Keys
 
 __all__ = ["AuditReport", "Check", "Mismatch", "run_audit", "wait_caught_up"]
 
-WALLET_FIELDS: Final = ("coins", "diamonds", "held", "paid", "received", "earned")
 _SHOWN_PER_CHECK: Final = 50
 _USER_ACCOUNT: Final = re.compile(r"(user|creator):([^:]+):(coins|diamonds|held|paid|received)")
 
@@ -267,46 +281,181 @@ async def _check_aggregates(
             c.expect(f"creator_earnings:{creator}:coins", coins, 0, "no earnings row")
 
 
+_UNMATCHED: Final = """
+WITH s AS (
+  SELECT event_id, payload->>'creator' AS creator, (payload->>'coins')::bigint AS coins
+  FROM ledger_events WHERE type = 'spend' AND payload->>'creator' <> ''
+), c AS (
+  SELECT event_id, user_id AS creator, payload->>'spend_event' AS spend_event,
+         (payload->>'coins')::bigint AS coins
+  FROM ledger_events WHERE type = 'credit'
+)
+SELECT s.event_id AS spend, c.event_id AS credit, COALESCE(s.creator, c.creator) AS creator,
+       s.coins AS spend_coins, c.coins AS credit_coins, c.spend_event
+FROM s FULL JOIN c ON c.spend_event = s.event_id
+WHERE s.event_id IS NULL OR c.event_id IS NULL OR s.coins <> c.coins
+   OR s.creator <> c.creator
+ORDER BY 1, 2 LIMIT 100000
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class _Unmatched:
+    """A spend to a creator and its credit, where the snapshot lacks one or they differ."""
+
+    spend: str | None
+    credit: str | None
+    creator: str
+    spend_coins: int | None
+    credit_coins: int | None
+    spend_event: str | None  # the credit's spend, as the credit names it
+
+
+async def _unmatched_pairs(conn: Connection) -> list[_Unmatched]:
+    rows = await conn.fetch(_UNMATCHED)
+    return [
+        _Unmatched(
+            r["spend"],
+            r["credit"],
+            str(r["creator"]),
+            None if r["spend_coins"] is None else int(r["spend_coins"]),
+            None if r["credit_coins"] is None else int(r["credit_coins"]),
+            r["spend_event"],
+        )
+        for r in rows
+    ]
+
+
+async def _settle_in_flight(
+    pool: asyncpg.Pool,
+    redis: Redis,
+    keys: Keys,
+    unmatched: list[_Unmatched],
+    catch_up_s: float,
+) -> set[str]:
+    """The event ids missing from the snapshot that are in the ledger once it caught up.
+
+    A spend and its credit live in two shards' outboxes, persisted
+    independently: the snapshot may hold one without the other. Both were
+    applied in Redis before either was persisted (the hub credits right after
+    the debit; the persister repairs a credit before it writes the spend), so
+    once every outbox is persisted through the id it last generated, a
+    missing half is in the ledger or lost.
+    """
+    wanted = sorted(set(_missing_halves(unmatched)))
+    if not wanted:
+        return set()
+    await wait_persisted_through(redis, keys, await last_ids(redis, keys.outboxes()), catch_up_s)
+    rows = await pool.fetch(
+        "SELECT event_id FROM ledger_events WHERE event_id = ANY($1::text[])", wanted
+    )
+    return {str(r["event_id"]) for r in rows}
+
+
+def _missing_halves(unmatched: list[_Unmatched]) -> list[str]:
+    out: list[str] = []
+    for u in unmatched:
+        if u.credit is None and u.spend is not None:
+            out.append(credit_event_id(u.spend))
+        elif u.spend is None and u.spend_event is not None:
+            out.append(u.spend_event)
+    return out
+
+
 async def _check_credits(
-    conn: Connection,
+    pool: asyncpg.Pool,
+    redis: Redis,
+    keys: Keys,
     led: _Ledger,
+    unmatched: list[_Unmatched],
     report: AuditReport,
-    bps: int,
+    catch_up_s: float,
 ) -> None:
     c = report.check("every spend to a creator is credited once, with its coins")
-    missing = await conn.fetch(
-        """
-        SELECT s.event_id, s.payload->>'creator' AS creator, s.payload->>'coins' AS coins
-        FROM ledger_events s
-        WHERE s.type = 'spend' AND s.payload->>'creator' <> ''
-          AND NOT EXISTS (SELECT 1 FROM ledger_events c
-                          WHERE c.event_id = 'c' || substr(s.event_id, 2))
-        ORDER BY s.event_id LIMIT 1000
-        """
-    )
-    for r in missing:
-        c.mismatches.append(
-            Mismatch(
-                f"creator:{r['creator']}:received",
-                int(r["coins"]),
-                0,
-                f"spend {r['event_id']} has no credit",
+    found = await _settle_in_flight(pool, redis, keys, unmatched, catch_up_s)
+    # received (spends) - credited (credits) per creator, as the snapshot holds them,
+    # is the coins of the halves still in flight when it was taken.
+    in_flight: dict[str, int] = {}
+    flights = 0
+    for u in unmatched:
+        if u.spend is not None and u.credit is not None:
+            c.mismatches.append(
+                Mismatch(
+                    f"creator:{u.creator}:received",
+                    u.spend_coins or 0,
+                    u.credit_coins or 0,
+                    f"spend {u.spend} and its credit {u.credit} differ",
+                )
             )
+        elif u.spend is not None:
+            if credit_event_id(u.spend) in found:
+                flights += 1
+                in_flight[u.creator] = in_flight.get(u.creator, 0) + (u.spend_coins or 0)
+            else:
+                c.mismatches.append(
+                    Mismatch(
+                        f"creator:{u.creator}:received",
+                        u.spend_coins or 0,
+                        0,
+                        f"spend {u.spend} has no credit",
+                    )
+                )
+        elif u.credit is not None:
+            if u.spend_event in found:
+                flights += 1
+                in_flight[u.creator] = in_flight.get(u.creator, 0) - (u.credit_coins or 0)
+            else:
+                c.mismatches.append(
+                    Mismatch(
+                        f"creator:{u.creator}:received",
+                        0,
+                        u.credit_coins or 0,
+                        f"credit {u.credit} has no spend",
+                    )
+                )
+    if flights:
+        report.notes.append(
+            f"{flights} spends or credits were persisted after the snapshot "
+            "(the other half of their pair was in it); each was then found in the ledger"
         )
     creators = {k.split(":")[1] for k in led.accounts if k.startswith("creator:")}
     creators |= set(led.credited)
-    earned_total = 0
-    d = report.check("per creator: diamonds earned = floor(coins received x bps / 10,000)")
     for creator in sorted(creators):
         received = led.accounts.get(f"creator:{creator}:received", 0)
-        coins, diamonds = led.credited.get(creator, (0, 0))
-        earned_total += diamonds
-        c.expect(f"creator:{creator}:received", received, coins, "coins credited")
+        coins, _ = led.credited.get(creator, (0, 0))
+        flying = in_flight.get(creator, 0)
+        note = "coins credited" + (f" + {flying} in flight" if flying else "")
+        c.expect(f"creator:{creator}:received", received, coins + flying, note)
+
+
+def _check_earnings(
+    led: _Ledger,
+    at: dict[str, dict[str, int]],
+    walleted: set[str],
+    report: AuditReport,
+    bps: int,
+) -> None:
+    """Per creator: diamonds earned = floor(coins credited x bps / 10,000), on the running total.
+
+    Each credit adds the diamonds of the creator's running total, so the rule
+    holds for every prefix of a creator's credits: the ones up to the wallet's
+    position (all persisted), or all of them for a creator without a wallet.
+    """
+    d = report.check("per creator: diamonds earned = floor(coins credited x bps / 10,000)")
+    creators = set(led.credited) | {u for u, f in at.items() if f["received"] or f["earned"]}
+    earned_total = 0
+    for creator in sorted(creators):
+        earned_total += led.credited.get(creator, (0, 0))[1]
+        if creator in walleted:
+            fields = at.get(creator, dict.fromkeys(WALLET_FIELDS, 0))
+            coins, diamonds = fields["received"], fields["earned"]
+        else:
+            coins, diamonds = led.credited.get(creator, (0, 0))
         d.expect(
             f"user:{creator}:earned",
-            diamonds_earned(received, bps),
+            diamonds_earned(coins, bps),
             diamonds,
-            f"{received} coins received at {bps} bps",
+            f"{coins} coins credited at {bps} bps",
         )
     report.totals["diamonds earned"] = earned_total
     d.expect(DIAMOND_ISSUANCE, -earned_total, led.accounts.get(DIAMOND_ISSUANCE, 0))
@@ -326,29 +475,6 @@ def _check_diamonds(led: _Ledger, report: AuditReport) -> None:
     report.totals["diamonds paid out"] = sum(b["paid"] for b in led.users.values())
 
 
-async def redis_wallets(redis: Redis, keys: Keys) -> dict[str, dict[str, int]]:
-    """Every wallet hash under ``keys.prefix``: user -> the money fields (missing = 0)."""
-    pattern = re.compile(rf"{re.escape(keys.prefix)}:\{{w\d+\}}:wallet:([^:]+)")
-    users: list[str] = []
-    async for raw in redis.scan_iter(match=f"{keys.prefix}:*:wallet:*", count=1000):
-        key = raw.decode() if isinstance(raw, bytes) else str(raw)
-        match = pattern.fullmatch(key)
-        if match is not None:
-            users.append(match[1])
-    wallets: dict[str, dict[str, int]] = {}
-    for start in range(0, len(users), 500):
-        chunk = users[start : start + 500]
-        pipe = redis.pipeline(transaction=False)
-        for user in chunk:
-            pipe.hmget(keys.wallet(user), list(WALLET_FIELDS))
-        for user, values in zip(chunk, await pipe.execute(), strict=True):
-            wallets[user] = {
-                f: int(v) if v is not None else 0
-                for f, v in zip(WALLET_FIELDS, values, strict=True)
-            }
-    return wallets
-
-
 _REDIS_NAMES: Final = {
     "coins": "user:{}:coins",
     "diamonds": "user:{}:diamonds",
@@ -357,21 +483,27 @@ _REDIS_NAMES: Final = {
     "received": "creator:{}:received",
     "earned": "user:{}:earned",
 }
+_ZERO: Final = dict.fromkeys(WALLET_FIELDS, 0)
 
 
-def _check_redis(led: _Ledger, wallets: dict[str, dict[str, int]], report: AuditReport) -> None:
-    c = report.check("Redis wallets = balances derived from the ledger")
-    zero = dict.fromkeys(WALLET_FIELDS, 0)
-    for user in sorted(set(wallets) | set(led.users)):
-        have = wallets.get(user, zero)
-        want = led.users.get(user, zero)
-        for f in WALLET_FIELDS:
-            note = (
-                "no Redis wallet"
-                if user not in wallets
-                else ("not in the ledger" if user not in led.users else "redis vs ledger")
-            )
-            c.expect(_REDIS_NAMES[f].format(user), want[f], have[f], note)
+def _compare_wallet(
+    c: Check, user: str, want: dict[str, int], have: dict[str, int], note: str
+) -> bool:
+    """Compare one wallet field by field; True if every field agreed."""
+    before = len(c.mismatches)
+    for f in WALLET_FIELDS:
+        c.expect(_REDIS_NAMES[f].format(user), want[f], have[f], note)
+    return len(c.mismatches) == before
+
+
+def _check_wallets_at_positions(
+    wallets: dict[str, WalletRead], at: dict[str, dict[str, int]], report: AuditReport
+) -> None:
+    c = report.check("Redis wallets = the ledger at each wallet's outbox position")
+    for user in sorted(wallets):
+        wallet = wallets[user]
+        note = "redis vs ledger" + (f" at {wallet.pos}" if wallet.pos else "")
+        _compare_wallet(c, user, at.get(user, _ZERO), wallet.fields, note)
     report.totals["redis wallets"] = len(wallets)
 
 
@@ -402,20 +534,108 @@ async def _check_badges_owned(conn: Connection, report: AuditReport) -> None:
         c.mismatches.append(Mismatch(f"badges_owned:{r['event_id']}", 1, 0, note))
 
 
-async def run_audit(pool: asyncpg.Pool, redis: Redis, keys: Keys, catalog: Catalog) -> AuditReport:
+async def _check_ledger_past_wallets(
+    pool: asyncpg.Pool,
+    redis: Redis,
+    keys: Keys,
+    past: dict[str, str],
+    report: AuditReport,
+) -> None:
+    """Ledger events past the wallet read: newer than the read, or events Redis never applied.
+
+    Each such wallet is read again: if its ``pos`` reached the ledger's last
+    event of the user, the events were newer than the first read. Otherwise
+    Redis lacks events the ledger holds (a wallet lost, or a failover that
+    dropped acknowledged writes): the wallet is compared with the ledger over
+    all the user's events, field by field.
+    """
+    c = report.check("Redis wallets = the ledger at each wallet's outbox position")
+    if not past:
+        return
+    now = await read_wallets(redis, keys, past)
+    behind: dict[str, tuple[int, int]] = {}
+    moved = 0
+    for user, last in past.items():
+        wallet = now.get(user)
+        if wallet is not None and wallet.pos is not None and parse_id(wallet.pos) >= parse_id(last):
+            moved += 1
+        else:
+            behind[user] = (2**62, 0)
+    if moved:
+        report.notes.append(f"{moved} wallets changed while the audit ran (compared at their read)")
+    if not behind:
+        return
+    async with pool.acquire() as conn:
+        full = await ledger_at(conn, behind)
+    for user in sorted(behind):
+        wallet = now.get(user)
+        note = (
+            "no Redis wallet"
+            if wallet is None
+            else f"the ledger has events up to {past[user]} the wallet never applied "
+            f"(wallet at {wallet.pos})"
+        )
+        agreed = _compare_wallet(
+            c, user, full.get(user, _ZERO), wallet.fields if wallet else _ZERO, note
+        )
+        if agreed:
+            c.mismatches.append(Mismatch(f"wallet:{user}:pos", 1, 0, note))
+
+
+def _check_persisted(
+    reached: bool, targets: dict[str, str], report: AuditReport, catch_up_s: float
+) -> None:
+    c = report.check("the persister reached every wallet's outbox position")
+    c.checked = len(targets)
+    if not reached:
+        c.mismatches.append(
+            Mismatch(
+                "outboxes",
+                0,
+                1,
+                f"not persisted through the wallets' positions after {catch_up_s:.0f}s: "
+                "Redis wallets are not compared",
+            )
+        )
+
+
+async def run_audit(
+    pool: asyncpg.Pool,
+    redis: Redis,
+    keys: Keys,
+    catalog: Catalog,
+    *,
+    catch_up_s: float = 30.0,
+) -> AuditReport:
     """Check every conservation rule over PostgreSQL and Redis against it; never raises on drift.
 
-    Read in one REPEATABLE READ transaction, so the ledger side is one
-    consistent snapshot even while the persister writes.
+    Needs no quiet moment: the wallets are read first (each with its outbox
+    position), the persister is awaited up to those positions (at most
+    ``catch_up_s``), then PostgreSQL is read in one REPEATABLE READ snapshot
+    and each wallet compared with the ledger at its own position
+    (:mod:`gifting.persister.wallet_audit`). Spends and credits the snapshot
+    holds one half of are looked up again once the persister caught up with
+    what Redis had generated.
     """
     report = AuditReport()
+    wallets = await read_wallets(redis, keys, await scan_wallet_users(redis, keys))
+    targets = wallet_positions(wallets, keys)
+    reached = await wait_persisted_through(redis, keys, targets, catch_up_s)
+    _check_persisted(reached, targets, report, catch_up_s)
+    positions = {u: w.position() for u, w in wallets.items()}
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         led = await _read_ledger(conn)
         await _check_postings_balanced(conn, report)
         _check_coins(led, report)
         await _check_aggregates(conn, led, report)
-        await _check_credits(conn, led, report, catalog.creator_share_bps)
+        unmatched = await _unmatched_pairs(conn)
+        at = await ledger_at(conn, positions)
+        past = await ledger_past(conn, positions)
         _check_diamonds(led, report)
         await _check_badges_owned(conn, report)
-    _check_redis(led, await redis_wallets(redis, keys), report)
+    await _check_credits(pool, redis, keys, led, unmatched, report, catch_up_s)
+    _check_earnings(led, at, set(wallets), report, catalog.creator_share_bps)
+    if reached:
+        _check_wallets_at_positions(wallets, at, report)
+        await _check_ledger_past_wallets(pool, redis, keys, past, report)
     return report

@@ -367,8 +367,8 @@ def plan_rows(events: Sequence[LedgerEvent]) -> BatchRows:
             refunds.append((e.reference, e.user, e.coins, e.event_id, e.ts))
         elif e.type == "cashout_hold":
             holds.append((e.reference, e.user, e.diamonds, e.amount, e.currency, e.event_id, e.ts))
-        elif e.type in ("cashout_paid", "cashout_failed"):
-            status = "paid" if e.type == "cashout_paid" else "failed"
+        elif isinstance(e.entry, CashoutSettleEntry):
+            status = e.entry.outcome
             settlements.append((e.reference, e.user, e.diamonds, status, e.event_id, e.ts))
     streams, earnings = aggregate(events)
     return BatchRows(

@@ -477,6 +477,17 @@ function renderTop(top) {
       el("span", { class: "coins", text: compact(t.coins) }))));
 }
 
+// ---------------------------------------------------------------------------- hidden by a moderator
+
+// A moderator hid a comment or highlight: take down whatever shows it (its pin,
+// its chat line). Events are matched by their id, kept on each node's data-event.
+function takeDown(id) {
+  if (typeof id !== "string" || !id) return;
+  if (pins.has(id)) unpin(id);
+  for (const node of document.querySelectorAll(`[data-event="${CSS.escape(id)}"]`)) node.remove();
+  window.dispatchEvent(new CustomEvent("gifting:hidden", { detail: { target: id } }));
+}
+
 // ---------------------------------------------------------------------------- events
 
 function handle(ev) {
@@ -525,6 +536,9 @@ function show(ev) {
       break;
     case "stream_ended":
       streamEnded();
+      break;
+    case "hidden":
+      takeDown(ev.target);
       break;
     default:
       break; // a kind from a newer server

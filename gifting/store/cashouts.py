@@ -8,6 +8,19 @@ keeps its day). Each cash-out id carries its wallet shard (``co<NN>-...``: the
 shard in decimal, at least two digits, up to the dash — ``co07-…`` as ever for
 the default 16 shards, ``co12345-…`` with more), so the payout webhook finds
 the record without an index.
+
+A held cash-out may be cancelled by its creator (cashout_cancel.lua): the
+diamonds return and the day's cap is released, as for a failed payout.
+**"Until the payout provider is asked"** means, in this code base, while the
+cash-out is ``held``: the server never calls the payout provider; the
+provider's integration takes cash-outs in status ``held`` and reports each
+one ``paid`` or ``failed`` through the signed payout webhook. Once that
+report has settled it, a cancel is refused (``conflict``), and once a cancel
+has settled it, the report is refused (``conflict``, nothing changes): the
+two meet in the record's slot, so exactly one of them wins. The provider's
+integration must therefore treat the webhook's 409 as "do not pay"; a
+provider that pays before it reports would need a ``processing`` step
+(docs/protocol.md, "Moderation and cash-out cancel").
 """
 
 from __future__ import annotations
@@ -164,6 +177,35 @@ class Cashouts:
         found = await self.cashout(cashout_id)
         assert found is not None
         return found
+
+    async def cancel_cashout(self, user: str, cashout_id: str) -> tuple[Cashout, bool]:
+        """Cancel ``user``'s held cash-out: the diamonds and the day's cap return.
+
+        Returns (the cash-out, whether this call cancelled it); cancelling a
+        cancelled cash-out is a replay. Raises ``NotFound`` (no such cash-out:
+        also when the id is malformed), ``Forbidden`` (another user's) or
+        ``Conflict`` (already paid or failed); nothing changes then. Another
+        user's cash-out is ``NotFound`` too, as ``GET /v1/cashouts/{id}`` answers.
+        """
+        check_id(user, "user")
+        check_id(cashout_id, "cashout")
+        shard = cashout_shard(cashout_id, self._keys.shards)
+        record = self._keys.cashout(shard, cashout_id)
+        created = await self._redis.hget(record, "created")
+        now = self._clock()
+        day = day_of(int(created)) if created is not None else ""
+        if self._keys.shard_of(user) != shard:
+            raise refusal("cashout_cancel", "forbidden")
+        status, final = await self._scripts.run(
+            "cashout_cancel",
+            [self._keys.wallet(user), record, self._keys.outbox(shard)],
+            [user, new_event_id(now), now, cashout_id, day],
+        )
+        if status not in ("ok", "replay"):
+            raise refusal("cashout_cancel", status, final=final)
+        found = await self.cashout(cashout_id)
+        assert found is not None
+        return found, status == "ok"
 
     async def cashout(self, cashout_id: str) -> Cashout | None:
         """Read one cash-out, or ``None``."""

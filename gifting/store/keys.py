@@ -53,7 +53,12 @@ class Keys:
         return f"{{w{shard:02d}}}"
 
     def wallet(self, user: str) -> str:
-        """Hash: coins, diamonds, received, earned, held, paid, budget, month, spent."""
+        """Hash: coins, diamonds, received, earned, held, paid, budget, month, spent, pos.
+
+        ``pos`` is the outbox id of the last event that changed the money
+        fields, written by the same script (the audit compares the wallet with
+        the ledger at that position).
+        """
         return f"{self.prefix}:{self.tag(self.shard_of(user))}:wallet:{user}"
 
     def badges_owned(self, user: str) -> str:
@@ -101,6 +106,18 @@ class Keys:
     def stream_gates(self, stream: str) -> list[str]:
         """The stream's gate in every wallet shard."""
         return [self.stream_gate(s, stream) for s in range(self.shards)]
+
+    def block_by_creator(self, user: str, creator: str) -> str:
+        """Hash (by, at): ``user`` is blocked in every stream of ``creator``.
+
+        In the blocked user's own wallet shard, so spend.lua reads it in the
+        debit's slot: a block and a spend meet atomically (store/moderation.py).
+        """
+        return f"{self.prefix}:{self.tag(self.shard_of(user))}:block:c:{creator}:{user}"
+
+    def block_in_stream(self, user: str, stream: str) -> str:
+        """Hash (by, at): ``user`` is blocked in ``stream``; the user's shard, as above."""
+        return f"{self.prefix}:{self.tag(self.shard_of(user))}:block:s:{stream}:{user}"
 
     def outbox(self, shard: int) -> str:
         """Stream: settled ledger events of shard ``shard``, read by the persister."""
@@ -164,6 +181,18 @@ class Keys:
         hubs ``SSUBSCRIBE`` on the node serving it.
         """
         return f"{self.prefix}:{{r:{stream}}}:room"
+
+    def stream_blocks(self, stream: str) -> str:
+        """Hash: user -> JSON of a block in this stream only (the listing; see block_in_stream)."""
+        return f"{self.prefix}:{{r:{stream}}}:blocks"
+
+    def creator_blocks(self, creator: str) -> str:
+        """Hash: user -> JSON of a block in every stream of the creator (the listing)."""
+        return f"{self.prefix}:{{c:{creator}}}:blocks"
+
+    def moderators(self, creator: str) -> str:
+        """Hash: user -> JSON (by, at) of the moderators the creator named."""
+        return f"{self.prefix}:{{c:{creator}}}:moderators"
 
     def streams_of(self, creator: str) -> str:
         """Sorted set: a creator's streams by start time."""

@@ -12,6 +12,7 @@ spend                     (sender, client message id) spend.lua
 creator credit            spend event id              credit.lua
 cash-out hold             (creator, request id)       cashout_hold.lua
 cash-out settle           cash-out id                 cashout_settle.lua
+cash-out cancel           cash-out id                 cashout_cancel.lua
 ========================  ==========================  ==========================
 
 Each script appends the settled ledger event to the outbox stream of its shard
@@ -208,6 +209,10 @@ class Ledger:
     async def settle_cashout(self, cashout_id: str, outcome: object) -> Cashout:
         """Settle a held cash-out as ``paid`` or ``failed`` (diamonds returned), once."""
         return await self._cashouts.settle_cashout(cashout_id, outcome)
+
+    async def cancel_cashout(self, user: str, cashout_id: str) -> tuple[Cashout, bool]:
+        """Cancel ``user``'s held cash-out (diamonds and the day's cap back), once."""
+        return await self._cashouts.cancel_cashout(user, cashout_id)
 
     async def cashout(self, cashout_id: str) -> Cashout | None:
         """Read one cash-out, or ``None``."""

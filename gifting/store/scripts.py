@@ -25,6 +25,7 @@ SCRIPT_NAMES = (
     "credit",
     "cashout_hold",
     "cashout_settle",
+    "cashout_cancel",
     "emit",
     "retire",
     "snapshot",

@@ -3,9 +3,10 @@
 A spend is a gift, an effect, a highlighted comment (each to a stream's
 creator) or a profile badge (to the platform). The script checks the live
 flag the caller read and the stream's gate in its own slot (closed by the
-stream's end), the balance and the monthly budget before its first write,
-keeps the result of every message id (failures too) and appends the
-settled entry to the sender's outbox. :func:`spend_call` builds one call (pure,
+stream's end), the sender's blocks (written in the sender's slot by
+:mod:`gifting.store.moderation`), the balance and the monthly budget before
+its first write, keeps the result of every message id (failures too) and
+appends the settled entry to the sender's outbox. :func:`spend_call` builds one call (pure,
 for a pipeline); :func:`spend_outcome` reads its reply; :meth:`Spends.debit_many`
 sends a batch in one round trip.
 """
@@ -126,6 +127,8 @@ def spend_call(
         keys.outbox(keys.shard_of(sender)),
         keys.combo(sender, order.stream),
         keys.stream_gate(shard, order.stream),  # a badge's (no stream) is never touched
+        keys.block_by_creator(sender, order.creator),  # read only with a stream
+        keys.block_in_stream(sender, order.stream),
     ]
     flag = "0" if not live else "1" if order.stream else "-"
     fields = spend_args(order)

@@ -16,7 +16,7 @@ from gifting.core.errors import GiftingError
 from gifting.core.ids import credit_event_id
 from gifting.core.pricing import price_badge, price_effect, price_gift
 from gifting.persister.audit import AuditReport, run_audit
-from gifting.persister.progress import wait_caught_up
+from gifting.persister.progress import last_ids, wait_caught_up
 from gifting.store.keys import Keys
 from gifting.store.ledger import Ledger, SpendOrder
 
@@ -254,3 +254,20 @@ async def _hold_event(redis: Redis, keys: Keys, cashout_id: str) -> str:
 def ignore_redis_errors(exc: BaseException) -> bool:
     """True for the errors a client sees while Redis restarts (outcome unknown)."""
     return isinstance(exc, (RedisError, OSError))
+
+
+async def audits_during(
+    task: asyncio.Task[object],
+    pool: asyncpg.Pool,
+    redis: Redis,
+    keys: Keys,
+    catalog: Catalog,
+) -> list[tuple[AuditReport, bool]]:
+    """Audit until ``task`` ends: each report, and whether traffic moved during it."""
+    reports: list[tuple[AuditReport, bool]] = []
+    while not task.done():
+        before = await last_ids(redis, keys.outboxes())
+        report = await run_audit(pool, redis, keys, catalog, catch_up_s=20)
+        moved = await last_ids(redis, keys.outboxes()) != before
+        reports.append((report, moved and not task.done()))
+    return reports

@@ -25,7 +25,7 @@ from gifting.store.keys import Keys
 from gifting.store.ledger import Ledger
 
 from .conftest import FAST
-from .support import assert_exactly_once, caught_up, storm
+from .support import assert_exactly_once, audits_during, caught_up, storm
 
 pytestmark = pytest.mark.cluster
 
@@ -142,3 +142,19 @@ async def test_a_pinned_persister_keeps_its_shards_and_the_others_share_the_rest
     assert set(shared.owned) == set(range(2, keys.shards))
     await pinned.stop()  # released at once: the other takes them at its next round
     await _until(lambda: len(shared.owned) == keys.shards, timeout=LEASE_MS / 1000 * 3)
+
+
+async def test_the_audit_passes_mid_storm_with_two_sharded_persisters(
+    redis: Redis, pool: asyncpg.Pool, keys: Keys, ledger: Ledger, catalog: Catalog,
+    make_persister: PersisterFactory,
+) -> None:  # fmt: skip
+    """On a cluster too: the wallets, outboxes and leases live on three masters."""
+    first, second = make_persister(), make_persister()
+    first.start()
+    second.start()
+    storming = asyncio.ensure_future(storm(ledger, catalog, redis, keys, spends=4000, tasks=16))
+    reports = await audits_during(storming, pool, redis, keys, catalog)
+    await storming
+    assert sum(moved for _, moved in reports) >= 1, "no audit overlapped the storm"
+    for report, _ in reports:
+        assert report.ok, report.render()

@@ -41,12 +41,12 @@ if w[2] == ARGV[4] then today = tonumber(w[3] or '0') end
 if today + diamonds > tonumber(ARGV[5]) then return {'daily_cap', ''} end
 
 -- The outbox append first: if it fails, nothing is written.
-redis.call('XADD', KEYS[5], '*', 'type', 'cashout_hold', 'user', ARGV[9], 'cashout', ARGV[1],
+local pos = redis.call('XADD', KEYS[5], '*', 'type', 'cashout_hold', 'user', ARGV[9], 'cashout', ARGV[1],
            'diamonds', ARGV[2], 'amount', ARGV[6], 'currency', ARGV[7],
            'event', ARGV[11], 'ts', ARGV[8])
 redis.call('HINCRBY', KEYS[1], 'diamonds', -diamonds)
 redis.call('HINCRBY', KEYS[1], 'held', diamonds)
-redis.call('HSET', KEYS[1], 'cday', ARGV[4], 'ctotal', tostring(today + diamonds))
+redis.call('HSET', KEYS[1], 'cday', ARGV[4], 'ctotal', tostring(today + diamonds), 'pos', pos)
 -- The record keeps the day whose cap it counts against: a failed payout gives it back.
 redis.call('HSET', KEYS[2], 'id', ARGV[1], 'user', ARGV[9], 'diamonds', ARGV[2], 'amount', ARGV[6],
            'currency', ARGV[7], 'status', 'held', 'created', ARGV[8], 'event', ARGV[11],

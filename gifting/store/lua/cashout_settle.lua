@@ -32,10 +32,11 @@ if ARGV[1] == 'failed' then
 end
 
 -- The outbox append first: if it fails, nothing is written.
-redis.call('XADD', KEYS[3], '*', 'type', 'cashout_' .. ARGV[1], 'user', c[1],
+local pos = redis.call('XADD', KEYS[3], '*', 'type', 'cashout_' .. ARGV[1], 'user', c[1],
            'cashout', ARGV[4], 'diamonds', c[2],
            'event', ARGV[2], 'ts', ARGV[3])
 redis.call('HINCRBY', KEYS[1], 'held', -d)
+redis.call('HSET', KEYS[1], 'pos', pos)
 if ARGV[1] == 'paid' then
   redis.call('HINCRBY', KEYS[1], 'paid', d)
 else

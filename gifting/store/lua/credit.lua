@@ -49,10 +49,11 @@ for i = 6, #ARGV do entry[#entry + 1] = ARGV[i] end
 entry[#entry + 1] = 'diamonds'; entry[#entry + 1] = tostring(delta)
 entry[#entry + 1] = 'event'; entry[#entry + 1] = ARGV[3]
 entry[#entry + 1] = 'ts'; entry[#entry + 1] = ARGV[4]
-redis.call('XADD', KEYS[3], '*', unpack(entry))
+local pos = redis.call('XADD', KEYS[3], '*', unpack(entry))
 
 redis.call('HINCRBY', KEYS[1], 'received', coins)
 redis.call('HINCRBY', KEYS[1], 'earned', delta)
 redis.call('HINCRBY', KEYS[1], 'diamonds', delta)
+redis.call('HSET', KEYS[1], 'pos', pos)
 redis.call('SET', KEYS[2], tostring(delta))
 return {'ok', tostring(delta)}

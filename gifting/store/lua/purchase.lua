@@ -25,9 +25,10 @@ for i = 5, #ARGV do entry[#entry + 1] = ARGV[i] end
 entry[#entry + 1] = 'event'; entry[#entry + 1] = ARGV[3]
 entry[#entry + 1] = 'ts'; entry[#entry + 1] = ARGV[4]
 entry[#entry + 1] = 'balance'; entry[#entry + 1] = tostring(balance)
-redis.call('XADD', KEYS[3], '*', unpack(entry))
+local pos = redis.call('XADD', KEYS[3], '*', unpack(entry))
 
 redis.call('HINCRBY', KEYS[1], 'coins', tonumber(ARGV[2]))
+redis.call('HSET', KEYS[1], 'pos', pos)
 redis.call('HSET', KEYS[2], 'fp', ARGV[1], 'coins', ARGV[2], 'balance', tostring(balance),
            'event', ARGV[3], 'refunded', '0')
 return {'ok', ARGV[2], tostring(balance)}

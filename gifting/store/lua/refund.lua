@@ -22,9 +22,10 @@ entry[#entry + 1] = 'coins'; entry[#entry + 1] = p[1]
 entry[#entry + 1] = 'event'; entry[#entry + 1] = ARGV[1]
 entry[#entry + 1] = 'ts'; entry[#entry + 1] = ARGV[2]
 entry[#entry + 1] = 'balance'; entry[#entry + 1] = tostring(balance)
-redis.call('XADD', KEYS[3], '*', unpack(entry))
+local pos = redis.call('XADD', KEYS[3], '*', unpack(entry))
 
 redis.call('HINCRBY', KEYS[1], 'coins', -tonumber(p[1]))
+redis.call('HSET', KEYS[1], 'pos', pos)
 redis.call('HSET', KEYS[2], 'refunded', '1', 'refund_event', ARGV[1],
            'refund_balance', tostring(balance))
 return {'ok', p[1], tostring(balance)}

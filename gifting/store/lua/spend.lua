@@ -9,6 +9,8 @@
 -- KEYS[3]  outbox stream of the sender's shard  {wNN}
 -- KEYS[4]  combo hash (sender, stream)          {wNN}
 -- KEYS[5]  the stream's gate in this shard       {wNN}  (untouched without a stream)
+-- KEYS[6]  the sender's block by the creator      {wNN}  (read only with a stream)
+-- KEYS[7]  the sender's block in the stream       {wNN}  (read only with a stream)
 -- ARGV[1]  payload fingerprint
 -- ARGV[2]  price: total coins, integer > 0
 -- ARGV[3]  current month "YYYY-MM" (UTC), for the monthly budget
@@ -57,6 +59,10 @@ if w[3] == ARGV[3] then spent = tonumber(w[4] or '0') end
 local status = 'ok'
 if ARGV[10] == '0' or (ARGV[10] == '1' and redis.call('HEXISTS', KEYS[5], 'ended') == 1) then
   status = 'stream_not_live'
+elseif ARGV[10] == '1' and redis.call('EXISTS', KEYS[6], KEYS[7]) > 0 then
+  -- A block is written in the sender's slot (store/moderation.py): it and
+  -- this debit are ordered, so no spend is debited after a block answered.
+  status = 'blocked'
 elseif coins < price then
   status = 'insufficient_funds'
 elseif w[2] and spent + price > tonumber(w[2]) then
@@ -94,11 +100,11 @@ entry[#entry + 1] = 'balance'; entry[#entry + 1] = tostring(balance)
 entry[#entry + 1] = 'combo'; entry[#entry + 1] = tostring(combo)
 local badge = redis.call('HGET', KEYS[1], 'badge') or ''
 if badge ~= '' then entry[#entry + 1] = 'badge'; entry[#entry + 1] = badge end
-redis.call('XADD', KEYS[3], '*', unpack(entry))
+local pos = redis.call('XADD', KEYS[3], '*', unpack(entry))
 
 redis.call('HINCRBY', KEYS[1], 'coins', -price)
 if ARGV[10] == '1' then redis.call('HINCRBY', KEYS[5], 'debits', 1) end
-redis.call('HSET', KEYS[1], 'month', ARGV[3], 'spent', tostring(spent + price))
+redis.call('HSET', KEYS[1], 'month', ARGV[3], 'spent', tostring(spent + price), 'pos', pos)
 if ARGV[7] ~= '' then
   redis.call('HSET', KEYS[4], 'gift', ARGV[7], 'count', tostring(combo), 'last', ARGV[5])
   redis.call('PEXPIRE', KEYS[4], tonumber(ARGV[8]) * 4)
