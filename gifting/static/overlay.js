@@ -338,7 +338,7 @@ function pinComment(ev, until) {
       saveNow();
       return false;
     }
-    takeDown(lowest.ev.event);
+    removePin(lowest.ev.event);
     enqueuePin({ ev: lowest.ev, until: lowest.until });
   }
   showPin(ev, until);
@@ -376,7 +376,7 @@ function showPin(ev, until) {
   }
 }
 
-function takeDown(id) {
+function removePin(id) {
   const pin = pins.get(id);
   if (!pin) return;
   clearTimeout(pin.timer);
@@ -385,7 +385,7 @@ function takeDown(id) {
 }
 
 function unpin(id) {
-  takeDown(id);
+  removePin(id);
   promotePins();
   saveNow();
 }
@@ -484,6 +484,7 @@ function renderTop(top) {
 function takeDown(id) {
   if (typeof id !== "string" || !id) return;
   if (pins.has(id)) unpin(id);
+  if (pinQueue.some((p) => p.ev.event === id)) { pinQueue = pinQueue.filter((p) => p.ev.event !== id); saveNow(); }
   for (const node of document.querySelectorAll(`[data-event="${CSS.escape(id)}"]`)) node.remove();
   window.dispatchEvent(new CustomEvent("gifting:hidden", { detail: { target: id } }));
 }

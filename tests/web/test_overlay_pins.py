@@ -20,6 +20,7 @@ from playwright.async_api import expect
 from tests.hub.conftest import HubServer
 from tests.web.conftest import screenshot, serve_web
 from tests.web.test_overlay import open_overlay, viewer
+from tests.web.test_overlay_hidden import _hide
 
 TIER3_MS = 5000
 
@@ -127,3 +128,23 @@ async def test_the_senders_badge_is_drawn_next_to_their_name(page: Any, site: Hu
         assert await badge.evaluate("b => b.previousElementSibling.className") == "name"
     await expect(alert.locator(".name")).to_have_text("Bo")
     await screenshot(page, "overlay-badges", backdrop=True)
+
+
+async def test_a_waiting_highlight_hidden_by_a_moderator_never_shows(
+    page: Any, site: HubServer
+) -> None:
+    stream, key = await site.stream()
+    await site.fund("kai", "coins_1400")
+    await open_overlay(page, site, stream, key)
+    async with viewer(site, stream, "kai", "Kai") as kai:
+        high = await pin_all(kai, "tier3", 3, "big")
+        rude, fine = await pin_all(kai, "tier1", 2, "small")
+    await page.wait_for_function("() => window.__overlay.pinQueue.length === 2")
+    await _hide(site, stream, rude.event)
+    await page.wait_for_function(f"() => !window.__overlay.pinQueue.includes('{rude.event}')")
+    await expect(page.locator(f'.pin[data-event="{fine.event}"]')).to_be_visible(
+        timeout=TIER3_MS + 10_000
+    )
+    await expect(page.locator(f'.pin[data-event="{rude.event}"]')).to_have_count(0)
+    assert rude.event not in await page.evaluate("window.__overlay.shown")
+    assert high[0].event in await page.evaluate("window.__overlay.shown")
