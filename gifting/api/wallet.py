@@ -20,6 +20,7 @@ from starlette.routing import BaseRoute, Route
 
 from gifting.api.http import JsonObject, principal, query_int, read_json
 from gifting.clock import now_ms
+from gifting.core.badges import owned_views
 from gifting.core.errors import BadRequest, GiftingError, NotFound
 from gifting.core.ids import check_id, new_id
 from gifting.core.pricing import price_badge
@@ -66,6 +67,7 @@ def budget_to_public(budget: Budget) -> dict[str, Any]:
 
 async def _wallet_body(ledger: Ledger, user: str) -> dict[str, Any]:
     wallet = await ledger.wallet(user)
+    owned = owned_views(ledger.catalog, await ledger.badges_owned(user))
     return {
         "user": wallet.user,
         "coins": wallet.coins,
@@ -73,7 +75,9 @@ async def _wallet_body(ledger: Ledger, user: str) -> dict[str, Any]:
         "diamonds_held": wallet.held,
         "diamonds_paid": wallet.paid,
         "diamonds_earned": wallet.earned,
-        "badge": await ledger.badge_of(user),
+        # The badge shown on the user's events, and every one owned (the shown first).
+        "badge": owned[0]["id"] if owned else None,
+        "badges": owned,
         "budget": budget_to_public(wallet.budget),
     }
 
@@ -105,8 +109,8 @@ async def buy_badge(request: Request) -> JSONResponse:
         sender=caller.user, sender_name=caller.name, client_id=client_id, priced=priced
     )
     result = await _kept_result(state, order) or await state.ledger.spend(order, live=True)
-    # A replay must not undo a newer badge, but restores one lost to a crash here.
-    await state.ledger.set_badge(caller.user, priced.item, only_if_unset=result.replayed)
+    # Owned once debited; a replay restores a grant lost to a crash here (idempotent).
+    shown = await state.ledger.grant_badge(caller.user, priced.item)
     return JSONResponse(
         {
             "id": client_id,
@@ -114,6 +118,7 @@ async def buy_badge(request: Request) -> JSONResponse:
             "balance": result.balance,
             "badge": priced.item,
             "coins": priced.coins,
+            "shown": shown or None,
         },
         headers={"Idempotent-Replayed": "true" if result.replayed else "false"},
     )

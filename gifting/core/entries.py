@@ -13,6 +13,7 @@ one description of those maps (after ``|``: the fields the script appends)::
     type            script              fields, in XADD order
     spend           spend.lua           user name client_id kind item count unit coins
                                         stream creator [text] | event ts balance combo
+                                        [badge]
     credit          credit.lua          user spend_event coins stream sender
                                         | diamonds event ts
     purchase        purchase.lua        user purchase_id package coins amount currency
@@ -138,21 +139,28 @@ class SpendArgs(_Fields, frozen=True, kw_only=True):
 class SpendEntry(SpendArgs, frozen=True, kw_only=True):
     """A settled spend: the caller's fields, then the event, time, balance after and combo.
 
-    Badges have no ``stream`` and no ``creator`` (both ``""``); every other
-    spend has both, and the creator is not the sender.
+    Badges have no ``stream`` and no ``creator`` (both ``""``); a creator's
+    own effect or highlight has a ``stream`` and no ``creator`` (the platform
+    keeps its coins: :mod:`gifting.core.payee`); every other spend has both,
+    and the creator is not the sender. ``badge``: the badge the sender showed
+    when debited (read by spend.lua, "" for none; it rides on the room event).
     """
 
     event: str
     ts: int
     balance: int
     combo: int
+    badge: str = ""
 
     def to_fields(self) -> dict[str, str]:
-        """Every field, as spend.lua appended them."""
-        return {
+        """Every field, as spend.lua appended them (``badge`` only when set)."""
+        fields = {
             **super().to_fields(), "event": self.event, "ts": str(self.ts),
             "balance": str(self.balance), "combo": str(self.combo),
         }  # fmt: skip
+        if self.badge:
+            fields["badge"] = self.badge
+        return fields
 
 
 class CreditArgs(_Fields, frozen=True, kw_only=True):
@@ -380,13 +388,15 @@ def _spend(r: FieldReader) -> SpendEntry:
             raise MalformedEntry("a badge spend has no stream and no creator")
     else:
         stream = r.ident("stream")
-        creator = r.ident("creator")
+        # An empty creator: a creator's own effect or highlight, kept by the platform.
+        creator = r.ident("creator") if creator or kind == "gift" else ""
         if creator == user:
             raise MalformedEntry("a spend to the sender's own stream")
     return SpendEntry(
         user=user, name=name, client_id=client_id, kind=cast(SpendKind, kind), item=item,
         count=count, unit=unit, coins=coins, stream=stream, creator=creator,
         text=r.fields.get("text", ""), event=event, ts=ts, balance=balance, combo=combo,
+        badge=r.fields.get("badge", ""),  # display only: never dead-letters a spend
     )  # fmt: skip
 
 

@@ -10,14 +10,15 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from gifting.core.badges import BadgeView, badge_view
 from gifting.core.catalog import Catalog
 from gifting.core.entries import SpendEntry
 
 
-def sender_of(user: str, name: str, badge: str = "") -> dict[str, str]:
-    """The ``sender`` object of an event."""
-    out = {"id": user, "name": name or user}
-    if badge:
+def sender_of(user: str, name: str, badge: BadgeView | None = None) -> dict[str, Any]:
+    """The ``sender`` object of an event; ``badge`` (the shown one) only when the user has one."""
+    out: dict[str, Any] = {"id": user, "name": name or user}
+    if badge is not None:
         out["badge"] = badge
     return out
 
@@ -30,7 +31,7 @@ def spend_event(entry: SpendEntry, catalog: Catalog) -> dict[str, Any]:
         "stream": entry.stream,
         "event": entry.event,
         "ts": entry.ts,
-        "sender": sender_of(entry.user, entry.name),
+        "sender": sender_of(entry.user, entry.name, badge_view(catalog, entry.badge)),
         "coins": entry.coins,
     }
     item = entry.item
@@ -54,13 +55,27 @@ def spend_event(entry: SpendEntry, catalog: Catalog) -> dict[str, Any]:
         }
     elif kind == "highlight":
         tier = catalog.highlights.get(item)
-        body["highlight"] = {"tier": item, "pin_ms": tier.pin_ms if tier else 0}
+        body["highlight"] = {
+            "tier": item,
+            "pin_ms": tier.pin_ms if tier else 0,
+            "level": highlight_level(catalog, item),
+        }
         body["text"] = entry.text
     return body
 
 
+def highlight_level(catalog: Catalog, tier: str) -> int:
+    """The rank of highlight ``tier`` by price (1 = the cheapest; 0 if not in the catalog).
+
+    Overlays pin by it: a higher level is never taken down for a lower one.
+    """
+    prices = sorted({h.coins for h in catalog.highlights.values()})
+    found = catalog.highlights.get(tier)
+    return prices.index(found.coins) + 1 if found else 0
+
+
 def comment_event(
-    stream: str, event: str, ts: int, sender: dict[str, str], text: str
+    stream: str, event: str, ts: int, sender: dict[str, Any], text: str
 ) -> dict[str, Any]:
     """A free comment."""
     return {
@@ -74,7 +89,7 @@ def comment_event(
 
 
 def streak_end_event(
-    stream: str, event: str, ts: int, sender: dict[str, str], gift: str, combo: int
+    stream: str, event: str, ts: int, sender: dict[str, Any], gift: str, combo: int
 ) -> dict[str, Any]:
     """Closes a gift streak: no more of ``gift`` from ``sender`` within the combo window."""
     return {

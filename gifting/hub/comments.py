@@ -14,7 +14,11 @@ is refused by spend.lua itself, atomically with its debit).
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
+
 from gifting.clock import now_ms
+from gifting.core.badges import badge_view
 from gifting.core.errors import Blocked, StreamNotLive
 from gifting.core.events import comment_event, sender_of
 from gifting.core.ids import comment_event_id, fingerprint
@@ -24,20 +28,35 @@ from gifting.store.moderation import Moderation
 from gifting.store.rooms import RoomLog
 from gifting.store.streams import Streams
 
+#: Reads the badge a user shows (one HGET of their wallet), or ``None``.
+BadgeLookup = Callable[[str], Awaitable[str | None]]
+
+
+async def _no_badge(_user: str) -> str | None:
+    return None
+
 
 class RoomComments:
-    """Posts a viewer's free comment to the room of a live stream."""
+    """Posts a viewer's free comment to the room of a live stream.
 
-    def __init__(self, streams: Streams, roomlog: RoomLog) -> None:
+    The sender's shown badge rides on the comment (``sender.badge``): one
+    Redis read, made at once with the stream's live check.
+    """
+
+    def __init__(
+        self, streams: Streams, roomlog: RoomLog, badge_of: BadgeLookup = _no_badge
+    ) -> None:
         self.streams = streams
         self.roomlog = roomlog
+        self.badge_of = badge_of
         self.moderation = Moderation(streams.redis, streams.keys, streams)
 
     async def post(self, stream: str, user: str, name: str, client_id: str, text: object) -> str:
         """Post a free comment to the room, once per client id; returns its event id."""
         body_text = check_comment(text)
-        live, creator = await self.streams.redis.hmget(
-            self.streams.keys.stream(stream), ["live", "creator"]
+        (live, creator), badge = await asyncio.gather(
+            self.streams.redis.hmget(self.streams.keys.stream(stream), ["live", "creator"]),
+            self.badge_of(user),
         )
         if live != b"1":
             raise StreamNotLive("the stream is not live")
@@ -45,6 +64,7 @@ class RoomComments:
             metrics.BLOCKED_COMMENTS.inc()
             raise Blocked("you are blocked in this stream")
         event = comment_event_id(user, client_id)
-        body = comment_event(stream, event, now_ms(), sender_of(user, name), body_text)
+        sender = sender_of(user, name, badge_view(self.roomlog.catalog, badge or ""))
+        body = comment_event(stream, event, now_ms(), sender, body_text)
         await self.roomlog.emit(stream, body, fingerprint=fingerprint(body_text))
         return event

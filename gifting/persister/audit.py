@@ -507,6 +507,33 @@ def _check_wallets_at_positions(
     report.totals["redis wallets"] = len(wallets)
 
 
+async def _check_badges_owned(conn: Connection, report: AuditReport) -> None:
+    """badges_owned holds one row per badge spend, of that spend's user and badge."""
+    c = report.check("badges owned = badge spends (one row each)")
+    spends = int(
+        await conn.fetchval(
+            "SELECT COUNT(*) FROM ledger_events WHERE type = 'spend' AND payload->>'kind' = 'badge'"
+        )
+    )
+    rows = int(await conn.fetchval("SELECT COUNT(*) FROM badges_owned"))
+    report.totals["badges owned"] = rows
+    c.expect("badges_owned (rows)", spends, rows)
+    wrong = await conn.fetch(
+        """
+        SELECT COALESCE(s.event_id, b.event_id) AS event_id, s.event_id IS NULL AS orphan
+        FROM (SELECT event_id, user_id, payload->>'item' AS badge FROM ledger_events
+              WHERE type = 'spend' AND payload->>'kind' = 'badge') s
+        FULL JOIN badges_owned b ON b.event_id = s.event_id
+        WHERE s.event_id IS NULL OR b.event_id IS NULL
+           OR b.user_id <> s.user_id OR b.badge <> s.badge
+        ORDER BY 1 LIMIT 1000
+        """
+    )
+    for r in wrong:
+        note = "a row without its badge spend" if r["orphan"] else "no row, or another badge"
+        c.mismatches.append(Mismatch(f"badges_owned:{r['event_id']}", 1, 0, note))
+
+
 async def _check_ledger_past_wallets(
     pool: asyncpg.Pool,
     redis: Redis,
@@ -605,6 +632,7 @@ async def run_audit(
         at = await ledger_at(conn, positions)
         past = await ledger_past(conn, positions)
         _check_diamonds(led, report)
+        await _check_badges_owned(conn, report)
     await _check_credits(pool, redis, keys, led, unmatched, report, catch_up_s)
     _check_earnings(led, at, set(wallets), report, catalog.creator_share_bps)
     if reached:

@@ -47,6 +47,7 @@ __all__ = [
     "EVENT_TYPES",
     "EXTERNAL_PAYMENTS",
     "PLATFORM_REVENUE",
+    "BadgeRow",
     "BatchRows",
     "Currency",
     "EarningsDelta",
@@ -70,6 +71,7 @@ __all__ = [
 Currency = Literal["coins", "diamonds"]
 EventType = EntryType
 EVENT_TYPES: Final[frozenset[str]] = ENTRY_TYPES
+
 
 @dataclass(frozen=True, slots=True)
 class Posting:
@@ -173,7 +175,8 @@ def _refund(e: RefundEntry, head: LedgerEvent) -> LedgerEvent:
 
 
 def _spend(e: SpendEntry, head: LedgerEvent) -> LedgerEvent:
-    recipient = PLATFORM_REVENUE if e.kind == "badge" else creator_received(e.creator)
+    # No creator: a badge, or a creator's own effect or highlight (gifting.core.payee).
+    recipient = creator_received(e.creator) if e.creator else PLATFORM_REVENUE
     return replace(
         head,
         postings=(
@@ -280,7 +283,8 @@ def aggregate(events: Iterable[LedgerEvent]) -> tuple[list[StreamDelta], list[Ea
     streams: dict[str, StreamDelta] = {}
     earnings: dict[tuple[str, str], EarningsDelta] = {}
     for e in events:
-        if e.type == "spend" and e.stream:
+        # A spend the platform keeps (no creator) is no stream's or creator's income.
+        if e.type == "spend" and e.stream and e.creator:
             gifts = e.count if e.kind == "gift" else 0
             s = streams.setdefault(e.stream, StreamDelta(e.stream, e.creator))
             s.coins += e.coins
@@ -310,6 +314,7 @@ RefundRow = tuple[str, str, int, str, int]
 HoldRow = tuple[str, str, int, int, str, str, int]
 SettleRow = tuple[str, str, int, str, str, int]
 SpendIdRow = tuple[str, str, str, str, int, int, str, int]
+BadgeRow = tuple[str, str, str, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,6 +329,7 @@ class BatchRows:
     streams: list[StreamDelta]
     earnings: list[EarningsDelta]
     spend_ids: list[SpendIdRow] = field(default_factory=list)
+    badges: list[BadgeRow] = field(default_factory=list)
 
 
 def plan_rows(events: Sequence[LedgerEvent]) -> BatchRows:
@@ -334,7 +340,8 @@ def plan_rows(events: Sequence[LedgerEvent]) -> BatchRows:
     refunds: ``(purchase_id, user, coins, event_id, ts)``; holds: ``(cashout,
     user, diamonds, amount, currency, event_id, ts)``; settlements:
     ``(cashout, user, diamonds, status, event_id, ts)``; spend ids:
-    ``(sender, client_id, event_id, status, balance, combo, fingerprint, ts)``.
+    ``(sender, client_id, event_id, status, balance, combo, fingerprint, ts)``;
+    badges owned: ``(user, badge, event_id, ts)``, one per badge spend.
     """
     postings: list[PostingRow] = []
     purchases: list[PurchaseRow] = []
@@ -342,6 +349,7 @@ def plan_rows(events: Sequence[LedgerEvent]) -> BatchRows:
     holds: list[HoldRow] = []
     settlements: list[SettleRow] = []
     spend_ids: list[SpendIdRow] = []
+    badges: list[BadgeRow] = []
     for e in events:
         postings.extend((e.event_id, p.account, p.currency, p.amount) for p in e.postings)
         if isinstance(e.entry, SpendEntry):
@@ -349,6 +357,8 @@ def plan_rows(events: Sequence[LedgerEvent]) -> BatchRows:
             spend_ids.append(
                 (s.user, s.client_id, s.event, "ok", s.balance, s.combo, s.fingerprint(), s.ts)
             )
+            if s.kind == "badge":
+                badges.append((s.user, s.item, s.event, s.ts))
         if e.type == "purchase":
             purchases.append(
                 (e.reference, e.user, e.package, e.coins, e.amount, e.currency, e.event_id, e.ts)
@@ -362,5 +372,5 @@ def plan_rows(events: Sequence[LedgerEvent]) -> BatchRows:
             settlements.append((e.reference, e.user, e.diamonds, status, e.event_id, e.ts))
     streams, earnings = aggregate(events)
     return BatchRows(
-        postings, purchases, refunds, holds, settlements, streams, earnings, spend_ids
+        postings, purchases, refunds, holds, settlements, streams, earnings, spend_ids, badges
     )

@@ -3,7 +3,8 @@
 :func:`write_batch` inserts the batch's events with ``ON CONFLICT (event_id) DO
 NOTHING ... RETURNING event_id``; only the events PostgreSQL had not seen get
 postings, purchase / refund / cash-out rows, the spend's id (``spend_ids``:
-the long-term record a retry is answered from) and aggregate updates, all in
+the long-term record a retry is answered from), the badge bought
+(``badges_owned``) and aggregate updates, all in
 the same transaction. Replaying a batch (a crash after the commit but before the
 XACK, a reclaimed entry, two persisters racing) therefore changes nothing.
 Rows are written in key order so concurrent persisters take row locks in the
@@ -60,6 +61,13 @@ INSERT INTO spend_ids (sender_id, client_id, event_id, status, balance, combo, f
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[],
                      $7::text[], $8::bigint[])
 ON CONFLICT (sender_id, client_id) DO NOTHING
+"""
+
+# The badges a user owns (0003_badges.sql): one row per badge spend.
+_INSERT_BADGES = """
+INSERT INTO badges_owned (user_id, badge, event_id, ts)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])
+ON CONFLICT (event_id) DO NOTHING
 """
 
 # A hold and its settlement may reach the database in either order: the hold
@@ -152,6 +160,7 @@ async def _write_rows(conn: Connection, rows: BatchRows) -> None:
         (_INSERT_PURCHASES, rows.purchases),
         (_INSERT_REFUNDS, rows.refunds),
         (_INSERT_SPEND_IDS, rows.spend_ids),
+        (_INSERT_BADGES, rows.badges),
         (_UPSERT_HOLDS, rows.holds),
         (_UPSERT_SETTLEMENTS, rows.settlements),
         (

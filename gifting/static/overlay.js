@@ -83,6 +83,7 @@ function saveNow() {
       ids: Array.from(seenIds).slice(-REMEMBER_IDS),
       big: bigQueue,
       pins: Array.from(pins.values()).map((p) => ({ ev: p.ev, until: p.until })),
+      pinQueue: pinQueue.map((p) => ({ ev: p.ev, until: p.until })),
     }));
   } catch { /* storage full or disabled: this page goes on without it */ }
 }
@@ -112,6 +113,8 @@ const debug = {
   get seq() { return state.seq; },
   get queue() { return bigQueue.length; },
   get playing() { return playing ? playing.event : null; },
+  get pins() { return Array.from(pins.keys()); },
+  get pinQueue() { return pinQueue.map((p) => p.ev.event); },
 };
 window.__overlay = debug;
 
@@ -159,6 +162,15 @@ function fadeOut(node, ms = 450) {
   setTimeout(() => node.remove(), ms);
 }
 
+// The sender's badge (sender.badge: {id, name, tier}), drawn next to their name.
+function badgeTag(sender) {
+  const b = sender && sender.badge;
+  if (!b || typeof b !== "object" || !b.id) return null;
+  const tier = Math.min(Math.max(Number.parseInt(b.tier, 10) || 1, 1), 4);
+  return el("span", { class: `badge btier-${tier}`, title: b.name || b.id,
+    dataset: { badge: String(b.id) }, text: String(b.name || b.id) });
+}
+
 function restartAnimation(node, cls) {
   node.classList.remove(cls);
   void node.offsetWidth; // reflow, so the animation plays again
@@ -198,7 +210,8 @@ function showAlert(ev) {
     } },
       avatar(ev.sender),
       el("span", { class: "who" },
-        el("span", { class: "name", text: ev.sender.name }),
+        el("span", { class: "line1" },
+          el("span", { class: "name", text: ev.sender.name }), badgeTag(ev.sender)),
         el("span", { class: "what" }, "sent ", el("b", { text: ev.gift.name }))),
       el("span", { class: "art", text: giftEmoji(ev.gift.id, ev.gift.tier) }),
       el("span", { class: "combo" }, el("small", { text: "x" }), el("span", { class: "n" })));
@@ -274,7 +287,8 @@ function playNextBig() {
     el("div", { class: "banner" },
       avatar(ev.sender, "lg"),
       el("div", { class: "lines" },
-        el("div", { class: "name", text: ev.sender.name }),
+        el("div", { class: "line1" },
+          el("span", { class: "name", text: ev.sender.name }), badgeTag(ev.sender)),
         el("div", { class: "what" }, "sent ", el("b", { text: ev.gift.name }),
           ev.count > 1 ? el("span", { class: "times", text: ` ×${ev.count}` }) : null)),
       el("div", { class: "coins", text: `🪙 ${compact(ev.coins || ev.gift.coins * (ev.count || 1))}` })));
@@ -291,41 +305,99 @@ function playNextBig() {
 
 // ---------------------------------------------------------------------------- highlighted comments
 
+// Pinned by tier (highlight.level: 1 = the cheapest tier). At most MAX_PINS show
+// at once; a higher tier is never taken down for a lower one:
+// - a free slot takes the newcomer;
+// - slots full, a newcomer of a higher level than the lowest pin takes that
+//   pin's place (the lowest level, then the one expiring soonest), and the pin
+//   taken down goes back to the queue with the time it has left;
+// - otherwise the newcomer waits in the queue.
+// A pin's display time runs from its arrival, waiting included: when a slot
+// frees, the queued pin of the highest level (the earliest come among equals)
+// shows for what is left of its time, and one whose time ran out while it
+// waited is dropped unshown. The queue holds at most MAX_QUEUED (beyond it the
+// lowest, soonest-expiring entry is dropped).
 const pins = new Map(); // event id -> {ev, until, node, timer}
+let pinQueue = []; // [{ev, until}], in arrival order
 const MAX_PINS = 3;
+const MAX_QUEUED = 50;
+const pinsShown = new Set(); // ids counted in debug.shown (a pin shown again is not a new one)
+
+const pinLevel = (ev) => Number(ev.highlight && ev.highlight.level) || 0;
+// Which of two pins yields a slot first: the lower level, then the one expiring soonest.
+const weaker = (x, y) => pinLevel(x.ev) - pinLevel(y.ev) || x.until - y.until;
 
 function pinComment(ev, until) {
+  if (until - Date.now() <= 0 || pins.has(ev.event) || pinQueue.some((p) => p.ev.event === ev.event)) {
+    return false;
+  }
+  if (pins.size >= MAX_PINS) {
+    const lowest = Array.from(pins.values()).sort(weaker)[0];
+    if (pinLevel(ev) <= pinLevel(lowest.ev)) {
+      enqueuePin({ ev, until });
+      saveNow();
+      return false;
+    }
+    removePin(lowest.ev.event);
+    enqueuePin({ ev: lowest.ev, until: lowest.until });
+  }
+  showPin(ev, until);
+  saveNow();
+  return true;
+}
+
+function enqueuePin(entry) {
+  pinQueue.push(entry);
+  if (pinQueue.length > MAX_QUEUED) {
+    const drop = pinQueue.slice().sort(weaker)[0];
+    pinQueue = pinQueue.filter((p) => p !== drop);
+  }
+}
+
+function showPin(ev, until) {
   const left = until - Date.now();
-  if (left <= 0 || pins.has(ev.event)) return false;
   const tier = String(ev.highlight.tier || "");
   const node = el("article", { class: `pin ${tier.replace(/[^a-z0-9_-]/gi, "")}`, dataset: {
-    event: ev.event, sender: ev.sender.id,
+    event: ev.event, sender: ev.sender.id, level: String(pinLevel(ev)),
   } },
     el("header", {},
       avatar(ev.sender, "sm"),
       el("span", { class: "name", text: ev.sender.name }),
+      badgeTag(ev.sender),
       el("span", { class: "paid", text: `🪙 ${compact(ev.coins || 0)}` })),
     el("p", { class: "text", text: ev.text }),
     el("div", { class: "timer" }));
   node.querySelector(".timer").style.animationDuration = `${left}ms`;
   $("pins").prepend(node);
-  const pin = { ev, until, node, timer: setTimeout(() => unpin(ev.event), left) };
-  pins.set(ev.event, pin);
-  while (pins.size > MAX_PINS) {
-    const soonest = Array.from(pins.values()).sort((x, y) => x.until - y.until)[0];
-    unpin(soonest.ev.event);
+  pins.set(ev.event, { ev, until, node, timer: setTimeout(() => unpin(ev.event), left) });
+  if (!pinsShown.has(ev.event)) {
+    pinsShown.add(ev.event);
+    markShown(ev);
   }
-  saveNow();
-  return true;
 }
 
-function unpin(id) {
+function removePin(id) {
   const pin = pins.get(id);
   if (!pin) return;
   clearTimeout(pin.timer);
   pins.delete(id);
   fadeOut(pin.node);
+}
+
+function unpin(id) {
+  removePin(id);
+  promotePins();
   saveNow();
+}
+
+function promotePins() {
+  const now = Date.now();
+  pinQueue = pinQueue.filter((p) => p.until - now > 0); // ran out while waiting: dropped
+  while (pins.size < MAX_PINS && pinQueue.length) {
+    const best = pinQueue.reduce((a, b) => (pinLevel(b.ev) > pinLevel(a.ev) ? b : a));
+    pinQueue = pinQueue.filter((p) => p !== best);
+    showPin(best.ev, best.until);
+  }
 }
 
 // ---------------------------------------------------------------------------- free comments (optional chat)
@@ -333,7 +405,8 @@ function unpin(id) {
 function showChat(ev) {
   const box = $("chat");
   box.append(el("div", { class: "line", dataset: { event: ev.event } },
-    el("span", { class: "name", text: ev.sender.name }), " ", el("span", { text: ev.text })));
+    el("span", { class: "name", text: ev.sender.name }), badgeTag(ev.sender), " ",
+    el("span", { text: ev.text })));
   while (box.children.length > 6) box.firstElementChild.remove();
 }
 
@@ -362,7 +435,8 @@ function playEffect(ev) {
   }
   const label = el("div", { class: "fx-label" },
     el("span", { class: "art", text: effectEmoji(id) }),
-    el("b", { text: ev.sender.name }), " triggered ", el("b", { text: ev.effect.name }));
+    el("b", { text: ev.sender.name }), badgeTag(ev.sender), " triggered ",
+    el("b", { text: ev.effect.name }));
   $("effects").prepend(layer);
   $("fx-labels").append(label); // labels of effects at once stack instead of overlapping
   setTimeout(() => { fadeOut(layer, 800); fadeOut(label, 800); }, ms);
@@ -410,6 +484,7 @@ function renderTop(top) {
 function takeDown(id) {
   if (typeof id !== "string" || !id) return;
   if (pins.has(id)) unpin(id);
+  if (pinQueue.some((p) => p.ev.event === id)) { pinQueue = pinQueue.filter((p) => p.ev.event !== id); saveNow(); }
   for (const node of document.querySelectorAll(`[data-event="${CSS.escape(id)}"]`)) node.remove();
   window.dispatchEvent(new CustomEvent("gifting:hidden", { detail: { target: id } }));
 }
@@ -445,7 +520,7 @@ function show(ev) {
       onStreakEnd(ev);
       break;
     case "highlight":
-      if (on("comments") && pinComment(ev, Date.now() + (ev.highlight.pin_ms || 30000))) markShown(ev);
+      if (on("comments")) pinComment(ev, Date.now() + (ev.highlight.pin_ms || 30000)); // shown when pinned
       chime(2);
       break;
     case "comment":
@@ -618,9 +693,12 @@ if (!stream || !overlayKey) {
   fatal = "This overlay link has no stream or key";
   updateStatus();
 } else {
-  // Resume what a reload interrupted: pinned comments and queued big gifts.
+  // Resume what a reload interrupted: pinned and waiting comments, queued big gifts.
   for (const p of Array.isArray(saved.pins) ? saved.pins : []) {
-    if (p && p.ev && p.ev.event) pinComment(p.ev, p.until);
+    if (p && p.ev && p.ev.event) pinsShown.add(p.ev.event); // shown before the reload
+  }
+  for (const p of [].concat(saved.pins || [], saved.pinQueue || [])) {
+    if (p && p.ev && p.ev.event && p.ev.highlight) pinComment(p.ev, p.until);
   }
   playNextBig();
   connect();

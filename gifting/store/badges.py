@@ -1,36 +1,55 @@
-"""Profile badges: display, not money (the ``badge`` field of the wallet hash).
+"""Profile badges: display, not money. Which badges a user owns, and the one shown.
 
-Buying one is a spend (spend.lua, kind ``badge``); showing it is this field,
-set after the spend succeeded.
+Buying one is a spend (spend.lua, kind ``badge``); owning it is this module's
+job, done after the spend succeeded: badge.lua adds it to the user's set of
+owned badges (``Keys.badges_owned``) and sets the wallet's ``badge`` field to
+the best owned (:func:`gifting.core.badges.best_badge`: the dearest, so a
+cheaper badge bought later never replaces it). Both keys are in the user's
+wallet slot, so spend.lua reads the shown badge with the debit, on one Redis or
+a Cluster. PostgreSQL keeps the durable record (``badges_owned``, written by
+the persister from the badge spends).
 """
 
 from __future__ import annotations
 
 from redis.asyncio import Redis
 
+from gifting.core.badges import badge_ranking
+from gifting.core.catalog import Catalog
 from gifting.store.keys import Keys
+from gifting.store.scripts import Scripts
 
 
 class Badges:
-    """Set and read the badge a user shows."""
+    """Grant bought badges and read the ones a user owns and shows."""
 
-    def __init__(self, redis: Redis, keys: Keys) -> None:
+    def __init__(self, redis: Redis, keys: Keys, scripts: Scripts, catalog: Catalog) -> None:
         self._redis = redis
         self._keys = keys
+        self._scripts = scripts
+        self._catalog = catalog
 
-    async def set_badge(self, user: str, badge: str, *, only_if_unset: bool = False) -> None:
-        """Show ``badge`` on the user's events (field ``badge`` of the wallet hash).
+    async def grant(self, user: str, badge: str) -> str:
+        """Add ``badge`` to the user's badges; return the badge shown now (atomic, idempotent).
 
-        ``only_if_unset`` (HSETNX) is for a replayed purchase: it restores a
-        badge lost to a crash without undoing a newer badge bought since.
+        The shown badge is the dearest owned, whatever order purchases land in.
         """
-        key = self._keys.wallet(user)
-        if only_if_unset:
-            await self._redis.hsetnx(key, "badge", badge)
-        else:
-            await self._redis.hset(key, "badge", badge)
+        keys = [self._keys.wallet(user), self._keys.badges_owned(user)]
+        (shown,) = await self._scripts.run("badge", keys, [badge, *badge_ranking(self._catalog)])
+        return shown
 
     async def badge_of(self, user: str) -> str | None:
         """The badge shown on the user's events, or ``None``."""
         raw = await self._redis.hget(self._keys.wallet(user), "badge")
         return None if raw is None else raw.decode()
+
+    async def owned(self, user: str) -> set[str]:
+        """The badges the user owns (the shown one included, even from before the set)."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.smembers(self._keys.badges_owned(user))
+        pipe.hget(self._keys.wallet(user), "badge")
+        members, shown = await pipe.execute()
+        owned = {m.decode() for m in members}
+        if shown is not None:
+            owned.add(shown.decode())
+        return owned

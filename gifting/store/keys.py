@@ -61,6 +61,10 @@ class Keys:
         """
         return f"{self.prefix}:{self.tag(self.shard_of(user))}:wallet:{user}"
 
+    def badges_owned(self, user: str) -> str:
+        """Set: the badge ids the user bought (the one shown is the wallet's ``badge``)."""
+        return f"{self.prefix}:{self.tag(self.shard_of(user))}:badges:{user}"
+
     def spend_result(self, user: str, client_id: str) -> str:
         """Hash: the stored result of one spend, keyed by the sender's message id."""
         return f"{self.prefix}:{self.tag(self.shard_of(user))}:spend:{user}:{client_id}"

@@ -100,7 +100,7 @@ class Ledger:
         self._cashouts = Cashouts(
             redis, keys, scripts, catalog, idempotency_ttl_s=idempotency_ttl_s, clock=clock
         )
-        self._badges = Badges(redis, keys)
+        self._badges = Badges(redis, keys, scripts, catalog)
 
     # -- purchases -------------------------------------------------------------
     async def purchase(
@@ -223,9 +223,13 @@ class Ledger:
         return await self._cashouts.cashouts(user, limit)
 
     # -- profile badge (display, not money) ------------------------------------------
-    async def set_badge(self, user: str, badge: str, *, only_if_unset: bool = False) -> None:
-        """Show ``badge`` on the user's events (``only_if_unset``: restore after a replay)."""
-        await self._badges.set_badge(user, badge, only_if_unset=only_if_unset)
+    async def grant_badge(self, user: str, badge: str) -> str:
+        """Add a bought ``badge`` to the user's; return the one shown now (the dearest owned)."""
+        return await self._badges.grant(user, badge)
+
+    async def badges_owned(self, user: str) -> set[str]:
+        """The badges the user owns."""
+        return await self._badges.owned(user)
 
     async def badge_of(self, user: str) -> str | None:
         """The badge shown on the user's events, or ``None``."""

@@ -196,7 +196,9 @@ class RoomLog:
         """emit.lua arguments for the room event of a settled spend outbox entry.
 
         Its marker has no expiry until the persister retires it; ``not_after``
-        is the emission's deadline (see :mod:`gifting.store.retire`).
+        is the emission's deadline (see :mod:`gifting.store.retire`). A spend
+        the platform keeps (a creator's own effect or highlight: no
+        ``creator``) is shown but adds nothing to the room's totals or top.
         """
         body = spend_event(entry, self.catalog)
         gift = entry.kind == "gift"
@@ -205,7 +207,7 @@ class RoomLog:
             body,
             sender=entry.user,
             sender_name=entry.name,
-            coins=entry.coins,
+            coins=entry.coins if entry.creator else 0,
             gifts=entry.count if gift else 0,
             item_field=f"gift:{entry.item}" if gift else "",
             until_retired=True,

@@ -29,6 +29,7 @@ SCRIPT_NAMES = (
     "emit",
     "retire",
     "snapshot",
+    "badge",
 )
 
 

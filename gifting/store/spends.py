@@ -22,6 +22,7 @@ from gifting.core.errors import BadRequest, GiftingError, Unavailable, refusal
 from gifting.core.idempotency import KeptSpend
 from gifting.core.ids import check_id, new_event_id
 from gifting.core.money import MAX_SPEND_COINS, is_whole, month_of
+from gifting.core.payee import payee
 from gifting.core.pricing import Priced
 from gifting.store.keys import Keys
 from gifting.store.scripts import ScriptCall, Scripts
@@ -45,21 +46,30 @@ class SpendOrder:
 
 @dataclass(frozen=True, slots=True)
 class SpendResult:
-    """The ack of a spend: the ledger event, the balance after it, the combo count."""
+    """The ack of a spend: the ledger event, the balance after it, the combo count.
+
+    ``badge``: the badge the sender showed when debited (spend.lua reads it
+    with the debit and puts it on the outbox entry; "" for none or a replay).
+    """
 
     event: str
     balance: int
     combo: int
     replayed: bool
+    badge: str = ""
 
 
 def spend_args(order: SpendOrder) -> SpendArgs:
-    """The caller's part of the outbox entry of ``order`` (what spend.lua's ARGV carries)."""
+    """The caller's part of the outbox entry of ``order`` (what spend.lua's ARGV carries).
+
+    ``creator`` is who is credited (:func:`~gifting.core.payee.payee`): empty
+    for a creator's own effect or highlight, which the platform keeps.
+    """
     p = order.priced
     return SpendArgs(
         user=order.sender, name=order.sender_name, client_id=order.client_id, kind=p.kind,
         item=p.item, count=p.count, unit=p.unit_coins, coins=p.coins, stream=order.stream,
-        creator=order.creator, text=order.text,
+        creator=payee(p.kind, order.sender, order.creator), text=order.text,
     )  # fmt: skip
 
 
@@ -73,8 +83,9 @@ def spend_entry(order: SpendOrder, result: SpendResult, ts: int) -> SpendEntry:
     return SpendEntry(
         user=order.sender, name=order.sender_name, client_id=order.client_id, kind=p.kind,
         item=p.item, count=p.count, unit=p.unit_coins, coins=p.coins, stream=order.stream,
-        creator=order.creator, text=order.text, event=result.event, ts=ts,
-        balance=result.balance, combo=result.combo,
+        creator=payee(p.kind, order.sender, order.creator), text=order.text,
+        event=result.event, ts=ts, balance=result.balance, combo=result.combo,
+        badge=result.badge,
     )  # fmt: skip
 
 
@@ -97,8 +108,7 @@ def spend_call(
     """
     check_id(order.sender, "sender")
     check_id(order.client_id, "id")
-    if order.creator and order.creator == order.sender:
-        raise BadRequest("you cannot send to your own stream")
+    payee(order.priced.kind, order.sender, order.creator)  # a self-gift: Forbidden
     p = order.priced
     # The scripts trust ARGV: a price that is not a positive integer would
     # mint coins (negative) or fail after the outbox append (non-integer).
@@ -145,11 +155,12 @@ def kept_outcome(order: SpendOrder, kept: KeptSpend) -> SpendResult | GiftingErr
 
 def spend_outcome(reply: Sequence[str]) -> SpendResult:
     """Turn a spend.lua reply into a result, or raise the spend's typed error."""
-    status, balance, event, combo = reply
+    status, balance, event, combo = reply[:4]
     outcome = status.removeprefix("replay:")
     if outcome != "ok":
         raise refusal("spend", outcome)
-    return SpendResult(event, int(balance), int(combo), status.startswith("replay:"))
+    badge = reply[4] if len(reply) > 4 else ""
+    return SpendResult(event, int(balance), int(combo), status.startswith("replay:"), badge)
 
 
 class Spends:

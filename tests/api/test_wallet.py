@@ -17,6 +17,7 @@ async def test_a_new_wallet_is_empty(api: Api, clock: list[int]) -> None:
         "diamonds_paid": 0,
         "diamonds_earned": 0,
         "badge": None,
+        "badges": [],
         "budget": {"monthly": None, "spent": 0, "remaining": None, "period": month_of(clock[0])},
     }
 
@@ -73,13 +74,15 @@ async def test_badge_spend_is_idempotent_and_shown_on_the_wallet(api: Api) -> No
     assert again.headers["Idempotent-Replayed"] == "true"
     wallet = await api.wallet("alice")
     assert (wallet["coins"], wallet["badge"]) == (200, "super_fan")
-    # A newer badge wins, and replaying the older purchase does not take it back.
+    # A cheaper badge bought later is owned but never replaces the dearer one shown.
     r = await api.send("POST", "/v1/badges", {"id": "b-2", "badge": "supporter"}, user="alice")
-    assert r.json()["balance"] == 100
+    assert (r.json()["balance"], r.json()["shown"]) == (100, "super_fan")
     await api.send("POST", "/v1/badges", {"id": "b-1", "badge": "super_fan"}, user="alice")
     wallet = await api.wallet("alice")
-    assert (wallet["coins"], wallet["badge"]) == (100, "supporter")
-    assert await api.state.ledger.badge_of("alice") == "supporter"
+    assert (wallet["coins"], wallet["badge"]) == (100, "super_fan")
+    assert [b["id"] for b in wallet["badges"]] == ["super_fan", "supporter"]
+    assert wallet["badges"][0] == {"id": "super_fan", "name": "Super Fan", "tier": 2}
+    assert await api.state.ledger.badge_of("alice") == "super_fan"
 
 
 async def test_badge_id_reused_for_another_badge_is_a_conflict(api: Api) -> None:

@@ -61,7 +61,8 @@ def test_effect_and_highlight_events() -> None:
     assert "count" not in body and "gift" not in body
     tier = next(iter(CATALOG.highlights))
     body = spend_event(_spend("highlight", tier, count=1, text="hi <b>"), CATALOG)
-    assert body["highlight"] == {"tier": tier, "pin_ms": CATALOG.highlights[tier].pin_ms}
+    pin_ms = CATALOG.highlights[tier].pin_ms
+    assert body["highlight"] == {"tier": tier, "pin_ms": pin_ms, "level": 1}
     assert body["text"] == "hi <b>"  # text stays text: the pages render it as such
 
 

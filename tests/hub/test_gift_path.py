@@ -306,7 +306,7 @@ async def test_effects_highlights_comments_and_the_leaderboard_reach_the_room(
     }  # fmt: skip
     assert kinds["highlight"]["event"] == hl["event"]
     assert kinds["highlight"]["text"] == text
-    assert kinds["highlight"]["highlight"] == {"tier": "tier2", "pin_ms": tier.pin_ms}
+    assert kinds["highlight"]["highlight"] == {"tier": "tier2", "pin_ms": tier.pin_ms, "level": 2}
     assert kinds["comment"]["text"] == "free!"
     spent = effect.coins + tier.coins
     assert kinds["leaderboard"]["top"] == [{"user": "otto", "name": "otto", "coins": spent}]

@@ -68,6 +68,7 @@ async def test_what_every_lua_script_appends_parses_as_its_typed_entry(
     lit_result = await ledger.spend(lit, live=True)
     badge = badge_order(catalog, "alice", "b1", "supporter")
     badge_result = await ledger.spend(badge, live=True)
+    assert await ledger.grant_badge("alice", "supporter") == "supporter"  # shown from now on
     diamonds = await ledger.credit_creator(
         spend_event=gifted.event, creator=CREATOR, coins=gift.priced.coins, stream=STREAM,
         sender="alice",
@@ -109,6 +110,13 @@ async def test_what_every_lua_script_appends_parses_as_its_typed_entry(
     assert spends["h1"].text == "hello ü" and spends["h1"].kind == "highlight"
     assert spends["b1"] == spend_entry(badge, badge_result, clock())
     assert spends["b1"].stream == spends["b1"].creator == ""
+    # The badge shown when debited rides on the entry (spend.lua reads it with the debit).
+    assert spends["g2"] == spend_entry(big, big_result, clock())
+    assert (spends["g1"].badge, spends["g2"].badge, big_result.badge) == (
+        "",
+        "supporter",
+        "supporter",
+    )
 
     credits = {e.spend_event: e for e in by_type["credit"] if isinstance(e, CreditEntry)}
     credit = credits[gifted.event]

@@ -6,7 +6,7 @@ import pytest
 from redis.asyncio import Redis
 
 from gifting.core.catalog import Catalog
-from gifting.core.errors import BadRequest, InsufficientFunds, StreamNotLive, Unavailable
+from gifting.core.errors import Forbidden, InsufficientFunds, StreamNotLive, Unavailable
 from gifting.store.keys import Keys, shard_of
 from gifting.store.ledger import Ledger, SpendOrder, SpendResult, spend_entry
 from gifting.store.rooms import RoomLog
@@ -41,7 +41,7 @@ async def test_debit_many_answers_each_order_in_place(
     live = {STREAM: True, "s-ended": False}  # s-unknown: missing, so not live
     got = await ledger.debit_many(orders, live=live, now=clock())
     assert [type(g) for g in got] == [
-        SpendResult, BadRequest, StreamNotLive, Unavailable, InsufficientFunds, SpendResult,
+        SpendResult, Forbidden, StreamNotLive, Unavailable, InsufficientFunds, SpendResult,
         StreamNotLive,
     ]  # fmt: skip
     assert isinstance(got[0], SpendResult) and isinstance(got[5], SpendResult)

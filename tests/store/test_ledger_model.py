@@ -3,8 +3,9 @@
 A seeded random sequence of purchases (new and replayed, some with the wrong
 amount or another buyer), refunds, spends of every kind (message ids drawn
 from a small pool, so retries and reused ids are common; some on ended
-streams; some self-gifts), creator credits delivered late and twice, budget
-changes, clock jumps across days and months, cash-out requests and settles.
+streams; self-gifts, refused; creators' own effects, kept by the platform),
+creator credits delivered late and twice, budget changes, clock jumps across
+days and months, cash-out requests and settles.
 After every step each wallet in Redis must equal the model's; at the end the
 outbox streams alone must prove both conservation laws of docs/contract.md §2.
 """
@@ -24,6 +25,7 @@ from gifting.core.errors import (
     BadRequest,
     BudgetExceeded,
     Conflict,
+    Forbidden,
     GiftingError,
     InsufficientFunds,
     NotFound,
@@ -228,9 +230,11 @@ class Run:
         fp = (p.kind, p.item, p.count, order.stream, order.text)
         got = await self.attempt(self.ledger.spend(order, live=live))
 
-        if order.creator == order.sender:
-            self.expect(got, BadRequest)
+        if order.creator == order.sender and p.kind == "gift":
+            self.expect(got, Forbidden)  # a self-gift; an own effect or highlight is kept
             return
+        # Who is credited: nobody for a badge or a creator's own effect / highlight.
+        payee = "" if order.creator == order.sender else order.creator
         if key in m.spends:
             rec = m.spends[key]
             if rec.fingerprint != fp:
@@ -267,15 +271,15 @@ class Run:
         w.coins -= p.coins
         w.month, w.spent = month, spent + p.coins
         m.spent += p.coins
-        if p.kind == "badge":
+        if not payee:  # kept by the platform
             m.badges += p.coins
         if not isinstance(got, SpendResult):
             self.fail(f"got {got!r}, expected a fresh ack")
             return
         self.expect((got.balance, got.combo, got.replayed), (w.coins, combo, False))
         m.spends[key] = ModelSpend(fp, None, w.coins, got.event, combo)
-        if order.creator:
-            credit = (got.event, order.creator, p.coins, order.stream, order.sender)
+        if payee:
+            credit = (got.event, payee, p.coins, order.stream, order.sender)
             m.pending_credits.append(credit)
             if self.rng.random() < 0.7:  # the hub's fast path; else the repair does it later
                 await self.credit(m.pending_credits.pop())
@@ -462,7 +466,8 @@ async def test_random_operations_match_the_model_and_conserve_money(
     assert coins_of(entries, "purchase") - coins_of(entries, "refund") == (
         balances + coins_of(entries, "spend")
     )
-    badges = sum(int(e["coins"]) for e in of_type(entries, "spend") if e["kind"] == "badge")
+    # kept by the platform: badges and creators' own effects and highlights (no creator)
+    badges = sum(int(e["coins"]) for e in of_type(entries, "spend") if not e["creator"])
     assert badges == m.badges
     assert coins_of(entries, "spend") == coins_of(entries, "credit") + badges
     spend_events = {e["event"] for e in of_type(entries, "spend") if e["creator"]}

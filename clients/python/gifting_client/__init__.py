@@ -45,6 +45,7 @@ from gifting_client.errors import (
 )
 from gifting_client.messages import (
     Ack,
+    Badge,
     CommentEvent,
     EffectEvent,
     EffectInfo,
@@ -74,6 +75,7 @@ __all__ = [
     "Ack",
     "Backoff",
     "BadRequest",
+    "Badge",
     "BudgetExceeded",
     "CommentEvent",
     "Conflict",

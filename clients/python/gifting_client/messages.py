@@ -17,6 +17,7 @@ __all__ = [
     "JSON",
     "MSGPACK",
     "Ack",
+    "Badge",
     "CommentEvent",
     "EffectEvent",
     "EffectInfo",
@@ -55,12 +56,20 @@ _SUBPROTOCOLS: Final[dict[str, str]] = {
 # ----------------------------------------------------------------------------- parts
 
 
-class Sender(msgspec.Struct, frozen=True):
-    """Who sent a gift, effect or comment (``badge``: their profile badge, if any)."""
+class Badge(msgspec.Struct, frozen=True):
+    """A profile badge on an event: ``tier`` ranks it by price (1 = the cheapest)."""
 
     id: str
     name: str
-    badge: str | None = None
+    tier: int = 1
+
+
+class Sender(msgspec.Struct, frozen=True):
+    """Who sent a gift, effect or comment (``badge``: the best badge they own, if any)."""
+
+    id: str
+    name: str
+    badge: Badge | None = None
 
 
 class GiftInfo(msgspec.Struct, frozen=True):
@@ -92,6 +101,7 @@ class HighlightInfo(msgspec.Struct, frozen=True):
 
     tier: str
     pin_ms: int
+    level: int = 0  # the tier's rank by price (1 = the cheapest); overlays pin by it
 
 
 class TopGifter(msgspec.Struct, frozen=True):

@@ -17,7 +17,7 @@ from gifting_client import (
     ViewerClient,
     error_from_reply,
 )
-from gifting_client.messages import decode_frame, encode_frame, parse_event
+from gifting_client.messages import Badge, decode_frame, encode_frame, parse_event
 from gifting_client.transport import ws_url
 from websockets.asyncio.server import ServerConnection, serve
 
@@ -61,6 +61,18 @@ def test_events_parse_by_kind_and_unknown_kinds_survive() -> None:
     other = parse_event({**raw, "kind": "fireworks_show"})
     assert isinstance(other, UnknownEvent) and other.kind == "fireworks_show"
     assert other.data["future_field"] == 1
+
+
+def test_the_senders_badge_and_the_highlight_level_parse() -> None:
+    badge = {"id": "vip", "name": "VIP", "tier": 3}
+    raw = {
+        "op": "event", "kind": "highlight", "stream": "s1", "seq": 1, "cursor": "1-0_1",
+        "event": "e1", "ts": 1, "sender": {"id": "a", "name": "A", "badge": badge},
+        "text": "hi", "highlight": {"tier": "tier2", "pin_ms": 60000, "level": 2}, "coins": 50,
+    }  # fmt: skip
+    event = parse_event(raw)
+    assert event.sender.badge == Badge("vip", "VIP", 3)  # type: ignore[union-attr]
+    assert event.highlight.level == 2  # type: ignore[union-attr]
 
 
 def test_frames_round_trip_in_both_encodings() -> None:

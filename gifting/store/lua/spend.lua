@@ -23,10 +23,12 @@
 -- ARGV[9]  count added to the streak
 -- ARGV[10] the live flag read by the caller just before: "1" the stream is live,
 --          "0" not live (refused), "-" live and no stream (a badge: no gate)
--- ARGV[11..] outbox entry field/value pairs (balance, combo, event, ts are appended)
+-- ARGV[11..] outbox entry field/value pairs (balance, combo, event, ts are appended,
+--          and the sender's shown badge, field 'badge' of the wallet, when set)
 --
 -- Returns {status, balance, event, combo} as strings; status is "ok",
--- "replay:<stored status>", "conflict", or an error code.
+-- "replay:<stored status>", "conflict", or an error code. "ok" adds a fifth:
+-- the sender's shown badge ("" for none), which rides on the room event.
 --
 -- The live flag comes from another slot one round trip earlier; the stream's
 -- gate in this slot closes that gap. Ending a stream closes its gate in every
@@ -96,6 +98,8 @@ entry[#entry + 1] = 'event'; entry[#entry + 1] = ARGV[4]
 entry[#entry + 1] = 'ts'; entry[#entry + 1] = ARGV[5]
 entry[#entry + 1] = 'balance'; entry[#entry + 1] = tostring(balance)
 entry[#entry + 1] = 'combo'; entry[#entry + 1] = tostring(combo)
+local badge = redis.call('HGET', KEYS[1], 'badge') or ''
+if badge ~= '' then entry[#entry + 1] = 'badge'; entry[#entry + 1] = badge end
 local pos = redis.call('XADD', KEYS[3], '*', unpack(entry))
 
 redis.call('HINCRBY', KEYS[1], 'coins', -price)
@@ -108,4 +112,4 @@ end
 redis.call('HSET', KEYS[2], 'fp', ARGV[1], 'status', 'ok', 'balance', tostring(balance),
            'event', ARGV[4], 'combo', tostring(combo))
 
-return {'ok', tostring(balance), ARGV[4], tostring(combo)}
+return {'ok', tostring(balance), ARGV[4], tostring(combo), badge}

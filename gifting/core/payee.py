@@ -1,0 +1,28 @@
+"""Who a spend's coins go to: the stream's creator, or the platform. Pure.
+
+A gift, effect or highlighted comment in a stream goes to its creator. A
+creator may buy an effect or a highlighted comment in their own stream (it
+still shows in the room), but those coins are kept by the platform, like a
+badge's: crediting them back would let a creator turn coins into diamonds.
+A gift to oneself is refused (``forbidden``). On the outbox entry a spend kept
+by the platform has an empty ``creator`` (a badge has no stream either; a
+self-purchase keeps its stream), so the ledger posts it to
+``platform:revenue``, no credit is ever made for it, and the stream's
+``coins received`` does not count it.
+"""
+
+from __future__ import annotations
+
+from gifting.core.errors import Forbidden
+
+
+def payee(kind: str, sender: str, creator: str) -> str:
+    """The creator credited for a spend of ``kind`` by ``sender``; ``""``: the platform keeps it.
+
+    Raises :class:`Forbidden` for a gift to the sender's own stream.
+    """
+    if not creator or creator != sender:
+        return creator
+    if kind == "gift":
+        raise Forbidden("you cannot send gifts to your own stream")
+    return ""
