@@ -419,7 +419,7 @@ class OutboxConsumer:
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
 
     async def _repair_spends(self, events: Sequence[LedgerEvent], not_after: int) -> None:
-        """Credit every spend's creator (a replay when the hub did), then run the hook.
+        """Grant every badge bought, credit every spend's creator (replays when done), run the hook.
 
         The credits are the same credit.lua calls as the hub's, idempotent by
         the spend's event id (``Ledger.repair_credits``: one EXISTS each first,
@@ -427,6 +427,11 @@ class OutboxConsumer:
         refused by Redis past ``not_after`` (the batch is then abandoned, and
         read again with a fresh deadline).
         """
+        badges = [
+            e.entry for e in events if isinstance(e.entry, SpendEntry) and e.entry.kind == "badge"
+        ]
+        if badges:  # paid for, so owned: the debit's process may have died before its grant
+            await self.ledger.grant_badges([(b.user, b.item) for b in badges])
         spends = [e.entry for e in events if isinstance(e.entry, SpendEntry) and e.entry.creator]
         if not spends:
             return

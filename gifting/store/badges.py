@@ -1,7 +1,8 @@
 """Profile badges: display, not money. Which badges a user owns, and the one shown.
 
 Buying one is a spend (spend.lua, kind ``badge``); owning it is this module's
-job, done after the spend succeeded: badge.lua adds it to the user's set of
+job, done after the spend succeeded (and again by the persister for every badge
+spend it writes, in case the debit's process died first): badge.lua adds it to the user's set of
 owned badges (``Keys.badges_owned``) and sets the wallet's ``badge`` field to
 the best owned (:func:`gifting.core.badges.best_badge`: the dearest, so a
 cheaper badge bought later never replaces it). Both keys are in the user's
@@ -12,12 +13,14 @@ the persister from the badge spends).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from redis.asyncio import Redis
 
 from gifting.core.badges import badge_ranking
 from gifting.core.catalog import Catalog
 from gifting.store.keys import Keys
-from gifting.store.scripts import Scripts
+from gifting.store.scripts import ScriptCall, Scripts
 
 
 class Badges:
@@ -37,6 +40,19 @@ class Badges:
         keys = [self._keys.wallet(user), self._keys.badges_owned(user)]
         (shown,) = await self._scripts.run("badge", keys, [badge, *badge_ranking(self._catalog)])
         return shown
+
+    async def grant_many(self, grants: Sequence[tuple[str, str]]) -> None:
+        """Grant each (user, badge) in one pipeline (each call atomic and idempotent)."""
+        ranking = badge_ranking(self._catalog)
+        calls = [
+            ScriptCall(
+                "badge", [self._keys.wallet(user), self._keys.badges_owned(user)], [badge, *ranking]
+            )
+            for user, badge in grants
+        ]
+        for reply in await self._scripts.run_many(calls, lane="persister"):
+            if isinstance(reply, Exception):
+                raise reply
 
     async def badge_of(self, user: str) -> str | None:
         """The badge shown on the user's events, or ``None``."""

@@ -227,6 +227,10 @@ class Ledger:
         """Add a bought ``badge`` to the user's; return the one shown now (the dearest owned)."""
         return await self._badges.grant(user, badge)
 
+    async def grant_badges(self, grants: Sequence[tuple[str, str]]) -> None:
+        """Grant each (user, badge) again (idempotent): the persister's repair of badge spends."""
+        await self._badges.grant_many(grants)
+
     async def badges_owned(self, user: str) -> set[str]:
         """The badges the user owns."""
         return await self._badges.owned(user)

@@ -6,11 +6,18 @@ Bought through ``POST /v1/badges`` on a running server with its persister.
 from __future__ import annotations
 
 import asyncpg
+from redis.asyncio import Redis
 
+from gifting.core.catalog import Catalog
+from gifting.core.pricing import price_badge
 from gifting.persister.audit import run_audit
 from gifting.persister.progress import wait_caught_up
+from gifting.store.keys import Keys
+from gifting.store.ledger import Ledger, SpendOrder
 from tests.hub.conftest import serve
 from tests.hub.test_badges_on_events import buy_badge
+
+from .conftest import ConsumerFactory
 
 
 async def test_badges_are_persisted_once_each_and_the_audit_counts_them(
@@ -61,3 +68,17 @@ async def test_badges_are_persisted_once_each_and_the_audit_counts_them(
         # The wallet shows the dearest and every badge owned.
         wallet = await state.ledger.badges_owned("ada")
         assert wallet == {"vip", "supporter"}
+
+
+async def test_a_badge_debited_but_never_granted_is_granted_by_the_persister(
+    redis: Redis, keys: Keys, ledger: Ledger, catalog: Catalog, make_consumer: ConsumerFactory
+) -> None:
+    """The process that debited a badge died before badge.lua ran: paid for, so shown."""
+    await ledger.purchase("p-badge-crash", "bea", "coins_3500", 4999, "USD")
+    order = SpendOrder("bea", "Bea", "b-crash", price_badge(catalog, "vip"))
+    await ledger.spend(order, live=True)  # ... and nothing more: the grant never ran
+    assert await ledger.badge_of("bea") is None
+    make_consumer().start()
+    assert await wait_caught_up(redis, keys, 20)
+    assert await ledger.badge_of("bea") == "vip"
+    assert await ledger.badges_owned("bea") == {"vip"}
