@@ -1,7 +1,9 @@
 // The demo page (development mode): a creator goes live, a viewer buys coins
 // and sends gifts over the viewer WebSocket, and the overlay plays beside it.
 // Tokens come from POST /v1/dev/token and coins from POST /v1/dev/purchase,
-// which exist only when the server runs with GIFTING_DEV=1.
+// which exist only when the server runs with GIFTING_DEV=1. The creator's
+// tools (step 4) use the public API: blocks, hidden events, moderators, the
+// server-sent event feed and webhook subscriptions.
 
 import { avatar, compact, effectEmoji, el, giftEmoji } from "./art.js";
 
@@ -57,6 +59,7 @@ const FRIENDLY = {
   budget_exceeded: "Monthly budget reached",
   rate_limited: "Slow down a little",
   unauthorized: "Sign in again",
+  blocked: "You are blocked in this stream",
 };
 
 function toast(text, kind = "info") {
@@ -96,7 +99,9 @@ function renderCreator() {
     if (frame.getAttribute("src") !== src) frame.setAttribute("src", src);
     frame.hidden = false;
     $("screen-empty").hidden = true;
+    tools.render();
   } else {
+    tools.render();
     $("overlay-frame").hidden = true;
     $("overlay-frame").removeAttribute("src");
     $("screen-empty").hidden = false;
@@ -284,13 +289,140 @@ function addToFeed(ev) {
     case "stream_ended":
       line = ["🔴 the stream ended"];
       break;
+    case "hidden":
+      takeDown(ev.target);
+      return;
     default:
       return; // leaderboards are shown by the overlay
   }
   const feed = $("feed");
-  feed.prepend(el("li", { class: `kind-${ev.kind}` }, ...line));
+  const item = el("li", { class: `kind-${ev.kind}`, dataset: { event: ev.event || "" } }, ...line, ...moderate(ev));
+  feed.prepend(item);
   while (feed.children.length > 60) feed.lastElementChild.remove();
 }
+
+// The creator's buttons on a feed line: hide a comment, block its sender.
+function moderate(ev) {
+  if (!demo.creator || !demo.stream || !ev.sender || ev.sender.id === demo.creator.user) return [];
+  const out = [];
+  if (ev.kind === "comment" || ev.kind === "highlight") {
+    out.push(el("button", { class: "link mod", type: "button", text: "hide", onclick: () => tools.hide(ev.event).catch(fail) }));
+  }
+  out.push(el("button", { class: "link mod", type: "button", text: "block", onclick: () => tools.block(ev.sender.id).catch(fail) }));
+  return out;
+}
+
+function takeDown(event) {
+  for (const li of $("feed").querySelectorAll("li")) {
+    if (li.dataset.event === event) {
+      li.classList.add("hidden-line");
+      li.replaceChildren("🚫 hidden by the creator");
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------- creator tools
+
+const tools = {
+  sse: null,
+  shown: false,
+
+  path(suffix = "") {
+    return `/v1/streams/${encodeURIComponent(demo.stream.stream)}${suffix}`;
+  },
+
+  render() {
+    const on = Boolean(demo.creator && demo.stream);
+    $("tools-card").hidden = !on;
+    if (!on) { this.stopFeed(); this.shown = false; return; }
+    if (!this.shown) {
+      this.shown = true;
+      this.refresh().catch(fail);
+    }
+  },
+
+  async refresh() {
+    const token = demo.creator.token;
+    const [blocks, mods] = await Promise.all([
+      api("GET", this.path("/blocks"), { token }),
+      api("GET", "/v1/moderators", { token }),
+    ]);
+    $("blocks").replaceChildren(...(blocks.blocks.length ? blocks.blocks.map((b) => el("li", { dataset: { user: b.user } },
+      avatar({ id: b.user, name: b.user }, "sm"), el("b", { text: b.user }), el("span", { class: "small", text: b.scope === "creator" ? "every stream" : "this stream" }),
+      el("button", { class: "link", type: "button", text: "unblock", onclick: () => this.unblock(b.user).catch(fail) }))) : [el("li", { class: "small", text: "nobody" })]));
+    $("mods").replaceChildren(...mods.moderators.map((m) => el("li", { dataset: { user: m.user } },
+      avatar({ id: m.user, name: m.user }, "sm"), el("b", { text: m.user }),
+      el("button", { class: "link", type: "button", text: "remove", onclick: () => this.removeModerator(m.user).catch(fail) }))));
+  },
+
+  async block(user) {
+    await api("POST", this.path("/blocks"), { token: demo.creator.token, body: { user, scope: "stream" } });
+    toast(`${user} is blocked in this stream`);
+    await this.refresh();
+  },
+
+  async unblock(user) {
+    await api("DELETE", this.path(`/blocks/${encodeURIComponent(user)}`), { token: demo.creator.token });
+    toast(`${user} is unblocked`);
+    await this.refresh();
+  },
+
+  async hide(event) {
+    await api("POST", this.path(`/events/${encodeURIComponent(event)}/hide`), { token: demo.creator.token });
+  },
+
+  async addModerator(user) {
+    await api("POST", "/v1/moderators", { token: demo.creator.token, body: { user } });
+    await this.refresh();
+  },
+
+  async removeModerator(user) {
+    await api("DELETE", `/v1/moderators/${encodeURIComponent(user)}`, { token: demo.creator.token });
+    await this.refresh();
+  },
+
+  // The open event feed: the overlay's events over server-sent events (EventSource
+  // resumes by itself with Last-Event-ID after a drop).
+  toggleFeed() {
+    if (this.sse) { this.stopFeed(); return; }
+    const url = `${this.path("/events")}?key=${encodeURIComponent(demo.stream.overlay_key)}`;
+    const source = new EventSource(url);
+    this.sse = source;
+    $("sse-toggle").textContent = "Stop";
+    const show = (e) => {
+      let data = {};
+      try { data = JSON.parse(e.data); } catch { data = {}; }
+      const who = data.sender ? ` ${data.sender.name}` : "";
+      const list = $("sse");
+      list.prepend(el("li", { dataset: { kind: e.type }, text: `${e.type}${who}  id=${e.lastEventId}` }));
+      while (list.children.length > 40) list.lastElementChild.remove();
+    };
+    for (const kind of ["gift", "streak_end", "effect", "comment", "highlight", "hidden", "goal", "leaderboard", "stream_ended", "snapshot", "cursor_expired"]) {
+      source.addEventListener(kind, show);
+    }
+    source.onmessage = show;
+  },
+
+  stopFeed() {
+    if (this.sse) this.sse.close();
+    this.sse = null;
+    $("sse-toggle").textContent = "Watch the feed";
+  },
+
+  async subscribe(url) {
+    const sub = await api("POST", "/v1/webhook-subscriptions", { token: demo.creator.token, body: { url, kinds: ["gift", "highlight"] } });
+    this.hook = sub.id;
+    $("hook").replaceChildren("Subscribed ", el("code", { text: sub.id }), " · secret ", el("code", { text: sub.secret }),
+      " ", el("button", { class: "link", type: "button", text: "deliveries", onclick: () => this.deliveries().catch(fail) }));
+  },
+
+  async deliveries() {
+    const data = await api("GET", `/v1/webhook-subscriptions/${encodeURIComponent(this.hook)}/deliveries`, { token: demo.creator.token });
+    const rows = data.deliveries || [];
+    $("deliveries").replaceChildren(...(rows.length ? rows.map((d) => el("li", { text: `${d.event || ""} ${d.status ?? d.error ?? ""} attempt ${d.attempt ?? ""}` }))
+      : [el("li", { class: "small", text: "no delivery yet" })]));
+  },
+};
 
 // ---------------------------------------------------------------------------- the catalog
 
@@ -367,6 +499,15 @@ function wire() {
     $("comment").value = "";
   });
   $("quick").addEventListener("click", () => quickStart().catch(fail));
+  $("mod-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    tools.addModerator($("mod-user").value.trim()).catch(fail);
+  });
+  $("sse-toggle").addEventListener("click", () => tools.toggleFeed());
+  $("hook-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    tools.subscribe($("hook-url").value.trim()).catch(fail);
+  });
 }
 
 function fitPreview() {
