@@ -71,6 +71,7 @@ Currency = Literal["coins", "diamonds"]
 EventType = EntryType
 EVENT_TYPES: Final[frozenset[str]] = ENTRY_TYPES
 
+
 @dataclass(frozen=True, slots=True)
 class Posting:
     """One leg of a ledger event: ``amount`` (signed) of ``currency`` on ``account``."""
@@ -361,6 +362,4 @@ def plan_rows(events: Sequence[LedgerEvent]) -> BatchRows:
             status = e.entry.outcome
             settlements.append((e.reference, e.user, e.diamonds, status, e.event_id, e.ts))
     streams, earnings = aggregate(events)
-    return BatchRows(
-        postings, purchases, refunds, holds, settlements, streams, earnings, spend_ids
-    )
+    return BatchRows(postings, purchases, refunds, holds, settlements, streams, earnings, spend_ids)
