@@ -8,7 +8,6 @@ import socket
 import time
 from typing import Any
 
-
 from tests.feed.conftest import bearer, feed_server, http, sse
 from tests.hub.conftest import HubServer, encode, metric, recv_until
 
