@@ -169,7 +169,7 @@ async def receiver(mode: str = "ok") -> AsyncIterator[Receiver]:
     config = uvicorn.Config(app, host="127.0.0.1", port=r.port, log_level="error", lifespan="off")
     server = uvicorn.Server(config)
     task = asyncio.get_running_loop().create_task(server.serve())
-    while not server.started:
+    while not server.started:  # noqa: ASYNC110 - uvicorn's own flag
         await asyncio.sleep(0.01)
     try:
         yield r

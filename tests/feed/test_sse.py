@@ -184,13 +184,16 @@ async def test_sse_reader_on_another_hub_gets_the_events(
     feed: HubServer, redis_url: str, db_url: str, key_prefix: str
 ) -> None:
     stream, key = await feed.stream("carol")
-    async with feed_server(redis_url, db_url, key_prefix) as other, http(other) as client:
-        async with sse(client, stream, key=key) as reader:
-            assert (await reader.next()).event == "snapshot"
-            acked = await send_gifts(feed, stream, "erin", 3)  # sent through the first hub
-            got = []
-            while len(got) < 3:
-                msg = await reader.next()
-                if msg.event == "gift":
-                    got.append(msg.json()["event"])
-            assert got == acked
+    async with (
+        feed_server(redis_url, db_url, key_prefix) as other,
+        http(other) as client,
+        sse(client, stream, key=key) as reader,
+    ):
+        assert (await reader.next()).event == "snapshot"
+        acked = await send_gifts(feed, stream, "erin", 3)  # sent through the first hub
+        got = []
+        while len(got) < 3:
+            msg = await reader.next()
+            if msg.event == "gift":
+                got.append(msg.json()["event"])
+        assert got == acked

@@ -36,7 +36,7 @@ async def deliveries(client: httpx.AsyncClient, h: HubServer, creator: str, sub:
 
 async def wait_for(check: Any, timeout: float = 10.0) -> None:
     async with asyncio.timeout(timeout):
-        while not await check():
+        while not await check():  # noqa: ASYNC110 - polls another task's state
             await asyncio.sleep(0.05)
 
 
