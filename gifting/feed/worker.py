@@ -78,6 +78,19 @@ def _entry_json(entry: HistoryEntry) -> str:
     return (head + entry.body[1:]).decode()
 
 
+async def _cancel_all(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel ``tasks`` and wait for them, cancelling again any that swallowed it.
+
+    (On Python 3.11 a cancel that lands as an inner ``wait_for`` completes is
+    lost; the drivers use ``wait_for`` for their timeouts.)
+    """
+    pending = {t for t in tasks if not t.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=0.5)
+
+
 class FeedWorker:
     """Collects room events into webhook deliveries and sends them (one leader at a time)."""
 
@@ -104,6 +117,7 @@ class FeedWorker:
         self.rand = rand
         self.poll_s = settings.webhook_poll_ms / 1000
         self.leading = False
+        self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._senders: dict[str, asyncio.Task[None]] = {}
         self._wake: dict[str, asyncio.Event] = {}
@@ -122,15 +136,19 @@ class FeedWorker:
 
     async def stop(self) -> None:
         """Stop the senders and the loop, release the lock, close the HTTP client."""
+        self._stopping.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await _cancel_all([self._task])
         await self._client.aclose()
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, or return early once the worker is stopping."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
 
     # -- leadership -----------------------------------------------------------------
     async def _run(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             try:
                 async with self.pool.acquire() as conn:
                     if await conn.fetchval("SELECT pg_try_advisory_lock($1)", FEED_LOCK_ID):
@@ -144,13 +162,13 @@ class FeedWorker:
                 raise
             except Exception as exc:
                 log.warning("feed worker: %r; retrying", exc)
-            await asyncio.sleep(max(self.poll_s * 2, 0.2))
+            await self._pause(max(self.poll_s * 2, 0.2))
 
     async def _lead(self, conn: PoolConnectionProxy[asyncpg.Record]) -> None:
         self.leading = True
         log.info("feed worker: leading the webhook deliveries")
         try:
-            while True:
+            while not self._stopping.is_set():
                 # The lock lives as long as this connection: a broken one ends the lead.
                 await conn.fetchval("SELECT 1")
                 subs = await self.store.active()
@@ -159,7 +177,7 @@ class FeedWorker:
                     await self._collect(subs)
                 except Exception as exc:  # a Redis hiccup: try again next round
                     log.warning("feed worker: collecting failed: %r", exc)
-                await asyncio.sleep(self.poll_s)
+                await self._pause(self.poll_s)
         finally:
             self.leading = False
 
@@ -263,14 +281,12 @@ class FeedWorker:
         tasks = list(self._senders.values())
         self._senders.clear()
         self._wake.clear()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await _cancel_all(tasks)
 
     async def _send_loop(self, sub: Subscription) -> None:
         wake = self._wake[sub.id]
         limit = self.settings.webhook_concurrency
-        while True:
+        while not self._stopping.is_set():
             try:
                 due = await self.store.due(sub.id, self.clock(), limit)
                 if due:
