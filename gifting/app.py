@@ -48,6 +48,7 @@ from gifting.api import dev as dev_api
 from gifting.api import health as health_api
 from gifting.api import moderation as moderation_api
 from gifting.api import streams as streams_api
+from gifting.api import subscriptions as subscriptions_api
 from gifting.api import wallet as wallet_api
 from gifting.api import webhooks as webhooks_api
 from gifting.api.http import exception_handlers
@@ -73,13 +74,14 @@ def default_extensions(settings: Settings) -> list[Extension]:
     function so that importing :mod:`gifting.app` stays cheap.
     """
     from gifting.api import history as history_api
+    from gifting.feed.extension import feed_extension
     from gifting.hub.extension import hub_extension
     from gifting.persister.service import persister_lifespan
     from gifting.web import web_extension
 
     persister = Extension("persister", routes=history_api.routes, lifespan=persister_lifespan)
     # The pages last: their /static mount and / route catch what nothing else matched.
-    return [persister, hub_extension(settings), web_extension(settings)]
+    return [persister, hub_extension(settings), feed_extension(), web_extension(settings)]
 
 
 def api_routes(settings: Settings) -> list[BaseRoute]:
@@ -92,6 +94,7 @@ def api_routes(settings: Settings) -> list[BaseRoute]:
         streams_api,
         moderation_api,
         cashout_cancel_api,
+        subscriptions_api,
     ]
     if settings.dev:
         modules.append(dev_api)

@@ -122,6 +122,20 @@ class Settings(BaseSettings):
     heartbeat_s: float = Field(default=20.0, alias="GIFTING_HEARTBEAT_S", ge=1, le=600)
     idle_timeout_s: float = Field(default=20.0, alias="GIFTING_IDLE_TIMEOUT_S", ge=1, le=600)
 
+    # The event feed (docs/protocol.md "The event feed"): SSE keepalive comments, and
+    # webhook deliveries (per-attempt timeout, retry backoff base and cap, give-up age).
+    feed_keepalive_s: float = Field(default=15.0, alias="GIFTING_FEED_KEEPALIVE_S", gt=0, le=300)
+    webhook_timeout_s: float = Field(default=10.0, alias="GIFTING_WEBHOOK_TIMEOUT_S", gt=0, le=120)
+    webhook_backoff_s: float = Field(default=10.0, alias="GIFTING_WEBHOOK_BACKOFF_S", gt=0, le=3600)
+    webhook_backoff_max_s: float = Field(
+        default=3600.0, alias="GIFTING_WEBHOOK_BACKOFF_MAX_S", gt=0, le=24 * 3600
+    )
+    webhook_give_up_s: float = Field(
+        default=24 * 3600.0, alias="GIFTING_WEBHOOK_GIVE_UP_S", gt=0, le=30 * 24 * 3600
+    )
+    webhook_poll_ms: int = Field(default=500, alias="GIFTING_WEBHOOK_POLL_MS", ge=10, le=60_000)
+    webhook_concurrency: int = Field(default=4, alias="GIFTING_WEBHOOK_CONCURRENCY", ge=1, le=64)
+
     # Persister
     persister_in_process: bool | None = Field(default=None, alias="GIFTING_PERSISTER_IN_PROCESS")
     persister_batch: int = Field(default=500, alias="GIFTING_PERSISTER_BATCH", ge=1, le=10_000)

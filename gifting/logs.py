@@ -84,8 +84,6 @@ class ClientFaultsAsWarnings(logging.Filter):
         return True
 
 
-
-
 class JsonFormatter(logging.Formatter):
     """One JSON object a line: time, level, logger, message, and the ids in context.
 

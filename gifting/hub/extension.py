@@ -16,6 +16,7 @@ from gifting.config import Settings
 from gifting.hub.endpoints import routes as ws_routes
 from gifting.hub.hub import Hub
 from gifting.hub.spends import KeptLookup
+from gifting.hub.sse import routes as sse_routes
 from gifting.records import kept_spends
 from gifting.state import AppState, Extension
 from gifting.store.streams import Stream
@@ -45,7 +46,7 @@ async def metrics_endpoint(request: Request) -> Response:
 
 
 def hub_extension(settings: Settings) -> Extension:
-    """The hub extension: WebSocket endpoints and ``/metrics``, and the hub's lifespan."""
+    """The hub extension: WebSocket endpoints, server-sent events, ``/metrics``; its lifespan."""
 
     @asynccontextmanager
     async def lifespan(state: AppState) -> AsyncIterator[None]:
@@ -78,6 +79,6 @@ def hub_extension(settings: Settings) -> Extension:
 
     return Extension(
         name="hub",
-        routes=[*ws_routes, Route("/metrics", metrics_endpoint)],
+        routes=[*ws_routes, *sse_routes, Route("/metrics", metrics_endpoint)],
         lifespan=lifespan,
     )

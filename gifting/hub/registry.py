@@ -19,9 +19,7 @@ from gifting.store.rooms import RoomLog
 class RoomRegistry:
     """The local rooms by stream, subscribed to the broker while they have members."""
 
-    def __init__(
-        self, broker: Broker, keys: Keys, roomlog: RoomLog, viewer_batch_s: float
-    ) -> None:
+    def __init__(self, broker: Broker, keys: Keys, roomlog: RoomLog, viewer_batch_s: float) -> None:
         self.broker = broker
         self.keys = keys
         self.roomlog = roomlog

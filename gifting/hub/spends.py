@@ -214,8 +214,7 @@ class SpendPipeline:
         # a marker the persister retired could have expired by then (store/retire.py).
         not_after = self.ledger.settle_deadline(min(s.ts for s in batch))
         emits = [
-            ScriptCall("emit", *self.rooms.spend_emit_args(e, not_after=not_after))
-            for e in entries
+            ScriptCall("emit", *self.rooms.spend_emit_args(e, not_after=not_after)) for e in entries
         ]
         for failure in await self.ledger.settle_many(entries, emits, not_after=not_after):
             log.warning("settle step failed (the persister will repair it): %s", failure)

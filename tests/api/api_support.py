@@ -54,8 +54,15 @@ class Api:
         return await self.client.get(path, headers=headers, **kw)
 
     async def send(
-        self, method: str, path: str, body: Any = None, *, user: str | None = None,
-        creator: bool = False, raw: bytes | None = None, headers: dict[str, str] | None = None,
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        user: str | None = None,
+        creator: bool = False,
+        raw: bytes | None = None,
+        headers: dict[str, str] | None = None,
     ) -> httpx.Response:
         hdrs = dict(headers or {})
         if user:
@@ -64,8 +71,14 @@ class Api:
         return await self.client.request(method, path, content=content, headers=hdrs)
 
     async def webhook(
-        self, path: str, body: Any = None, *, raw: bytes | None = None, t: int | None = None,
-        secret: str = WEBHOOK_SECRET, signature: str | None = None,
+        self,
+        path: str,
+        body: Any = None,
+        *,
+        raw: bytes | None = None,
+        t: int | None = None,
+        secret: str = WEBHOOK_SECRET,
+        signature: str | None = None,
     ) -> httpx.Response:
         content = raw if raw is not None else json.dumps(body).encode()
         header = signature if signature is not None else sign(secret, content, t)
@@ -78,10 +91,16 @@ class Api:
         """Credit a package through the signed purchase webhook."""
         self._purchases += 1
         p = self.state.catalog.packages[package]
-        r = await self.webhook("purchases", {
-            "purchase_id": f"p-{user}-{self._purchases}", "user": user, "package": package,
-            "amount": p.price.amount, "currency": p.price.currency,
-        })
+        r = await self.webhook(
+            "purchases",
+            {
+                "purchase_id": f"p-{user}-{self._purchases}",
+                "user": user,
+                "package": package,
+                "amount": p.price.amount,
+                "currency": p.price.currency,
+            },
+        )
         assert r.status_code == 200, r.text
         result: dict[str, Any] = r.json()
         return result
@@ -104,13 +123,20 @@ class Api:
         await self.buy(viewer, "coins_17500")
         ledger = self.state.ledger
         order = SpendOrder(
-            sender=viewer, sender_name=viewer, client_id=f"g-{stream}",
-            priced=price_gift(self.state.catalog, gift, 1), stream=stream, creator=creator,
+            sender=viewer,
+            sender_name=viewer,
+            client_id=f"g-{stream}",
+            priced=price_gift(self.state.catalog, gift, 1),
+            stream=stream,
+            creator=creator,
         )
         result = await ledger.spend(order, live=True)
         return await ledger.credit_creator(
-            spend_event=result.event, creator=creator, coins=order.priced.coins,
-            stream=stream, sender=viewer,
+            spend_event=result.event,
+            creator=creator,
+            coins=order.priced.coins,
+            stream=stream,
+            sender=viewer,
         )
 
 
@@ -148,12 +174,13 @@ async def snapshot(redis: Redis, prefix: str) -> dict[bytes, object]:
     return state
 
 
-
-
 @asynccontextmanager
 async def open_api(
-    settings: Settings, redis: Redis, extensions: Sequence[Extension] = (),
-    *, raise_app_exceptions: bool = True,
+    settings: Settings,
+    redis: Redis,
+    extensions: Sequence[Extension] = (),
+    *,
+    raise_app_exceptions: bool = True,
 ) -> AsyncIterator[Api]:
     """Build the app, run its lifespan, and yield an :class:`Api` driving it in process."""
     app = create_app(settings, extensions=extensions)

@@ -31,7 +31,11 @@ def test_create_app_connects_to_nothing() -> None:
         Settings(REDIS_URL="redis://127.0.0.1:1/0", DATABASE_URL="postgresql://x", GIFTING_DEV=True)
     )
     assert {getattr(r, "path", "") for r in app.routes} >= {
-        "/v1/catalog", "/v1/wallet", "/v1/streams", "/healthz", "/readyz",
+        "/v1/catalog",
+        "/v1/wallet",
+        "/v1/streams",
+        "/healthz",
+        "/readyz",
         "/v1/webhooks/purchases",
     }
 
@@ -90,8 +94,11 @@ async def test_dev_routes_exist_only_in_dev_mode(
         assert r.status_code == 200
         token = r.json()["token"]
         assert principal_from_token(token, JWT_SECRET).roles == {"creator"}
-        r = await api.client.post("/v1/dev/purchase", json={"package": "coins_350"},
-                                  headers={"Authorization": f"Bearer {token}"})
+        r = await api.client.post(
+            "/v1/dev/purchase",
+            json={"package": "coins_350"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
         assert r.status_code == 200
         assert r.json()["balance"] == 350
         r = await api.send("POST", "/v1/dev/token", {"user": "alice", "creator": "yes"})
@@ -101,9 +108,14 @@ async def test_dev_routes_exist_only_in_dev_mode(
 async def test_embedded_redis_starts_when_redis_url_is_unset(
     tmp_path: Path, database_url: str, key_prefix: str
 ) -> None:
-    settings = Settings(REDIS_URL=None, DATABASE_URL=database_url, GIFTING_DATA_DIR=str(tmp_path),
-                        GIFTING_KEY_PREFIX=key_prefix, GIFTING_REDIS_APPENDFSYNC="everysec",
-                        GIFTING_DEV=True)
+    settings = Settings(
+        REDIS_URL=None,
+        DATABASE_URL=database_url,
+        GIFTING_DATA_DIR=str(tmp_path),
+        GIFTING_KEY_PREFIX=key_prefix,
+        GIFTING_REDIS_APPENDFSYNC="everysec",
+        GIFTING_DEV=True,
+    )
     app = create_app(settings, extensions=[])
     async with app.router.lifespan_context(app):
         state: AppState = app.state.gifting
@@ -121,8 +133,9 @@ async def test_embedded_redis_starts_when_redis_url_is_unset(
 
 def test_cli_token_prints_a_verifiable_token(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GIFTING_JWT_SECRET", JWT_SECRET)
-    result = CliRunner().invoke(cli, ["token", "alice", "--name", "Alice", "--creator",
-                                      "--ttl", "60"])
+    result = CliRunner().invoke(
+        cli, ["token", "alice", "--name", "Alice", "--creator", "--ttl", "60"]
+    )
     assert result.exit_code == 0, result.output
     p = principal_from_token(result.stdout.strip(), JWT_SECRET)
     assert (p.user, p.name, p.roles) == ("alice", "Alice", frozenset({"creator"}))
@@ -176,13 +189,19 @@ def test_cli_prefers_the_sans_io_websocket_protocol() -> None:
 
 def test_log_lines_hide_tokens_and_overlay_keys() -> None:
     record = logging.LogRecord(
-        "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
-        ("1.2.3.4:5", "GET", "/v1/ws/viewer?stream=s1&token=eyJhbGci.x.y", "1.1", 101), None,
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("1.2.3.4:5", "GET", "/v1/ws/viewer?stream=s1&token=eyJhbGci.x.y", "1.1", 101),
+        None,
     )
     assert RedactSecrets().filter(record)
     assert record.getMessage() == '1.2.3.4:5 - "GET /v1/ws/viewer?stream=s1&token=*** HTTP/1.1" 101'
-    record = logging.LogRecord("uvicorn.error", logging.INFO, __file__, 1, "%s",
-                               ("/overlay/s1?key=SECRET&since=5",), None)
+    record = logging.LogRecord(
+        "uvicorn.error", logging.INFO, __file__, 1, "%s", ("/overlay/s1?key=SECRET&since=5",), None
+    )
     RedactSecrets().filter(record)
     assert record.getMessage() == "/overlay/s1?key=***&since=5"
     config = log_config()  # not applied here: it would take the gifting loggers from caplog

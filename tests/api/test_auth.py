@@ -184,9 +184,14 @@ async def test_a_token_acts_only_for_its_own_user(money_api: tuple[Api, dict[str
 
 
 async def test_http_needs_a_token(api: Api) -> None:
-    for method, path in [("GET", "/v1/wallet"), ("PUT", "/v1/wallet/budget"),
-                         ("POST", "/v1/badges"), ("POST", "/v1/cashouts"),
-                         ("GET", "/v1/cashouts"), ("POST", "/v1/streams")]:
+    for method, path in [
+        ("GET", "/v1/wallet"),
+        ("PUT", "/v1/wallet/budget"),
+        ("POST", "/v1/badges"),
+        ("POST", "/v1/cashouts"),
+        ("GET", "/v1/cashouts"),
+        ("POST", "/v1/streams"),
+    ]:
         r = await api.client.request(method, path, content=b"{}")
         assert r.status_code == 401, (method, path)
         assert r.json() == {

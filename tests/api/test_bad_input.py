@@ -22,8 +22,20 @@ from api_support import Api
 BIG = [2**53, 2**63, 10**30]
 INT_BAD: list[Any] = ["5", True, False, 1.5, 5.0, 1e3, None, [1], {"n": 1}, -1, *BIG]
 POSITIVE_BAD: list[Any] = [*INT_BAD, 0]
-ID_BAD: list[Any] = ["", "x" * 65, "a\nb", "a\x00b", "a b", "a:b", "a{b}", "é", 5, None, True,
-                     ["a"]]
+ID_BAD: list[Any] = [
+    "",
+    "x" * 65,
+    "a\nb",
+    "a\x00b",
+    "a b",
+    "a:b",
+    "a{b}",
+    "é",
+    5,
+    None,
+    True,
+    ["a"],
+]
 NAME_BAD: list[Any] = ["", "x" * 65, 5, None, True, ["rose"], {"id": "rose"}]
 TEXT_BAD: list[Any] = [5, None, True, ["t"], "x" * 201, "a\x01b", "\ud800"]
 
@@ -59,32 +71,70 @@ class Endpoint:
 
 
 ENDPOINTS = {
-    "budget": Endpoint("PUT", "/v1/wallet/budget", {"monthly": 100},
-                       {"monthly": [v for v in INT_BAD if v is not None]}, "alice"),
-    "badge": Endpoint("POST", "/v1/badges", {"id": "b-1", "badge": "supporter"},
-                      {"id": ID_BAD, "badge": NAME_BAD}, "alice",
-                      unknown_item={"badge": "emperor"}),
-    "cashout": Endpoint("POST", "/v1/cashouts", {"diamonds": 2000, "id": "c-1"},
-                        {"diamonds": POSITIVE_BAD, "id": [v for v in ID_BAD if v is not None]},
-                        "carol", optional=("id",)),
-    "stream": Endpoint("POST", "/v1/streams", {"title": "t"}, {"title": TEXT_BAD}, "carol",
-                       creator=True),
-    "goal": Endpoint("PUT", "/v1/streams/{stream}/goal", {"target": 100, "gift": "rose"},
-                     {"target": POSITIVE_BAD, "gift": [v for v in NAME_BAD if v is not None]},
-                     "carol", optional=("gift",), unknown_item={"gift": "dragon"}),
+    "budget": Endpoint(
+        "PUT",
+        "/v1/wallet/budget",
+        {"monthly": 100},
+        {"monthly": [v for v in INT_BAD if v is not None]},
+        "alice",
+    ),
+    "badge": Endpoint(
+        "POST",
+        "/v1/badges",
+        {"id": "b-1", "badge": "supporter"},
+        {"id": ID_BAD, "badge": NAME_BAD},
+        "alice",
+        unknown_item={"badge": "emperor"},
+    ),
+    "cashout": Endpoint(
+        "POST",
+        "/v1/cashouts",
+        {"diamonds": 2000, "id": "c-1"},
+        {"diamonds": POSITIVE_BAD, "id": [v for v in ID_BAD if v is not None]},
+        "carol",
+        optional=("id",),
+    ),
+    "stream": Endpoint(
+        "POST", "/v1/streams", {"title": "t"}, {"title": TEXT_BAD}, "carol", creator=True
+    ),
+    "goal": Endpoint(
+        "PUT",
+        "/v1/streams/{stream}/goal",
+        {"target": 100, "gift": "rose"},
+        {"target": POSITIVE_BAD, "gift": [v for v in NAME_BAD if v is not None]},
+        "carol",
+        optional=("gift",),
+        unknown_item={"gift": "dragon"},
+    ),
     "end": Endpoint("POST", "/v1/streams/{stream}/end", {}, {}, "carol"),
     "purchase": Endpoint(
-        "POST", "/v1/webhooks/purchases",
-        {"purchase_id": "p-new", "user": "alice", "package": "coins_70", "amount": 99,
-         "currency": "USD"},
-        {"purchase_id": ID_BAD, "user": ID_BAD, "package": NAME_BAD, "amount": POSITIVE_BAD,
-         "currency": [5, None, True, "", "x" * 9, ["USD"]]},
+        "POST",
+        "/v1/webhooks/purchases",
+        {
+            "purchase_id": "p-new",
+            "user": "alice",
+            "package": "coins_70",
+            "amount": 99,
+            "currency": "USD",
+        },
+        {
+            "purchase_id": ID_BAD,
+            "user": ID_BAD,
+            "package": NAME_BAD,
+            "amount": POSITIVE_BAD,
+            "currency": [5, None, True, "", "x" * 9, ["USD"]],
+        },
         unknown_item={"package": "coins_1"},
     ),
-    "refund": Endpoint("POST", "/v1/webhooks/refunds", {"purchase_id": "p-alice-1"},
-                       {"purchase_id": ID_BAD}),
-    "payout": Endpoint("POST", "/v1/webhooks/payouts", {"cashout": "{cashout}", "status": "paid"},
-                       {"cashout": ID_BAD, "status": ["PAID", "", "paid ", 5, None, True]}),
+    "refund": Endpoint(
+        "POST", "/v1/webhooks/refunds", {"purchase_id": "p-alice-1"}, {"purchase_id": ID_BAD}
+    ),
+    "payout": Endpoint(
+        "POST",
+        "/v1/webhooks/payouts",
+        {"cashout": "{cashout}", "status": "paid"},
+        {"cashout": ID_BAD, "status": ["PAID", "", "paid ", 5, None, True]},
+    ),
 }
 
 
@@ -112,7 +162,8 @@ def _cases(ep: Endpoint, ctx: dict[str, str]) -> list[tuple[str, bytes, int, str
     """(label, raw body, expected status, word the message must hold)."""
     valid = {k: (v.format(**ctx) if isinstance(v, str) else v) for k, v in ep.body.items()}
     cases: list[tuple[str, bytes, int, str | None]] = [
-        (label, raw, status, None) for label, raw, status in GENERIC
+        (label, raw, status, None)
+        for label, raw, status in GENERIC
         if not (ep.path.endswith("/end") and label == "empty body")
     ]
     cases.append(("unknown field", _encode(valid | {"extra": 1}), 400, "extra"))

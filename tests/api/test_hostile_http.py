@@ -337,7 +337,10 @@ cursors = st.one_of(
        cursor=st.none() | cursors, extra=st.dictionaries(hostile_text(8), hostile_text(8),
                                                          max_size=2))  # fmt: skip
 async def test_any_query_is_answered_200_or_400_and_changes_nothing(
-    site: Site, path_user: tuple[str, str | None], limit: str | None, cursor: str | None,
+    site: Site,
+    path_user: tuple[str, str | None],
+    limit: str | None,
+    cursor: str | None,
     extra: dict[str, str],
 ) -> None:
     path, user = path_user

@@ -29,12 +29,22 @@ def _padded(body: dict[str, Any], size: int) -> bytes:
 
 
 async def test_a_body_of_exactly_64_kib_is_accepted_one_byte_more_is_not(api: Api) -> None:
-    r = await api.send("POST", "/v1/streams", raw=_padded({"title": "t"}, MAX_BODY_BYTES),
-                       user="carol", creator=True)
+    r = await api.send(
+        "POST",
+        "/v1/streams",
+        raw=_padded({"title": "t"}, MAX_BODY_BYTES),
+        user="carol",
+        creator=True,
+    )
     assert r.status_code == 201
     before = await api.snapshot()
-    r = await api.send("POST", "/v1/streams", raw=_padded({"title": "t"}, MAX_BODY_BYTES + 1),
-                       user="carol", creator=True)
+    r = await api.send(
+        "POST",
+        "/v1/streams",
+        raw=_padded({"title": "t"}, MAX_BODY_BYTES + 1),
+        user="carol",
+        creator=True,
+    )
     assert r.status_code == 413
     assert r.json() == {"code": "bad_request", "message": "the body is larger than 65536 bytes"}
     assert await api.snapshot() == before
@@ -48,17 +58,21 @@ async def test_a_chunked_body_without_length_is_counted(api: Api) -> None:
         yield b'"}'
 
     before = await api.snapshot()
-    r = await api.client.post("/v1/streams", content=chunks(),
-                              headers=api.auth("carol", creator=True))
+    r = await api.client.post(
+        "/v1/streams", content=chunks(), headers=api.auth("carol", creator=True)
+    )
     assert r.status_code == 413
     assert await api.snapshot() == before
 
 
-async def _raw_call(app: Any, headers: list[tuple[bytes, bytes]], chunks: list[bytes]
-                    ) -> tuple[int, bytes]:
+async def _raw_call(
+    app: Any, headers: list[tuple[bytes, bytes]], chunks: list[bytes]
+) -> tuple[int, bytes]:
     """Drive the ASGI app by hand, so the Content-Length header can lie."""
-    messages = [{"type": "http.request", "body": c, "more_body": i < len(chunks) - 1}
-                for i, c in enumerate(chunks)]
+    messages = [
+        {"type": "http.request", "body": c, "more_body": i < len(chunks) - 1}
+        for i, c in enumerate(chunks)
+    ]
     sent: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
@@ -68,10 +82,18 @@ async def _raw_call(app: Any, headers: list[tuple[bytes, bytes]], chunks: list[b
         sent.append(message)
 
     scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-        "scheme": "http", "path": "/v1/streams", "raw_path": b"/v1/streams",
-        "query_string": b"", "root_path": "", "headers": headers,
-        "server": ("testserver", 80), "client": ("127.0.0.1", 5000),
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/streams",
+        "raw_path": b"/v1/streams",
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "server": ("testserver", 80),
+        "client": ("127.0.0.1", 5000),
     }
     await app(scope, receive, send)
     status = next(m["status"] for m in sent if m["type"] == "http.response.start")
@@ -111,8 +133,11 @@ async def test_unknown_paths_and_methods_are_json_errors(api: Api) -> None:
 
 
 def test_json_object_getters() -> None:
-    body = JsonObject({"n": 3, "s": "x", "b": True, "z": None}, required=("n",),
-                      optional=("s", "b", "z", "absent"))
+    body = JsonObject(
+        {"n": 3, "s": "x", "b": True, "z": None},
+        required=("n",),
+        optional=("s", "b", "z", "absent"),
+    )
     assert body.integer("n", minimum=1) == 3
     assert body.integer_or_null("z", minimum=0) is None
     assert body.integer_or_null("absent", minimum=0) is None
@@ -143,8 +168,9 @@ async def test_errors_map_in_one_place(
 ) -> None:
     routes = [Route("/test/boom", _boom), Route("/test/conflict", _conflict)]
     settings = settings_for(redis_url, database_url, key_prefix)
-    async with open_api(settings, redis, [Extension("test", routes=routes)],
-                        raise_app_exceptions=False) as api:
+    async with open_api(
+        settings, redis, [Extension("test", routes=routes)], raise_app_exceptions=False
+    ) as api:
         r = await api.client.get("/test/boom")
         assert r.status_code == 500
         assert r.json() == {"code": "unavailable", "message": "internal error; retry shortly"}
@@ -157,8 +183,9 @@ async def test_requests_before_the_lifespan_are_unavailable(
     redis_url: str, database_url: str, key_prefix: str
 ) -> None:
     app = create_app(settings_for(redis_url, database_url, key_prefix), extensions=[])
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://t") as client:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as client:
         r = await client.get("/v1/catalog")
     assert r.status_code == 503
     assert r.json()["code"] == "unavailable"
@@ -174,7 +201,8 @@ async def test_redis_down_is_503_and_readyz_says_so(
         async with open_api(settings, client) as api:
             await api.buy("alice")
             assert (await api.client.get("/readyz")).json() == {
-                "status": "ready", "checks": {"redis": "ok"}
+                "status": "ready",
+                "checks": {"redis": "ok"},
             }
             private_redis.kill()
             r = await api.get("/v1/wallet", "alice")
@@ -216,8 +244,19 @@ async def test_catalog_is_public_and_cacheable(api: Api) -> None:
     assert r.status_code == 200
     body = r.json()
     assert body == api.state.catalog.to_public()
-    assert {"gifts", "packages", "effects", "highlights", "badges", "creator_share_bps",
-            "diamond_value", "cashout_min_diamonds"} <= set(body)
-    assert body["packages"][0] == {"id": "coins_70", "coins": 70,
-                                   "price": {"amount": 99, "currency": "USD"}}
+    assert {
+        "gifts",
+        "packages",
+        "effects",
+        "highlights",
+        "badges",
+        "creator_share_bps",
+        "diamond_value",
+        "cashout_min_diamonds",
+    } <= set(body)
+    assert body["packages"][0] == {
+        "id": "coins_70",
+        "coins": 70,
+        "price": {"amount": 99, "currency": "USD"},
+    }
     assert "max-age" in r.headers["cache-control"]

@@ -14,8 +14,7 @@ from gifting.store.streams import Stream
 
 
 async def test_create_stream_returns_the_overlay_key_and_url(api: Api) -> None:
-    r = await api.send("POST", "/v1/streams", {"title": "Friday night"}, user="carol",
-                       creator=True)
+    r = await api.send("POST", "/v1/streams", {"title": "Friday night"}, user="carol", creator=True)
     assert r.status_code == 201
     body = r.json()
     stream, key = body["stream"], body["overlay_key"]
@@ -29,8 +28,9 @@ async def test_create_stream_returns_the_overlay_key_and_url(api: Api) -> None:
 async def test_overlay_url_uses_the_public_url_when_set(
     redis_url: str, database_url: str, key_prefix: str, redis: Redis
 ) -> None:
-    settings = settings_for(redis_url, database_url, key_prefix,
-                            GIFTING_PUBLIC_URL="https://gifts.example.com/")
+    settings = settings_for(
+        redis_url, database_url, key_prefix, GIFTING_PUBLIC_URL="https://gifts.example.com/"
+    )
     async with open_api(settings, redis) as api:
         body = await api.create_stream("carol")
         assert body["overlay_url"].startswith(
@@ -66,14 +66,17 @@ async def test_public_view_shows_totals_top_gifters_and_goal_progress(api: Api) 
     await streams.record_spend(stream, "alice", "Alice", "gift", "rose", 5, 5)
     await streams.record_spend(stream, "bob", "Bob", "gift", "lion", 1, 29999)
     await streams.record_spend(stream, "alice", "Alice", "effect", "confetti", 1, 99)
-    r = await api.send("PUT", f"/v1/streams/{stream}/goal", {"target": 100, "gift": "rose"},
-                       user="carol")
+    r = await api.send(
+        "PUT", f"/v1/streams/{stream}/goal", {"target": 100, "gift": "rose"}, user="carol"
+    )
     assert r.status_code == 200
     assert r.json() == {"stream": stream, "goal": {"target": 100, "gift": "rose", "progress": 5}}
     body = (await api.get(f"/v1/streams/{stream}")).json()
     assert body["totals"] == {"coins": 29999 + 5 + 99, "gifts": 6}
-    assert body["top"] == [{"user": "bob", "name": "Bob", "coins": 29999},
-                           {"user": "alice", "name": "Alice", "coins": 104}]
+    assert body["top"] == [
+        {"user": "bob", "name": "Bob", "coins": 29999},
+        {"user": "alice", "name": "Alice", "coins": 104},
+    ]
     assert body["goal"] == {"target": 100, "gift": "rose", "progress": 5}
     r = await api.send("PUT", f"/v1/streams/{stream}/goal", {"target": 50000}, user="carol")
     assert r.json()["goal"] == {"target": 50000, "gift": None, "progress": 29999 + 5 + 99}
@@ -82,8 +85,9 @@ async def test_public_view_shows_totals_top_gifters_and_goal_progress(api: Api) 
 async def test_goal_with_an_unknown_gift(api: Api) -> None:
     stream = (await api.create_stream("carol"))["stream"]
     before = await api.snapshot()
-    r = await api.send("PUT", f"/v1/streams/{stream}/goal", {"target": 10, "gift": "dragon"},
-                       user="carol")
+    r = await api.send(
+        "PUT", f"/v1/streams/{stream}/goal", {"target": 10, "gift": "dragon"}, user="carol"
+    )
     assert r.status_code == 404
     assert r.json()["code"] == "unknown_item"
     assert await api.snapshot() == before
@@ -109,13 +113,16 @@ async def test_overlay_key_again_for_the_creator(api: Api) -> None:
     assert r.json() == {k: created[k] for k in ("stream", "overlay_key", "overlay_url")}
 
 
-@pytest.mark.parametrize(("path", "status", "code"), [
-    ("/v1/streams/s-none", 404, "not_found"),
-    ("/v1/streams/s-none/overlay", 404, "not_found"),
-    ("/v1/streams/" + "x" * 65, 400, "bad_request"),
-    ("/v1/streams/a%0Ab", 400, "bad_request"),
-    ("/v1/streams/a%7Bb%7D", 400, "bad_request"),
-])
+@pytest.mark.parametrize(
+    ("path", "status", "code"),
+    [
+        ("/v1/streams/s-none", 404, "not_found"),
+        ("/v1/streams/s-none/overlay", 404, "not_found"),
+        ("/v1/streams/" + "x" * 65, 400, "bad_request"),
+        ("/v1/streams/a%0Ab", 400, "bad_request"),
+        ("/v1/streams/a%7Bb%7D", 400, "bad_request"),
+    ],
+)
 async def test_stream_lookups(api: Api, path: str, status: int, code: str) -> None:
     r = await api.get(path, "carol")
     assert r.status_code == status

@@ -54,8 +54,9 @@ async def test_budget_put_then_a_spend_over_it_is_refused(api: Api) -> None:
 
 async def test_a_zero_budget_stops_every_spend(api: Api) -> None:
     await api.buy("alice")
-    assert (await api.send("PUT", "/v1/wallet/budget", {"monthly": 0}, user="alice")).status_code \
-        == 200
+    assert (
+        await api.send("PUT", "/v1/wallet/budget", {"monthly": 0}, user="alice")
+    ).status_code == 200
     r = await api.send("POST", "/v1/badges", {"id": "b-1", "badge": "supporter"}, user="alice")
     assert r.json()["code"] == "budget_exceeded"
 
@@ -170,16 +171,23 @@ async def test_cashout_idempotency_key_header(api: Api) -> None:
     assert r1.status_code == r2.status_code == 201
     assert r1.json() == r2.json()
     assert r1.json()["id"] == "k-1"
-    same = await api.send("POST", "/v1/cashouts", {"diamonds": 2000, "id": "k-1"}, user="carol",
-                          headers=hdr)
+    same = await api.send(
+        "POST", "/v1/cashouts", {"diamonds": 2000, "id": "k-1"}, user="carol", headers=hdr
+    )
     assert same.json() == r1.json()
     before = await api.snapshot()
-    r = await api.send("POST", "/v1/cashouts", {"diamonds": 2000, "id": "k-2"}, user="carol",
-                       headers=hdr)
+    r = await api.send(
+        "POST", "/v1/cashouts", {"diamonds": 2000, "id": "k-2"}, user="carol", headers=hdr
+    )
     assert r.status_code == 400
     assert "Idempotency-Key" in r.json()["message"]
-    r = await api.send("POST", "/v1/cashouts", {"diamonds": 2000}, user="carol",
-                       headers={"Idempotency-Key": "bad key"})
+    r = await api.send(
+        "POST",
+        "/v1/cashouts",
+        {"diamonds": 2000},
+        user="carol",
+        headers={"Idempotency-Key": "bad key"},
+    )
     assert r.status_code == 400
     assert await api.snapshot() == before
 
@@ -201,8 +209,9 @@ async def test_cashouts_are_listed_and_read_by_their_owner_only(api: Api) -> Non
     listed = (await api.get("/v1/cashouts", "carol")).json()["cashouts"]
     assert {c["cashout"] for c in listed} == set(ids)
     assert all(c["status"] == "held" for c in listed)
-    assert len((await api.get("/v1/cashouts", "carol", params={"limit": 1})).json()["cashouts"]) \
-        == 1
+    assert (
+        len((await api.get("/v1/cashouts", "carol", params={"limit": 1})).json()["cashouts"]) == 1
+    )
     assert (await api.get("/v1/cashouts", "bob")).json() == {"cashouts": []}
     one = await api.get(f"/v1/cashouts/{ids[0]}", "carol")
     assert one.status_code == 200
@@ -226,6 +235,8 @@ async def test_cashout_paid_and_failed_through_the_payout_webhook(api: Api) -> N
     assert (await api.webhook("payouts", {"cashout": b["cashout"], "status": "failed"})).is_success
     wallet = await api.wallet("carol")
     assert (wallet["diamonds"], wallet["diamonds_held"], wallet["diamonds_paid"]) == (3000, 0, 2000)
-    statuses = {c["cashout"]: c["status"]
-                for c in (await api.get("/v1/cashouts", "carol")).json()["cashouts"]}
+    statuses = {
+        c["cashout"]: c["status"]
+        for c in (await api.get("/v1/cashouts", "carol")).json()["cashouts"]
+    }
     assert statuses == {a["cashout"]: "paid", b["cashout"]: "failed"}

@@ -14,8 +14,13 @@ from hypothesis import strategies as st
 from gifting.api.signatures import SIGNATURE_HEADER, sign, signature, verify
 from gifting.core.errors import Unauthorized
 
-BODY = {"purchase_id": "p-1", "user": "alice", "package": "coins_700",
-        "amount": 999, "currency": "USD"}
+BODY = {
+    "purchase_id": "p-1",
+    "user": "alice",
+    "package": "coins_700",
+    "amount": 999,
+    "currency": "USD",
+}
 
 
 # --------------------------------------------------------------------------- signatures
@@ -108,8 +113,7 @@ async def test_replay_reports_the_first_balance_after_later_purchases(api: Api) 
     assert (await api.wallet("alice"))["coins"] == 770
 
 
-@pytest.mark.parametrize("change", [{"package": "coins_350", "amount": 499},
-                                    {"user": "bob"}])
+@pytest.mark.parametrize("change", [{"package": "coins_350", "amount": 499}, {"user": "bob"}])
 async def test_same_purchase_id_with_another_body_is_a_conflict(
     api: Api, change: dict[str, object]
 ) -> None:
@@ -121,8 +125,15 @@ async def test_same_purchase_id_with_another_body_is_a_conflict(
     assert await api.snapshot() == before
 
 
-@pytest.mark.parametrize("change", [{"amount": 998}, {"amount": 1000}, {"currency": "EUR"},
-                                    {"amount": 99, "package": "coins_700"}])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"amount": 998},
+        {"amount": 1000},
+        {"currency": "EUR"},
+        {"amount": 99, "package": "coins_700"},
+    ],
+)
 async def test_amount_or_currency_not_the_packages_is_unprocessable(
     api: Api, change: dict[str, object]
 ) -> None:
@@ -153,8 +164,13 @@ async def test_refund_claws_back_once(api: Api) -> None:
     r = await api.webhook("refunds", {"purchase_id": "p-1"})
     assert r.status_code == 200
     first = r.json()
-    assert first == {"purchase_id": "p-1", "user": "alice", "coins": 700, "balance": 70,
-                     "refunded": True}
+    assert first == {
+        "purchase_id": "p-1",
+        "user": "alice",
+        "coins": 700,
+        "balance": 70,
+        "refunded": True,
+    }
     again = await api.webhook("refunds", {"purchase_id": "p-1"})
     assert again.status_code == 200
     assert again.json() == first
@@ -314,7 +330,7 @@ async def test_one_byte_tampered_anywhere_is_refused_401_and_changes_nothing(
         i = position % len(digest)
         other = "0123456789abcdef"[(int(digest[i], 16) + mask) % 16]
         assume(other != digest[i])
-        header = f"t={t},v1={digest[:i]}{other}{digest[i + 1:]}"
+        header = f"t={t},v1={digest[:i]}{other}{digest[i + 1 :]}"
     else:
         header = f"t={t - 1 - position % 299},v1={digest}"  # an earlier, still fresh, time
     before = await api.snapshot()
@@ -346,8 +362,10 @@ async def test_a_stale_or_future_signature_is_refused_even_when_valid(
     assert await api.snapshot() == before
 
 
-@pytest.mark.parametrize("secret", ["", "x", WEBHOOK_SECRET[:-1], WEBHOOK_SECRET + "x",
-                                    WEBHOOK_SECRET.upper(), JWT_SECRET])
+@pytest.mark.parametrize(
+    "secret",
+    ["", "x", WEBHOOK_SECRET[:-1], WEBHOOK_SECRET + "x", WEBHOOK_SECRET.upper(), JWT_SECRET],
+)
 async def test_a_body_signed_with_another_secret_is_refused(api: Api, secret: str) -> None:
     """Near misses of the secret, and the JWT secret (another of the server's own keys)."""
     before = await api.snapshot()

@@ -47,7 +47,11 @@ def test_an_item_gone_from_the_catalog_still_makes_an_event() -> None:
     """A catalog changed since the spend must not lose its event (the repair path)."""
     body = spend_event(_spend("gift", "retired_gift", unit=7, coins=21), CATALOG)
     assert body["gift"] == {
-        "id": "retired_gift", "name": "retired_gift", "coins": 7, "tier": 1, "streakable": False
+        "id": "retired_gift",
+        "name": "retired_gift",
+        "coins": 7,
+        "tier": 1,
+        "streakable": False,
     }
     effect = spend_event(_spend("effect", "gone", count=1), CATALOG)
     assert effect["effect"] == {"id": "gone", "name": "gone", "duration_ms": 0}
@@ -75,7 +79,12 @@ def test_the_sender_shows_the_user_id_when_it_has_no_name(name: str, shown: str)
 def test_the_other_kinds_carry_their_fields() -> None:
     sender = sender_of("bob", "Bob")
     assert comment_event("s1", "m1", 5, sender, "yo") == {
-        "kind": "comment", "stream": "s1", "event": "m1", "ts": 5, "sender": sender, "text": "yo"
+        "kind": "comment",
+        "stream": "s1",
+        "event": "m1",
+        "ts": 5,
+        "sender": sender,
+        "text": "yo",
     }
     end = streak_end_event("s1", "x1", 6, sender, "rose", 12)
     assert (end["kind"], end["gift"], end["combo"]) == ("streak_end", {"id": "rose"}, 12)
@@ -84,5 +93,8 @@ def test_the_other_kinds_carry_their_fields() -> None:
     goal = goal_event("s1", "g1", 8, target=100, progress=40, gift=None)
     assert goal["goal"] == {"target": 100, "progress": 40, "gift": None}
     assert stream_ended_event("s1", "z1", 9) == {
-        "kind": "stream_ended", "stream": "s1", "event": "z1", "ts": 9
+        "kind": "stream_ended",
+        "stream": "s1",
+        "event": "z1",
+        "ts": 9,
     }

@@ -170,9 +170,14 @@ async def serve(
 @pytest_asyncio.fixture(loop_scope="session")
 async def hub(redis_url: str, database_url: str, key_prefix: str) -> AsyncIterator[HubServer]:
     async with serve(
-        redis_url, database_url, key_prefix, GIFTING_RATE_PER_S=1000, GIFTING_RATE_BURST=2000,
+        redis_url,
+        database_url,
+        key_prefix,
+        GIFTING_RATE_PER_S=1000,
+        GIFTING_RATE_BURST=2000,
         # Tests reconnect the same users fast; the caps have tests of their own.
-        GIFTING_MAX_CONNECTIONS_PER_USER=10_000, GIFTING_MAX_CONNECTIONS_PER_ADDRESS=100_000,
+        GIFTING_MAX_CONNECTIONS_PER_USER=10_000,
+        GIFTING_MAX_CONNECTIONS_PER_ADDRESS=100_000,
     ) as h:
         yield h
 

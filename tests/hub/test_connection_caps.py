@@ -100,7 +100,9 @@ async def test_an_address_past_its_cap_is_refused_1013_and_limits_show_in_metric
     ) as h:
         stream, key = await h.stream()
         async with (
-            h.viewer(stream, "u1") as a, h.viewer(stream, "u2") as b, h.overlay(stream, key) as c
+            h.viewer(stream, "u1") as a,
+            h.viewer(stream, "u2") as b,
+            h.overlay(stream, key) as c,
         ):
             await served(a)
             await served(b)

@@ -165,8 +165,10 @@ async def test_a_token_of_another_issuer_or_audience_is_refused_even_if_signed(
                  {"aud": ["billing", "gifting-admin"]}):  # fmt: skip
         token = hs256(JWT_SECRET, claims(**over))
         error = await guarded.refused(url, "unauthorized", {"Authorization": f"Bearer {token}"})
-        assert "issuer" in error["message"] or "audience" in error["message"] or (
-            "missing" in error["message"]
+        assert (
+            "issuer" in error["message"]
+            or "audience" in error["message"]
+            or ("missing" in error["message"])
         ), error
 
 
@@ -225,7 +227,8 @@ async def test_a_free_comment_is_never_taken_for_another_users(
         shown = [await recv_until(overlay, lambda m: m.get("kind") == "comment", 3)
                  for _ in range(2)]  # fmt: skip
     assert [(e["sender"]["id"], e["text"]) for e in shown] == [
-        (first[0], "first"), (second[0], "second")
+        (first[0], "first"),
+        (second[0], "second"),
     ]
 
 

@@ -79,8 +79,10 @@ def _pairs(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
     keys = [k for k, _ in pairs]
     if len(keys) != len({json.dumps(k, sort_keys=True, default=repr) for k in keys}):
         raise _Duplicate
-    return dict((k if isinstance(k, str | int | float | bool | None | bytes) else repr(k), v)
-                for k, v in pairs)
+    return dict(
+        (k if isinstance(k, str | int | float | bool | None | bytes) else repr(k), v)
+        for k, v in pairs
+    )
 
 
 def _refuse_constant(name: str) -> Any:
@@ -201,9 +203,7 @@ class Expected:
     check_echo: bool = True  # False when the frame's id is ambiguous (a duplicate key)
 
 
-def expected(
-    raw: str | bytes, msgpack_encoded: bool, overlay: bool, catalog: Catalog
-) -> Expected:
+def expected(raw: str | bytes, msgpack_encoded: bool, overlay: bool, catalog: Catalog) -> Expected:
     """The answer docs/protocol.md gives ``raw``; ``assume`` away frames the server acts on."""
     doc, parsed = parse(raw, msgpack_encoded)
     if not parsed:

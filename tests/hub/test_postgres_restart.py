@@ -94,13 +94,9 @@ async def _storm_through_postgres_restarts(
             pool = await asyncpg.create_pool(url, min_size=1, max_size=2)
             assert pool is not None
             try:
-                rows = await pool.fetch(
-                    "SELECT event_id FROM ledger_events WHERE type = 'spend'"
-                )
+                rows = await pool.fetch("SELECT event_id FROM ledger_events WHERE type = 'spend'")
                 assert sorted(r["event_id"] for r in rows) == sorted(events)  # each once
-                report = await run_audit(
-                    pool, hub.state.redis, hub.state.keys, hub.state.catalog
-                )
+                report = await run_audit(pool, hub.state.redis, hub.state.keys, hub.state.catalog)
                 assert report.ok, report.render()
             finally:
                 await pool.close()

@@ -15,9 +15,7 @@ from gifting.store.scripts import ScriptCall
 from .support import CREATOR, STREAM, FakeClock, buy, gift_order, snapshot
 
 
-async def _spend(
-    ledger: Ledger, catalog: Catalog, clock: FakeClock, client_id: str
-) -> SpendEntry:
+async def _spend(ledger: Ledger, catalog: Catalog, clock: FakeClock, client_id: str) -> SpendEntry:
     order = gift_order(catalog, "amy", client_id, "rose")
     result = await ledger.spend(order, live=True)
     assert isinstance(result, SpendResult)
