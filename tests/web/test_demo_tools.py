@@ -50,7 +50,8 @@ async def test_the_creator_hides_a_comment_and_blocks_then_unblocks_a_gifter(
     await expect(page.locator("#balance")).to_have_text("6,989")  # nothing debited
     await screenshot(page, "demo-creator-tools", full_page=True)
 
-    await page.locator('#blocks li[data-user="alice"]').get_by_role("button", name="unblock").click()
+    blocked = page.locator('#blocks li[data-user="alice"]')
+    await blocked.get_by_role("button", name="unblock").click()
     await expect(page.locator("#blocks")).to_contain_text("nobody")
     await page.locator('.gift[data-gift="rose"]').click()
     await expect(page.locator("#balance")).to_have_text("6,988")
