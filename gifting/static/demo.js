@@ -419,7 +419,8 @@ const tools = {
   async deliveries() {
     const data = await api("GET", `/v1/webhook-subscriptions/${encodeURIComponent(this.hook)}/deliveries`, { token: demo.creator.token });
     const rows = data.deliveries || [];
-    $("deliveries").replaceChildren(...(rows.length ? rows.map((d) => el("li", { text: `${d.event || ""} ${d.status ?? d.error ?? ""} attempt ${d.attempt ?? ""}` }))
+    $("deliveries").replaceChildren(...(rows.length ? rows.map((d) => el("li", { dataset: { kind: d.kind, status: String(d.status ?? "") },
+      text: `${d.kind} ${d.event} → ${d.status ?? d.error ?? "…"} (attempt ${d.attempt})` }))
       : [el("li", { class: "small", text: "no delivery yet" })]));
   },
 };

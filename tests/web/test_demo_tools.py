@@ -6,12 +6,25 @@ the creator's buttons sit on the room feed the viewer's connection shows.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest_asyncio
 from playwright.async_api import expect
 
-from tests.hub.conftest import HubServer
+from tests.feed.conftest import receiver
+from tests.hub.conftest import HubServer, serve
 from tests.web.conftest import screenshot
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def site(redis_url: str, db_url: str, key_prefix: str) -> AsyncIterator[HubServer]:
+    """The whole app in development mode: PostgreSQL for subscriptions and moderation history."""
+    async with serve(
+        redis_url, db_url, key_prefix, with_persister=True, GIFTING_DEV=True,
+        GIFTING_RATE_PER_S=1000, GIFTING_RATE_BURST=2000, GIFTING_WEBHOOK_POLL_MS=50,
+    ) as s:  # fmt: skip
+        yield s
 
 
 async def _quick_start(page: Any, site: HubServer) -> None:
@@ -69,3 +82,23 @@ async def test_the_creator_names_a_moderator_and_watches_the_feed(
     await expect(page.locator('#sse li[data-kind="gift"]').first).to_contain_text("Alice")
     await page.locator('#mods li[data-user="bob"]').get_by_role("button", name="remove").click()
     await expect(page.locator('#mods li[data-user="bob"]')).to_have_count(0)
+
+
+async def test_the_creator_subscribes_a_webhook_and_sees_its_deliveries(
+    page: Any, site: HubServer
+) -> None:
+    async with receiver() as hook:
+        await _quick_start(page, site)
+        await page.locator("#hook-url").fill(hook.url)
+        await page.get_by_role("button", name="Subscribe").click()
+        await expect(page.locator("#hook code").first).to_be_visible()
+        await page.locator('.gift[data-gift="rose"]').click()
+        await expect(page.locator("#balance")).to_have_text("6,999")
+        for _ in range(100):
+            if hook.received:
+                break
+            await page.wait_for_timeout(100)
+        assert [e["kind"] for e in hook.events().values()] == ["gift"]
+        await page.locator("#hook").get_by_role("button", name="deliveries").click()
+        delivered = page.locator('#deliveries li[data-kind="gift"]')
+        await expect(delivered).to_have_attribute("data-status", "200")
