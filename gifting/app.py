@@ -45,6 +45,7 @@ from starlette.routing import BaseRoute
 from gifting.api import catalog as catalog_api
 from gifting.api import dev as dev_api
 from gifting.api import health as health_api
+from gifting.api import openapi as openapi_api
 from gifting.api import streams as streams_api
 from gifting.api import wallet as wallet_api
 from gifting.api import webhooks as webhooks_api
@@ -81,8 +82,8 @@ def default_extensions(settings: Settings) -> list[Extension]:
 
 
 def api_routes(settings: Settings) -> list[BaseRoute]:
-    """The HTTP API: health, catalog, webhooks, wallet, streams (and dev helpers in dev mode)."""
-    modules = [health_api, catalog_api, webhooks_api, wallet_api, streams_api]
+    """The HTTP API: health, ``/openapi.json``, catalog, webhooks, wallet, streams (and dev)."""
+    modules = [health_api, openapi_api, catalog_api, webhooks_api, wallet_api, streams_api]
     if settings.dev:
         modules.append(dev_api)
     return [route for module in modules for route in module.routes]
