@@ -174,26 +174,29 @@ def _operation_id(method: str, path: str) -> str:
     return f"{method.lower()}_{words}"
 
 
-def _plain_operation(path: str, route: BaseRoute, id_schema: Any) -> dict[str, Any]:
-    content_type, summary = _PLAIN_TYPES.get(path, ("*/*", "a static file"))
+def _plain_operation(method: str, path: str, route: BaseRoute, id_schema: Any) -> dict[str, Any]:
+    """A route that is no ``ApiRoute``: its content type (``_PLAIN_TYPES``) and docstring."""
     endpoint = getattr(route, "endpoint", None)
     doc = (getattr(endpoint, "__doc__", None) or "").strip().partition("\n")[0]
+    fallback = "a static file" if isinstance(route, Mount) else doc.replace("``", "`")
+    content_type, summary = _PLAIN_TYPES.get(path, ("*/*", fallback or "a page"))
     operation: dict[str, Any] = {
         "summary": summary,
         "tags": ["pages"],
-        "operationId": _operation_id("get", path),
+        "operationId": _operation_id(method, path),
         "responses": {
             "200": {
-                "description": doc or summary,
+                "description": summary,
                 "content": {content_type: {"schema": {"type": "string"}}},
             },
+            "404": {"description": "no such page or file"},
             **_error_answers([Unavailable]),
         },
     }
     parameters = _path_parameters(path, None, id_schema)
     if path == "/static/{path}":
-        parameters = [{"name": "path", "in": "path", "required": True,
-                       "schema": {"type": "string"}}]  # fmt: skip
+        name = {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,100}$(?!\\n)"}
+        parameters = [{"name": "path", "in": "path", "required": True, "schema": name}]
     if parameters:
         operation["parameters"] = parameters
     return operation
@@ -232,7 +235,11 @@ def build_document(routes: Sequence[BaseRoute], *, version: str = "1") -> dict[s
             summary = (route.endpoint.__doc__ or "").strip().partition("\n")[0]
             websockets.append({"path": path, "summary": summary})
         else:
-            paths.setdefault(path, {})["get"] = _plain_operation(path, route, id_schema)
+            methods = getattr(route, "methods", None) or {"GET"}
+            for method in sorted(methods - {"HEAD"}):
+                paths.setdefault(path, {})[method.lower()] = _plain_operation(
+                    method, path, route, id_schema
+                )
     return {
         "openapi": OPENAPI_VERSION,
         "info": {
@@ -240,7 +247,8 @@ def build_document(routes: Sequence[BaseRoute], *, version: str = "1") -> dict[s
             "version": version,
             "description": "The HTTP API of the gifting server. Every error is "
             '`{"code", "message"}`; see docs/protocol.md. WebSocket endpoints are listed '
-            "under `x-websockets` (their protocol is in docs/protocol.md).",
+            "under `x-websockets` (their protocol is in docs/protocol.md). Integers are "
+            'JSON integers (`5`, never `5.0` or `"5"`) up to 2^53 - 1.',
         },
         "paths": paths,
         "components": {"schemas": schemas, "securitySchemes": _SECURITY_SCHEMES},
