@@ -153,7 +153,9 @@ def _operation(path: str, doc: OperationDoc, id_schema: Any) -> dict[str, Any]:
         }
     ok: dict[str, Any] = {"description": "OK" if doc.status == 200 else "Created"}
     if doc.answer is not None:
-        ok["content"] = {"application/json": {"schema": _ref(doc.answer)}}
+        ok["content"] = {doc.media_type: {"schema": _ref(doc.answer)}}
+    elif doc.media_type != "application/json":
+        ok["content"] = {doc.media_type: {"schema": {"type": "string"}}}
     if doc.answer_headers:
         ok["headers"] = {
             name: {"description": text, "schema": {"type": "string"}}

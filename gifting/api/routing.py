@@ -21,6 +21,9 @@ it; :mod:`gifting.api.openapi` reads these declarations to build
                  auth="creator", errors=[Conflict, UnknownItem]),
     ]
 
+An answer that is not JSON (a server-sent event stream, text) gives its
+``media_type`` instead of an ``answer`` Struct.
+
 ``errors`` lists the :class:`~gifting.core.errors.GiftingError` classes the
 handler raises itself; those implied by the declaration are added: a body
 or a query gives ``bad_request`` (400, and 413 for a body), an ``auth``
@@ -109,6 +112,7 @@ class OperationDoc:
     body: type[Body] | None = None
     body_optional: bool = False
     answer: type[Answer] | None = None
+    media_type: str = "application/json"
     status: int = 200
     errors: tuple[type[GiftingError], ...] = ()
     auth: Auth | None = None
@@ -132,6 +136,7 @@ class ApiRoute(Route):
         body: type[Body] | None = None,
         body_optional: bool = False,
         answer: type[Answer] | None = None,
+        media_type: str = "application/json",
         status: int = 200,
         errors: Sequence[type[GiftingError]] = (),
         auth: Auth | None = None,
@@ -151,6 +156,7 @@ class ApiRoute(Route):
             body=body,
             body_optional=body_optional,
             answer=answer,
+            media_type=media_type,
             status=status,
             errors=tuple(errors),
             auth=auth,

@@ -25,6 +25,7 @@ from redis.asyncio import Redis
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 
 from gifting.api.openapi import build_document
+from gifting.api.routing import ApiRoute
 from gifting.app import create_app
 from gifting.core.errors import BadRequest
 from gifting.core.ids import ID_PATTERN, check_id
@@ -102,6 +103,30 @@ def test_every_mounted_route_is_in_the_document() -> None:
             "/openapi.json"} <= set(document["paths"])  # fmt: skip
     metrics = document["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
     assert "text/plain" in metrics
+
+
+def test_every_v1_http_route_is_an_api_route() -> None:
+    """A /v1 route carries its document (bodies, answers, errors): see ApiRoute."""
+    plain = [
+        path for path, route in _walk(_full_app().routes)
+        if path.startswith("/v1/") and isinstance(route, Route) and not isinstance(route, ApiRoute)
+    ]  # fmt: skip
+    assert not plain, f"declare these with gifting.api.routing.ApiRoute: {plain}"
+
+
+def test_an_answer_that_is_not_json_has_its_media_type() -> None:
+    async def feed(request: Any) -> Any:
+        """A feed of events."""
+
+    route = ApiRoute("/v1/x/{stream}/events", feed, "GET", media_type="text/event-stream",
+                     auth="overlay_key")  # fmt: skip
+    operation = build_document([route])["paths"]["/v1/x/{stream}/events"]["get"]
+    assert operation["responses"]["200"]["content"] == {
+        "text/event-stream": {"schema": {"type": "string"}}
+    }
+    assert operation["security"] == [{"overlayKey": []}]
+    assert operation["summary"] == "A feed of events."
+    validate(build_document([route]))
 
 
 def test_errors_are_the_error_schema_with_their_codes() -> None:
