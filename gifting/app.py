@@ -47,6 +47,7 @@ from gifting.api import catalog as catalog_api
 from gifting.api import dev as dev_api
 from gifting.api import health as health_api
 from gifting.api import moderation as moderation_api
+from gifting.api import openapi as openapi_api
 from gifting.api import streams as streams_api
 from gifting.api import subscriptions as subscriptions_api
 from gifting.api import wallet as wallet_api
@@ -85,9 +86,11 @@ def default_extensions(settings: Settings) -> list[Extension]:
 
 
 def api_routes(settings: Settings) -> list[BaseRoute]:
-    """The HTTP API: health, catalog, webhooks, wallet, streams (and dev helpers in dev mode)."""
+    """The HTTP API: health, ``/openapi.json``, catalog, webhooks, wallet, streams, moderation,
+    cash-out cancel, webhook subscriptions (and dev helpers in dev mode)."""
     modules = [
         health_api,
+        openapi_api,
         catalog_api,
         webhooks_api,
         wallet_api,

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
+from gifting.api.routing import ApiRoute
+from gifting.api.schemas import Catalog
 from gifting.state import app_state
 
 __all__ = ["get_catalog", "routes"]
@@ -20,4 +22,4 @@ async def get_catalog(request: Request) -> JSONResponse:
     return JSONResponse(catalog.to_public(), headers={"Cache-Control": _CACHE_CONTROL})
 
 
-routes: list[BaseRoute] = [Route("/v1/catalog", get_catalog, methods=["GET"])]
+routes: list[BaseRoute] = [ApiRoute("/v1/catalog", get_catalog, "GET", answer=Catalog)]

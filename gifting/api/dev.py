@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
-from gifting.api.http import JsonObject, principal, read_json
+from gifting.api.http import principal, read_body_as
+from gifting.api.routing import ApiRoute
+from gifting.api.schemas import Credited, DevPurchaseBody, DevTokenBody, Token
 from gifting.auth import CREATOR, mint_token
 from gifting.clock import now_ms
+from gifting.core.errors import UnknownItem
 from gifting.core.ids import new_id
 from gifting.state import app_state
 
@@ -24,10 +27,9 @@ DEV_TOKEN_TTL_S = 24 * 3600
 
 async def dev_token(request: Request) -> JSONResponse:
     """Mint a token: ``{"user", "name"?, "creator"?: bool}`` → ``{"token"}``."""
-    body = JsonObject(await read_json(request), required=("user",), optional=("name", "creator"))
-    user = body.ident("user")
-    name = body.string("name", max_length=64, min_length=1) if body.has("name") else None
-    roles = [CREATOR] if body.boolean("creator", False) else []
+    body = await read_body_as(request, DevTokenBody)
+    user, name = body.user, body.name
+    roles = [CREATOR] if body.creator else []
     secret = app_state(request).settings.jwt_secret
     token = mint_token(secret, user, name, roles, DEV_TOKEN_TTL_S)
     return JSONResponse({"token": token, "user": user, "roles": roles})
@@ -40,9 +42,9 @@ async def dev_purchase(request: Request) -> JSONResponse:
     package's own price and a fresh purchase id.
     """
     caller = principal(request)
-    body = JsonObject(await read_json(request), required=("package",))
+    body = await read_body_as(request, DevPurchaseBody)
     state = app_state(request)
-    package = state.catalog.package_by_id(body.string("package", max_length=64))
+    package = state.catalog.package_by_id(body.package)
     result = await state.ledger.purchase(
         new_id("dev", now_ms()),
         caller.user,
@@ -61,6 +63,7 @@ async def dev_purchase(request: Request) -> JSONResponse:
 
 
 routes: list[BaseRoute] = [
-    Route("/v1/dev/token", dev_token, methods=["POST"]),
-    Route("/v1/dev/purchase", dev_purchase, methods=["POST"]),
-]
+    ApiRoute("/v1/dev/token", dev_token, "POST", body=DevTokenBody, answer=Token),
+    ApiRoute("/v1/dev/purchase", dev_purchase, "POST", body=DevPurchaseBody, answer=Credited,
+             auth="bearer", errors=[UnknownItem]),
+]  # fmt: skip

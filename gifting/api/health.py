@@ -13,8 +13,10 @@ from typing import Final
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
+from gifting.api.routing import ApiRoute
+from gifting.api.schemas import Health, Ready
 from gifting.state import app_state
 
 __all__ = ["healthz", "readyz", "routes"]
@@ -58,6 +60,6 @@ async def readyz(request: Request) -> JSONResponse:
 
 
 routes: list[BaseRoute] = [
-    Route("/healthz", healthz, methods=["GET"]),
-    Route("/readyz", readyz, methods=["GET"]),
+    ApiRoute("/healthz", healthz, "GET", answer=Health, tags=["health"]),
+    ApiRoute("/readyz", readyz, "GET", answer=Ready, tags=["health"]),
 ]

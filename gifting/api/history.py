@@ -17,9 +17,11 @@ from typing import TypeVar
 import asyncpg
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
-from gifting.api.http import principal, query_int
+from gifting.api.http import principal
+from gifting.api.routing import ApiRoute, QueryInt, QueryText
+from gifting.api.schemas import Earnings, History, PersistedCashouts
 from gifting.core.errors import Unavailable
 from gifting.records import (
     DEFAULT_LIMIT,
@@ -33,6 +35,9 @@ from gifting.state import app_state
 __all__ = ["get_cashout_history", "get_earnings", "get_wallet_history", "routes"]
 
 _T = TypeVar("_T")
+LIMIT = QueryInt("limit", default=DEFAULT_LIMIT, minimum=1, maximum=MAX_LIMIT)
+STREAMS_LIMIT = QueryInt("limit", default=MAX_LIMIT, minimum=1, maximum=MAX_LIMIT)
+CURSOR = QueryText("cursor", max_length=256, description="the previous page's `next`")
 # The database being down is a 503 (retry later), not an internal error.
 _DOWN = (
     OSError,
@@ -59,8 +64,8 @@ def _pool(request: Request) -> asyncpg.Pool:
 async def get_wallet_history(request: Request) -> JSONResponse:
     """A page of the caller's ledger events, newest first."""
     caller = principal(request)
-    limit = query_int(request, "limit", DEFAULT_LIMIT, minimum=1, maximum=MAX_LIMIT)
-    cursor = request.query_params.get("cursor")
+    limit = LIMIT.read(request)
+    cursor = CURSOR.read(request)
     entries, following = await _ledger(
         wallet_history(_pool(request), caller.user, limit=limit, cursor=cursor)
     )
@@ -70,20 +75,23 @@ async def get_wallet_history(request: Request) -> JSONResponse:
 async def get_earnings(request: Request) -> JSONResponse:
     """The caller's coins received and diamonds earned, in total and per stream."""
     caller = principal(request)
-    limit = query_int(request, "limit", MAX_LIMIT, minimum=1, maximum=MAX_LIMIT)
+    limit = STREAMS_LIMIT.read(request)
     return JSONResponse(await _ledger(creator_earnings(_pool(request), caller.user, limit=limit)))
 
 
 async def get_cashout_history(request: Request) -> JSONResponse:
     """The caller's cash-outs from the durable record, newest first."""
     caller = principal(request)
-    limit = query_int(request, "limit", DEFAULT_LIMIT, minimum=1, maximum=MAX_LIMIT)
+    limit = LIMIT.read(request)
     rows = await _ledger(cashout_history(_pool(request), caller.user, limit=limit))
     return JSONResponse({"cashouts": rows})
 
 
 routes: list[BaseRoute] = [
-    Route("/v1/wallet/history", get_wallet_history, methods=["GET"]),
-    Route("/v1/earnings", get_earnings, methods=["GET"]),
-    Route("/v1/wallet/cashouts", get_cashout_history, methods=["GET"]),
-]
+    ApiRoute("/v1/wallet/history", get_wallet_history, "GET", answer=History, auth="bearer",
+             query=[LIMIT, CURSOR]),
+    ApiRoute("/v1/earnings", get_earnings, "GET", answer=Earnings, auth="bearer",
+             query=[STREAMS_LIMIT]),
+    ApiRoute("/v1/wallet/cashouts", get_cashout_history, "GET", answer=PersistedCashouts,
+             auth="bearer", query=[LIMIT]),
+]  # fmt: skip

@@ -3,8 +3,12 @@
 Bodies: at most :data:`MAX_BODY_BYTES` (64 KiB), checked on ``Content-Length``
 before reading and on the bytes actually received (a chunked body has no
 length), 413 past it. A body is UTF-8 JSON holding one object, without
-duplicate keys or ``NaN``; :class:`JsonObject` then rejects unknown fields
-and hands out typed values, raising ``BadRequest`` that names the field.
+duplicate keys, ``NaN`` or unpaired surrogates; :func:`read_body_as` then
+converts it to the route's :class:`~gifting.api.schemas.Body` Struct
+(unknown fields, wrong types, booleans for integers, values out of the
+field's ``msgspec.Meta`` range: ``BadRequest`` naming the field).
+:class:`JsonObject` is the older way (typed getters), kept for routes not
+yet moved to a Struct.
 
 Errors: :func:`exception_handlers` is the one table from exception to
 response. A :class:`~gifting.core.errors.GiftingError` becomes its
@@ -17,9 +21,11 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Collection, Iterable
-from typing import Any, Final, NoReturn
+from typing import Any, Final, NoReturn, TypeVar
 
+import msgspec
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException
@@ -27,6 +33,7 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 from starlette.websockets import WebSocket
 
+from gifting.api.schemas import MAX_SAFE_INTEGER, Body
 from gifting.auth import Principal, principal_from_connection
 from gifting.core.describe import json_kind, short
 from gifting.core.errors import (
@@ -36,19 +43,21 @@ from gifting.core.errors import (
     PayloadTooLarge,
     Unavailable,
 )
-from gifting.core.ids import check_id
+from gifting.core.ids import ID_PATTERN, check_id
 from gifting.state import app_state
 
 __all__ = [
     "MAX_BODY_BYTES",
     "MAX_SAFE_INTEGER",
     "JsonObject",
+    "decode_body",
     "decode_json_object",
     "error_response",
     "exception_handlers",
     "principal",
     "query_int",
     "read_body",
+    "read_body_as",
     "read_json",
 ]
 
@@ -56,8 +65,7 @@ log = logging.getLogger("gifting.api")
 
 #: Largest request body, in bytes.
 MAX_BODY_BYTES: Final = 64 * 1024
-#: Largest integer a JSON client (JavaScript) represents exactly: 2^53 - 1.
-MAX_SAFE_INTEGER: Final = 2**53 - 1
+_B = TypeVar("_B", bound=Body)
 
 
 # --------------------------------------------------------------------------- state
@@ -133,6 +141,102 @@ def decode_json_object(raw: bytes, *, allow_empty: bool = False) -> dict[str, ob
 async def read_json(request: Request, *, allow_empty: bool = False) -> dict[str, object]:
     """Read and decode a bounded JSON-object body (see :func:`read_body`)."""
     return decode_json_object(await read_body(request), allow_empty=allow_empty)
+
+
+async def read_body_as(request: Request, kind: type[_B], *, allow_empty: bool = False) -> _B:
+    """Read a bounded body and decode it as ``kind`` (see :func:`decode_body`)."""
+    return decode_body(await read_body(request), kind, allow_empty=allow_empty)
+
+
+def decode_body(raw: bytes, kind: type[_B], *, allow_empty: bool = False) -> _B:
+    """Decode ``raw`` as the request body ``kind``, or raise ``BadRequest`` naming the field.
+
+    The JSON text is checked by :func:`decode_json_object` (UTF-8, one object,
+    no duplicate keys, no ``NaN``), every string for unpaired surrogates, then
+    ``msgspec.convert`` (strict: no ``"5"`` for 5, no ``true`` for 1) checks
+    the fields against ``kind``'s types and ``Meta`` constraints.
+    """
+    data = decode_json_object(raw, allow_empty=allow_empty)
+    _refuse_surrogates(data, "")
+    try:
+        return msgspec.convert(data, kind, strict=True)
+    except msgspec.ValidationError as exc:
+        raise BadRequest(_explain(str(exc), data, kind)) from None
+
+
+def _refuse_surrogates(value: object, path: str) -> None:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadRequest(f"field {path!r} holds an unpaired surrogate") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_surrogates(key, path or "(a field name)")
+            _refuse_surrogates(item, f"{path}.{key}" if path else key)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _refuse_surrogates(item, f"{path}[{index}]")
+
+
+_AT = re.compile(r"^(?P<what>.*) - at `\$(?P<path>[^`]*)`$", re.S)
+_KIND_NAMES: Final = {
+    "int": "an integer", "str": "a string", "bool": "true or false", "null": "null",
+    "array": "an array", "object": "an object", "float": "a number",
+}  # fmt: skip
+_SIMPLE: Final = [
+    (re.compile(r"Expected `(?P<a>[^`]+)`, got `[^`]+`"), "must be {kinds}, got {kind}"),
+    (re.compile(r"Expected `int` >= (?P<n>-?\d+)"), "must be at least {n}, got {value}"),
+    (re.compile(r"Expected `int` <= (?P<n>-?\d+)"), "must be at most {n}, got {value}"),
+    (re.compile(r"Expected `str` of length <= (?P<n>\d+)"), "is longer than {n} characters"),
+    (re.compile(r"Expected `str` of length >= 1"), "must not be empty"),
+    (re.compile(r"Expected `str` of length >= (?P<n>\d+)"), "must have at least {n} characters"),
+    (re.compile(r"Invalid enum value"), "must be {options}, got {value}"),
+]
+_ID_CLASS: Final = ID_PATTERN[: ID_PATTERN.index("\\")]  # "^[A-Za-z0-9._~@+"
+_ID_RULE: Final = (
+    "may hold only letters, digits and ._~@+-/=!#$%&*^| "
+    "(no spaces, control characters, braces, colons or quotes)"
+)
+
+
+def _explain(error: str, data: dict[str, object], kind: type[Body]) -> str:
+    """A clear message from msgspec's ``ValidationError`` text, naming the field."""
+    allowed = kind.__struct_fields__
+    if match := re.fullmatch(r"Object contains unknown field `(.*)`", error, re.S):
+        hint = ", ".join(repr(k) for k in allowed) or "none"
+        return f"unknown field {short(match[1])} (allowed: {hint})"
+    if match := re.fullmatch(r"Object missing required field `(.*)`", error, re.S):
+        return f"missing field {match[1]!r}"
+    at = _AT.match(error)
+    if at is None:
+        return error
+    what, path = at["what"], at["path"].lstrip(".")
+    value = data.get(path.split(".")[0].split("[")[0])
+    if "matching regex" in what:
+        is_id = _ID_CLASS in what  # msgspec quotes the pattern with repr()
+        rule = _ID_RULE if is_id else "must not contain control characters"
+        return f"field {path!r} {rule}"
+    for pattern, template in _SIMPLE:
+        if found := pattern.match(what):
+            groups = found.groupdict()
+            kinds = " or ".join(
+                _KIND_NAMES.get(k.strip(), k.strip()) for k in groups.get("a", "").split("|")
+            )
+            return f"field {path!r} " + template.format(
+                kinds=kinds, kind=json_kind(value), value=short(value), n=groups.get("n"),
+                options=_options(kind, path),
+            )  # fmt: skip
+    return f"field {path!r}: {what}"
+
+
+def _options(kind: type[Body], name: str) -> str:
+    """The values a ``Literal`` field accepts, for its message."""
+    info = msgspec.inspect.type_info(kind)
+    for field in getattr(info, "fields", ()):
+        if field.encode_name == name and isinstance(field.type, msgspec.inspect.LiteralType):
+            return " or ".join(repr(v) for v in field.type.values)
+    return "the documented values"
 
 
 class JsonObject:

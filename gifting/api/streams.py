@@ -14,14 +14,17 @@ from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
-from gifting.api.http import JsonObject, principal, read_json
+from gifting.api.http import principal, read_body_as
+from gifting.api.routing import ApiRoute
+from gifting.api.schemas import EmptyBody, GoalBody, GoalSet, Overlay, StreamBody, StreamCreated
+from gifting.api.schemas import Stream as StreamAnswer
 from gifting.auth import CREATOR
-from gifting.core.errors import Forbidden
+from gifting.core.errors import BadRequest, Forbidden, NotFound, UnknownItem
 from gifting.core.ids import check_id
 from gifting.state import app_state
-from gifting.store.streams import MAX_GOAL, MAX_TITLE_LENGTH, Stream, Streams, Totals
+from gifting.store.streams import Stream, Streams, Totals
 
 __all__ = [
     "create_stream",
@@ -79,10 +82,9 @@ async def create_stream(request: Request) -> JSONResponse:
     """Start a live stream (role ``creator``): ``{"title"}`` → 201 with the overlay key and URL."""
     caller = principal(request)
     caller.require_role(CREATOR)
-    body = JsonObject(await read_json(request), required=("title",))
-    title = body.string("title", max_length=MAX_TITLE_LENGTH)
+    body = await read_body_as(request, StreamBody)
     state = app_state(request)
-    stream = await state.streams.create(caller.user, caller.name, title)
+    stream = await state.streams.create(caller.user, caller.name, body.title)
     return JSONResponse(
         {**await _public(state.streams, stream), **_overlay(request, stream)}, status_code=201
     )
@@ -108,7 +110,7 @@ async def end_stream(request: Request) -> JSONResponse:
     """End the stream (its creator only); ending an ended stream is a no-op 200."""
     caller = principal(request)
     stream_id = _stream_id(request)
-    JsonObject(await read_json(request, allow_empty=True))
+    await read_body_as(request, EmptyBody, allow_empty=True)
     state = app_state(request)
     stream, _was_live = await state.streams.end(stream_id, caller.user)
     if state.room_events is not None:
@@ -120,13 +122,9 @@ async def set_goal(request: Request) -> JSONResponse:
     """Set the goal (its creator only): ``{"target": coins, "gift": id | null}``."""
     caller = principal(request)
     stream_id = _stream_id(request)
-    body = JsonObject(await read_json(request), required=("target",), optional=("gift",))
-    target = body.integer("target", minimum=1, maximum=MAX_GOAL)
-    gift = body.data.get("gift")
-    if gift is not None:
-        gift = body.string("gift", max_length=64, min_length=1)
+    body = await read_body_as(request, GoalBody)
     state = app_state(request)
-    await state.streams.set_goal(stream_id, caller.user, target, gift)
+    await state.streams.set_goal(stream_id, caller.user, body.target, body.gift)
     stream = await state.streams.get(stream_id)
     if state.room_events is not None:
         await state.room_events.goal_changed(stream)
@@ -134,10 +132,17 @@ async def set_goal(request: Request) -> JSONResponse:
     return JSONResponse({"stream": stream.stream, "goal": public["goal"]})
 
 
+_CREATORS = [BadRequest, Forbidden, NotFound]  # a bad id; another's stream; no stream
+
 routes: list[BaseRoute] = [
-    Route("/v1/streams", create_stream, methods=["POST"]),
-    Route("/v1/streams/{stream}", get_stream, methods=["GET"]),
-    Route("/v1/streams/{stream}/overlay", get_overlay, methods=["GET"]),
-    Route("/v1/streams/{stream}/end", end_stream, methods=["POST"]),
-    Route("/v1/streams/{stream}/goal", set_goal, methods=["PUT"]),
-]
+    ApiRoute("/v1/streams", create_stream, "POST", body=StreamBody, answer=StreamCreated,
+             status=201, auth="creator"),
+    ApiRoute("/v1/streams/{stream}", get_stream, "GET", answer=StreamAnswer,
+             errors=[BadRequest, NotFound]),
+    ApiRoute("/v1/streams/{stream}/overlay", get_overlay, "GET", answer=Overlay, auth="bearer",
+             errors=_CREATORS),
+    ApiRoute("/v1/streams/{stream}/end", end_stream, "POST", body=EmptyBody, body_optional=True,
+             answer=StreamAnswer, auth="bearer", errors=_CREATORS),
+    ApiRoute("/v1/streams/{stream}/goal", set_goal, "PUT", body=GoalBody, answer=GoalSet,
+             auth="bearer", errors=[*_CREATORS, UnknownItem]),
+]  # fmt: skip

@@ -16,18 +16,35 @@ from typing import Any, Final
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
-from gifting.api.http import JsonObject, principal, query_int, read_json
+from gifting.api.http import principal, read_body_as
+from gifting.api.routing import ApiRoute, QueryInt
+from gifting.api.schemas import (
+    BadgeBody,
+    BadgeBought,
+    BudgetBody,
+    CashoutBody,
+    Cashouts,
+    Wallet,
+)
+from gifting.api.schemas import Cashout as CashoutAnswer
 from gifting.clock import now_ms
 from gifting.core.badges import owned_views
-from gifting.core.errors import BadRequest, GiftingError, NotFound
+from gifting.core.errors import (
+    BadRequest,
+    BudgetExceeded,
+    Conflict,
+    GiftingError,
+    InsufficientFunds,
+    NotFound,
+    UnknownItem,
+)
 from gifting.core.ids import check_id, new_id
 from gifting.core.pricing import price_badge
 from gifting.records import kept_spends
 from gifting.state import AppState, app_state
 from gifting.store.ledger import (
-    MAX_BUDGET,
     Budget,
     Cashout,
     Ledger,
@@ -48,6 +65,7 @@ __all__ = [
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_CASHOUTS_LISTED = 100
+CASHOUTS_LIMIT = QueryInt("limit", default=50, minimum=1, maximum=MAX_CASHOUTS_LISTED)
 #: How long a badge waits for PostgreSQL's kept ids before going on with Redis alone.
 KEPT_LOOKUP_TIMEOUT_S: Final = 0.5
 
@@ -91,20 +109,19 @@ async def get_wallet(request: Request) -> JSONResponse:
 async def put_budget(request: Request) -> JSONResponse:
     """Set (``{"monthly": coins}``) or clear (``{"monthly": null}``) the monthly budget."""
     caller = principal(request)
-    body = JsonObject(await read_json(request), required=("monthly",))
-    monthly = body.integer_or_null("monthly", minimum=0, maximum=MAX_BUDGET)
+    body = await read_body_as(request, BudgetBody)
     ledger = app_state(request).ledger
-    await ledger.set_budget(caller.user, monthly)
+    await ledger.set_budget(caller.user, body.monthly)
     return JSONResponse(await _wallet_body(ledger, caller.user))
 
 
 async def buy_badge(request: Request) -> JSONResponse:
     """Buy a profile badge: ``{"id", "badge"}`` → ``{"event", "balance", "badge"}``."""
     caller = principal(request)
-    body = JsonObject(await read_json(request), required=("id", "badge"))
-    client_id = body.ident("id")
+    body = await read_body_as(request, BadgeBody)
+    client_id = body.id
     state = app_state(request)
-    priced = price_badge(state.catalog, body.string("badge", max_length=64, min_length=1))
+    priced = price_badge(state.catalog, body.badge)
     order = SpendOrder(
         sender=caller.user, sender_name=caller.name, client_id=client_id, priced=priced
     )
@@ -154,9 +171,9 @@ def _cashout_body(cashout: Cashout, request_id: str | None = None) -> dict[str, 
     return body
 
 
-def _request_id(request: Request, body: JsonObject) -> str:
+def _request_id(request: Request, body: CashoutBody) -> str:
     """The cash-out's idempotency id: body ``id``, else the header, else a fresh one."""
-    from_body = body.ident_or_null("id")
+    from_body = body.id
     header = request.headers.get(IDEMPOTENCY_HEADER)
     from_header = None if header is None else check_id(header, IDEMPOTENCY_HEADER)
     if from_body is not None and from_header is not None and from_body != from_header:
@@ -167,17 +184,17 @@ def _request_id(request: Request, body: JsonObject) -> str:
 async def request_cashout(request: Request) -> JSONResponse:
     """Hold diamonds for a cash-out: ``{"diamonds", "id"?}`` → 201 with the cash-out."""
     caller = principal(request)
-    body = JsonObject(await read_json(request), required=("diamonds",), optional=("id",))
-    diamonds = body.integer("diamonds", minimum=1, maximum=MAX_BUDGET)
+    body = await read_body_as(request, CashoutBody)
     request_id = _request_id(request, body)
-    cashout = await app_state(request).ledger.request_cashout(caller.user, diamonds, request_id)
+    ledger = app_state(request).ledger
+    cashout = await ledger.request_cashout(caller.user, body.diamonds, request_id)
     return JSONResponse(_cashout_body(cashout, request_id), status_code=201)
 
 
 async def list_cashouts(request: Request) -> JSONResponse:
     """The caller's cash-outs, newest first (``?limit=``, 1..100, default 50)."""
     caller = principal(request)
-    limit = query_int(request, "limit", 50, minimum=1, maximum=MAX_CASHOUTS_LISTED)
+    limit = CASHOUTS_LIMIT.read(request)
     cashouts = await app_state(request).ledger.cashouts(caller.user, limit)
     return JSONResponse({"cashouts": [_cashout_body(c) for c in cashouts]})
 
@@ -192,11 +209,21 @@ async def get_cashout(request: Request) -> JSONResponse:
     return JSONResponse(_cashout_body(cashout))
 
 
+_REPLAYED = {"Idempotent-Replayed": "true when this answers a retry of an earlier call"}
+_IDEMPOTENCY = {IDEMPOTENCY_HEADER: "the cash-out's id (or the body's id): a retry is idempotent"}
+
 routes: list[BaseRoute] = [
-    Route("/v1/wallet", get_wallet, methods=["GET"]),
-    Route("/v1/wallet/budget", put_budget, methods=["PUT"]),
-    Route("/v1/badges", buy_badge, methods=["POST"]),
-    Route("/v1/cashouts", request_cashout, methods=["POST"]),
-    Route("/v1/cashouts", list_cashouts, methods=["GET"]),
-    Route("/v1/cashouts/{cashout}", get_cashout, methods=["GET"]),
-]
+    ApiRoute("/v1/wallet", get_wallet, "GET", answer=Wallet, auth="bearer"),
+    ApiRoute("/v1/wallet/budget", put_budget, "PUT", body=BudgetBody, answer=Wallet,
+             auth="bearer"),
+    ApiRoute("/v1/badges", buy_badge, "POST", body=BadgeBody, answer=BadgeBought,
+             auth="bearer", errors=[UnknownItem, InsufficientFunds, BudgetExceeded, Conflict],
+             answer_headers=_REPLAYED),
+    ApiRoute("/v1/cashouts", request_cashout, "POST", body=CashoutBody, answer=CashoutAnswer,
+             status=201, auth="bearer", errors=[InsufficientFunds, BudgetExceeded, Conflict],
+             request_headers=_IDEMPOTENCY),
+    ApiRoute("/v1/cashouts", list_cashouts, "GET", answer=Cashouts, auth="bearer",
+             query=[CASHOUTS_LIMIT]),
+    ApiRoute("/v1/cashouts/{cashout}", get_cashout, "GET", answer=CashoutAnswer,
+             auth="bearer", errors=[BadRequest, NotFound]),
+]  # fmt: skip

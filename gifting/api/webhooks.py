@@ -10,15 +10,28 @@ another body is 409 ``conflict``, and nothing changes on any error.
 from __future__ import annotations
 
 import logging
+from typing import TypeVar
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
-from gifting.api.http import MAX_SAFE_INTEGER, JsonObject, decode_json_object, read_body
+from gifting.api.http import decode_body, read_body
+from gifting.api.routing import ApiRoute
+from gifting.api.schemas import (
+    Body,
+    Credited,
+    PayoutWebhook,
+    PurchaseWebhook,
+    RefundWebhook,
+    Settled,
+)
 from gifting.api.signatures import SIGNATURE_HEADER, verify
+from gifting.core.errors import Conflict, NotFound, UnknownItem, Unprocessable
 from gifting.state import app_state
 from gifting.store.ledger import PurchaseResult
+
+_B = TypeVar("_B", bound=Body)
 
 __all__ = ["payout_webhook", "purchase_webhook", "refund_webhook", "routes"]
 
@@ -27,7 +40,7 @@ log = logging.getLogger("gifting.webhooks")
 REPLAYED_HEADER = "Idempotent-Replayed"
 
 
-async def _signed_body(request: Request) -> dict[str, object]:
+async def _signed_body(request: Request, kind: type[_B]) -> _B:
     """The decoded body of a webhook whose signature matches its raw bytes."""
     settings = app_state(request).settings
     raw = await read_body(request)
@@ -37,7 +50,7 @@ async def _signed_body(request: Request) -> dict[str, object]:
         raw,
         tolerance_s=settings.webhook_tolerance_s,
     )
-    return decode_json_object(raw)
+    return decode_body(raw, kind)
 
 
 def _replayed(flag: bool) -> dict[str, str]:
@@ -59,39 +72,36 @@ def _purchase_answer(what: str, result: PurchaseResult, **extra: object) -> JSON
 
 async def purchase_webhook(request: Request) -> JSONResponse:
     """Credit a completed purchase: ``{"purchase_id","user","package","amount","currency"}``."""
-    body = JsonObject(
-        await _signed_body(request),
-        required=("purchase_id", "user", "package", "amount", "currency"),
+    body = await _signed_body(request, PurchaseWebhook)
+    result = await app_state(request).ledger.purchase(
+        body.purchase_id, body.user, body.package, body.amount, body.currency
     )
-    purchase_id = body.ident("purchase_id")
-    user = body.ident("user")
-    package = body.string("package", max_length=64, min_length=1)
-    amount = body.integer("amount", minimum=1, maximum=MAX_SAFE_INTEGER)
-    currency = body.string("currency", max_length=8, min_length=1)
-    result = await app_state(request).ledger.purchase(purchase_id, user, package, amount, currency)
     return _purchase_answer("purchase", result)
 
 
 async def refund_webhook(request: Request) -> JSONResponse:
     """Claw back a purchase's coins once: ``{"purchase_id"}`` (the balance may go negative)."""
-    body = JsonObject(await _signed_body(request), required=("purchase_id",))
-    purchase_id = body.ident("purchase_id")
-    result = await app_state(request).ledger.refund(purchase_id)
+    body = await _signed_body(request, RefundWebhook)
+    result = await app_state(request).ledger.refund(body.purchase_id)
     return _purchase_answer("refund", result, refunded=True)
 
 
 async def payout_webhook(request: Request) -> JSONResponse:
     """Settle a cash-out: ``{"cashout","status":"paid"|"failed"}`` (failed returns diamonds)."""
-    body = JsonObject(await _signed_body(request), required=("cashout", "status"))
-    cashout_id = body.ident("cashout")
-    status = body.choice("status", ("paid", "failed"))
-    cashout = await app_state(request).ledger.settle_cashout(cashout_id, status)
-    log.info("payout %s: %s", cashout_id, cashout.status)
+    body = await _signed_body(request, PayoutWebhook)
+    cashout = await app_state(request).ledger.settle_cashout(body.cashout, body.status)
+    log.info("payout %s: %s", body.cashout, cashout.status)
     return JSONResponse({**cashout.to_public(), "user": cashout.user})
 
 
+_REPLAYED = {REPLAYED_HEADER: "true when this answers a retry of an earlier call"}
+
 routes: list[BaseRoute] = [
-    Route("/v1/webhooks/purchases", purchase_webhook, methods=["POST"]),
-    Route("/v1/webhooks/refunds", refund_webhook, methods=["POST"]),
-    Route("/v1/webhooks/payouts", payout_webhook, methods=["POST"]),
-]
+    ApiRoute("/v1/webhooks/purchases", purchase_webhook, "POST", body=PurchaseWebhook,
+             answer=Credited, auth="signed", errors=[UnknownItem, Unprocessable, Conflict],
+             answer_headers=_REPLAYED),
+    ApiRoute("/v1/webhooks/refunds", refund_webhook, "POST", body=RefundWebhook,
+             answer=Credited, auth="signed", errors=[NotFound], answer_headers=_REPLAYED),
+    ApiRoute("/v1/webhooks/payouts", payout_webhook, "POST", body=PayoutWebhook,
+             answer=Settled, auth="signed", errors=[NotFound, Conflict]),
+]  # fmt: skip

@@ -17,6 +17,9 @@ from gifting.core.errors import BadRequest
 MAX_ID_LENGTH = 64
 # Printable ASCII without space, braces (hash tags), colon (key separator) or quotes.
 _ID = re.compile(r"[A-Za-z0-9._~@+\-/=!#$%&*^|]{1,64}")
+#: The same rule as a JSON Schema ``pattern`` (ECMA-262 and Python ``re.search`` alike:
+#: ``(?!\n)`` stops Python's ``$`` from matching before a trailing newline).
+ID_PATTERN = f"^{_ID.pattern}$(?!\\n)"
 
 
 def check_id(value: object, field: str) -> str:

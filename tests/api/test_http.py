@@ -15,7 +15,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from gifting.api.http import MAX_BODY_BYTES, JsonObject
+from gifting.api.http import MAX_BODY_BYTES, JsonObject, decode_body
+from gifting.api.schemas import EmptyBody, PayoutWebhook, PurchaseWebhook, RefundWebhook
 from gifting.app import create_app
 from gifting.core.errors import BadRequest, Conflict
 from gifting.embedded import EmbeddedRedis
@@ -260,3 +261,50 @@ async def test_catalog_is_public_and_cacheable(api: Api) -> None:
         "price": {"amount": 99, "currency": "USD"},
     }
     assert "max-age" in r.headers["cache-control"]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'{"purchase_id": 5}', "field 'purchase_id' must be a string, got integer"),
+        (b'{"purchase_id": ""}', "field 'purchase_id' must not be empty"),
+        (b'{"purchase_id": "' + b"x" * 65 + b'"}',
+         "field 'purchase_id' is longer than 64 characters"),
+        (b'{"purchase_id": "a\\n"}', "field 'purchase_id' may hold only letters"),
+        (b'{"purchase_id": "\\ud800"}', "field 'purchase_id' holds an unpaired surrogate"),
+        (b'{"purchase_id": "p", "x": 1}', "unknown field 'x' (allowed: 'purchase_id')"),
+        (b'{}', "missing field 'purchase_id'"),
+        (b'{"purchase_id": "p", "purchase_id": "q"}', "duplicate field 'purchase_id'"),
+    ],
+)
+def test_decode_body_names_the_field(body: bytes, message: str) -> None:
+    with pytest.raises(BadRequest) as caught:
+        decode_body(body, RefundWebhook)
+    assert caught.value.message.startswith(message), caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("true", "field 'amount' must be an integer, got boolean"),
+        ("5.0", "field 'amount' must be an integer, got float"),
+        ('"5"', "field 'amount' must be an integer, got string"),
+        ("0", "field 'amount' must be at least 1, got 0"),
+        (str(2**53), "field 'amount' must be at most 9007199254740991"),
+        ("1" + "0" * 40, "field 'amount' must be at most 9007199254740991"),
+    ],
+)
+def test_decode_body_integers_are_strict_and_bounded(value: str, message: str) -> None:
+    raw = ('{"purchase_id": "p", "user": "u", "package": "x", "currency": "USD", '
+           f'"amount": {value}}}').encode()
+    with pytest.raises(BadRequest) as caught:
+        decode_body(raw, PurchaseWebhook)
+    assert caught.value.message.startswith(message), caught.value.message
+
+
+def test_decode_body_literals_name_their_values() -> None:
+    with pytest.raises(BadRequest, match="field 'status' must be 'failed' or 'paid'"):
+        decode_body(b'{"cashout": "c", "status": "PAID"}', PayoutWebhook)
+    assert decode_body(b"", EmptyBody, allow_empty=True) == EmptyBody()
+    with pytest.raises(BadRequest, match="must be a JSON object"):
+        decode_body(b"", EmptyBody)
