@@ -177,7 +177,7 @@ class PayoutWebhook(Body):
     """A cash-out's payout settled by the provider."""
 
     cashout: Id
-    status: Literal["paid", "failed"]
+    status: Literal["paid", "failed", "processing"]
 
 
 class DevTokenBody(Body):
@@ -250,7 +250,9 @@ class Cashout(Answer):
     """A cash-out and its state."""
 
     cashout: str
-    status: Annotated[str, Meta(description="held, paid or failed")]
+    status: Annotated[
+        str, Meta(description="held, processing (being paid out), paid, failed or cancelled")
+    ]
     diamonds: Count
     amount: Money
     created: Millis

@@ -222,6 +222,7 @@ SCRIPT_REFUSALS: Final[Mapping[str, Mapping[str, tuple[str, str]]]] = {
     },
     "cashout_settle": {
         "not_found": ("not_found", "no such cash-out"),
+        # "processing" after a settlement: the report came too late to mean anything.
         "conflict": ("conflict", "this cash-out was already settled as {final}"),
     },
     "cashout_cancel": {
@@ -229,6 +230,10 @@ SCRIPT_REFUSALS: Final[Mapping[str, Mapping[str, tuple[str, str]]]] = {
         # Another user's cash-out is not found, as on GET /v1/cashouts/{id}: ids do not leak.
         "forbidden": ("not_found", "no such cash-out"),
         "conflict": ("conflict", "this cash-out was already settled as {final}"),
+        "processing": (
+            "conflict",
+            "this cash-out is being paid out and can no longer be cancelled",
+        ),
     },
 }
 

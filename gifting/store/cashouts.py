@@ -154,10 +154,15 @@ class Cashouts:
         return found
 
     async def settle_cashout(self, cashout_id: str, outcome: object) -> Cashout:
-        """Settle a held cash-out as ``paid`` or ``failed`` (diamonds and the day's cap back)."""
+        """Settle a held cash-out as ``paid`` or ``failed`` (diamonds and the day's cap back).
+
+        ``processing``: the payout provider is paying it; no money moves, and
+        its creator can no longer cancel it (a provider that pays first and
+        reports after says so before paying). It then settles as a held one.
+        """
         check_id(cashout_id, "cashout")
-        if outcome not in ("paid", "failed"):
-            raise BadRequest('status must be "paid" or "failed"')
+        if outcome not in ("paid", "failed", "processing"):
+            raise BadRequest('status must be "paid", "failed" or "processing"')
         shard = cashout_shard(cashout_id, self._keys.shards)
         record = self._keys.cashout(shard, cashout_id)
         user, created = await self._redis.hmget(record, ["user", "created"])

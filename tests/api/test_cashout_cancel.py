@@ -88,3 +88,30 @@ async def test_someone_elses_or_unknown_cashout_is_not_found(api: Api) -> None:
     assert r.status_code == 400
     assert await api.snapshot() == before
     assert (await api.wallet("carol"))["diamonds_held"] == 2000
+
+
+async def test_once_the_provider_is_paying_it_a_cashout_cannot_be_cancelled(api: Api) -> None:
+    """A provider that pays, then reports, says "processing" first: no cancel can pay twice."""
+    await api.earn_diamonds("carol", "alice")
+    cashout = await _hold(api)
+    r = await api.webhook("payouts", {"cashout": cashout, "status": "processing"})
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "processing"
+    again = await api.webhook("payouts", {"cashout": cashout, "status": "processing"})
+    assert again.status_code == 200 and again.json() == r.json()  # a replay
+    before = await api.snapshot()
+    refused = await api.send("POST", f"/v1/cashouts/{cashout}/cancel", user="carol")
+    assert refused.status_code == 409, refused.text
+    assert refused.json() == {
+        "code": "conflict",
+        "message": "this cash-out is being paid out and can no longer be cancelled",
+    }
+    assert await api.snapshot() == before
+    assert (await api.get(f"/v1/cashouts/{cashout}", "carol")).json()["status"] == "processing"
+    # The report that follows settles it as usual, once.
+    paid = await api.webhook("payouts", {"cashout": cashout, "status": "paid"})
+    assert paid.status_code == 200 and paid.json()["status"] == "paid"
+    wallet = await api.wallet("carol")
+    assert (wallet["diamonds"], wallet["diamonds_held"], wallet["diamonds_paid"]) == (3000, 0, 2000)
+    late = await api.webhook("payouts", {"cashout": cashout, "status": "processing"})
+    assert late.status_code == 409 and late.json()["code"] == "conflict"

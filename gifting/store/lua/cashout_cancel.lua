@@ -24,6 +24,7 @@ if not c[1] then return {'not_found', ''} end
 if c[1] ~= ARGV[1] then return {'forbidden', ''} end
 if c[3] ~= 'held' then
   if c[3] == 'cancelled' then return {'replay', c[3]} end
+  if c[3] == 'processing' then return {'processing', c[3]} end
   return {'conflict', c[3]}
 end
 

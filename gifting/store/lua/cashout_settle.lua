@@ -1,4 +1,6 @@
--- cashout_settle.lua: settle a held cash-out as paid, or as failed (diamonds back).
+-- cashout_settle.lua: settle a held cash-out as paid, or as failed (diamonds back);
+-- or mark it "processing" (the payout provider is paying it: no money moves,
+-- and from then on its creator can no longer cancel it).
 --
 -- A failed payout sent nothing out: it returns the diamonds AND releases the
 -- daily cap it used, when the creator's cap is still counting that cash-out's
@@ -7,7 +9,7 @@
 -- KEYS[1]  wallet hash of the creator              {wNN}
 -- KEYS[2]  cash-out record hash                    {wNN}
 -- KEYS[3]  outbox stream of the creator's shard    {wNN}
--- ARGV[1]  "paid" or "failed"
+-- ARGV[1]  "paid", "failed" or "processing"
 -- ARGV[2]  new event id
 -- ARGV[3]  now, unix ms
 -- ARGV[4]  cash-out id
@@ -15,13 +17,18 @@
 --          written before they kept their own 'day'
 --
 -- Returns {status, final status}: "ok", "replay" (already settled the same
--- way), "conflict" (already settled the other way) or "not_found".
+-- way), "conflict" (already settled the other way, or "processing" after a
+-- settlement) or "not_found". A processing cash-out settles as a held one.
 
 local c = redis.call('HMGET', KEYS[2], 'user', 'diamonds', 'status', 'day')
 if not c[1] then return {'not_found', ''} end
-if c[3] ~= 'held' then
+if c[3] ~= 'held' and not (c[3] == 'processing' and ARGV[1] ~= 'processing') then
   if c[3] == ARGV[1] then return {'replay', c[3]} end
   return {'conflict', c[3]}
+end
+if ARGV[1] == 'processing' then
+  redis.call('HSET', KEYS[2], 'status', 'processing')
+  return {'ok', 'processing'}
 end
 
 local d = tonumber(c[2])
