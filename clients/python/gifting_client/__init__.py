@@ -25,8 +25,9 @@ The wire protocol is docs/protocol.md of the server.
 The HTTP API (catalog, wallet, history, badges, cash-outs, streams,
 moderation, webhook subscriptions) is :class:`ApiClient`; its answers are
 typed (:mod:`gifting_client.api_types`) and its refusals raise the same
-classes as the WebSocket side. :func:`verify_signature` checks a webhook
-delivery's ``X-Gifting-Signature`` for receivers.
+classes as the WebSocket side; :class:`SyncApiClient` is its blocking
+facade. :func:`verify_signature` checks a webhook delivery's
+``X-Gifting-Signature`` for receivers.
 """
 
 from gifting_client.api import ApiClient, new_client_id
@@ -108,6 +109,7 @@ from gifting_client.messages import (
 )
 from gifting_client.overlay import START_OF_ROOM, OverlayClient
 from gifting_client.signatures import SIGNATURE_HEADER, sign, verify_signature
+from gifting_client.sync_api import SyncApiClient
 from gifting_client.viewer import ViewerClient
 
 __all__ = [
@@ -173,6 +175,7 @@ __all__ = [
     "StreamGoal",
     "StreamInfo",
     "StreamNotLive",
+    "SyncApiClient",
     "TopGifter",
     "Totals",
     "Unauthorized",

@@ -35,6 +35,7 @@ from gifting_client import (
     OutcomeUnknown,
     RateLimited,
     StreamInfo,
+    SyncApiClient,
     Unauthorized,
     Unavailable,
     UnexpectedResponse,
@@ -414,7 +415,7 @@ async def creator_with_diamonds(server: HubServer) -> str:
     async with ViewerClient(f"ws://127.0.0.1:{server.port}", stream, server.token(fan)) as ws:
         await ws.send_gift("sports_car")
     async with client(server, creator) as api, asyncio.timeout(10):
-        while (await api.wallet()).diamonds != 3500:  # credited just after the ack
+        while (await api.wallet()).diamonds != 3500:  # noqa: ASYNC110 - credited after the ack
             await asyncio.sleep(0.02)
     return creator
 
@@ -525,6 +526,39 @@ async def test_webhook_subscription_lifecycle(server: HubServer) -> None:
     async with client(server, user()) as viewer:
         with pytest.raises(Forbidden):
             await viewer.subscribe_webhook("https://example.invalid/hook", ["gift"])
+
+
+# ----------------------------------------------------------------------------- sync facade
+
+
+async def test_the_sync_facade_blocks_and_answers_the_same(server: HubServer) -> None:
+    who = user()
+    token = server.token(who)
+
+    def spend() -> tuple[int, str]:
+        with SyncApiClient(base(server), token, backoff=FAST) as api:
+            api.dev_purchase("coins_350")
+            api.set_budget(200)
+            bought = api.buy_badge("supporter", id="sync-1")
+            assert api.buy_badge("supporter", id="sync-1").replayed
+            try:
+                api.buy_badge("vip")
+            except InsufficientFunds as exc:
+                return bought.balance, exc.code
+            raise AssertionError("the vip badge was not refused")
+
+    def read() -> tuple[list[str], Wallet]:
+        with SyncApiClient(base(server), token, backoff=FAST) as api:
+            return [e.type for e in api.history(page_size=1)], api.wallet()
+
+    balance, refused = await asyncio.to_thread(spend)
+    assert balance == 250 and refused == "insufficient_funds"
+    await caught_up(server)
+    types, wallet = await asyncio.to_thread(read)
+    assert types == ["spend", "purchase"]
+    assert wallet.coins == 250 and wallet.budget.spent == 100
+    with pytest.raises(RuntimeError):  # inside a running loop: use ApiClient
+        SyncApiClient(base(server))
 
 
 # ----------------------------------------------------------------------------- signatures
