@@ -13,11 +13,9 @@ import asyncio
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator
 from types import TracebackType
 
 import pytest
-import pytest_asyncio
 from gifting_client import (
     ApiClient,
     Backoff,
@@ -50,8 +48,7 @@ from tcp_proxy import TcpProxy
 from gifting.api.signatures import sign as server_sign
 from gifting.api.signatures import verify as server_verify
 from gifting.persister.progress import wait_caught_up
-from tests.conftest import create_database
-from tests.hub.conftest import HubServer, serve
+from tests.hub.conftest import HubServer
 
 FAST = Backoff(initial=0.05, maximum=0.2)
 XFAIL_MODERATION = pytest.mark.xfail(
@@ -60,18 +57,6 @@ XFAIL_MODERATION = pytest.mark.xfail(
 XFAIL_FEED = pytest.mark.xfail(
     strict=True, raises=NotFound, reason="route lands with the feed branch"
 )
-
-
-@pytest_asyncio.fixture(loop_scope="session", scope="module")
-async def server(redis_url: str, database_url: str) -> AsyncIterator[HubServer]:
-    """The whole app in dev mode with the persister in process, on a fresh database."""
-    db = await create_database(database_url)
-    async with serve(
-        redis_url, db, f"t{secrets.token_hex(4)}", with_persister=True,
-        GIFTING_PERSISTER_IN_PROCESS=True, GIFTING_DEV=True,
-        GIFTING_RATE_PER_S=1000, GIFTING_RATE_BURST=2000,
-    ) as h:  # fmt: skip
-        yield h
 
 
 def base(h: HubServer) -> str:
