@@ -196,8 +196,10 @@ class OutcomeUnknown(GiftingError):
     """No answer came for message ``id``: it may or may not have been debited.
 
     Raised when an ack timeout passes, when the client is closed, or when the
-    stream ends with the message in flight. Sending again with the same ``id``
-    is always safe: the server returns the original result and debits nothing.
+    stream ends with the message in flight; over HTTP, when a sent call got
+    no answer (``id`` is its idempotency id, empty for a call that has none).
+    Sending again with the same ``id`` is always safe: the server returns the
+    original result and debits nothing.
     """
 
     def __init__(self, message: str, id: str) -> None:

@@ -15,6 +15,7 @@ import secrets
 import time
 from types import TracebackType
 
+import msgspec
 import pytest
 from gifting_client import (
     ApiClient,
@@ -603,3 +604,70 @@ def test_the_client_does_not_import_the_server() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# ----------------------------------------------------------------------------- pure parts
+
+
+def test_answers_decode_strictly() -> None:
+    from gifting_client.api_types import Wallet as W
+    from gifting_client.api_types import decode_answer
+
+    good = (
+        b'{"user":"a","coins":5,"diamonds":0,"new_field":1,'
+        b'"budget":{"monthly":null,"spent":0,"period":"2026-12"}}'
+    )
+    assert decode_answer(good, W).coins == 5  # unknown fields are ignored
+    for bad in (
+        good.replace(b'"coins":5', b'"coins":"5"'),  # no str -> int
+        good.replace(b'"coins":5', b'"coins":5.0'),  # no float money
+        good.replace(b'"coins":5', b'"coins":true'),
+        good.replace(b'"user":"a",', b""),  # a required field missing
+    ):
+        with pytest.raises(msgspec.ValidationError):
+            decode_answer(bad, W)
+
+
+def test_retry_after_reads_seconds_and_http_dates() -> None:
+    import email.utils
+
+    import httpx
+    from gifting_client.api import _retry_after
+
+    def after(value: str | None) -> float | None:
+        headers = {} if value is None else {"Retry-After": value}
+        return _retry_after(httpx.Response(503, headers=headers))
+
+    assert after("3") == 3.0 and after(None) is None and after("soon") is None
+    later = email.utils.formatdate(time.time() + 30, usegmt=True)
+    assert 25 <= (after(later) or 0) <= 31
+    assert after(email.utils.formatdate(time.time() - 30, usegmt=True)) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "cls", "code"),
+    [
+        (
+            402,
+            b'{"code":"insufficient_funds","message":"m"}',
+            InsufficientFunds,
+            "insufficient_funds",
+        ),
+        (403, b'{"code":"blocked","message":"m"}', Blocked, "blocked"),
+        (409, b'{"code":"newer_code","message":"m"}', None, "newer_code"),
+        (404, b"<html>", NotFound, "not_found"),
+        (503, b"", Unavailable, "unavailable"),
+        (500, b'{"code":"unavailable","message":"internal"}', Unavailable, "unavailable"),
+    ],
+)
+def test_refusals_map_to_the_websocket_classes(
+    status: int, body: bytes, cls: type | None, code: str
+) -> None:
+    import httpx
+    from gifting_client import ErrorReply
+    from gifting_client.api import _error
+
+    error = _error(httpx.Response(status, content=body), "id-1")
+    assert isinstance(error, ErrorReply)
+    assert type(error) is (cls or ErrorReply)
+    assert (error.code, error.status, error.id) == (code, status, "id-1")
