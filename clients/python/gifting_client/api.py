@@ -52,14 +52,17 @@ from gifting_client.api_types import (
     DeliveryList,
     DevPurchase,
     DevToken,
+    HiddenEvent,
     HistoryEntry,
     HistoryPage,
     Moderator,
     ModeratorList,
+    ModeratorRemoved,
     OverlayAccess,
     StreamGoal,
     StreamInfo,
     SubscriptionList,
+    Unblocked,
     Wallet,
     WebhookDelivery,
     WebhookSubscription,
@@ -426,33 +429,44 @@ class ApiClient:
 
     # ------------------------------------------------------------------------- moderation
 
-    async def add_moderator(self, user: str) -> None:
-        """``POST /v1/moderators`` (a creator): ``user`` may moderate all the caller's streams."""
-        await self._call_empty("POST", "/v1/moderators", json={"user": user}, idempotent=True)
+    async def add_moderator(self, user: str) -> Moderator:
+        """``POST /v1/moderators`` (a creator): ``user`` may moderate all the caller's streams.
 
-    async def remove_moderator(self, user: str) -> None:
-        """``DELETE /v1/moderators/{user}``: ``user`` no longer moderates the caller's streams."""
-        await self._call_empty("DELETE", f"/v1/moderators/{_seg(user)}", idempotent=True)
+        Idempotent: naming a moderator again answers ``added=False``.
+        """
+        body = {"user": user}
+        return await self._call(Moderator, "POST", "/v1/moderators", json=body, idempotent=True)
+
+    async def remove_moderator(self, user: str) -> bool:
+        """``DELETE /v1/moderators/{user}``: whether ``user`` was a moderator (and is no more)."""
+        path = f"/v1/moderators/{_seg(user)}"
+        return (await self._call(ModeratorRemoved, "DELETE", path, idempotent=True)).removed
 
     async def moderators(self) -> list[Moderator]:
         """``GET /v1/moderators``: the moderators the caller named."""
         page = await self._call(ModeratorList, "GET", "/v1/moderators", idempotent=True)
         return page.moderators
 
-    async def block(self, stream: str, user: str, *, scope: str = "stream") -> None:
+    async def block(self, stream: str, user: str, *, scope: str = "stream") -> Block:
         """``POST /v1/streams/{id}/blocks``: refuse ``user``'s spends and comments.
 
         ``scope``: ``"stream"`` (this stream) or ``"creator"`` (every stream
         of its creator). Once this returns, no spend of ``user`` in the scope
-        is debited (code ``blocked``).
+        is debited (code ``blocked``). Idempotent: ``added=False`` on a repeat.
         """
         path = f"/v1/streams/{_seg(stream)}/blocks"
-        await self._call_empty("POST", path, json={"user": user, "scope": scope}, idempotent=True)
+        body = {"user": user, "scope": scope}
+        return await self._call(Block, "POST", path, json=body, idempotent=True)
 
-    async def unblock(self, stream: str, user: str) -> None:
-        """``DELETE /v1/streams/{id}/blocks/{user}``: lift ``user``'s block."""
+    async def unblock(self, stream: str, user: str, *, scope: str | None = None) -> list[Block]:
+        """``DELETE /v1/streams/{id}/blocks/{user}``: lift ``user``'s blocks; those lifted.
+
+        ``scope``: lift only the ``"stream"`` or the ``"creator"`` block (default: both).
+        """
         path = f"/v1/streams/{_seg(stream)}/blocks/{_seg(user)}"
-        await self._call_empty("DELETE", path, idempotent=True)
+        params: dict[str, str | int] = {} if scope is None else {"scope": scope}
+        answer = await self._call(Unblocked, "DELETE", path, params=params, idempotent=True)
+        return answer.lifted
 
     async def blocks(self, stream: str) -> list[Block]:
         """``GET /v1/streams/{id}/blocks``: who is blocked in this stream (either scope)."""
@@ -460,13 +474,14 @@ class ApiClient:
         page = await self._call(BlockList, "GET", path, idempotent=True)
         return page.blocks
 
-    async def hide_event(self, stream: str, event: str) -> None:
+    async def hide_event(self, stream: str, event: str) -> HiddenEvent:
         """``POST /v1/streams/{id}/events/{event}/hide``: take a comment or highlight down.
 
-        Overlays get a ``hidden`` event; money is unchanged; hiding twice is harmless.
+        Overlays get a ``hidden`` room event (its id is the answer's
+        ``event``); money is unchanged; hiding twice is harmless.
         """
         path = f"/v1/streams/{_seg(stream)}/events/{_seg(event)}/hide"
-        await self._call_empty("POST", path, idempotent=True)
+        return await self._call(HiddenEvent, "POST", path, idempotent=True)
 
     # ------------------------------------------------------------------------- webhooks
 

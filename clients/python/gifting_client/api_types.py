@@ -15,7 +15,7 @@ from typing import TypeVar
 
 import msgspec
 
-from gifting_client.messages import Goal, TopGifter, Totals
+from gifting_client.messages import Badge, Goal, TopGifter, Totals
 
 __all__ = [
     "BadgeItem",
@@ -34,16 +34,19 @@ __all__ = [
     "DevPurchase",
     "DevToken",
     "DiamondValue",
+    "HiddenEvent",
     "HistoryEntry",
     "HistoryPage",
     "Moderator",
     "ModeratorList",
+    "ModeratorRemoved",
     "Money",
     "OverlayAccess",
     "Package",
     "StreamGoal",
     "StreamInfo",
     "SubscriptionList",
+    "Unblocked",
     "Wallet",
     "WebhookDelivery",
     "WebhookSubscription",
@@ -179,7 +182,9 @@ class Wallet(_Answer, frozen=True):
     diamonds_held: int = 0
     diamonds_paid: int = 0
     diamonds_earned: int = 0
+    #: The id of the best (dearest) badge owned, shown on the user's events.
     badge: str | None = None
+    badges: list[Badge] = msgspec.field(default_factory=list)
 
 
 class HistoryEntry(_Answer, frozen=True):
@@ -235,14 +240,17 @@ class BadgePurchase(_Answer, frozen=True):
     id: str | None = None
     badge: str | None = None
     coins: int | None = None
+    #: The badge the user's events show now (the dearest owned).
+    shown: str | None = None
     replayed: bool = False
 
 
 class Cashout(_Answer, frozen=True):
     """A cash-out: ``diamonds`` held for a payout worth ``amount``; ``status`` moves on.
 
-    ``status``: ``held`` (waiting for the provider), ``paid``, ``failed``
-    (diamonds returned) or ``cancelled`` (by the creator; diamonds returned).
+    ``status``: ``held`` (waiting; the creator may cancel), ``processing``
+    (being paid out), ``paid``, ``failed`` (diamonds returned) or
+    ``cancelled`` (by the creator; diamonds returned).
     ``id`` is the request's idempotency id when the answer is to a request.
     """
 
@@ -311,10 +319,12 @@ class StreamGoal(_Answer, frozen=True):
 
 
 class Moderator(_Answer, frozen=True):
-    """A moderator a creator named."""
+    """A moderator a creator named, ``at`` (unix ms); ``added`` false when already one."""
 
     user: str
-    since: int | None = None
+    at: int | None = None
+    creator: str | None = None
+    added: bool | None = None
 
 
 class ModeratorList(_Answer, frozen=True):
@@ -331,7 +341,31 @@ class Block(_Answer, frozen=True):
     stream: str | None = None
     creator: str | None = None
     by: str | None = None
-    since: int | None = None
+    at: int | None = None
+    #: On ``block()``'s answer: false when the user was already blocked so.
+    added: bool | None = None
+
+
+class Unblocked(_Answer, frozen=True):
+    """``DELETE /v1/streams/{id}/blocks/{user}``: the blocks ``lifted`` (none: none was)."""
+
+    user: str
+    lifted: list[Block]
+
+
+class ModeratorRemoved(_Answer, frozen=True):
+    """``DELETE /v1/moderators/{user}``: ``removed`` false when ``user`` was no moderator."""
+
+    user: str
+    removed: bool
+
+
+class HiddenEvent(_Answer, frozen=True):
+    """``POST .../events/{event}/hide``: the ``hidden`` room event's id and its ``target``."""
+
+    stream: str
+    event: str
+    target: str
 
 
 class BlockList(_Answer, frozen=True):
@@ -361,17 +395,24 @@ class SubscriptionList(_Answer, frozen=True):
 
 
 class WebhookDelivery(_Answer, frozen=True):
-    """One delivery attempt of an event to a subscription, and the receiver's answer."""
+    """One delivery attempt of a room event to a subscription, and the receiver's answer.
+
+    ``status``: the receiver's HTTP status (``None``: no answer, see
+    ``error``); ``at`` and ``next_retry`` are unix ms; ``delivery`` is the
+    delivery's state (pending, delivered, failed ...).
+    """
 
     event: str
-    id: str | None = None
     kind: str | None = None
+    stream: str | None = None
+    seq: int | None = None
     attempt: int | None = None
+    at: int | None = None
     status: int | None = None
-    ok: bool | None = None
+    latency_ms: int | None = None
     error: str | None = None
-    ts: int | None = None
-    next_attempt: int | None = None
+    next_retry: int | None = None
+    delivery: str | None = None
 
 
 class DeliveryList(_Answer, frozen=True):

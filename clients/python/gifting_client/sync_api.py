@@ -30,6 +30,7 @@ from gifting_client.api_types import (
     CreatedStream,
     DevPurchase,
     DevToken,
+    HiddenEvent,
     HistoryEntry,
     HistoryPage,
     Moderator,
@@ -160,33 +161,33 @@ class SyncApiClient:
         """Blocking :meth:`ApiClient.set_goal`."""
         return self._run(self._api.set_goal(stream, target, gift))
 
-    def add_moderator(self, user: str) -> None:
+    def add_moderator(self, user: str) -> Moderator:
         """Blocking :meth:`ApiClient.add_moderator`."""
-        self._run(self._api.add_moderator(user))
+        return self._run(self._api.add_moderator(user))
 
-    def remove_moderator(self, user: str) -> None:
+    def remove_moderator(self, user: str) -> bool:
         """Blocking :meth:`ApiClient.remove_moderator`."""
-        self._run(self._api.remove_moderator(user))
+        return self._run(self._api.remove_moderator(user))
 
     def moderators(self) -> list[Moderator]:
         """Blocking :meth:`ApiClient.moderators`."""
         return self._run(self._api.moderators())
 
-    def block(self, stream: str, user: str, *, scope: str = "stream") -> None:
+    def block(self, stream: str, user: str, *, scope: str = "stream") -> Block:
         """Blocking :meth:`ApiClient.block`."""
-        self._run(self._api.block(stream, user, scope=scope))
+        return self._run(self._api.block(stream, user, scope=scope))
 
-    def unblock(self, stream: str, user: str) -> None:
+    def unblock(self, stream: str, user: str, *, scope: str | None = None) -> list[Block]:
         """Blocking :meth:`ApiClient.unblock`."""
-        self._run(self._api.unblock(stream, user))
+        return self._run(self._api.unblock(stream, user, scope=scope))
 
     def blocks(self, stream: str) -> list[Block]:
         """Blocking :meth:`ApiClient.blocks`."""
         return self._run(self._api.blocks(stream))
 
-    def hide_event(self, stream: str, event: str) -> None:
+    def hide_event(self, stream: str, event: str) -> HiddenEvent:
         """Blocking :meth:`ApiClient.hide_event`."""
-        self._run(self._api.hide_event(stream, event))
+        return self._run(self._api.hide_event(stream, event))
 
     def subscribe_webhook(self, url: str, kinds: list[str]) -> WebhookSubscription:
         """Blocking :meth:`ApiClient.subscribe_webhook`."""

@@ -3,8 +3,7 @@
 Each ```python block of clients/python/README.md that starts with
 ``# example: <name>`` is a whole script; it runs in a thread (it calls
 ``asyncio.run``) with ``GIFTING_URL`` pointing at the test server. An
-example that raises fails its test, so the README cannot rot. The creator
-and integrator examples use routes of the moderation and feed branches.
+example that raises fails its test, so the README cannot rot.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ import re
 from pathlib import Path
 
 import pytest
-from gifting_client import NotFound
 
 from tests.hub.conftest import HubServer
 
@@ -53,7 +51,6 @@ async def test_viewer_example(
     assert wallet.coins == 700 + 350 - 5
 
 
-@pytest.mark.xfail(strict=True, raises=NotFound, reason="route lands with the moderation branch")
 async def test_creator_example(
     server: HubServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -62,7 +59,6 @@ async def test_creator_example(
     assert "trevor is blocked" in out and "cash-out cancelled" in out
 
 
-@pytest.mark.xfail(strict=True, raises=NotFound, reason="route lands with the feed branch")
 async def test_integrator_example(
     server: HubServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
