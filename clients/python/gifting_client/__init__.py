@@ -21,11 +21,49 @@ viewer keeps each message's id across reconnects, so a send whose ack was
 lost is answered by the original ack and never debits twice; an overlay
 resumes with its last cursor (``since=``) and skips what it already saw.
 The wire protocol is docs/protocol.md of the server.
+
+The HTTP API (catalog, wallet, history, badges, cash-outs, streams,
+moderation, webhook subscriptions) is :class:`ApiClient`; its answers are
+typed (:mod:`gifting_client.api_types`) and its refusals raise the same
+classes as the WebSocket side; :class:`SyncApiClient` is its blocking
+facade. :func:`verify_signature` checks a webhook delivery's
+``X-Gifting-Signature`` for receivers.
 """
 
+from gifting_client.api import ApiClient, new_client_id
+from gifting_client.api_types import (
+    BadgeItem,
+    BadgePurchase,
+    Block,
+    Budget,
+    Cashout,
+    Catalog,
+    CatalogEffect,
+    CatalogGift,
+    CatalogHighlight,
+    CreatedStream,
+    DevPurchase,
+    DevToken,
+    DiamondValue,
+    HiddenEvent,
+    HistoryEntry,
+    HistoryPage,
+    Moderator,
+    Money,
+    OverlayAccess,
+    Package,
+    StreamGoal,
+    StreamInfo,
+    Wallet,
+    WebhookDelivery,
+    WebhookSubscription,
+)
 from gifting_client.backoff import Backoff
 from gifting_client.errors import (
+    AlreadyClaimed,
     BadRequest,
+    Blocked,
+    BoxClosed,
     BudgetExceeded,
     Conflict,
     ConnectionFailed,
@@ -34,13 +72,16 @@ from gifting_client.errors import (
     Forbidden,
     GiftingError,
     InsufficientFunds,
+    InvalidSignature,
     NotFound,
     OutcomeUnknown,
     RateLimited,
     StreamNotLive,
     Unauthorized,
     Unavailable,
+    UnexpectedResponse,
     UnknownItem,
+    UnknownReceiver,
     error_from_reply,
 )
 from gifting_client.messages import (
@@ -68,19 +109,39 @@ from gifting_client.messages import (
     UnknownEvent,
 )
 from gifting_client.overlay import START_OF_ROOM, OverlayClient
+from gifting_client.signatures import SIGNATURE_HEADER, sign, verify_signature
+from gifting_client.sync_api import SyncApiClient
 from gifting_client.viewer import ViewerClient
 
 __all__ = [
+    "SIGNATURE_HEADER",
     "START_OF_ROOM",
     "Ack",
+    "AlreadyClaimed",
+    "ApiClient",
     "Backoff",
     "BadRequest",
     "Badge",
+    "BadgeItem",
+    "BadgePurchase",
+    "Block",
+    "Blocked",
+    "BoxClosed",
+    "Budget",
     "BudgetExceeded",
+    "Cashout",
+    "Catalog",
+    "CatalogEffect",
+    "CatalogGift",
+    "CatalogHighlight",
     "CommentEvent",
     "Conflict",
     "ConnectionFailed",
+    "CreatedStream",
     "CursorExpired",
+    "DevPurchase",
+    "DevToken",
+    "DiamondValue",
     "EffectEvent",
     "EffectInfo",
     "Encoding",
@@ -92,26 +153,45 @@ __all__ = [
     "GiftingError",
     "Goal",
     "GoalEvent",
+    "HiddenEvent",
     "HighlightEvent",
     "HighlightInfo",
+    "HistoryEntry",
+    "HistoryPage",
     "InsufficientFunds",
+    "InvalidSignature",
     "LeaderboardEvent",
+    "Moderator",
+    "Money",
     "NotFound",
     "OutcomeUnknown",
+    "OverlayAccess",
     "OverlayClient",
+    "Package",
     "RateLimited",
     "RoomEvent",
     "Sender",
     "Snapshot",
     "StreakEnd",
     "StreamEnded",
+    "StreamGoal",
+    "StreamInfo",
     "StreamNotLive",
+    "SyncApiClient",
     "TopGifter",
     "Totals",
     "Unauthorized",
     "Unavailable",
+    "UnexpectedResponse",
     "UnknownEvent",
     "UnknownItem",
+    "UnknownReceiver",
     "ViewerClient",
+    "Wallet",
+    "WebhookDelivery",
+    "WebhookSubscription",
     "error_from_reply",
+    "new_client_id",
+    "sign",
+    "verify_signature",
 ]

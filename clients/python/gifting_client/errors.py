@@ -15,14 +15,22 @@
     │   ├── RateLimited            rate_limited      retried for you (same id), then raised
     │   ├── Conflict               conflict          the id was used with another payload
     │   ├── Unavailable            unavailable       retried for you (same id), then raised
-    │   └── CursorExpired          cursor_expired    (overlays) handled: a snapshot follows
+    │   ├── CursorExpired          cursor_expired    (overlays) handled: a snapshot follows
+    │   ├── Blocked                blocked           a moderator blocked the sender
+    │   ├── UnknownReceiver        unknown_receiver  the gift's "to" is not a current guest
+    │   ├── BoxClosed              box_closed        the treasure box is not open
+    │   └── AlreadyClaimed         already_claimed   this box was already claimed by the user
     ├── OutcomeUnknown             no answer came (timeout, client closed, stream ended):
     │                              the spend may or may not have happened; retry with .id
-    └── ConnectionFailed           could not (re)connect, or the server closed for good
+    ├── ConnectionFailed           could not (re)connect, or the server closed for good
+    ├── UnexpectedResponse         (HTTP) the answer is not what the API document says
+    └── InvalidSignature           (webhook receivers) a delivery's signature does not hold
 
 :func:`error_from_reply` maps a code to its class in one table; an unknown
 code becomes a plain :class:`ErrorReply`, so a newer server never breaks an
-older client.
+older client. The HTTP client (:mod:`gifting_client.api`) raises the same
+classes from ``{"code", "message"}`` bodies, with ``status`` set to the HTTP
+status (``None`` on the WebSocket).
 """
 
 from __future__ import annotations
@@ -30,7 +38,10 @@ from __future__ import annotations
 from typing import ClassVar, Final
 
 __all__ = [
+    "AlreadyClaimed",
     "BadRequest",
+    "Blocked",
+    "BoxClosed",
     "BudgetExceeded",
     "Conflict",
     "ConnectionFailed",
@@ -39,13 +50,16 @@ __all__ = [
     "Forbidden",
     "GiftingError",
     "InsufficientFunds",
+    "InvalidSignature",
     "NotFound",
     "OutcomeUnknown",
     "RateLimited",
     "StreamNotLive",
     "Unauthorized",
     "Unavailable",
+    "UnexpectedResponse",
     "UnknownItem",
+    "UnknownReceiver",
     "error_from_reply",
 ]
 
@@ -66,6 +80,8 @@ class ErrorReply(GiftingError):
     #: The protocol code (the class's own, or the unknown code a newer server sent).
     code: str = "error"
     retryable: ClassVar[bool] = False
+    #: The HTTP status of the answer (``None`` for a WebSocket reply).
+    status: int | None = None
 
     def __init__(self, message: str, id: str | None = None, code: str | None = None) -> None:
         super().__init__(message)
@@ -152,17 +168,60 @@ class CursorExpired(ErrorReply):
     code = "cursor_expired"
 
 
+class Blocked(ErrorReply):
+    """The sender is blocked in this stream (or in every stream of its creator)."""
+
+    code = "blocked"
+
+
+class UnknownReceiver(ErrorReply):
+    """The gift's receiver is not a current guest of the stream."""
+
+    code = "unknown_receiver"
+
+
+class BoxClosed(ErrorReply):
+    """The treasure box is not open for claims (not yet, or no longer)."""
+
+    code = "box_closed"
+
+
+class AlreadyClaimed(ErrorReply):
+    """The user already claimed a share of this treasure box."""
+
+    code = "already_claimed"
+
+
 class OutcomeUnknown(GiftingError):
     """No answer came for message ``id``: it may or may not have been debited.
 
     Raised when an ack timeout passes, when the client is closed, or when the
-    stream ends with the message in flight. Sending again with the same ``id``
-    is always safe: the server returns the original result and debits nothing.
+    stream ends with the message in flight; over HTTP, when a sent call got
+    no answer (``id`` is its idempotency id, empty for a call that has none).
+    Sending again with the same ``id`` is always safe: the server returns the
+    original result and debits nothing.
     """
 
     def __init__(self, message: str, id: str) -> None:
         super().__init__(message)
         self.id = id
+
+
+class UnexpectedResponse(GiftingError):
+    """(HTTP) The server's answer does not decode as the API says: ``status`` and ``body``.
+
+    Raised for a body that is not the documented JSON (a proxy's HTML error
+    page, a field of the wrong type); ``body`` holds its first bytes.
+    """
+
+    def __init__(self, message: str, status: int, body: bytes = b"") -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body[:512]
+
+
+class InvalidSignature(GiftingError):
+    """A webhook delivery's ``X-Gifting-Signature`` is missing, malformed, stale or wrong."""
 
 
 class ConnectionFailed(GiftingError):
@@ -195,13 +254,22 @@ _BY_CODE: Final[dict[str, type[ErrorReply]]] = {
         Conflict,
         Unavailable,
         CursorExpired,
+        Blocked,
+        UnknownReceiver,
+        BoxClosed,
+        AlreadyClaimed,
     )
 }
 
 
-def error_from_reply(code: str, message: str, id: str | None = None) -> ErrorReply:
-    """The typed exception of an ``{"op":"error"}`` reply (``ErrorReply`` for unknown codes)."""
+def error_from_reply(
+    code: str, message: str, id: str | None = None, *, status: int | None = None
+) -> ErrorReply:
+    """The typed exception of an ``{"op":"error"}`` reply (``ErrorReply`` for unknown codes).
+
+    ``status``: the HTTP status, when the error came in an HTTP answer.
+    """
     cls = _BY_CODE.get(code)
-    if cls is None:
-        return ErrorReply(message, id, code)
-    return cls(message, id)
+    error = ErrorReply(message, id, code) if cls is None else cls(message, id)
+    error.status = status
+    return error
