@@ -192,6 +192,8 @@ _SIMPLE: Final = [
     (re.compile(r"Expected `str` of length >= 1"), "must not be empty"),
     (re.compile(r"Expected `str` of length >= (?P<n>\d+)"), "must have at least {n} characters"),
     (re.compile(r"Invalid enum value"), "must be {options}, got {value}"),
+    (re.compile(r"Expected `array` of length <= (?P<n>\d+)"), "holds more than {n} items"),
+    (re.compile(r"Expected `array` of length >= 1"), "must hold at least one item"),
 ]
 _ID_CLASS: Final = ID_PATTERN[: ID_PATTERN.index("\\")]  # "^[A-Za-z0-9._~@+"
 _ID_RULE: Final = (

@@ -250,7 +250,7 @@ class Cashout(Answer):
     """A cash-out and its state."""
 
     cashout: str
-    status: Annotated[str, Meta(description="held, paid or failed")]
+    status: Annotated[str, Meta(description="held, paid, failed or cancelled")]
     diamonds: Count
     amount: Money
     created: Millis
