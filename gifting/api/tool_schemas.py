@@ -30,6 +30,7 @@ __all__ = [
     "ModeratorBody",
     "ModeratorRemoved",
     "Moderators",
+    "ServerSentEvent",
     "Subscription",
     "SubscriptionBody",
     "SubscriptionCreated",
@@ -224,3 +225,14 @@ class Deliveries(Answer):
 
     id: str
     deliveries: list[DeliveryAttempt]
+
+
+class ServerSentEvent(Answer):
+    """One message of ``text/event-stream``: a room event, the ``snapshot`` or an ``error``.
+
+    (Before OpenAPI 3.2, the ``schema`` of an event stream describes each event.)
+    """
+
+    data: Annotated[str, Meta(description="the overlay's JSON frame of the message")]
+    event: Annotated[str, Meta(description="the room event's kind, `snapshot` or `error`")]
+    id: Annotated[str, Meta(description="the cursor after this message")] | None = None

@@ -36,6 +36,7 @@ from starlette.routing import BaseRoute
 from starlette.types import Receive, Scope, Send
 
 from gifting.api.routing import ApiRoute, QueryText
+from gifting.api.tool_schemas import ServerSentEvent
 from gifting.auth import principal_from_connection
 from gifting.core.admission import Ticket
 from gifting.core.errors import Forbidden, NotFound, TooManyConnections, Unavailable
@@ -220,7 +221,8 @@ async def _until_disconnect(receive: Receive) -> None:
 
 routes: list[BaseRoute] = [
     ApiRoute("/v1/streams/{stream}/events", stream_events, "GET",
-             media_type="text/event-stream", auth="overlay_key_or_bearer", query=[SINCE],
+             answer=ServerSentEvent, media_type="text/event-stream",
+             auth="overlay_key_or_bearer", query=[SINCE],
              request_headers={"Last-Event-ID": "resume after this cursor (what `EventSource` "
                                                "sends on reconnect; wins over `since`)"},
              other_answers={204: "the stream has ended and the reader has its last event"},
