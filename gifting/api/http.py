@@ -31,6 +31,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Match, Route
 from starlette.websockets import WebSocket
 
 from gifting.api.schemas import MAX_SAFE_INTEGER, Body
@@ -379,6 +380,22 @@ async def _on_gifting_error(conn: HTTPConnection, exc: Exception) -> Response | 
     return await _respond(conn, exc)
 
 
+def _allowed_methods(conn: HTTPConnection) -> str:
+    """Every method the request's path takes, for a 405's ``Allow`` (RFC 9110 §15.5.6).
+
+    The router answers 405 from the first route whose path matched; a path
+    served by one route per method (:class:`~gifting.api.routing.ApiRoute`)
+    takes the methods of all of them.
+    """
+    methods: set[str] = set()
+    for route in conn.app.routes:
+        if isinstance(route, Route) and route.methods:
+            match, _ = route.matches({**conn.scope, "type": "http"})
+            if match != Match.NONE:
+                methods |= route.methods
+    return ", ".join(sorted(methods))
+
+
 async def _on_http_exception(conn: HTTPConnection, exc: Exception) -> Response | None:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 404:
@@ -387,7 +404,10 @@ async def _on_http_exception(conn: HTTPConnection, exc: Exception) -> Response |
     body = {"code": "bad_request", "message": str(exc.detail)}
     if exc.status_code >= 500:
         body["code"] = "unavailable"
-    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(conn) or headers.get("Allow", "")
+    return JSONResponse(body, status_code=exc.status_code, headers=headers or None)
 
 
 async def _on_redis_unavailable(conn: HTTPConnection, exc: Exception) -> Response | None:

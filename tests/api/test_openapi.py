@@ -274,3 +274,24 @@ async def _check_bodies(api: Api) -> None:
         if not r.is_success:
             failures.append(f"{method} {path} example: {r.status_code} {r.text[:120]}")
     assert not failures, "\n".join(failures)
+
+
+async def test_a_method_a_path_does_not_take_is_405_listing_every_method_it_takes() -> None:
+    """RFC 9110: a 405 carries ``Allow`` with the path's methods, however many routes serve it."""
+    app = _full_app()
+    paths = build_document(app.routes)["paths"]
+    transport = httpx.ASGITransport(app=app)
+    wrong = []
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        for path, operations in paths.items():
+            if path == "/static/{path}":
+                continue  # a Mount of files: GET and HEAD
+            url = re.sub(r"{[^}]+}", "x", path)
+            r = await client.request("PATCH", url)
+            documented = {m.upper() for m in operations}
+            allowed = {m.strip() for m in r.headers.get("allow", "").split(",")} - {"HEAD"}
+            if r.status_code != 405 or set(r.json()) != {"code", "message"}:
+                wrong.append(f"PATCH {path}: {r.status_code} {r.text[:80]}")
+            elif allowed != documented:
+                wrong.append(f"PATCH {path}: Allow {sorted(allowed)}, takes {sorted(documented)}")
+    assert not wrong, "\n".join(wrong)
