@@ -215,7 +215,7 @@ def _explain(error: str, data: dict[str, object], kind: type[Body]) -> str:
     if at is None:
         return error
     what, path = at["what"], at["path"].lstrip(".")
-    value = data.get(path.split(".")[0].split("[")[0])
+    value = _value_at(data, path)
     if "matching regex" in what:
         is_id = _ID_CLASS in what  # msgspec quotes the pattern with repr()
         rule = _ID_RULE if is_id else "must not contain control characters"
@@ -231,6 +231,22 @@ def _explain(error: str, data: dict[str, object], kind: type[Body]) -> str:
                 options=_options(kind, path),
             )  # fmt: skip
     return f"field {path!r}: {what}"
+
+
+_STEP = re.compile(r"\.?([^.\[]+)|\[(\d+)\]")
+
+
+def _value_at(data: object, path: str) -> object:
+    """The value at msgspec's error path (``kinds[1]``, ``a.b``) in the decoded body."""
+    for step in _STEP.finditer(path):
+        key, index = step.groups()
+        if key is not None and isinstance(data, dict):
+            data = data.get(key)
+        elif index is not None and isinstance(data, list) and int(index) < len(data):
+            data = data[int(index)]
+        else:
+            return None
+    return data
 
 
 def _options(kind: type[Body], name: str) -> str:

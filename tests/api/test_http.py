@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from gifting.api.http import MAX_BODY_BYTES, JsonObject, decode_body
 from gifting.api.schemas import EmptyBody, PayoutWebhook, PurchaseWebhook, RefundWebhook
+from gifting.api.tool_schemas import SubscriptionBody
 from gifting.app import create_app
 from gifting.core.errors import BadRequest, Conflict
 from gifting.embedded import EmbeddedRedis
@@ -282,6 +283,22 @@ async def test_catalog_is_public_and_cacheable(api: Api) -> None:
 def test_decode_body_names_the_field(body: bytes, message: str) -> None:
     with pytest.raises(BadRequest) as caught:
         decode_body(body, RefundWebhook)
+    assert caught.value.message.startswith(message), caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("kinds", "message"),
+    [
+        (b"[5]", "field 'kinds[0]' must be a string, got integer"),
+        (b'["gift", true]', "field 'kinds[1]' must be a string, got boolean"),
+        (b'["gift", null]', "field 'kinds[1]' must be a string, got null"),
+        (b"[]", "field 'kinds' must hold at least one item"),
+        (b'["gift"' + b', "gift"' * 40 + b"]", "field 'kinds' holds more than"),
+    ],
+)
+def test_decode_body_names_an_item_of_a_list_with_its_own_kind(kinds: bytes, message: str) -> None:
+    with pytest.raises(BadRequest) as caught:
+        decode_body(b'{"url": "http://a", "kinds": ' + kinds + b"}", SubscriptionBody)
     assert caught.value.message.startswith(message), caught.value.message
 
 
