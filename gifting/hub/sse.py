@@ -105,6 +105,8 @@ async def stream_events(request: Request) -> Response:
             last = await hub.roomlog.last_cursor(stream.stream)
             if last is None or seq >= parse_cursor(last)[1]:
                 return Response(status_code=204)  # nothing more will ever come
+    if request.method == "HEAD":  # the headers only: no room joined, no slot held
+        return Response(status_code=200, headers={k.decode(): v.decode() for k, v in _HEADERS})
     ticket = hub.caps.ticket()
     try:
         ticket.admit("address", request.client.host if request.client else "")
