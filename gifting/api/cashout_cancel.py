@@ -13,9 +13,12 @@ from __future__ import annotations
 from prometheus_client import Counter
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
-from gifting.api.http import JsonObject, principal, read_json
+from gifting.api.http import principal, read_body_as
+from gifting.api.routing import ApiRoute
+from gifting.api.schemas import Cashout, EmptyBody
+from gifting.core.errors import Conflict, NotFound
 from gifting.core.ids import check_id
 from gifting.state import app_state
 
@@ -28,7 +31,7 @@ async def cancel_cashout(request: Request) -> JSONResponse:
     """Cancel one of the caller's held cash-outs → 200 with the cash-out (``cancelled``)."""
     caller = principal(request)
     cashout_id = check_id(request.path_params["cashout"], "cashout")
-    JsonObject(await read_json(request, allow_empty=True))
+    await read_body_as(request, EmptyBody, allow_empty=True)
     cashout, cancelled = await app_state(request).ledger.cancel_cashout(caller.user, cashout_id)
     if cancelled:
         CANCELS.inc()
@@ -36,5 +39,6 @@ async def cancel_cashout(request: Request) -> JSONResponse:
 
 
 routes: list[BaseRoute] = [
-    Route("/v1/cashouts/{cashout}/cancel", cancel_cashout, methods=["POST"]),
-]
+    ApiRoute("/v1/cashouts/{cashout}/cancel", cancel_cashout, "POST", body=EmptyBody,
+             body_optional=True, answer=Cashout, auth="bearer", errors=[NotFound, Conflict]),
+]  # fmt: skip

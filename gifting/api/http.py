@@ -31,6 +31,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Match, Route
 from starlette.websockets import WebSocket
 
 from gifting.api.schemas import MAX_SAFE_INTEGER, Body
@@ -192,6 +193,8 @@ _SIMPLE: Final = [
     (re.compile(r"Expected `str` of length >= 1"), "must not be empty"),
     (re.compile(r"Expected `str` of length >= (?P<n>\d+)"), "must have at least {n} characters"),
     (re.compile(r"Invalid enum value"), "must be {options}, got {value}"),
+    (re.compile(r"Expected `array` of length <= (?P<n>\d+)"), "holds more than {n} items"),
+    (re.compile(r"Expected `array` of length >= 1"), "must hold at least one item"),
 ]
 _ID_CLASS: Final = ID_PATTERN[: ID_PATTERN.index("\\")]  # "^[A-Za-z0-9._~@+"
 _ID_RULE: Final = (
@@ -212,7 +215,7 @@ def _explain(error: str, data: dict[str, object], kind: type[Body]) -> str:
     if at is None:
         return error
     what, path = at["what"], at["path"].lstrip(".")
-    value = data.get(path.split(".")[0].split("[")[0])
+    value = _value_at(data, path)
     if "matching regex" in what:
         is_id = _ID_CLASS in what  # msgspec quotes the pattern with repr()
         rule = _ID_RULE if is_id else "must not contain control characters"
@@ -228,6 +231,22 @@ def _explain(error: str, data: dict[str, object], kind: type[Body]) -> str:
                 options=_options(kind, path),
             )  # fmt: skip
     return f"field {path!r}: {what}"
+
+
+_STEP = re.compile(r"\.?([^.\[]+)|\[(\d+)\]")
+
+
+def _value_at(data: object, path: str) -> object:
+    """The value at msgspec's error path (``kinds[1]``, ``a.b``) in the decoded body."""
+    for step in _STEP.finditer(path):
+        key, index = step.groups()
+        if key is not None and isinstance(data, dict):
+            data = data.get(key)
+        elif index is not None and isinstance(data, list) and int(index) < len(data):
+            data = data[int(index)]
+        else:
+            return None
+    return data
 
 
 def _options(kind: type[Body], name: str) -> str:
@@ -377,6 +396,22 @@ async def _on_gifting_error(conn: HTTPConnection, exc: Exception) -> Response | 
     return await _respond(conn, exc)
 
 
+def _allowed_methods(conn: HTTPConnection) -> str:
+    """Every method the request's path takes, for a 405's ``Allow`` (RFC 9110 §15.5.6).
+
+    The router answers 405 from the first route whose path matched; a path
+    served by one route per method (:class:`~gifting.api.routing.ApiRoute`)
+    takes the methods of all of them.
+    """
+    methods: set[str] = set()
+    for route in conn.app.routes:
+        if isinstance(route, Route) and route.methods:
+            match, _ = route.matches({**conn.scope, "type": "http"})
+            if match != Match.NONE:
+                methods |= route.methods
+    return ", ".join(sorted(methods))
+
+
 async def _on_http_exception(conn: HTTPConnection, exc: Exception) -> Response | None:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 404:
@@ -385,7 +420,10 @@ async def _on_http_exception(conn: HTTPConnection, exc: Exception) -> Response |
     body = {"code": "bad_request", "message": str(exc.detail)}
     if exc.status_code >= 500:
         body["code"] = "unavailable"
-    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(conn) or headers.get("Allow", "")
+    return JSONResponse(body, status_code=exc.status_code, headers=headers or None)
 
 
 async def _on_redis_unavailable(conn: HTTPConnection, exc: Exception) -> Response | None:

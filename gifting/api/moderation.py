@@ -28,11 +28,25 @@ import asyncpg
 from prometheus_client import Counter
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
-from gifting.api.http import JsonObject, principal, query_int, read_json
+from gifting.api.http import principal, read_body_as
+from gifting.api.routing import ApiRoute, QueryChoice, QueryInt
+from gifting.api.schemas import MAX_SAFE_INTEGER, EmptyBody
+from gifting.api.tool_schemas import (
+    BlockBody,
+    Blocks,
+    BlockSet,
+    EventHidden,
+    ModerationHistory,
+    ModeratorAdded,
+    ModeratorBody,
+    ModeratorRemoved,
+    Moderators,
+    Unblocked,
+)
 from gifting.auth import CREATOR
-from gifting.core.errors import BadRequest, Unavailable
+from gifting.core.errors import Forbidden, NotFound, Unavailable
 from gifting.core.ids import check_id
 from gifting.state import AppState, app_state
 from gifting.store.moderation import SCOPES, Moderation
@@ -64,6 +78,12 @@ HISTORY_FAILURES = Counter(
 )
 
 MAX_HISTORY = 200
+LIMIT = QueryInt("limit", default=50, minimum=1, maximum=MAX_HISTORY)
+BEFORE = QueryInt(
+    "before", default=MAX_SAFE_INTEGER, minimum=1, maximum=MAX_SAFE_INTEGER,
+    description="the `next` of the previous page: actions older than this id",
+)  # fmt: skip
+SCOPE = QueryChoice("scope", SCOPES, description="lift only the block of this scope")
 
 _INSERT = """
 INSERT INTO moderation_actions (creator_id, stream_id, actor_id, action, target_user,
@@ -121,8 +141,7 @@ async def add_moderator(request: Request) -> JSONResponse:
     """Name a moderator of all the caller's streams (role ``creator``): ``{"user"}``."""
     caller = principal(request)
     caller.require_role(CREATOR)
-    body = JsonObject(await read_json(request), required=("user",))
-    user = body.ident("user")
+    user = (await read_body_as(request, ModeratorBody)).user
     state = app_state(request)
     moderator, added = await _moderation(state).add_moderator(caller.user, user)
     if added:
@@ -161,9 +180,8 @@ async def block_user(request: Request) -> JSONResponse:
     """Block ``{"user","scope"}`` in the stream or every stream of its creator."""
     caller = principal(request)
     stream_id = _stream_id(request)
-    body = JsonObject(await read_json(request), required=("user", "scope"))
-    user = body.ident("user")
-    scope = body.choice("scope", SCOPES)
+    body = await read_body_as(request, BlockBody)
+    user, scope = body.user, body.scope
     state = app_state(request)
     block, added = await _moderation(state).block(stream_id, caller.user, user, scope)
     if added:
@@ -179,9 +197,7 @@ async def unblock_user(request: Request) -> JSONResponse:
     caller = principal(request)
     stream_id = _stream_id(request)
     user = check_id(request.path_params["user"], "user")
-    scope = request.query_params.get("scope")
-    if scope is not None and scope not in SCOPES:
-        raise BadRequest('scope must be "stream" or "creator"')
+    scope = SCOPE.read(request)
     state = app_state(request)
     moderation = _moderation(state)
     lifted = await moderation.unblock(stream_id, caller.user, user, scope)
@@ -207,7 +223,7 @@ async def hide_event(request: Request) -> JSONResponse:
     caller = principal(request)
     stream_id = _stream_id(request)
     target = check_id(request.path_params["event"], "event")
-    JsonObject(await read_json(request, allow_empty=True))
+    await read_body_as(request, EmptyBody, allow_empty=True)
     state = app_state(request)
     roomlog = state.roomlog
     own = roomlog is None
@@ -246,8 +262,8 @@ async def moderation_history(request: Request) -> JSONResponse:
     """
     caller = principal(request)
     stream_id = _stream_id(request)
-    limit = query_int(request, "limit", 50, minimum=1, maximum=MAX_HISTORY)
-    before = query_int(request, "before", 2**63 - 1, minimum=1, maximum=2**63 - 1)
+    limit = LIMIT.read(request)
+    before = BEFORE.read(request)
     state = app_state(request)
     stream = await _moderation(state).authorize(stream_id, caller.user)
     pool = state.pg_pool
@@ -262,13 +278,25 @@ async def moderation_history(request: Request) -> JSONResponse:
     return JSONResponse({"stream": stream_id, "actions": actions, "next": following})
 
 
+_STAFF = [Forbidden, NotFound]  # not the creator nor a moderator; no such stream
+
 routes: list[BaseRoute] = [
-    Route("/v1/moderators", add_moderator, methods=["POST"]),
-    Route("/v1/moderators", list_moderators, methods=["GET"]),
-    Route("/v1/moderators/{user}", remove_moderator, methods=["DELETE"]),
-    Route("/v1/streams/{stream}/blocks", block_user, methods=["POST"]),
-    Route("/v1/streams/{stream}/blocks", list_blocks, methods=["GET"]),
-    Route("/v1/streams/{stream}/blocks/{user}", unblock_user, methods=["DELETE"]),
-    Route("/v1/streams/{stream}/events/{event}/hide", hide_event, methods=["POST"]),
-    Route("/v1/streams/{stream}/moderation", moderation_history, methods=["GET"]),
-]
+    ApiRoute("/v1/moderators", add_moderator, "POST", body=ModeratorBody, answer=ModeratorAdded,
+             auth="creator", tags=["moderation"]),
+    ApiRoute("/v1/moderators", list_moderators, "GET", answer=Moderators, auth="creator",
+             tags=["moderation"]),
+    ApiRoute("/v1/moderators/{user}", remove_moderator, "DELETE", answer=ModeratorRemoved,
+             auth="creator", tags=["moderation"]),
+    ApiRoute("/v1/streams/{stream}/blocks", block_user, "POST", body=BlockBody, answer=BlockSet,
+             auth="bearer", errors=_STAFF, tags=["moderation"]),
+    ApiRoute("/v1/streams/{stream}/blocks", list_blocks, "GET", answer=Blocks, auth="bearer",
+             errors=_STAFF, tags=["moderation"]),
+    ApiRoute("/v1/streams/{stream}/blocks/{user}", unblock_user, "DELETE", answer=Unblocked,
+             auth="bearer", query=[SCOPE], errors=_STAFF, tags=["moderation"]),
+    ApiRoute("/v1/streams/{stream}/events/{event}/hide", hide_event, "POST", body=EmptyBody,
+             body_optional=True, answer=EventHidden, auth="bearer", errors=_STAFF,
+             tags=["moderation"]),
+    ApiRoute("/v1/streams/{stream}/moderation", moderation_history, "GET",
+             answer=ModerationHistory, auth="bearer", query=[LIMIT, BEFORE], errors=_STAFF,
+             tags=["moderation"]),
+]  # fmt: skip

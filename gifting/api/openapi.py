@@ -76,6 +76,7 @@ _SECURITY: Final[dict[str, list[dict[str, list[str]]]]] = {
     "creator": [{"bearer": []}],
     "signed": [{"webhookSignature": []}],
     "overlay_key": [{"overlayKey": []}],
+    "overlay_key_or_bearer": [{"overlayKey": []}, {"bearer": []}],
 }
 
 
@@ -161,7 +162,10 @@ def _operation(path: str, doc: OperationDoc, id_schema: Any) -> dict[str, Any]:
             name: {"description": text, "schema": {"type": "string"}}
             for name, text in doc.answer_headers.items()
         }
-    operation["responses"] = {str(doc.status): ok} | _error_answers(_implied_errors(doc, path))
+    others = {str(status): {"description": text} for status, text in doc.other_answers.items()}
+    operation["responses"] = (
+        {str(doc.status): ok} | others | _error_answers(_implied_errors(doc, path))
+    )
     if doc.auth is not None:
         operation["security"] = _SECURITY[doc.auth]
         if doc.auth == "creator":

@@ -22,7 +22,8 @@ it; :mod:`gifting.api.openapi` reads these declarations to build
     ]
 
 An answer that is not JSON (a server-sent event stream, text) gives its
-``media_type`` instead of an ``answer`` Struct.
+``media_type`` instead of an ``answer`` Struct; answers other than the
+success and the errors (a 204) are ``other_answers`` (status: description).
 
 ``errors`` lists the :class:`~gifting.core.errors.GiftingError` classes the
 handler raises itself; those implied by the declaration are added: a body
@@ -45,12 +46,20 @@ from gifting.api.http import query_int
 from gifting.api.schemas import Answer, Body
 from gifting.core.errors import BadRequest, GiftingError
 
-__all__ = ["ApiRoute", "Auth", "OperationDoc", "QueryInt", "QueryParam", "QueryText"]
+__all__ = [
+    "ApiRoute",
+    "Auth",
+    "OperationDoc",
+    "QueryChoice",
+    "QueryInt",
+    "QueryParam",
+    "QueryText",
+]
 
 #: Who may call: a user's bearer JWT, a bearer JWT with role ``creator``, the
 #: payment provider's ``X-Gifting-Signature``, a stream's overlay key
-#: (``?key=``), or anyone (``None``).
-Auth = Literal["bearer", "creator", "signed", "overlay_key"]
+#: (``?key=``), either of the last and a bearer JWT, or anyone (``None``).
+Auth = Literal["bearer", "creator", "signed", "overlay_key", "overlay_key_or_bearer"]
 
 
 @dataclass(frozen=True)
@@ -99,7 +108,28 @@ class QueryText:
         return {"type": "string", "maxLength": self.max_length}
 
 
-QueryParam = QueryInt | QueryText
+@dataclass(frozen=True)
+class QueryChoice:
+    """A string query parameter that is one of ``options``, or ``None`` when absent."""
+
+    name: str
+    options: tuple[str, ...]
+    description: str = ""
+
+    def read(self, conn: HTTPConnection) -> str | None:
+        """The parameter's value in ``conn`` (``None`` when absent), or raise ``BadRequest``."""
+        value = conn.query_params.get(self.name)
+        if value is not None and value not in self.options:
+            choices = " or ".join(f'"{o}"' for o in self.options)
+            raise BadRequest(f"{self.name} must be {choices}")
+        return value
+
+    def schema(self) -> dict[str, Any]:
+        """Its JSON Schema."""
+        return {"type": "string", "enum": list(self.options)}
+
+
+QueryParam = QueryInt | QueryText | QueryChoice
 
 
 @dataclass(frozen=True)
@@ -120,6 +150,7 @@ class OperationDoc:
     params: Mapping[str, Any] = field(default_factory=dict)
     request_headers: Mapping[str, str] = field(default_factory=dict)
     answer_headers: Mapping[str, str] = field(default_factory=dict)
+    other_answers: Mapping[int, str] = field(default_factory=dict)
     tags: tuple[str, ...] = ()
 
 
@@ -144,6 +175,7 @@ class ApiRoute(Route):
         params: Mapping[str, Any] | None = None,
         request_headers: Mapping[str, str] | None = None,
         answer_headers: Mapping[str, str] | None = None,
+        other_answers: Mapping[int, str] | None = None,
         tags: Sequence[str] = (),
     ) -> None:
         super().__init__(path, endpoint, methods=[method])
@@ -164,5 +196,6 @@ class ApiRoute(Route):
             params=dict(params or {}),
             request_headers=dict(request_headers or {}),
             answer_headers=dict(answer_headers or {}),
+            other_answers=dict(other_answers or {}),
             tags=tuple(tags) or (path.removeprefix("/v1/").split("/")[0],),
         )

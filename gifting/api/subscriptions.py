@@ -14,22 +14,29 @@ from __future__ import annotations
 from typing import Final
 
 import asyncpg
-import msgspec
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
-from gifting.api.http import principal, query_int, read_body
+from gifting.api.http import principal, read_body_as
+from gifting.api.routing import ApiRoute, QueryInt
+from gifting.api.tool_schemas import (
+    Deliveries,
+    Subscription,
+    SubscriptionBody,
+    SubscriptionCreated,
+    SubscriptionDeleted,
+    Subscriptions,
+)
 from gifting.auth import CREATOR
 from gifting.clock import now_ms
-from gifting.core.errors import BadRequest, Forbidden, Unavailable
-from gifting.core.feed import MAX_KINDS, check_kinds, check_url
+from gifting.core.errors import Forbidden, NotFound, Unavailable
+from gifting.core.feed import check_kinds, check_url
 from gifting.core.ids import check_id
 from gifting.feed.store import SubscriptionStore
 from gifting.state import app_state
 
 __all__ = [
-    "NewSubscription",
     "create_subscription",
     "delete_subscription",
     "get_subscription",
@@ -40,29 +47,7 @@ __all__ = [
 
 #: Most attempts one deliveries page shows.
 MAX_DELIVERIES_PAGE: Final = 500
-
-
-class NewSubscription(msgspec.Struct, forbid_unknown_fields=True):
-    """The body of ``POST /v1/webhook-subscriptions``."""
-
-    url: str
-    kinds: list[str]
-    stream: str | None = None
-
-
-_new_subscription = msgspec.json.Decoder(NewSubscription)
-
-
-def _decode_new(raw: bytes) -> NewSubscription:
-    try:
-        body = _new_subscription.decode(raw)
-    except msgspec.ValidationError as exc:
-        raise BadRequest(f"invalid body: {exc}") from None
-    except msgspec.DecodeError as exc:
-        raise BadRequest(f"the body is not valid JSON: {exc}") from None
-    if len(body.kinds) > MAX_KINDS:
-        raise BadRequest(f"field 'kinds' names at most {MAX_KINDS} kinds")
-    return body
+LIMIT = QueryInt("limit", default=100, minimum=1, maximum=MAX_DELIVERIES_PAGE)
 
 
 def _store(request: Request) -> SubscriptionStore:
@@ -80,12 +65,12 @@ async def create_subscription(request: Request) -> JSONResponse:
     """Subscribe a URL to the creator's events of the given kinds; 201 with the secret."""
     caller = principal(request)
     caller.require_role(CREATOR)
-    body = _decode_new(await read_body(request))
+    body = await read_body_as(request, SubscriptionBody)
     url = check_url(body.url)
     kinds = check_kinds(body.kinds)
     stream = None
     if body.stream is not None:
-        stream = check_id(body.stream, "stream")
+        stream = body.stream
         found = await app_state(request).streams.get(stream)  # NotFound: 404
         if found.creator != caller.user:
             raise Forbidden("the stream belongs to another creator")
@@ -120,14 +105,21 @@ async def list_deliveries(request: Request) -> JSONResponse:
     caller = principal(request)
     store = _store(request)
     sub = await store.owned(caller.user, _sub_id(request))
-    limit = query_int(request, "limit", 100, minimum=1, maximum=MAX_DELIVERIES_PAGE)
+    limit = LIMIT.read(request)
     return JSONResponse({"id": sub.id, "deliveries": await store.attempts(sub.id, limit)})
 
 
+_OWNED = [NotFound, Forbidden]  # unknown (or deleted); another creator's
+
 routes: list[BaseRoute] = [
-    Route("/v1/webhook-subscriptions", create_subscription, methods=["POST"]),
-    Route("/v1/webhook-subscriptions", list_subscriptions, methods=["GET"]),
-    Route("/v1/webhook-subscriptions/{id}", get_subscription, methods=["GET"]),
-    Route("/v1/webhook-subscriptions/{id}", delete_subscription, methods=["DELETE"]),
-    Route("/v1/webhook-subscriptions/{id}/deliveries", list_deliveries, methods=["GET"]),
-]
+    ApiRoute("/v1/webhook-subscriptions", create_subscription, "POST", body=SubscriptionBody,
+             answer=SubscriptionCreated, status=201, auth="creator", errors=[NotFound]),
+    ApiRoute("/v1/webhook-subscriptions", list_subscriptions, "GET", answer=Subscriptions,
+             auth="bearer"),
+    ApiRoute("/v1/webhook-subscriptions/{id}", get_subscription, "GET", answer=Subscription,
+             auth="bearer", errors=_OWNED),
+    ApiRoute("/v1/webhook-subscriptions/{id}", delete_subscription, "DELETE",
+             answer=SubscriptionDeleted, auth="bearer", errors=_OWNED),
+    ApiRoute("/v1/webhook-subscriptions/{id}/deliveries", list_deliveries, "GET",
+             answer=Deliveries, auth="bearer", query=[LIMIT], errors=_OWNED),
+]  # fmt: skip

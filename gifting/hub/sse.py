@@ -32,12 +32,14 @@ from typing import Any, Final
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 from starlette.types import Receive, Scope, Send
 
+from gifting.api.routing import ApiRoute, QueryText
+from gifting.api.tool_schemas import ServerSentEvent
 from gifting.auth import principal_from_connection
 from gifting.core.admission import Ticket
-from gifting.core.errors import Forbidden, Unavailable
+from gifting.core.errors import Forbidden, NotFound, TooManyConnections, Unavailable
 from gifting.core.feed import KEEPALIVE, sse_message
 from gifting.core.ids import check_id
 from gifting.core.protocol import JSON
@@ -61,6 +63,12 @@ _HEADERS: Final = [
     (b"x-accel-buffering", b"no"),  # nginx: pass each message on at once
 ]
 _json = msgspec.json.Encoder()
+#: Longest cursor ``?since=`` takes (a real one is about 30 characters).
+MAX_CURSOR_LENGTH: Final = 100
+SINCE = QueryText(
+    "since", max_length=MAX_CURSOR_LENGTH,
+    description="resume after this cursor (an event's `id:`), as `Last-Event-ID` does",
+)  # fmt: skip
 
 
 def _hub(request: Request) -> Hub:
@@ -71,7 +79,15 @@ def _hub(request: Request) -> Hub:
 
 
 async def stream_events(request: Request) -> Response:
-    """``GET /v1/streams/{id}/events``: the room's events as server-sent events."""
+    """The room's events as server-sent events: the overlay's feed, open to code.
+
+    Authorised by the overlay key (``?key=``) or the stream creator's bearer
+    token. Each room event is one message (``id:`` its cursor, ``event:`` its
+    kind, ``data:`` the overlay's JSON); without a cursor the stream opens
+    with a ``snapshot``. ``Last-Event-ID`` or ``?since=`` resumes right after
+    a cursor; a cursor older than the room's history gets an ``error``
+    message (``cursor_expired``), then a snapshot. See docs/protocol.md.
+    """
     hub = _hub(request)
     stream_id = check_id(request.path_params["stream"], "stream")
     key = request.query_params.get("key")
@@ -82,13 +98,15 @@ async def stream_events(request: Request) -> Response:
         stream = await hub.streams.get(stream_id)
         if stream.creator != caller.user:
             raise Forbidden("only the stream's creator (or its overlay key) can read its events")
-    since = request.headers.get("last-event-id") or request.query_params.get("since") or None
+    since = request.headers.get("last-event-id") or SINCE.read(request) or None
     if since is not None:
         _, seq = parse_cursor(since)  # a malformed cursor is a 400 before the stream opens
         if not stream.live:
             last = await hub.roomlog.last_cursor(stream.stream)
             if last is None or seq >= parse_cursor(last)[1]:
                 return Response(status_code=204)  # nothing more will ever come
+    if request.method == "HEAD":  # the headers only: no room joined, no slot held
+        return Response(status_code=200, headers={k.decode(): v.decode() for k, v in _HEADERS})
     ticket = hub.caps.ticket()
     try:
         ticket.admit("address", request.client.host if request.client else "")
@@ -203,4 +221,13 @@ async def _until_disconnect(receive: Receive) -> None:
             pass
 
 
-routes: list[BaseRoute] = [Route("/v1/streams/{stream}/events", stream_events, methods=["GET"])]
+routes: list[BaseRoute] = [
+    ApiRoute("/v1/streams/{stream}/events", stream_events, "GET",
+             answer=ServerSentEvent, media_type="text/event-stream",
+             auth="overlay_key_or_bearer", query=[SINCE],
+             request_headers={"Last-Event-ID": "resume after this cursor (what `EventSource` "
+                                               "sends on reconnect; wins over `since`)"},
+             other_answers={204: "the stream has ended and the reader has its last event"},
+             errors=[Forbidden, NotFound, TooManyConnections],
+             tags=["feed"]),
+]  # fmt: skip

@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from gifting.api.http import MAX_BODY_BYTES, JsonObject, decode_body
 from gifting.api.schemas import EmptyBody, PayoutWebhook, PurchaseWebhook, RefundWebhook
+from gifting.api.tool_schemas import SubscriptionBody
 from gifting.app import create_app
 from gifting.core.errors import BadRequest, Conflict
 from gifting.embedded import EmbeddedRedis
@@ -268,18 +269,36 @@ async def test_catalog_is_public_and_cacheable(api: Api) -> None:
     [
         (b'{"purchase_id": 5}', "field 'purchase_id' must be a string, got integer"),
         (b'{"purchase_id": ""}', "field 'purchase_id' must not be empty"),
-        (b'{"purchase_id": "' + b"x" * 65 + b'"}',
-         "field 'purchase_id' is longer than 64 characters"),
+        (
+            b'{"purchase_id": "' + b"x" * 65 + b'"}',
+            "field 'purchase_id' is longer than 64 characters",
+        ),
         (b'{"purchase_id": "a\\n"}', "field 'purchase_id' may hold only letters"),
         (b'{"purchase_id": "\\ud800"}', "field 'purchase_id' holds an unpaired surrogate"),
         (b'{"purchase_id": "p", "x": 1}', "unknown field 'x' (allowed: 'purchase_id')"),
-        (b'{}', "missing field 'purchase_id'"),
+        (b"{}", "missing field 'purchase_id'"),
         (b'{"purchase_id": "p", "purchase_id": "q"}', "duplicate field 'purchase_id'"),
     ],
 )
 def test_decode_body_names_the_field(body: bytes, message: str) -> None:
     with pytest.raises(BadRequest) as caught:
         decode_body(body, RefundWebhook)
+    assert caught.value.message.startswith(message), caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("kinds", "message"),
+    [
+        (b"[5]", "field 'kinds[0]' must be a string, got integer"),
+        (b'["gift", true]', "field 'kinds[1]' must be a string, got boolean"),
+        (b'["gift", null]', "field 'kinds[1]' must be a string, got null"),
+        (b"[]", "field 'kinds' must hold at least one item"),
+        (b'["gift"' + b', "gift"' * 40 + b"]", "field 'kinds' holds more than"),
+    ],
+)
+def test_decode_body_names_an_item_of_a_list_with_its_own_kind(kinds: bytes, message: str) -> None:
+    with pytest.raises(BadRequest) as caught:
+        decode_body(b'{"url": "http://a", "kinds": ' + kinds + b"}", SubscriptionBody)
     assert caught.value.message.startswith(message), caught.value.message
 
 
@@ -295,8 +314,9 @@ def test_decode_body_names_the_field(body: bytes, message: str) -> None:
     ],
 )
 def test_decode_body_integers_are_strict_and_bounded(value: str, message: str) -> None:
-    raw = ('{"purchase_id": "p", "user": "u", "package": "x", "currency": "USD", '
-           f'"amount": {value}}}').encode()
+    raw = (
+        f'{{"purchase_id": "p", "user": "u", "package": "x", "currency": "USD", "amount": {value}}}'
+    ).encode()
     with pytest.raises(BadRequest) as caught:
         decode_body(raw, PurchaseWebhook)
     assert caught.value.message.startswith(message), caught.value.message

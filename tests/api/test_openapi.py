@@ -28,10 +28,15 @@ from gifting.api.openapi import build_document
 from gifting.api.routing import ApiRoute
 from gifting.app import create_app
 from gifting.core.errors import BadRequest
-from gifting.core.ids import ID_PATTERN, check_id
+from gifting.core.events import comment_event, sender_of
+from gifting.core.ids import ID_PATTERN, check_id, comment_event_id
+from gifting.persister.service import persister_lifespan
+from gifting.state import Extension
+from gifting.store.wiring import build_roomlog
 from tests.hub.conftest import serve
 
-# Valid bodies by schema name; "{stream}", "{cashout}" and "{purchase}" are filled in.
+# Valid bodies by schema name; "{stream}", "{cashout}" and "{purchase}" are filled in
+# (and in paths "{event}", a comment to hide; "{cashout}" of ".../cancel" is another one).
 EXAMPLES: dict[str, dict[str, Any]] = {
     "BudgetBody": {"monthly": 500},
     "BadgeBody": {"id": "badge-1", "badge": "supporter"},
@@ -45,6 +50,10 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "PayoutWebhook": {"cashout": "{cashout}", "status": "paid"},
     "DevTokenBody": {"user": "alice", "name": "Alice", "creator": True},
     "DevPurchaseBody": {"package": "coins_70"},
+    "ModeratorBody": {"user": "mod"},
+    "BlockBody": {"user": "bob", "scope": "stream"},
+    "SubscriptionBody": {"url": "http://127.0.0.1:9/hook", "kinds": ["gift", "comment"],
+                         "stream": "{stream}"},
 }  # fmt: skip
 
 
@@ -191,9 +200,18 @@ async def _context(api: Api) -> dict[str, str]:
     purchase = (await api.buy("alice"))["purchase_id"]
     await api.buy("carol")
     await api.earn_diamonds("carol", "dave")
+    await api.earn_diamonds("carol", "dave")
     stream = (await api.create_stream("carol"))["stream"]
     r = await api.send("POST", "/v1/cashouts", {"diamonds": 2000, "id": "held"}, user="carol")
-    return {"stream": stream, "cashout": r.json()["cashout"], "purchase": purchase}
+    cancel = await api.send("POST", "/v1/cashouts", {"diamonds": 2000, "id": "c2"}, user="carol")
+    event = comment_event_id("alice", "c1")
+    roomlog = build_roomlog(api.state.settings, api.redis, api.state.catalog)
+    try:
+        await roomlog.emit(stream, comment_event(stream, event, 1, sender_of("alice", "A"), "x"))
+    finally:
+        await roomlog.aclose()
+    return {"stream": stream, "cashout": r.json()["cashout"], "purchase": purchase,
+            "cancel": cancel.json()["cashout"], "event": event}  # fmt: skip
 
 
 def _fill(value: Any, ctx: dict[str, str]) -> Any:
@@ -223,7 +241,8 @@ async def test_every_body_schema_takes_its_example_and_the_server_refuses_what_i
     redis_url: str, database_url: str, key_prefix: str, redis: Redis
 ) -> None:
     settings = settings_for(redis_url, database_url, key_prefix, GIFTING_DEV=True)
-    async with open_api(settings, redis) as api:
+    pool = Extension("persister", lifespan=persister_lifespan)  # its pool: no consumer here
+    async with open_api(settings, redis, [pool]) as api:
         await _check_bodies(api)
 
 
@@ -240,7 +259,7 @@ async def _check_bodies(api: Api) -> None:
         validator = jsonschema.Draft202012Validator(schema)
         component = document["components"]["schemas"][name]
         example = {k: _fill(v, ctx) for k, v in EXAMPLES[name].items()}
-        url = path.format(**ctx)
+        url = path.format(**ctx | ({"cashout": ctx["cancel"]} if path.endswith("/cancel") else {}))
         assert validator.is_valid(example), (name, list(validator.iter_errors(example)))
         for label, field, bad in _bad_variants(example, component):
             assert not validator.is_valid(bad), (name, label)
@@ -255,3 +274,24 @@ async def _check_bodies(api: Api) -> None:
         if not r.is_success:
             failures.append(f"{method} {path} example: {r.status_code} {r.text[:120]}")
     assert not failures, "\n".join(failures)
+
+
+async def test_a_method_a_path_does_not_take_is_405_listing_every_method_it_takes() -> None:
+    """RFC 9110: a 405 carries ``Allow`` with the path's methods, however many routes serve it."""
+    app = _full_app()
+    paths = build_document(app.routes)["paths"]
+    transport = httpx.ASGITransport(app=app)
+    wrong = []
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        for path, operations in paths.items():
+            if path == "/static/{path}":
+                continue  # a Mount of files: GET and HEAD
+            url = re.sub(r"{[^}]+}", "x", path)
+            r = await client.request("PATCH", url)
+            documented = {m.upper() for m in operations}
+            allowed = {m.strip() for m in r.headers.get("allow", "").split(",")} - {"HEAD"}
+            if r.status_code != 405 or set(r.json()) != {"code", "message"}:
+                wrong.append(f"PATCH {path}: {r.status_code} {r.text[:80]}")
+            elif allowed != documented:
+                wrong.append(f"PATCH {path}: Allow {sorted(allowed)}, takes {sorted(documented)}")
+    assert not wrong, "\n".join(wrong)

@@ -9,11 +9,13 @@ documented content type, headers and body schema, invalid data refused.
 Credentials come from an auth provider (:class:`_Credentials`): a creator's
 bearer token, or for a provider webhook the signature of the very bytes
 sent, so the signed routes are reached with their bodies, and schemathesis's
-own probes check that taking the credentials away gives 401. Limits: one
-user, so most stream and cash-out ids are unknown (404, documented); no
-stateful links; "schema-valid request rejected" is not checked (see
-:data:`EXCLUDED`). Bounded (``MAX_EXAMPLES`` per operation and mode,
-derandomized): about 12 s here.
+own probes check that taking the credentials away gives 401. Every other
+valid case gets real ids (:class:`_Seeds`: the creator's streams, a comment
+in each to hide, held cash-outs, webhook subscriptions), so it gets past
+404 to the operation's real work. An event stream (SSE) is read up to its
+first message, then closed. Limits: no stateful links; "schema-valid
+request rejected" is not checked (see :data:`EXCLUDED`). Bounded
+(``MAX_EXAMPLES`` per operation and mode, derandomized): about 20 s here.
 
 The operations are parametrized by hand from the document rather than with
 ``schemathesis.pytest.from_fixture``, whose lazy loading fails under pytest 9
@@ -36,6 +38,7 @@ import pytest
 import requests
 import schemathesis
 import uvicorn
+import websockets.sync.client
 from api_support import JWT_SECRET, WEBHOOK_SECRET, settings_for
 from hypothesis import HealthCheck, given, settings
 from redis import Redis
@@ -130,14 +133,25 @@ class _Seeds:
     streams: list[str]
     purchases: list[str]
     items: dict[str, list[Any]]  # body field -> real values (packages: with their price)
+    comments: dict[str, str]  # stream -> a comment event in it
+    cashouts: list[str]  # held cash-outs of the creator
+    subscriptions: list[str]  # webhook subscriptions: the last one for DELETE
     turn: itertools.count[int] = field(default_factory=itertools.count)
 
     def apply(self, case: Any) -> None:
         n = next(self.turn)
         if n % 2:
             return
-        if "stream" in (case.path_parameters or {}):
-            case.path_parameters["stream"] = self.streams[n // 2 % len(self.streams)]
+        params = case.path_parameters or {}
+        if "stream" in params:
+            params["stream"] = self.streams[n // 2 % len(self.streams)]
+            if "event" in params:
+                params["event"] = self.comments[params["stream"]]
+        if "cashout" in params:
+            params["cashout"] = self.cashouts[n // 2 % len(self.cashouts)]
+        if "id" in params and case.path.startswith("/v1/webhook-subscriptions/"):
+            last = case.method.upper() == "DELETE"
+            params["id"] = self.subscriptions[-1 if last else 0]
         if not isinstance(case.body, dict):
             return
         for name, values in self.items.items():
@@ -148,41 +162,89 @@ class _Seeds:
             case.body["purchase_id"] = self.purchases[n // 2 % len(self.purchases)]
 
 
+VIEWER = "sch-viewer"
+
+
+def _viewer(served: str, stream: str, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Send ``messages`` as the viewer over the WebSocket; their acks, in order."""
+    url = served.replace("http://", "ws://") + f"/v1/ws/viewer?stream={stream}"
+    token = mint_token(JWT_SECRET, VIEWER, "Viewer", [], 3600)
+    acks = []
+    with websockets.sync.client.connect(
+        url, additional_headers={"Authorization": f"Bearer {token}"}, open_timeout=10
+    ) as ws:
+        for message in messages:
+            ws.send(json.dumps(message))
+            while True:
+                frame = json.loads(ws.recv(timeout=10))
+                if frame.get("id") == message["id"]:
+                    assert frame["op"] == "ack", frame
+                    acks.append(frame)
+                    break
+    return acks
+
+
+def _purchase(http: requests.Session, served: str, purchase_id: str, user: str,
+              package: dict[str, Any]) -> None:  # fmt: skip
+    body = json.dumps(
+        {"purchase_id": purchase_id, "user": user, "package": package["id"], **package["price"]}
+    ).encode()
+    r = http.post(
+        f"{served}/v1/webhooks/purchases",
+        data=body,
+        headers={SIGNATURE_HEADER: sign(WEBHOOK_SECRET, body)},
+    )
+    assert r.status_code == 200, r.text
+
+
 @pytest.fixture(scope="module")
 def seeds(served: str) -> _Seeds:
-    """Coins for the test user, three live streams, two purchases, the catalog's ids."""
+    """Coins for the test user, three live streams with a comment each, two purchases,
+    two held cash-outs, two webhook subscriptions, the catalog's ids."""
     with requests.Session() as http:
         http.headers["Authorization"] = f"Bearer {TOKEN}"
         catalog = http.get(f"{served}/v1/catalog").json()
         purchases = []
         for i, package in enumerate(catalog["packages"][-2:]):
-            body = json.dumps(
-                {
-                    "purchase_id": f"seed-{i}",
-                    "user": "sch-creator",
-                    "package": package["id"],
-                    **package["price"],
-                }
-            ).encode()
-            r = http.post(
-                f"{served}/v1/webhooks/purchases",
-                data=body,
-                headers={SIGNATURE_HEADER: sign(WEBHOOK_SECRET, body)},
-            )
-            assert r.status_code == 200, r.text
+            _purchase(http, served, f"seed-{i}", "sch-creator", package)
             purchases.append(f"seed-{i}")
         streams = []
         for i in range(3):
             r = http.post(f"{served}/v1/streams", json={"title": f"seed {i}"})
             assert r.status_code == 201, r.text
             streams.append(r.json()["stream"])
+        # Diamonds for two cash-outs (a viewer's gift), and a comment in each stream.
+        package = max(catalog["packages"], key=lambda p: p["coins"])
+        _purchase(http, served, "seed-viewer", VIEWER, package)
+        affordable = [g for g in catalog["gifts"] if g["coins"] <= package["coins"]]
+        gift = max(affordable, key=lambda g: g["coins"])["id"]
+        comments = {}
+        for i, stream in enumerate(streams):
+            gifts = [{"op": "gift", "id": "g", "gift": gift, "count": 1}] if i == 0 else []
+            acks = _viewer(served, stream, [*gifts, {"op": "comment", "id": "c", "text": "hi"}])
+            comments[stream] = acks[-1]["event"]
+        cashouts = []
+        for i in range(2):
+            body = {"diamonds": catalog["cashout_min_diamonds"], "id": f"seed-{i}"}
+            r = http.post(f"{served}/v1/cashouts", json=body)
+            assert r.status_code == 201, r.text
+            cashouts.append(r.json()["cashout"])
+        subscriptions = []
+        for _ in range(2):
+            body = {"url": "http://127.0.0.1:9/hook", "kinds": ["gift"]}
+            r = http.post(f"{served}/v1/webhook-subscriptions", json=body)
+            assert r.status_code == 201, r.text
+            subscriptions.append(r.json()["id"])
     packages = [{"package": p["id"], **p["price"]} for p in catalog["packages"]]
     items = {
         "badge": [b["id"] for b in catalog["badges"]],
         "gift": [g["id"] for g in catalog["gifts"]],
         "package": packages,
+        "stream": streams,
+        "url": ["http://127.0.0.1:9/hook"],
+        "kinds": [["gift", "comment"]],
     }
-    return _Seeds(streams, purchases, items)  # fmt: skip
+    return _Seeds(streams, purchases, items, comments, cashouts, subscriptions)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -237,8 +299,24 @@ def _send(case: Any, session: requests.Session, seeds: _Seeds | None) -> None:
     kwargs: dict[str, Any] = case.as_transport_kwargs()
     if "json" in kwargs:
         kwargs["data"] = _encoded(kwargs.pop("json"))
-    response = session.request(**kwargs, timeout=10)
+    response = session.request(**kwargs, timeout=(10, 10), stream=True)
+    if response.headers.get("content-type", "").startswith("text/event-stream"):
+        _first_message(response)
     case.validate_response(response, excluded_checks=EXCLUDED)
+
+
+def _first_message(response: requests.Response) -> None:
+    """Keep an event stream's first message as its body and close it (a live one never ends)."""
+    received = b""
+    try:
+        for chunk in response.iter_content(chunk_size=None):
+            received += chunk
+            if b"\n\n" in received:
+                break
+    finally:
+        response.close()
+    response._content = received.partition(b"\n\n")[0] + b"\n\n" if received else b""
+    response._content_consumed = True
 
 
 @pytest.mark.parametrize(("method", "path", "mode"), _operations())

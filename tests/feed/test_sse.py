@@ -122,6 +122,22 @@ async def test_auth_overlay_key_creator_token_and_refusals(feed: HubServer) -> N
         assert r.status_code == 403  # an unknown stream looks like a wrong key
 
 
+async def test_head_answers_the_headers_and_ends(feed: HubServer) -> None:
+    """HEAD checks the credentials and ends: it joins no room, so the connection is free again."""
+    stream, key = await feed.stream("carol")
+    path = f"/v1/streams/{stream}/events"
+    async with http(feed) as client:
+        r = await asyncio.wait_for(client.head(path, params={"key": key}), 5)
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/event-stream")
+        assert r.headers["cache-control"] == "no-cache"
+        r = await asyncio.wait_for(client.head(path, params={"key": "wrong"}), 5)
+        assert r.status_code == 403
+        # The same keep-alive connection takes the next request at once.
+        r = await asyncio.wait_for(client.get(f"/v1/streams/{stream}"), 5)
+        assert r.status_code == 200
+
+
 async def test_ended_stream_resumed_at_its_end_is_204(feed: HubServer) -> None:
     stream, key = await feed.stream("carol")
     async with http(feed) as client:
