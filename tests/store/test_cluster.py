@@ -124,7 +124,7 @@ async def test_every_script_runs_in_one_slot(
     """Each money script once (a cluster refuses a script whose keys span slots: CROSSSLOT)."""
     assert set(SCRIPT_NAMES) == {
         "spend", "purchase", "refund", "credit", "cashout_hold", "cashout_settle", "emit",
-        "retire", "snapshot",
+        "retire", "snapshot", "badge", "cashout_cancel",
     }  # fmt: skip
     await buy(ledger, "fan", "coins_7000")
     bought = await buy(ledger, "cre", "coins_70")
@@ -141,8 +141,13 @@ async def test_every_script_runs_in_one_slot(
     await ledger.refund(bought.purchase_id)
     await ledger.credit_creator(spend_event="e-extra", creator="cre", coins=20_000, stream="s1",
                                 sender="fan")  # fmt: skip
-    held = await ledger.request_cashout("cre", 10_000, "r1")
+    held = await ledger.request_cashout("cre", 5_000, "r1")
+    assert (await ledger.settle_cashout(held.cashout, "processing")).status == "processing"
     assert (await ledger.settle_cashout(held.cashout, "paid")).status == "paid"
+    held = await ledger.request_cashout("cre", 5_000, "r2")
+    cancelled, _ = await ledger.cancel_cashout("cre", held.cashout)
+    assert cancelled.status == "cancelled"
+    assert await ledger.grant_badge("fan", "vip") == "vip"
     await roomlog.aclose()
 
 
