@@ -20,6 +20,7 @@ from gifting.store.wire import WirePipeline
 
 SCRIPT_NAMES = (
     "spend",
+    "spend_many",
     "purchase",
     "refund",
     "credit",
