@@ -20,7 +20,6 @@ from gifting.store.wire import WirePipeline
 
 SCRIPT_NAMES = (
     "spend",
-    "spend_many",
     "purchase",
     "refund",
     "credit",

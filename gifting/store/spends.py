@@ -8,14 +8,11 @@ stream's end), the sender's blocks (written in the sender's slot by
 its first write, keeps the result of every message id (failures too) and
 appends the settled entry to the sender's outbox. :func:`spend_call` builds one call (pure,
 for a pipeline); :func:`spend_outcome` reads its reply; :meth:`Spends.debit_many`
-sends a batch in one round trip, one spend_many.lua call per wallet shard
-(:func:`spend_many_call`: a shard's spends in one script run, each checked and
-written as spend.lua alone would).
+sends a batch in one round trip.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -30,7 +27,6 @@ from gifting.core.pricing import Priced
 from gifting.store.keys import Keys
 from gifting.store.scripts import ScriptCall, Scripts
 
-log = logging.getLogger(__name__)
 DEFAULT_IDEMPOTENCY_TTL_S = 7 * 24 * 3600
 DEFAULT_COMBO_WINDOW_MS = 3000
 
@@ -144,31 +140,6 @@ def spend_call(
     return ScriptCall("spend", call_keys, args)
 
 
-def spend_many_call(calls: Sequence[ScriptCall]) -> ScriptCall:
-    """One spend_many.lua call running the spend.lua ``calls`` in order (pure).
-
-    The calls' senders must share a wallet shard (the script's keys are in
-    one slot; the outbox, spend.lua's KEYS[3], is passed once).
-    """
-    outbox = calls[0].keys[2]
-    keys = [outbox]
-    args: list[str | int] = [len(calls)]
-    for c in calls:
-        if c.name != "spend" or c.keys[2] != outbox:
-            raise ValueError("spend_many runs spend.lua calls of one wallet shard")
-        keys.extend(c.keys[:2] + c.keys[3:])
-        args.append(len(c.args))
-        args.extend(c.args)
-    return ScriptCall("spend_many", keys, args)
-
-
-def split_many(reply: Sequence[str], count: int) -> list[list[str]]:
-    """The ``count`` replies, spend.lua's, packed in a spend_many.lua reply (5 strings each)."""
-    if len(reply) != 5 * count:
-        raise ValueError(f"spend_many answered {len(reply)} strings for {count} spends")
-    return [list(reply[5 * i : 5 * i + 5]) for i in range(count)]
-
-
 def kept_outcome(order: SpendOrder, kept: KeptSpend) -> SpendResult | GiftingError:
     """What a retry of ``order`` gets when PostgreSQL kept its id: a replay, or ``conflict``.
 
@@ -235,43 +206,21 @@ class Spends:
         of every order is unknown, and retrying each is safe.
         """
         outcomes: list[SpendResult | GiftingError | None] = []
-        by_shard: dict[str, list[tuple[int, ScriptCall]]] = {}
-        for i, order in enumerate(orders):
+        calls: list[ScriptCall] = []
+        for order in orders:
             flag = live.get(order.stream, False) if order.stream else True
             try:
-                call = self.call(order, live=flag, now=now)
+                calls.append(self.call(order, live=flag, now=now))
             except GiftingError as exc:
                 outcomes.append(exc)
             else:
                 outcomes.append(None)
-                by_shard.setdefault(call.keys[2], []).append((i, call))
-        # One call per wallet shard: spend_many.lua runs a shard's spends in
-        # order, each as spend.lua would (a lone spend runs spend.lua itself).
-        groups = list(by_shard.values())
-        calls = [g[0][1] if len(g) == 1 else spend_many_call([c for _, c in g]) for g in groups]
-        replies = await self._scripts.run_many(calls, lane="debit")
-        for group, reply in zip(groups, replies, strict=True):
-            if len(group) == 1:
-                outcomes[group[0][0]] = _outcome(reply)
-                continue
-            parts: Sequence[list[str] | Exception]
-            if isinstance(reply, Exception):
-                parts = [reply] * len(group)
-            else:
-                parts = split_many(reply, len(group))
-            for (i, _), part in zip(group, parts, strict=True):
-                outcomes[i] = _outcome(part)
-        return [
-            o if o is not None else Unavailable("the ledger is unavailable; retry")
-            for o in outcomes
-        ]
+        replies = iter(await self._scripts.run_many(calls, lane="debit"))
+        return [_outcome(next(replies)) if o is None else o for o in outcomes]
 
 
 def _outcome(reply: list[str] | Exception) -> SpendResult | GiftingError:
     if isinstance(reply, Exception):
-        return Unavailable("the ledger is unavailable; retry")
-    if reply[0].startswith("error:"):
-        log.warning("a spend failed in Redis (nothing written; safe to retry): %s", reply[0])
         return Unavailable("the ledger is unavailable; retry")
     try:
         return spend_outcome(reply)
