@@ -1,20 +1,21 @@
-"""Redis CPU per settled gift, by how the hub batches its scripts (A/B, interleaved).
+"""Redis CPU per settled gift through the hub's scripts, split debit / settle.
 
 A private redis-server (:class:`gifting.embedded.EmbeddedRedis`, the
 embedded default ``appendfsync always``) gets funded viewers; then batches of
-gifts go through the hub's two round trips, debit then settle (credit +
-emission, :meth:`Ledger.settle_many`), in one of two ways:
+gifts go through the hub's two round trips as :mod:`gifting.hub.spends` sends
+them: the debit (:meth:`Ledger.debit_many`, one spend.lua call per gift) and
+the settle (:meth:`Ledger.settle_many`: credit.lua + emit.lua per gift). Each
+run reads ``INFO cpu`` (``used_cpu_sys`` + ``used_cpu_user``) and ``INFO
+commandstats`` before and after (and EVALSHA's time around each debit round
+trip), and reports µs of Redis per settled gift: process CPU, time inside
+EVALSHA, and the debit's share of it. The median of ``--runs`` runs is
+reported (the machine is shared and noisy)::
 
-* ``single``: one spend.lua call per gift (the hub before spend_many.lua);
-* ``many``: :meth:`Ledger.debit_many`, one spend_many.lua call per wallet shard.
+    python -m loadtest.script_cost --batch 128 --runs 3 --gifts 4000
 
-The settle round trip is the same in both. Each run reads ``INFO cpu``
-(``used_cpu_sys`` + ``used_cpu_user``) and ``INFO commandstats`` before and
-after, and reports µs of Redis CPU per settled gift, total and per script
-step. Modes alternate run by run (the machine is shared and noisy) and the
-median of the runs is reported::
-
-    python -m loadtest.script_cost --batch 64 --runs 3 --gifts 6000
+Commit 41f610d of this file also ran the rejected ``spend_many.lua`` (a wallet
+shard's spends in one call) against this path, interleaved: see
+docs/architecture.md, "Three scripts per gift".
 """
 
 from __future__ import annotations
@@ -36,11 +37,8 @@ from gifting.hub.spends import Settled, settled_entry
 from gifting.store.keys import Keys
 from gifting.store.ledger import Ledger, SpendOrder, SpendResult
 from gifting.store.rooms import RoomLog
-from gifting.store.scripts import ScriptCall, Scripts
-from gifting.store.spends import Spends, spend_outcome
+from gifting.store.scripts import ScriptCall
 from gifting.store.streams import Streams
-
-MODES = ("single", "many")
 
 
 async def _cpu(redis: Redis) -> tuple[float, dict[str, float]]:
@@ -51,7 +49,7 @@ async def _cpu(redis: Redis) -> tuple[float, dict[str, float]]:
 
 
 async def _run(
-    mode: str, ledger: Ledger, spends: Spends, scripts: Scripts, rooms: RoomLog,
+    ledger: Ledger, rooms: RoomLog,
     orders: Sequence[SpendOrder], batch: int, redis: Redis, stream: str,
 ) -> dict[str, float]:  # fmt: skip
     cpu0, usec0 = await _cpu(redis)
@@ -62,12 +60,7 @@ async def _run(
         now = now_ms()
         results: list[Any]
         before = (await _cpu(redis))[1].get("evalsha", 0.0)
-        if mode == "many":
-            results = await ledger.debit_many(chunk, live={stream: True}, now=now)
-        else:
-            calls = [spends.call(o, live=True, now=now) for o in chunk]
-            replies = await scripts.run_many(calls, lane="debit")
-            results = [r if isinstance(r, Exception) else spend_outcome(r) for r in replies]
+        results = await ledger.debit_many(chunk, live={stream: True}, now=now)
         debit_us += (await _cpu(redis))[1].get("evalsha", 0.0) - before
         done = [
             Settled(o, r, now)
@@ -100,8 +93,6 @@ async def main(args: argparse.Namespace) -> None:
             redis = Redis.from_url(server.url)
             keys = Keys("bench")
             ledger = Ledger(redis, keys, catalog)
-            scripts = Scripts(redis)
-            spends = Spends(keys, scripts)
             rooms = RoomLog(redis, keys, catalog)
             streams = Streams(redis, keys, catalog)
             stream = await _start_stream(streams, "creator-1")
@@ -109,30 +100,23 @@ async def main(args: argparse.Namespace) -> None:
             for i, v in enumerate(viewers):
                 await ledger.purchase(f"p-{i}", v, "coins_7000", 9999, "USD")
             price = price_gift(catalog, "rose", 1)
-            figures: dict[str, list[dict[str, float]]] = {m: [] for m in MODES}
+            figures: list[dict[str, float]] = []
             for run in range(args.runs):
-                for mode in MODES if run % 2 == 0 else MODES[::-1]:
-                    orders = [
-                        SpendOrder(viewers[i % len(viewers)], "V", f"{mode}-{run}-{i}", price,
-                                   stream, "creator-1")
-                        for i in range(args.gifts)
-                    ]  # fmt: skip
-                    got = await _run(
-                        mode, ledger, spends, scripts, rooms, orders, args.batch, redis, stream
-                    )
-                    figures[mode].append(got)
-                    print(
-                        f"run {run} {mode:6}: " + ", ".join(f"{k} {v:.1f}" for k, v in got.items())
-                    )
-            for mode in MODES:
-                cpu = statistics.median(f["cpu_us_per_gift"] for f in figures[mode])
-                ev = statistics.median(f["evalsha_us_per_gift"] for f in figures[mode])
-                debit = statistics.median(f["debit_evalsha_us_per_gift"] for f in figures[mode])
-                print(
-                    f"median {mode:6} batch {args.batch}: Redis CPU {cpu:.1f} µs/gift, "
-                    f"EVALSHA {ev:.1f} µs/gift, of which the debit {debit:.1f}"
-                )
-            await scripts.close()
+                orders = [
+                    SpendOrder(viewers[i % len(viewers)], "V", f"g-{run}-{i}", price, stream,
+                               "creator-1")
+                    for i in range(args.gifts)
+                ]  # fmt: skip
+                got = await _run(ledger, rooms, orders, args.batch, redis, stream)
+                figures.append(got)
+                print(f"run {run}: " + ", ".join(f"{k} {v:.1f}" for k, v in got.items()))
+            cpu = statistics.median(f["cpu_us_per_gift"] for f in figures)
+            ev = statistics.median(f["evalsha_us_per_gift"] for f in figures)
+            debit = statistics.median(f["debit_evalsha_us_per_gift"] for f in figures)
+            print(
+                f"median of {args.runs}, batch {args.batch}: Redis CPU {cpu:.1f} µs/gift, "
+                f"EVALSHA {ev:.1f} µs/gift, of which the debit {debit:.1f}"
+            )
             await redis.aclose()
         finally:
             server.stop()
@@ -148,7 +132,7 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m loadtest.script_cost", description=__doc__)
     p.add_argument("--batch", type=int, default=64, help="gifts per debit round trip")
     p.add_argument("--gifts", type=int, default=6000, help="gifts per run")
-    p.add_argument("--runs", type=int, default=3, help="runs of each mode (alternating)")
+    p.add_argument("--runs", type=int, default=3, help="runs (the median is reported)")
     p.add_argument("--viewers", type=int, default=400, help="distinct senders")
     return p.parse_args(argv)
 
