@@ -256,18 +256,45 @@ def ignore_redis_errors(exc: BaseException) -> bool:
     return isinstance(exc, (RedisError, OSError))
 
 
-async def audits_during(
-    task: asyncio.Task[object],
+async def storm_until(
+    stop: asyncio.Event, ledger: Ledger, catalog: Catalog, redis: Redis, keys: Keys, seed: int
+) -> int:
+    """Storm round after round (each as :func:`storm`, smaller) until ``stop``; the rounds run."""
+    rounds = 0
+    while not stop.is_set():
+        await storm(ledger, catalog, redis, keys, spends=800, tasks=16, seed=seed + rounds)
+        rounds += 1
+    return rounds
+
+
+async def audits_under_traffic(
+    ledger: Ledger,
     pool: asyncpg.Pool,
     redis: Redis,
     keys: Keys,
     catalog: Catalog,
+    *,
+    overlapped: int = 2,
+    seed: int = 11,
+    timeout_s: float = 120.0,
 ) -> list[tuple[AuditReport, bool]]:
-    """Audit until ``task`` ends: each report, and whether traffic moved during it."""
+    """Audit while a storm goes on, until ``overlapped`` audits had traffic all through.
+
+    Each report comes with whether traffic moved during it (the outboxes grew,
+    and the storm was still going when the audit ended). The storm goes on
+    for as long as that takes, so a slow, busy machine only makes it longer.
+    """
+    stop = asyncio.Event()
+    traffic = asyncio.create_task(storm_until(stop, ledger, catalog, redis, keys, seed))
     reports: list[tuple[AuditReport, bool]] = []
-    while not task.done():
-        before = await last_ids(redis, keys.outboxes())
-        report = await run_audit(pool, redis, keys, catalog, catch_up_s=20)
-        moved = await last_ids(redis, keys.outboxes()) != before
-        reports.append((report, moved and not task.done()))
+    try:
+        async with asyncio.timeout(timeout_s):
+            while sum(moved for _, moved in reports) < overlapped:
+                before = await last_ids(redis, keys.outboxes())
+                report = await run_audit(pool, redis, keys, catalog, catch_up_s=20)
+                moved = await last_ids(redis, keys.outboxes()) != before
+                reports.append((report, moved and not traffic.done()))
+    finally:
+        stop.set()
+        await traffic
     return reports

@@ -19,11 +19,12 @@ from redis.asyncio import Redis
 from gifting.core.catalog import Catalog
 from gifting.core.pricing import price_gift
 from gifting.persister.audit import run_audit
+from gifting.persister.progress import last_ids
 from gifting.store.keys import Keys
 from gifting.store.ledger import Ledger, SpendOrder
 
 from .conftest import ConsumerFactory
-from .support import audits_during, caught_up, storm
+from .support import audits_under_traffic, caught_up, storm_until
 
 WALLETS_CHECK = "Redis wallets = the ledger at each wallet's outbox position"
 REACHED_CHECK = "the persister reached every wallet's outbox position"
@@ -39,13 +40,7 @@ async def test_the_audit_passes_while_a_storm_goes_on(
 ) -> None:
     for c in [make_consumer(batch_size=50) for _ in range(2)]:
         c.start()
-    traffic = asyncio.create_task(
-        storm(ledger, catalog, redis, keys, spends=6000, tasks=16, seed=11)
-    )
-    reports = await audits_during(traffic, pool, redis, keys, catalog)
-    await traffic
-    during = [r for r, moved in reports if moved]
-    assert len(during) >= 2, f"only {len(during)} audits overlapped the traffic"
+    reports = await audits_under_traffic(ledger, pool, redis, keys, catalog, overlapped=3)
     for report, _ in reports:
         assert report.ok, report.render()
     # The pairs of a spend and its credit were caught half-persisted at least once.
@@ -65,18 +60,19 @@ async def test_a_wallet_corrupted_mid_storm_is_found_while_the_storm_goes_on(
     make_consumer: ConsumerFactory,
 ) -> None:
     make_consumer(batch_size=50).start()
-    traffic = asyncio.create_task(
-        storm(ledger, catalog, redis, keys, spends=4000, tasks=16, seed=12)
-    )
+    stop = asyncio.Event()
+    traffic = asyncio.create_task(storm_until(stop, ledger, catalog, redis, keys, seed=12))
     for _ in range(500):  # the storm's purchases come first
         if await redis.exists(keys.wallet("v3")):
             break
         await asyncio.sleep(0.01)
     await redis.hincrby(keys.wallet("v3"), "coins", 5)  # coins no event explains
+    before = await last_ids(redis, keys.outboxes())
     report = await run_audit(pool, redis, keys, catalog, catch_up_s=20)
-    moving = not traffic.done()
+    moving = await last_ids(redis, keys.outboxes()) != before and not traffic.done()
+    stop.set()
     await traffic
-    assert moving, "the storm ended before the audit did"
+    assert moving, "no traffic during the audit"
     assert not report.ok
     found = report.check(WALLETS_CHECK).mismatches
     assert [(m.account, m.found - m.expected) for m in found] == [("user:v3:coins", 5)]

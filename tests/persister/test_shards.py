@@ -25,7 +25,7 @@ from gifting.store.keys import Keys
 from gifting.store.ledger import Ledger
 
 from .conftest import FAST
-from .support import assert_exactly_once, audits_during, caught_up, storm
+from .support import assert_exactly_once, audits_under_traffic, caught_up, storm
 
 pytestmark = pytest.mark.cluster
 
@@ -152,9 +152,7 @@ async def test_the_audit_passes_mid_storm_with_two_sharded_persisters(
     first, second = make_persister(), make_persister()
     first.start()
     second.start()
-    storming = asyncio.ensure_future(storm(ledger, catalog, redis, keys, spends=4000, tasks=16))
-    reports = await audits_during(storming, pool, redis, keys, catalog)
-    await storming
+    reports = await audits_under_traffic(ledger, pool, redis, keys, catalog, overlapped=1)
     assert sum(moved for _, moved in reports) >= 1, "no audit overlapped the storm"
     for report, _ in reports:
         assert report.ok, report.render()
