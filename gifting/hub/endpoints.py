@@ -44,9 +44,10 @@ from gifting.core.session import (
     SubmitSpend,
 )
 from gifting.hub import metrics
+from gifting.hub.direct_write import open_writer
 from gifting.hub.hub import Hub
 from gifting.hub.room import START_OF_ROOM, Member, Room
-from gifting.hub.send_queue import SendQueue
+from gifting.hub.send_queue import Outgoing, SendQueue
 from gifting.state import app_state
 from gifting.store.ledger import SpendOrder, SpendResult
 from gifting.store.streams import Stream
@@ -141,10 +142,19 @@ async def _serve(
 ) -> None:
     """Join the room, recover if asked, then read frames until the peer leaves."""
     overlay = session.role == "overlay"
-    queue = SendQueue(ws.send, session.role, hub.settings.send_queue_bytes)
+    limit = hub.settings.send_queue_bytes
+    # Frames written straight to the transport on our uvicorn protocol; through
+    # ASGI sends (a queue and its writer task) on any other server.
+    queue: Outgoing
+    direct = open_writer(ws.scope, session.role, limit)
+    if direct is not None:
+        queue = direct
+    else:
+        send_queue = SendQueue(ws.send, session.role, limit)
+        send_queue.start()
+        queue = send_queue
     member = Member(queue, session.encoding, overlay, recovering=overlay)
     room = await hub.rooms.join(stream.stream, member)
-    queue.start()
     connection = _Connection(ws, hub, session, stream, queue, member, room)
     if overlay:
         member.on_lag = connection.lagged
@@ -173,7 +183,7 @@ class _Connection:
         hub: Hub,
         session: Session,
         stream: Stream,
-        queue: SendQueue,
+        queue: Outgoing,
         member: Member,
         room: Room,
     ) -> None:
