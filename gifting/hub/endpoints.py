@@ -20,11 +20,13 @@ import logging
 import time
 from asyncio import Future
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from functools import partial
 from typing import Any
 
 from starlette.routing import BaseRoute, WebSocketRoute
+from starlette.types import Receive, Scope
+from starlette.types import Send as ASGISend
 from starlette.websockets import WebSocket
 
 from gifting.auth import principal_from_connection
@@ -177,6 +179,8 @@ class _Connection:
     gifts in flight on one connection (acks carry the client's id).
     """
 
+    __slots__ = ("_tasks", "hub", "member", "queue", "room", "session", "stream", "ws")
+
     def __init__(
         self,
         ws: WebSocket,
@@ -316,7 +320,25 @@ async def _snapshot(hub: Hub, stream: Stream) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _route(path: str, endpoint: Callable[[WebSocket], Awaitable[None]]) -> WebSocketRoute:
+    """A WebSocket route calling ``endpoint`` straight from the router.
+
+    Starlette's own wraps each connection's endpoint in a second exception
+    handler (and two closures), kept for the connection's whole life; the
+    app's ExceptionMiddleware already handles what the endpoint raises with
+    the same handlers, so this leaves that wrapper out (memory per idle
+    connection).
+    """
+    route = WebSocketRoute(path, endpoint)
+
+    async def app(scope: Scope, receive: Receive, send: ASGISend) -> None:
+        await endpoint(WebSocket(scope, receive=receive, send=send))
+
+    route.app = app
+    return route
+
+
 routes: list[BaseRoute] = [
-    WebSocketRoute("/v1/ws/viewer", viewer_endpoint),
-    WebSocketRoute("/v1/ws/overlay", overlay_endpoint),
+    _route("/v1/ws/viewer", viewer_endpoint),
+    _route("/v1/ws/overlay", overlay_endpoint),
 ]

@@ -360,3 +360,43 @@ async def test_the_hub_writes_directly_on_its_protocol(hub: HubServer) -> None:
         assert len(members) == 2
         assert all(isinstance(m.queue, DirectWriter) for m in members)
         assert not any(isinstance(m.queue, SendQueue) for m in members)
+
+
+# --------------------------------------------------------------------------- light parts
+
+
+async def test_the_light_receive_queue_keeps_order_and_wakes_its_reader() -> None:
+    from gifting.hub.uvicorn_ws import _Inbox
+
+    inbox = _Inbox()
+    reader = asyncio.get_running_loop().create_task(inbox.get())
+    await asyncio.sleep(0)
+    assert inbox.empty()
+    inbox.put_nowait({"n": 1})
+    inbox.put_nowait({"n": 2})
+    assert await asyncio.wait_for(reader, 1) == {"n": 1}
+    assert inbox.qsize() == 1 and await inbox.get() == {"n": 2} and inbox.empty()
+    cancelled = asyncio.get_running_loop().create_task(inbox.get())
+    await asyncio.sleep(0)
+    cancelled.cancel()  # a reader cancelled while waiting leaves the queue usable
+    await asyncio.gather(cancelled, return_exceptions=True)
+    inbox.put_nowait({"n": 3})
+    assert await asyncio.wait_for(inbox.get(), 1) == {"n": 3}
+
+
+async def test_the_light_writable_flag_wakes_every_waiter_and_survives_a_cancelled_one() -> None:
+    from gifting.hub.uvicorn_ws import _Flag
+
+    flag = _Flag()
+    assert flag.is_set() and await flag.wait()
+    flag.clear()
+    loop = asyncio.get_running_loop()
+    waiters = [loop.create_task(flag.wait()) for _ in range(3)]
+    await asyncio.sleep(0.01)
+    assert not any(w.done() for w in waiters)
+    waiters[0].cancel()
+    await asyncio.sleep(0.01)
+    assert not waiters[1].done() and not waiters[2].done()
+    flag.set()
+    assert await asyncio.wait_for(asyncio.gather(waiters[1], waiters[2]), 1) == [True, True]
+    assert waiters[0].cancelled()
