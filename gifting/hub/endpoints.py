@@ -20,11 +20,13 @@ import logging
 import time
 from asyncio import Future
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from functools import partial
 from typing import Any
 
 from starlette.routing import BaseRoute, WebSocketRoute
+from starlette.types import Receive, Scope
+from starlette.types import Send as ASGISend
 from starlette.websockets import WebSocket
 
 from gifting.auth import principal_from_connection
@@ -44,9 +46,10 @@ from gifting.core.session import (
     SubmitSpend,
 )
 from gifting.hub import metrics
+from gifting.hub.direct_write import open_writer
 from gifting.hub.hub import Hub
 from gifting.hub.room import START_OF_ROOM, Member, Room
-from gifting.hub.send_queue import SendQueue
+from gifting.hub.send_queue import Outgoing, SendQueue
 from gifting.state import app_state
 from gifting.store.ledger import SpendOrder, SpendResult
 from gifting.store.streams import Stream
@@ -141,10 +144,19 @@ async def _serve(
 ) -> None:
     """Join the room, recover if asked, then read frames until the peer leaves."""
     overlay = session.role == "overlay"
-    queue = SendQueue(ws.send, session.role, hub.settings.send_queue_bytes)
+    limit = hub.settings.send_queue_bytes
+    # Frames written straight to the transport on our uvicorn protocol; through
+    # ASGI sends (a queue and its writer task) on any other server.
+    queue: Outgoing
+    direct = open_writer(ws.scope, session.role, limit)
+    if direct is not None:
+        queue = direct
+    else:
+        send_queue = SendQueue(ws.send, session.role, limit)
+        send_queue.start()
+        queue = send_queue
     member = Member(queue, session.encoding, overlay, recovering=overlay)
     room = await hub.rooms.join(stream.stream, member)
-    queue.start()
     connection = _Connection(ws, hub, session, stream, queue, member, room)
     if overlay:
         member.on_lag = connection.lagged
@@ -167,13 +179,15 @@ class _Connection:
     gifts in flight on one connection (acks carry the client's id).
     """
 
+    __slots__ = ("_tasks", "hub", "member", "queue", "room", "session", "stream", "ws")
+
     def __init__(
         self,
         ws: WebSocket,
         hub: Hub,
         session: Session,
         stream: Stream,
-        queue: SendQueue,
+        queue: Outgoing,
         member: Member,
         room: Room,
     ) -> None:
@@ -306,7 +320,25 @@ async def _snapshot(hub: Hub, stream: Stream) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _route(path: str, endpoint: Callable[[WebSocket], Awaitable[None]]) -> WebSocketRoute:
+    """A WebSocket route calling ``endpoint`` straight from the router.
+
+    Starlette's own wraps each connection's endpoint in a second exception
+    handler (and two closures), kept for the connection's whole life; the
+    app's ExceptionMiddleware already handles what the endpoint raises with
+    the same handlers, so this leaves that wrapper out (memory per idle
+    connection).
+    """
+    route = WebSocketRoute(path, endpoint)
+
+    async def app(scope: Scope, receive: Receive, send: ASGISend) -> None:
+        await endpoint(WebSocket(scope, receive=receive, send=send))
+
+    route.app = app
+    return route
+
+
 routes: list[BaseRoute] = [
-    WebSocketRoute("/v1/ws/viewer", viewer_endpoint),
-    WebSocketRoute("/v1/ws/overlay", overlay_endpoint),
+    _route("/v1/ws/viewer", viewer_endpoint),
+    _route("/v1/ws/overlay", overlay_endpoint),
 ]

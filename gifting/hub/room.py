@@ -25,7 +25,8 @@ from typing import Any, Final
 from gifting.core.disconnect import INTERNAL_ERROR, SLOW, STREAM_ENDED, CloseCode, Disconnect
 from gifting.core.protocol import JSON, Encoding, decode_json, encode
 from gifting.hub import metrics
-from gifting.hub.send_queue import SendQueue
+from gifting.hub.direct_write import ws_frame
+from gifting.hub.send_queue import Outgoing
 from gifting.store.rooms import HistoryEntry
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ class Member:
     )
 
     def __init__(
-        self, queue: SendQueue, encoding: Encoding, is_overlay: bool, recovering: bool = False
+        self, queue: Outgoing, encoding: Encoding, is_overlay: bool, recovering: bool = False
     ) -> None:
         self.queue = queue
         self.encoding: Encoding = encoding
@@ -131,8 +132,9 @@ class Member:
             self._dropped = True  # all of them are in the history: read it again
         self._held.append(entry)
 
-    def deliver(self, entry: HistoryEntry, frame: str | bytes) -> None:
-        """A live event's frame, shared with the room's other members of this encoding."""
+    def deliver(self, entry: HistoryEntry, frame: str | bytes, wire: bytes | None = None) -> None:
+        """A live event's frame (and its WebSocket bytes), shared with the room's other
+        members of this encoding."""
         if entry.seq <= self.last_seq:
             return
         q = self.queue
@@ -141,7 +143,7 @@ class Member:
             return
         self.last_seq = entry.seq
         self.last_cursor = entry.cursor
-        q.push(frame)
+        q.push(frame, wire)
 
     def lag(self, entry: HistoryEntry | None = None) -> None:
         """Stop pushing live events: hold them, and have the connection catch up from its cursor.
@@ -326,17 +328,19 @@ class Room:
     def _deliver(self, entry: HistoryEntry) -> None:
         self.last_seq = entry.seq
         self.last_cursor = entry.cursor
-        frames: dict[Encoding, str | bytes] = {}
+        # Each encoding's frame, and its WebSocket bytes, built once for every member.
+        frames: dict[Encoding, tuple[str | bytes, bytes]] = {}
         for member in self.overlays:
             if member.recovering:
                 member.hold(entry)
                 continue
             if entry.seq <= member.last_seq:
                 continue
-            frame = frames.get(member.encoding)
-            if frame is None:
-                frame = frames[member.encoding] = overlay_frame(entry, member.encoding)
-            member.deliver(entry, frame)
+            built = frames.get(member.encoding)
+            if built is None:
+                frame = overlay_frame(entry, member.encoding)
+                built = frames[member.encoding] = (frame, ws_frame(frame))
+            member.deliver(entry, *built)
         metrics.DELIVERIES.labels("overlay").inc(len(self.overlays))
         if self.viewers:
             self._viewer_batch.append(entry)
@@ -357,12 +361,13 @@ class Room:
         batch, self._viewer_batch = self._viewer_batch, []
         if not batch or not self.viewers:
             return
-        frames: dict[Encoding, str | bytes] = {}
+        frames: dict[Encoding, tuple[str | bytes, bytes]] = {}
         for member in self.viewers:
-            frame = frames.get(member.encoding)
-            if frame is None:
-                frame = frames[member.encoding] = self._batch_frame(batch, member.encoding)
-            member.queue.push(frame)
+            built = frames.get(member.encoding)
+            if built is None:
+                frame = self._batch_frame(batch, member.encoding)
+                built = frames[member.encoding] = (frame, ws_frame(frame))
+            member.queue.push(*built)
         metrics.DELIVERIES.labels("viewer").inc(len(self.viewers) * len(batch))
 
     @staticmethod

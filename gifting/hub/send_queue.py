@@ -23,12 +23,51 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from gifting.core.disconnect import SLOW, CloseCode, Disconnect
 from gifting.hub import metrics
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class Outgoing(Protocol):
+    """What a room member writes to: :class:`SendQueue`, or the hub's direct writer
+    (:class:`gifting.hub.direct_write.DirectWriter`) on our own uvicorn protocol."""
+
+    kind: str
+    limit: int
+
+    @property
+    def closed(self) -> bool:
+        """Whether the connection is closing (no more frames accepted)."""
+
+    @property
+    def queued_bytes(self) -> int:
+        """The bytes written but not yet sent."""
+
+    @property
+    def high_water(self) -> int:
+        """Fill up to here, then await :meth:`drained`."""
+
+    @property
+    def low_water(self) -> int:
+        """:meth:`drained` returns once the queue is down to this."""
+
+    def push(self, frame: str | bytes, wire: bytes | None = None) -> bool:
+        """Queue one frame (``wire``: its WebSocket frame bytes, if the caller has them)."""
+
+    def close(self, disconnect: Disconnect) -> None:
+        """Close after the frames already queued."""
+
+    async def drained(self, within_s: float) -> bool:
+        """Wait until the queue is down to :attr:`low_water`; False if closed or timed out."""
+
+    async def wait_closed(self, seconds: float = 2.0) -> None:
+        """Wait until the close is written (after :meth:`close`)."""
+
+    def cancel(self) -> None:
+        """The socket is gone: stop."""
 
 
 def frame_size(frame: str | bytes) -> int:
@@ -93,8 +132,11 @@ class SendQueue:
         """:meth:`drained` returns once the queue is down to this: a quarter of the limit."""
         return self.limit // 4
 
-    def push(self, frame: str | bytes) -> bool:
-        """Queue one frame; never blocks. Returns False if the connection is or gets closed."""
+    def push(self, frame: str | bytes, wire: bytes | None = None) -> bool:
+        """Queue one frame; never blocks. Returns False if the connection is or gets closed.
+
+        ``wire`` (the frame's WebSocket bytes) is for the direct writer; ignored here.
+        """
         if self._closed:
             return False
         size = frame_size(frame)

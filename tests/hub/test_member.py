@@ -30,7 +30,7 @@ class Frames:
     def closed(self) -> bool:
         return self.closed_with is not None
 
-    def push(self, frame: str | bytes) -> bool:
+    def push(self, frame: str | bytes, wire: bytes | None = None) -> bool:
         self.pushed.append(frame)
         return True
 

@@ -23,7 +23,7 @@ class Frames:
         self.pushed: list[str | bytes] = []
         self.closed: Disconnect | None = None
 
-    def push(self, frame: str | bytes) -> bool:
+    def push(self, frame: str | bytes, wire: bytes | None = None) -> bool:
         self.pushed.append(frame)
         return True
 
