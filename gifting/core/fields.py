@@ -37,8 +37,18 @@ def _text(raw: bytes | str) -> str:
 
 
 def decode_fields(fields: RawFields) -> dict[str, str]:
-    """``fields`` with names and values as str (UTF-8), or raise ``MalformedEntry``."""
+    """``fields`` with names and values as str (UTF-8), or raise ``MalformedEntry``.
+
+    Fast paths for a ``dict`` of bytes (as Redis returns it) and of str.
+    """
     try:
+        if type(fields) is dict:
+            # Redis hands back bytes only: decode without a per-item isinstance.
+            try:
+                return {k.decode(): v.decode() for k, v in fields.items()}
+            except AttributeError:
+                if all(type(k) is str and type(v) is str for k, v in fields.items()):
+                    return dict(fields)
         return {_text(k): _text(v) for k, v in fields.items()}
     except UnicodeDecodeError:
         raise MalformedEntry("a field is not valid UTF-8") from None
@@ -48,7 +58,7 @@ class FieldReader:
     """Typed access to one entry's fields; every failure is a ``MalformedEntry``."""
 
     def __init__(self, fields: Mapping[str, str]) -> None:
-        if any("\x00" in k or "\x00" in v for k, v in fields.items()):
+        if "\x00" in "".join(fields) or "\x00" in "".join(fields.values()):
             raise MalformedEntry("a field holds a NUL character")
         self.fields = fields
 

@@ -8,8 +8,9 @@ only after the transaction that wrote it committed. The loop, per batch:
    outboxes; after a failure or a reclaim, first our own pending entries);
 2. parse each entry (:func:`gifting.persister.postings.parse_entry`); a
    malformed or unknown one is set aside for the dead-letter stream;
-3. for each spend with a creator, repair what a crashed hub may have left
-   undone: the creator credit (``Ledger.repair_credits``: credit.lua,
+3. (at the same time as 4: both idempotent, and the batch is acknowledged
+   only once both are done) for each spend with a creator, repair what a
+   crashed hub may have left undone: the creator credit (``Ledger.repair_credits``: credit.lua,
    idempotent by the spend's event id; pipelined) and the ``on_spends`` hook
    (the room emission, idempotent too), both refused by Redis past a
    deadline (half the recent window after the read began);
@@ -358,8 +359,13 @@ class OutboxConsumer:
         entries: list[OutboxEntry] = []
         for stream, items in reply or []:
             name = _s(stream)
-            for entry_id, fields in items:
-                entries.append(OutboxEntry(name, _s(entry_id), dict(fields or {})))
+            entries.extend(
+                # redis-py built a fresh dict per entry already: no copy (None: deleted).
+                OutboxEntry(
+                    name, _s(entry_id), fields if type(fields) is dict else dict(fields or {})
+                )
+                for entry_id, fields in items
+            )
         return entries
 
     async def run_once(self) -> int:
@@ -393,12 +399,10 @@ class OutboxConsumer:
                 continue
             events.append(event)
             origin.setdefault(event.event_id, entry)
-        self._phase = "repair"
-        await self._repair_spends(events, not_after)
+        outboxes = sorted({e.stream for e in entries})
         self._phase = "replicas"  # with GIFTING_REDIS_WAIT_REPLICAS: nothing a failover undoes
-        await self.ledger.replicated(sorted({e.stream for e in entries}))
-        self._phase = "postgres"
-        fresh, refused = await self._persist(events)
+        await self.ledger.replicated(outboxes)
+        fresh, refused = await self._repair_and_persist(events, not_after, outboxes)
         dead.extend((origin[e.event_id], reason) for e, reason in refused)
         self._phase = "ack"
         if dead:
@@ -417,6 +421,30 @@ class OutboxConsumer:
         metrics.DUPLICATES.inc(len(events) - len(fresh) - len(refused))
         metrics.BATCH_SIZE.observe(len(entries))
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+
+    async def _repair_and_persist(
+        self, events: Sequence[LedgerEvent], not_after: int, outboxes: list[str]
+    ) -> tuple[list[LedgerEvent], list[tuple[LedgerEvent, str]]]:
+        """The Redis repairs and the PostgreSQL transaction, at the same time.
+
+        Independent and both idempotent, so they overlap (Redis round trips
+        during PostgreSQL's); the batch is acknowledged only once both are
+        done. Both always run to their end: a failure of one is raised after
+        the other finished (no write left running behind an abandoned batch).
+        """
+
+        async def repair() -> None:
+            await self._repair_spends(events, not_after)
+            await self.ledger.replicated(outboxes)  # the repairs' credits too
+
+        done = await asyncio.gather(repair(), self._persist(events), return_exceptions=True)
+        for phase, result in zip(("repair", "postgres"), done, strict=True):
+            if isinstance(result, BaseException):
+                self._phase = phase
+                raise result
+        persisted = done[1]
+        assert not isinstance(persisted, BaseException)
+        return persisted
 
     async def _repair_spends(self, events: Sequence[LedgerEvent], not_after: int) -> None:
         """Grant every badge bought, credit every spend's creator (replays when done), run the hook.
