@@ -8,14 +8,15 @@ only after the transaction that wrote it committed. The loop, per batch:
    outboxes; after a failure or a reclaim, first our own pending entries);
 2. parse each entry (:func:`gifting.persister.postings.parse_entry`); a
    malformed or unknown one is set aside for the dead-letter stream;
-3. (at the same time as 4: both idempotent, and the batch is acknowledged
-   only once both are done) for each spend with a creator, repair what a
-   crashed hub may have left undone: the creator credit (``Ledger.repair_credits``: credit.lua,
-   idempotent by the spend's event id; pipelined) and the ``on_spends`` hook
-   (the room emission, idempotent too), both refused by Redis past a
-   deadline (half the recent window after the read began);
+3. for each spend with a creator, repair what a crashed hub may have left
+   undone: the creator credit (``Ledger.repair_credits``: credit.lua,
+   idempotent by the spend's event id; pipelined), before PostgreSQL sees
+   the spend (the audit relies on it), and the ``on_spends`` hook (the room
+   emission, idempotent too) at the same time as step 4; both refused by
+   Redis past a deadline (half the recent window after the read began);
 4. write the batch in one PostgreSQL transaction (:func:`write_batch`; the
-   spends' ids go to ``spend_ids``, their long-term record);
+   spends' ids go to ``spend_ids``, their long-term record); the batch goes
+   on only once this and the emissions both succeeded;
 5. XADD the set-aside entries to the dead letters, with their reason;
 6. XACK every entry of the batch;
 7. retire the Redis records of the batch's persisted spends (``Ledger.retire``:
@@ -399,10 +400,12 @@ class OutboxConsumer:
                 continue
             events.append(event)
             origin.setdefault(event.event_id, entry)
+        self._phase = "repair"
+        spends = await self._repair_spends(events, not_after)
         outboxes = sorted({e.stream for e in entries})
         self._phase = "replicas"  # with GIFTING_REDIS_WAIT_REPLICAS: nothing a failover undoes
         await self.ledger.replicated(outboxes)
-        fresh, refused = await self._repair_and_persist(events, not_after, outboxes)
+        fresh, refused = await self._emit_and_persist(spends, events, not_after, outboxes)
         dead.extend((origin[e.event_id], reason) for e, reason in refused)
         self._phase = "ack"
         if dead:
@@ -422,22 +425,28 @@ class OutboxConsumer:
         metrics.BATCH_SIZE.observe(len(entries))
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
 
-    async def _repair_and_persist(
-        self, events: Sequence[LedgerEvent], not_after: int, outboxes: list[str]
+    async def _emit_and_persist(
+        self,
+        spends: list[SpendEntry],
+        events: Sequence[LedgerEvent],
+        not_after: int,
+        outboxes: list[str],
     ) -> tuple[list[LedgerEvent], list[tuple[LedgerEvent, str]]]:
-        """The Redis repairs and the PostgreSQL transaction, at the same time.
+        """The room emissions (``on_spends``) and the PostgreSQL transaction, at the same time.
 
-        Independent and both idempotent, so they overlap (Redis round trips
-        during PostgreSQL's); the batch is acknowledged only once both are
-        done. Both always run to their end: a failure of one is raised after
-        the other finished (no write left running behind an abandoned batch).
+        Both idempotent and independent (the emissions are no money: the
+        credits were repaired before, so PostgreSQL never holds a spend whose
+        credit Redis has not applied, which the audit relies on); the batch
+        is acknowledged only once both are done. Both always run to their
+        end: a failure of one is raised after the other finished.
         """
 
-        async def repair() -> None:
-            await self._repair_spends(events, not_after)
-            await self.ledger.replicated(outboxes)  # the repairs' credits too
+        async def emit() -> None:
+            if spends and self.on_spends is not None:
+                await self.on_spends(spends, not_after)
+                await self.ledger.replicated(outboxes)  # the emissions too
 
-        done = await asyncio.gather(repair(), self._persist(events), return_exceptions=True)
+        done = await asyncio.gather(emit(), self._persist(events), return_exceptions=True)
         for phase, result in zip(("repair", "postgres"), done, strict=True):
             if isinstance(result, BaseException):
                 self._phase = phase
@@ -446,8 +455,12 @@ class OutboxConsumer:
         assert not isinstance(persisted, BaseException)
         return persisted
 
-    async def _repair_spends(self, events: Sequence[LedgerEvent], not_after: int) -> None:
-        """Grant every badge bought, credit every spend's creator (replays when done), run the hook.
+    async def _repair_spends(
+        self, events: Sequence[LedgerEvent], not_after: int
+    ) -> list[SpendEntry]:
+        """Grant every badge bought, credit every spend's creator (replays when done).
+
+        Returns the spends to a creator, for the hook (the room's emission).
 
         The credits are the same credit.lua calls as the hub's, idempotent by
         the spend's event id (``Ledger.repair_credits``: one EXISTS each first,
@@ -461,11 +474,11 @@ class OutboxConsumer:
         if badges:  # paid for, so owned: the debit's process may have died before its grant
             await self.ledger.grant_badges([(b.user, b.item) for b in badges])
         spends = [e.entry for e in events if isinstance(e.entry, SpendEntry) and e.entry.creator]
-        if not spends:
-            return
-        await self.ledger.repair_credits(spends, chunk=self.credit_pipeline, not_after=not_after)
-        if self.on_spends is not None:
-            await self.on_spends(spends, not_after)
+        if spends:
+            await self.ledger.repair_credits(
+                spends, chunk=self.credit_pipeline, not_after=not_after
+            )
+        return spends
 
     async def _retire(self, spends: Sequence[SpendEntry]) -> None:
         """Shorten the persisted, acknowledged spends' Redis records to the recent window."""

@@ -1,12 +1,16 @@
 """The persister's batch paths: every entry type at once, duplicates, failures of either half.
 
-The consumer runs the Redis repairs and the PostgreSQL transaction at the same
-time; these tests pin what that must keep: a batch is acknowledged only once
-both succeeded, a failure of either leaves every entry pending, and the replay
-changes nothing (the audit passes).
+The consumer repairs the creator credits first, then runs the room emissions
+and the PostgreSQL transaction at the same time; these tests pin what that
+must keep: PostgreSQL never holds a spend whose credit Redis has not applied,
+a batch is acknowledged only once both halves succeeded, a failure of either
+leaves every entry pending, and the replay changes nothing (the audit passes).
 """
 
 from __future__ import annotations
+
+import asyncio
+from typing import Any
 
 import asyncpg
 import pytest
@@ -14,6 +18,7 @@ from redis.asyncio import Redis
 
 from gifting.core.catalog import Catalog
 from gifting.core.entries import SpendEntry
+from gifting.persister import writer
 from gifting.persister.consumer import GROUP
 from gifting.persister.postings import LedgerEvent, imbalance, parse_entry
 from gifting.persister.writer import write_batch
@@ -24,6 +29,13 @@ from gifting.store.streams import Streams
 from . import entries as mk
 from .conftest import ConsumerFactory
 from .support import Traffic, assert_exactly_once, caught_up, outbox_events, spend_gift
+
+
+@pytest.fixture(params=["copy", "checked"])
+def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each test on both write paths: COPY first (any batch), or the checked path only."""
+    monkeypatch.setattr(writer, "COPY_MIN", 1 if request.param == "copy" else 10**9)
+    return str(request.param)
 
 
 def _every_type() -> list[dict[str, str]]:
@@ -78,7 +90,7 @@ def test_every_entry_type_parses_into_a_balanced_event_of_its_own_type() -> None
 
 
 async def test_a_batch_of_every_type_with_duplicates_inside_and_across_batches(
-    pool: asyncpg.Pool,
+    pool: asyncpg.Pool, path: str
 ) -> None:
     fields = _every_type()
     events = [parse_entry(f"1-{i}", f) for i, f in enumerate(fields)]
@@ -108,7 +120,7 @@ async def test_a_batch_of_every_type_with_duplicates_inside_and_across_batches(
 
 
 async def test_the_same_entry_twice_in_one_read_and_in_a_later_one_is_written_once(
-    redis: Redis, pool: asyncpg.Pool, keys: Keys, make_consumer: ConsumerFactory
+    redis: Redis, pool: asyncpg.Pool, keys: Keys, make_consumer: ConsumerFactory, path: str
 ) -> None:
     outbox = keys.outbox(shard_of("dave"))
     badge = mk.spend("dave", kind="badge", item="supporter", unit=300)
@@ -155,6 +167,7 @@ async def test_a_postgres_failure_beside_successful_repairs_acknowledges_nothing
     streams: Streams,
     catalog: Catalog,
     make_consumer: ConsumerFactory,
+    path: str,
 ) -> None:
     traffic = await _gifts(ledger, streams, catalog, redis, keys)
     entries = len(traffic.events)
@@ -188,6 +201,7 @@ async def test_a_repair_failure_beside_a_committed_batch_acknowledges_nothing(
     streams: Streams,
     catalog: Catalog,
     make_consumer: ConsumerFactory,
+    path: str,
 ) -> None:
     traffic = await _gifts(ledger, streams, catalog, redis, keys)
     entries = len(traffic.events)
@@ -210,3 +224,75 @@ async def test_a_repair_failure_beside_a_committed_batch_acknowledges_nothing(
     assert len(calls) >= 2
     await assert_exactly_once(pool, redis, keys, catalog, traffic.expected())
     assert await pool.fetchval("SELECT count(*) FROM ledger_events") == len(traffic.expected())
+
+
+class CreditsFailOnce(Ledger):
+    """A ledger whose first credit repair fails (Redis lost in the middle of it)."""
+
+    failed = False
+
+    async def repair_credits(self, spends: Any, **kw: Any) -> int:
+        if not self.failed:
+            self.failed = True
+            raise ConnectionError("injected: Redis lost during the credits' repair")
+        return await super().repair_credits(spends, **kw)
+
+
+async def test_postgres_never_sees_a_spend_before_its_credit_is_repaired(
+    redis: Redis,
+    pool: asyncpg.Pool,
+    keys: Keys,
+    ledger: Ledger,
+    streams: Streams,
+    catalog: Catalog,
+    make_consumer: ConsumerFactory,
+) -> None:
+    traffic = await _gifts(ledger, streams, catalog, redis, keys)
+    entries = len(traffic.events)
+    failing = CreditsFailOnce(redis, keys, catalog)
+    consumer = make_consumer(ledger=failing)
+    await consumer.ensure_groups()
+    with pytest.raises(ConnectionError, match="injected"):
+        await consumer.run_once()
+    # The credits come before the transaction (the audit counts on it): nothing written.
+    assert await pool.fetchval("SELECT count(*) FROM ledger_events") == 0
+    assert await _pending(redis, keys) == entries
+    consumer.start()
+    await caught_up(redis, keys)
+    await assert_exactly_once(pool, redis, keys, catalog, traffic.expected())
+    await failing.aclose()
+
+
+async def test_two_writers_racing_on_overlapping_batches_write_each_event_once(
+    pool: asyncpg.Pool, path: str
+) -> None:
+    """Two persisters with a shared middle part: one wins each event, the other skips it."""
+    gifts = [parse_entry(f"1-{i}", mk.spend("alice", "bob")) for i in range(300)]
+    first, second = gifts[:200], gifts[100:]
+    for _ in range(3):  # the loser may block on the winner's uncommitted rows, or not
+        async with pool.acquire() as a, pool.acquire() as b:
+            won = await asyncio.gather(write_batch(a, first), write_batch(b, second))
+        ids = [e.event_id for batch in won for e in batch]
+        assert sorted(ids) == sorted({e.event_id for e in gifts}) or not ids
+        first, second = second, first
+    assert await pool.fetchval("SELECT count(*) FROM ledger_events") == 300
+    assert await pool.fetchval("SELECT count(*) FROM postings") == 600
+    assert await pool.fetchval("SELECT count(*) FROM spend_ids") == 300
+    assert await pool.fetchval("SELECT spends FROM stream_totals") == 300
+
+
+async def test_the_copy_path_skips_nothing_the_checked_path_would_write(
+    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A replayed batch on the COPY path falls back to the checked one: only the new rows."""
+    monkeypatch.setattr(writer, "COPY_MIN", 1)
+    old = [parse_entry(f"1-{i}", f) for i, f in enumerate(_every_type())]
+    async with pool.acquire() as conn:
+        assert len(await write_batch(conn, old[:4])) == 4
+        before = await pool.fetchval("SELECT count(*) FROM postings")
+        fresh = await write_batch(conn, old)
+    assert [e.event_id for e in fresh] == [e.event_id for e in old[4:]]
+    assert await pool.fetchval("SELECT count(*) FROM ledger_events") == len(old)
+    assert await pool.fetchval("SELECT count(*) FROM postings") == before + sum(
+        len(e.postings) for e in old[4:]
+    )
