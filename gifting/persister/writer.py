@@ -9,6 +9,14 @@ the same transaction. Replaying a batch (a crash after the commit but before the
 XACK, a reclaimed entry, two persisters racing) therefore changes nothing.
 Rows are written in key order so concurrent persisters take row locks in the
 same order.
+
+A batch of :data:`COPY_MIN` events or more is first written assuming every
+event is new: its events and postings by binary ``COPY`` (measured: about a
+fifth less CPU per event, in the persister and in PostgreSQL, than the
+``unnest`` inserts), the other tables as above. An event PostgreSQL already
+holds breaks the events' unique key, the whole transaction rolls back, and
+the batch is written again the checked way: the same result, one failed
+attempt later (replays are rare: a crash, a reclaim, two persisters racing).
 """
 
 from __future__ import annotations
