@@ -268,14 +268,12 @@ async def test_catalog_is_public_and_cacheable(api: Api) -> None:
     [
         (b'{"purchase_id": 5}', "field 'purchase_id' must be a string, got integer"),
         (b'{"purchase_id": ""}', "field 'purchase_id' must not be empty"),
-        (
-            b'{"purchase_id": "' + b"x" * 65 + b'"}',
-            "field 'purchase_id' is longer than 64 characters",
-        ),
+        (b'{"purchase_id": "' + b"x" * 65 + b'"}',
+         "field 'purchase_id' is longer than 64 characters"),
         (b'{"purchase_id": "a\\n"}', "field 'purchase_id' may hold only letters"),
         (b'{"purchase_id": "\\ud800"}', "field 'purchase_id' holds an unpaired surrogate"),
         (b'{"purchase_id": "p", "x": 1}', "unknown field 'x' (allowed: 'purchase_id')"),
-        (b"{}", "missing field 'purchase_id'"),
+        (b'{}', "missing field 'purchase_id'"),
         (b'{"purchase_id": "p", "purchase_id": "q"}', "duplicate field 'purchase_id'"),
     ],
 )
@@ -297,9 +295,8 @@ def test_decode_body_names_the_field(body: bytes, message: str) -> None:
     ],
 )
 def test_decode_body_integers_are_strict_and_bounded(value: str, message: str) -> None:
-    raw = (
-        f'{{"purchase_id": "p", "user": "u", "package": "x", "currency": "USD", "amount": {value}}}'
-    ).encode()
+    raw = ('{"purchase_id": "p", "user": "u", "package": "x", "currency": "USD", '
+           f'"amount": {value}}}').encode()
     with pytest.raises(BadRequest) as caught:
         decode_body(raw, PurchaseWebhook)
     assert caught.value.message.startswith(message), caught.value.message
