@@ -353,7 +353,12 @@ def from_fields(fields: RawFields) -> Entry:
     credit's event id derives from its spend's). Unknown extra fields are
     ignored, so a newer script that adds one does not break an older reader.
     """
-    r = FieldReader(decode_fields(fields))
+    return from_text(decode_fields(fields))
+
+
+def from_text(fields: Mapping[str, str]) -> Entry:
+    """:func:`from_fields` of a map already decoded to str (the persister decodes once)."""
+    r = FieldReader(fields)
     kind = r.text("type")
     parse = _PARSERS.get(kind)
     if parse is None:

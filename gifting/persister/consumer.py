@@ -10,11 +10,13 @@ only after the transaction that wrote it committed. The loop, per batch:
    malformed or unknown one is set aside for the dead-letter stream;
 3. for each spend with a creator, repair what a crashed hub may have left
    undone: the creator credit (``Ledger.repair_credits``: credit.lua,
-   idempotent by the spend's event id; pipelined) and the ``on_spends`` hook
-   (the room emission, idempotent too), both refused by Redis past a
-   deadline (half the recent window after the read began);
+   idempotent by the spend's event id; pipelined), before PostgreSQL sees
+   the spend (the audit relies on it), and the ``on_spends`` hook (the room
+   emission, idempotent too) at the same time as step 4; both refused by
+   Redis past a deadline (half the recent window after the read began);
 4. write the batch in one PostgreSQL transaction (:func:`write_batch`; the
-   spends' ids go to ``spend_ids``, their long-term record);
+   spends' ids go to ``spend_ids``, their long-term record); the batch goes
+   on only once this and the emissions both succeeded;
 5. XADD the set-aside entries to the dead letters, with their reason;
 6. XACK every entry of the batch;
 7. retire the Redis records of the batch's persisted spends (``Ledger.retire``:
@@ -358,8 +360,13 @@ class OutboxConsumer:
         entries: list[OutboxEntry] = []
         for stream, items in reply or []:
             name = _s(stream)
-            for entry_id, fields in items:
-                entries.append(OutboxEntry(name, _s(entry_id), dict(fields or {})))
+            entries.extend(
+                # redis-py built a fresh dict per entry already: no copy (None: deleted).
+                OutboxEntry(
+                    name, _s(entry_id), fields if type(fields) is dict else dict(fields or {})
+                )
+                for entry_id, fields in items
+            )
         return entries
 
     async def run_once(self) -> int:
@@ -394,11 +401,11 @@ class OutboxConsumer:
             events.append(event)
             origin.setdefault(event.event_id, entry)
         self._phase = "repair"
-        await self._repair_spends(events, not_after)
+        spends = await self._repair_spends(events, not_after)
+        outboxes = sorted({e.stream for e in entries})
         self._phase = "replicas"  # with GIFTING_REDIS_WAIT_REPLICAS: nothing a failover undoes
-        await self.ledger.replicated(sorted({e.stream for e in entries}))
-        self._phase = "postgres"
-        fresh, refused = await self._persist(events)
+        await self.ledger.replicated(outboxes)
+        fresh, refused = await self._emit_and_persist(spends, events, not_after, outboxes)
         dead.extend((origin[e.event_id], reason) for e, reason in refused)
         self._phase = "ack"
         if dead:
@@ -418,8 +425,42 @@ class OutboxConsumer:
         metrics.BATCH_SIZE.observe(len(entries))
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
 
-    async def _repair_spends(self, events: Sequence[LedgerEvent], not_after: int) -> None:
-        """Grant every badge bought, credit every spend's creator (replays when done), run the hook.
+    async def _emit_and_persist(
+        self,
+        spends: list[SpendEntry],
+        events: Sequence[LedgerEvent],
+        not_after: int,
+        outboxes: list[str],
+    ) -> tuple[list[LedgerEvent], list[tuple[LedgerEvent, str]]]:
+        """The room emissions (``on_spends``) and the PostgreSQL transaction, at the same time.
+
+        Both idempotent and independent (the emissions are no money: the
+        credits were repaired before, so PostgreSQL never holds a spend whose
+        credit Redis has not applied, which the audit relies on); the batch
+        is acknowledged only once both are done. Both always run to their
+        end: a failure of one is raised after the other finished.
+        """
+
+        async def emit() -> None:
+            if spends and self.on_spends is not None:
+                await self.on_spends(spends, not_after)
+                await self.ledger.replicated(outboxes)  # the emissions too
+
+        done = await asyncio.gather(emit(), self._persist(events), return_exceptions=True)
+        for phase, result in zip(("repair", "postgres"), done, strict=True):
+            if isinstance(result, BaseException):
+                self._phase = phase
+                raise result
+        persisted = done[1]
+        assert not isinstance(persisted, BaseException)
+        return persisted
+
+    async def _repair_spends(
+        self, events: Sequence[LedgerEvent], not_after: int
+    ) -> list[SpendEntry]:
+        """Grant every badge bought, credit every spend's creator (replays when done).
+
+        Returns the spends to a creator, for the hook (the room's emission).
 
         The credits are the same credit.lua calls as the hub's, idempotent by
         the spend's event id (``Ledger.repair_credits``: one EXISTS each first,
@@ -433,11 +474,11 @@ class OutboxConsumer:
         if badges:  # paid for, so owned: the debit's process may have died before its grant
             await self.ledger.grant_badges([(b.user, b.item) for b in badges])
         spends = [e.entry for e in events if isinstance(e.entry, SpendEntry) and e.entry.creator]
-        if not spends:
-            return
-        await self.ledger.repair_credits(spends, chunk=self.credit_pipeline, not_after=not_after)
-        if self.on_spends is not None:
-            await self.on_spends(spends, not_after)
+        if spends:
+            await self.ledger.repair_credits(
+                spends, chunk=self.credit_pipeline, not_after=not_after
+            )
+        return spends
 
     async def _retire(self, spends: Sequence[SpendEntry]) -> None:
         """Shorten the persisted, acknowledged spends' Redis records to the recent window."""

@@ -9,11 +9,20 @@ the same transaction. Replaying a batch (a crash after the commit but before the
 XACK, a reclaimed entry, two persisters racing) therefore changes nothing.
 Rows are written in key order so concurrent persisters take row locks in the
 same order.
+
+A batch of :data:`COPY_MIN` events or more is first written assuming every
+event is new: its events and postings by binary ``COPY`` (measured: about a
+fifth less CPU per event, in the persister and in PostgreSQL, than the
+``unnest`` inserts), the other tables as above. An event PostgreSQL already
+holds breaks the events' unique key, the whole transaction rolls back, and
+the batch is written again the checked way: the same result, one failed
+attempt later (replays are rare: a crash, a reclaim, two persisters racing).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import asyncpg
 import msgspec
@@ -21,7 +30,7 @@ from asyncpg.pool import PoolConnectionProxy
 
 from gifting.persister.postings import BatchRows, LedgerEvent, plan_rows
 
-__all__ = ["Connection", "write_batch"]
+__all__ = ["COPY_MIN", "Connection", "write_batch"]
 
 Connection = asyncpg.Connection | PoolConnectionProxy
 
@@ -123,12 +132,28 @@ def _columns(rows: Sequence[tuple[object, ...]]) -> list[list[object]]:
     return [list(col) for col in zip(*rows, strict=True)]
 
 
+#: Batches this large first try the fast path (below that, COPY's extra round trip costs more).
+COPY_MIN = 32
+
+_EVENT_COLUMNS = ("event_id", "type", "user_id", "ts", "stream_id", "outbox_id", "outbox_ms",
+                  "outbox_seq", "payload")  # fmt: skip
+_POSTING_COLUMNS = ("event_id", "account", "currency", "amount")
+
+
 async def write_batch(conn: Connection, events: Sequence[LedgerEvent]) -> list[LedgerEvent]:
     """Write ``events`` in one transaction; return those that were new (input order).
 
     An event id already in ``ledger_events`` (or twice in ``events``) is
     skipped with everything that hangs off it. Raises whatever asyncpg raises;
     the transaction is then rolled back and nothing was written.
+
+    A batch of at least :data:`COPY_MIN` events is first written on the fast
+    path: the events and their postings by binary ``COPY`` (no conflict
+    check, no ids sent back), the other tables as below. If one of its
+    events is already there (a replay: PostgreSQL refuses the COPY with a
+    unique violation on ``ledger_events``, and nothing of that transaction
+    stays), the batch is written again on the checked path (``ON CONFLICT
+    (event_id) DO NOTHING ... RETURNING``).
     """
     unique: dict[str, LedgerEvent] = {}
     for e in events:
@@ -136,6 +161,15 @@ async def write_batch(conn: Connection, events: Sequence[LedgerEvent]) -> list[L
     if not unique:
         return []
     batch = list(unique.values())
+    records = _event_records(batch) if len(batch) >= COPY_MIN else None
+    if records is not None:
+        try:
+            async with conn.transaction():
+                await _copy_new(conn, batch, records)
+            return batch
+        except asyncpg.UniqueViolationError as exc:
+            if exc.constraint_name != "ledger_events_pkey":
+                raise
     async with conn.transaction():
         inserted = await conn.fetch(
             _INSERT_EVENTS,
@@ -145,13 +179,43 @@ async def write_batch(conn: Connection, events: Sequence[LedgerEvent]) -> list[L
             [e.ts for e in batch],
             [e.stream for e in batch],
             [e.outbox_id for e in batch],
-            [_encode.encode(dict(e.fields)).decode() for e in batch],
+            [_payload(e) for e in batch],
         )
         new_ids = {str(r[0]) for r in inserted}
         fresh = [e for e in batch if e.event_id in new_ids]
         if fresh:
             await _write_rows(conn, plan_rows(fresh))
     return fresh
+
+
+def _payload(e: LedgerEvent) -> str:
+    fields = e.fields if type(e.fields) is dict else dict(e.fields)
+    return _encode.encode(fields).decode()
+
+
+def _event_records(batch: Sequence[LedgerEvent]) -> list[tuple[object, ...]] | None:
+    """``ledger_events`` rows in key order; None if an outbox id is not ``<ms>-<seq>``."""
+    records: list[tuple[object, ...]] = []
+    try:
+        for e in sorted(batch, key=lambda e: e.event_id):  # key order, as the checked path
+            ms, _, seq = e.outbox_id.partition("-")
+            records.append(
+                (e.event_id, e.type, e.user, e.ts, e.stream or None, e.outbox_id, int(ms),
+                 int(seq), _payload(e))
+            )  # fmt: skip
+    except ValueError:
+        return None  # the checked path: PostgreSQL's cast reports it as before
+    return records
+
+
+async def _copy_new(
+    conn: Connection, batch: Sequence[LedgerEvent], records: list[tuple[object, ...]]
+) -> None:
+    """The fast path: ``batch`` is assumed new (else a unique violation rolls it all back)."""
+    await conn.copy_records_to_table("ledger_events", records=records, columns=_EVENT_COLUMNS)
+    rows = plan_rows(batch)
+    await conn.copy_records_to_table("postings", records=rows.postings, columns=_POSTING_COLUMNS)
+    await _write_rows(conn, replace(rows, postings=[]))
 
 
 async def _write_rows(conn: Connection, rows: BatchRows) -> None:
