@@ -516,6 +516,19 @@ def render(bench: Bench) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: docs/benchmarks.md keeps what follows this line when the bench rewrites it.
+ANALYSIS_MARKER = "<!-- analysis: written by hand, kept by `bench --write-doc` -->"
+
+
+def kept_analysis(doc: Path) -> str:
+    """The hand-written analysis of ``doc`` (from :data:`ANALYSIS_MARKER` on), or ""."""
+    if not doc.exists():
+        return ""
+    text = doc.read_text()
+    at = text.find(ANALYSIS_MARKER)
+    return "" if at < 0 else "\n" + text[at:]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; print the report; write it where asked."""
     parser = argparse.ArgumentParser(prog="python -m loadtest bench", description=__doc__)
@@ -542,58 +555,11 @@ def main(argv: list[str] | None = None) -> int:
         (args.report / "bench.json").write_text(json.dumps(data, indent=2))
         (args.report / "bench.md").write_text(text)
     if args.write_doc:
-        DOC.write_text(text + _NOTES)
+        DOC.write_text(text + _NOTES + kept_analysis(DOC))
     return 1 if bench.errors else 0
 
 
 _NOTES = """
-## What is not met, and what would close the gap
-
-**Settled gifts/s is far from half the echo ceiling, and this goal cannot be
-met on this machine by tuning.** The echo server spends ~17 µs of server CPU
-per message and nothing else. A settled gift is a WebSocket request and ack
-*plus* three Lua scripts (debit, creator credit, room emission: ~100 µs of
-Redis), a fan-out of the gift to every viewer and overlay of its room, the
-persister parsing and repairing the outbox entry, and PostgreSQL writing an
-event with its postings — ~500 µs of CPU per gift over all processes (the
-table above), on 2 cores shared with the load generator: ~4k gifts/s is the
-machine's capacity for this work, and the peak storm reaches ~85% of it. The
-hub process itself is not saturated at peak; the machine is. What would move
-it, by size of the gain:
-
-1. Spread the work over more cores or hosts: hubs, Redis and the persister
-   scale out (shards of the outbox per persister; `--workers`), which a
-   2-core machine cannot show.
-2. Fewer Redis scripts per gift: on a single Redis (not Cluster) the credit
-   and the emission could be one script with the debit; with Cluster, batch
-   several spends of one shard into one call (a `spend_many.lua`), cutting
-   the per-call overhead of spend.lua (~30 µs of Redis each).
-3. Cheaper fan-out frames: uvicorn's frame writing is the largest single
-   cost in the hub's profile (one `send` per frame per connection); writing
-   pre-framed bytes to the transports directly (as `websockets.broadcast`
-   does) would roughly halve it.
-4. A persister in a compiled language, or COPY-based writes: it spends about
-   as much CPU per gift as Redis.
-
-**Overlays against Node socket.io** are at parity, on either side of it from
-run to run (1.08x and 0.95x in two full runs on the same day). Per CPU
-second of the server the hub delivers as much or more (the "per server CPU
-s" figures above), but its events take the real path through Redis: a
-publisher process and Redis's pub/sub use ~0.5 core of the same 2 cores
-("aux"), while socket.io emits from inside its own process and only
-publishes to Redis for other hosts. Writing pre-framed bytes to the
-transports (point 3) is the lever here too.
-
-**Latency at 90% of the peak** is high because the peak is measured closed
-loop (each viewer waits for its ack) while the 50%/90% runs are open loop at
-a fixed rate: at 90% the machine is ~97% busy and queues build up. At 50%,
-p99 gift->overlay stays under 50 ms.
-
-**The PostgreSQL debit comparison** uses the peer's workload (32 clients, one
-debit and ledger record per round trip, 10,000 wallets). End to end, a gift
-also pays for the WebSocket, the fan-out, the creator credit and the
-persister, which the peer does not do: that row compares the money paths.
-
 ## How to read it
 
 - Fan-out figures count events reaching clients, not frames: viewers get the

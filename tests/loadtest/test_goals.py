@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from loadtest.goals import cpu_per_gift, echo_cpu_us, evaluate, render
@@ -62,3 +63,16 @@ def test_a_missing_figure_gives_no_verdict_and_a_lagging_persister_fails_goal_4(
     lagging = _figures()
     lagging["storm_peak"] = {**lagging["storm_peak"], "persister": {"lag_max_ms": 60_000.0}}
     assert evaluate(lagging)[5].met is False
+
+
+def test_the_bench_keeps_the_hand_written_analysis_when_it_rewrites_the_doc(
+    tmp_path: Path,
+) -> None:
+    from loadtest.bench import ANALYSIS_MARKER, kept_analysis
+
+    doc = tmp_path / "benchmarks.md"
+    assert kept_analysis(doc) == ""
+    doc.write_text(f"# old figures\n\n{ANALYSIS_MARKER}\n\n## Why\n\nbecause\n")
+    assert kept_analysis(doc) == f"\n{ANALYSIS_MARKER}\n\n## Why\n\nbecause\n"
+    doc.write_text("# figures only\n")
+    assert kept_analysis(doc) == ""
