@@ -33,10 +33,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field, is_dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from loadtest.goals import as_json, evaluate
 from loadtest.goals import render as render_goals
+
+if TYPE_CHECKING:
+    from gifting.core.catalog import Catalog
+    from gifting.store.ledger import Ledger
 
 Mode = Literal["quick", "full"]
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
@@ -131,6 +135,30 @@ class PersisterFigures:
         )
 
 
+async def fill_outboxes(ledger: Ledger, catalog: Catalog, spends: int) -> int:
+    """Debit ``spends`` Rose gifts from 200 funded senders to 50 creators; return how many.
+
+    What the persister then drains: every spend's creator credit and room
+    emission are left for its repair, as after hubs that only debited.
+    """
+    from gifting.core.pricing import price_gift
+    from gifting.store.ledger import SpendOrder
+
+    senders = [f"v{i}" for i in range(200)]
+    per = -(-spends // len(senders))
+    for u in senders:
+        await ledger.purchase(f"p-{u}", u, "coins_17500", 24999, "USD")
+    rose = price_gift(catalog, "rose")
+    now = int(time.time() * 1000)
+    orders = [
+        SpendOrder(u, u, f"m{n}", rose, "s-bench", f"c{n % 50}")
+        for n in range(per) for u in senders
+    ][:spends]  # fmt: skip
+    for i in range(0, len(orders), 1000):
+        await ledger.debit_many(orders[i : i + 1000], live={"s-bench": True}, now=now)
+    return len(orders)
+
+
 async def persister_rate(spends: int) -> PersisterFigures:
     """Fill the outboxes with ``spends`` gifts (creator credits left to repair), then drain."""
     import asyncpg
@@ -138,13 +166,12 @@ async def persister_rate(spends: int) -> PersisterFigures:
 
     from gifting.config import Settings
     from gifting.core.catalog import load_catalog
-    from gifting.core.pricing import price_gift
     from gifting.embedded import EmbeddedServers
     from gifting.persister.progress import wait_caught_up
     from gifting.persister.schema import apply_migrations
     from gifting.persister.service import make_consumer
     from gifting.store.keys import Keys
-    from gifting.store.ledger import Ledger, SpendOrder
+    from gifting.store.ledger import Ledger
 
     with tempfile.TemporaryDirectory(prefix="gifting-bench-") as tmp:
         servers = EmbeddedServers(Path(tmp), appendfsync="everysec")
@@ -156,18 +183,7 @@ async def persister_rate(spends: int) -> PersisterFigures:
             await apply_migrations(pool)
             catalog, keys = load_catalog(), Keys("b")
             ledger = Ledger(redis, keys, catalog)
-            senders = [f"v{i}" for i in range(200)]
-            per = -(-spends // len(senders))
-            for u in senders:
-                await ledger.purchase(f"p-{u}", u, "coins_17500", 24999, "USD")
-            rose = price_gift(catalog, "rose")
-            now = int(time.time() * 1000)
-            orders = [
-                SpendOrder(u, u, f"m{n}", rose, "s-bench", f"c{n % 50}")
-                for n in range(per) for u in senders
-            ][:spends]  # fmt: skip
-            for i in range(0, len(orders), 1000):
-                await ledger.debit_many(orders[i : i + 1000], live={"s-bench": True}, now=now)
+            filled = await fill_outboxes(ledger, catalog, spends)
             settings = Settings(REDIS_URL=servers.redis_url, DATABASE_URL=servers.database_url,
                                 GIFTING_KEY_PREFIX="b")  # fmt: skip
             consumer = make_consumer(settings, redis, pool, ledger)
@@ -179,7 +195,7 @@ async def persister_rate(spends: int) -> PersisterFigures:
             seconds = time.monotonic() - t0
             await consumer.stop()
             persisted = await pool.fetchval("SELECT count(*) FROM ledger_events")
-            return PersisterFigures(len(orders), int(persisted), seconds)
+            return PersisterFigures(filled, int(persisted), seconds)
         finally:
             await ledger.aclose()
             await pool.close()

@@ -37,13 +37,13 @@ async def persister_drain(
 
     from gifting.config import Settings
     from gifting.core.catalog import load_catalog
-    from gifting.core.pricing import price_gift
     from gifting.embedded import EmbeddedServers
     from gifting.persister.progress import wait_caught_up
     from gifting.persister.schema import apply_migrations
     from gifting.persister.service import make_consumer
     from gifting.store.keys import Keys
-    from gifting.store.ledger import Ledger, SpendOrder
+    from gifting.store.ledger import Ledger
+    from loadtest.bench import fill_outboxes
     from loadtest.ceilings.common import ProcessCpu
 
     with tempfile.TemporaryDirectory(prefix="gifting-ab-") as tmp:
@@ -61,18 +61,7 @@ async def persister_drain(
             redis_cpu = ProcessCpu(redis_pid)
             catalog, keys = load_catalog(), Keys("b")
             ledger = Ledger(redis, keys, catalog)
-            senders = [f"v{i}" for i in range(200)]
-            per = -(-spends // len(senders))
-            for u in senders:
-                await ledger.purchase(f"p-{u}", u, "coins_17500", 24999, "USD")
-            rose = price_gift(catalog, "rose")
-            now = int(time.time() * 1000)
-            orders = [
-                SpendOrder(u, u, f"m{n}", rose, "s-bench", f"c{n % 50}")
-                for n in range(per) for u in senders
-            ][:spends]  # fmt: skip
-            for i in range(0, len(orders), 1000):
-                await ledger.debit_many(orders[i : i + 1000], live={"s-bench": True}, now=now)
+            filled = await fill_outboxes(ledger, catalog, spends)
             extra: dict[str, Any] = {} if batch is None else {"GIFTING_PERSISTER_BATCH": batch}
             if settled:
                 await _settle_all(redis, keys, servers.redis_url, ledger)
@@ -93,7 +82,7 @@ async def persister_drain(
             us = 1e6 / persisted if persisted else 0.0
             return {
                 "settled": settled,
-                "spends": len(orders),
+                "spends": filled,
                 "events": persisted,
                 "seconds": round(seconds, 3),
                 "events_per_s": round(persisted / seconds),
