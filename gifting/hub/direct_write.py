@@ -5,23 +5,33 @@ carries, under :data:`DIRECT_WRITE`, an object that opens a
 :class:`DirectWriter` for the connection once it is accepted. Server frames
 here are unmasked and uncompressed (per-message deflate is off), so a room
 event's WebSocket frame is the same bytes for every connection of one
-encoding: the room builds them once per event (:func:`ws_frame`) and each
-push is one ``transport.write`` of those bytes, as ``websockets.broadcast``
-does.
+encoding: the room builds them once per event (:func:`ws_frame`) and a
+push hands those bytes to the connection, as ``websockets.broadcast`` does.
+
+Writes are coalesced per loop tick: a push appends the frame's bytes to the
+connection's pending list, and the first push of a tick (on any connection)
+schedules one ``call_soon`` that flushes every connection with pending frames
+— one ``transport.write`` (one ``send`` syscall) of its frames joined. A
+burst of room events from the broker (read in one tick) thus costs each
+connection one syscall, not one per event. Each frame stays a whole
+WebSocket frame: the bytes on the wire are exactly what one write per frame
+would give.
 
 The queue is the transport's write buffer: the same guarantees as
 :class:`~gifting.hub.send_queue.SendQueue`, kept this way:
 
 * order — every frame of the connection (events, acks, errors, the close)
   goes through :meth:`DirectWriter.push` / :meth:`DirectWriter.close`, each a
-  whole frame written at once, so the wire has them in push order (uvicorn's
-  pings, written the same way, fall between frames);
-* bounded in bytes — a push that would take the buffer past ``limit`` closes
-  the connection 1013 (never blocks the room). The close frame is written
+  whole frame appended to the one pending list, and the close flushes that
+  list before its own frame, so the wire has them in push order (uvicorn's
+  pings and pongs, written at once, fall between whole frames);
+* bounded in bytes — a push that would take the pending frames plus the
+  transport's buffer past ``limit`` closes the connection 1013 (never blocks
+  the room). The close frame is written
   behind what the buffer already holds (it cannot drop bytes already written,
   unlike SendQueue); a peer that reads none of it is cut when the close
   timeout passes (the protocol aborts the transport);
-* pacing — :meth:`DirectWriter.drained` waits for the transport's
+* pacing — :meth:`DirectWriter.drained` flushes the pending frames, then waits for the transport's
   ``resume_writing`` (its low-water mark is set to :attr:`low_water`, its
   high-water mark just under :attr:`high_water`);
 * close codes and reasons — :meth:`DirectWriter.close` writes the close frame
@@ -35,14 +45,20 @@ Any other server (a plain uvicorn: tests/hub/test_plain_uvicorn.py) has no
 from __future__ import annotations
 
 import asyncio
+import logging
 import struct
 from typing import Any, Final, Protocol
 
 from gifting.core.disconnect import SLOW, Disconnect
 from gifting.hub import metrics
 
+log = logging.getLogger(__name__)
+
 #: The ASGI scope extension under which the hub's uvicorn protocol offers direct writes.
 DIRECT_WRITE: Final = "gifting.direct_write"
+
+#: Per loop, the writers with pending frames while their flush is scheduled.
+_DIRTY: dict[asyncio.AbstractEventLoop, list[DirectWriter]] = {}
 
 _SHORT: Final = struct.Struct("!BBH")
 _LONG: Final = struct.Struct("!BBQ")
@@ -77,14 +93,28 @@ class DirectWriter:
 
     Same interface as :class:`~gifting.hub.send_queue.SendQueue` (the
     :class:`~gifting.hub.send_queue.Outgoing` protocol); no task, no deque:
-    pushes write at once and the transport's buffer is the queue.
+    pushes gather in a pending list written at the end of the loop tick
+    (:meth:`flush`), and the transport's buffer is the queue.
     """
 
-    __slots__ = ("_closed", "_drained", "_transport", "_wire", "kind", "limit")
+    __slots__ = (
+        "_closed",
+        "_drained",
+        "_loop",
+        "_pending",
+        "_pending_bytes",
+        "_transport",
+        "_wire",
+        "kind",
+        "limit",
+    )
 
     def __init__(self, wire: Wire, kind: str, limit: int) -> None:
         self._wire = wire
         self._transport = wire.transport
+        self._loop = asyncio.get_running_loop()
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
         self._closed = False
         self._drained: asyncio.Event | None = None
         self.kind = kind
@@ -101,8 +131,8 @@ class DirectWriter:
 
     @property
     def queued_bytes(self) -> int:
-        """The bytes written to the transport and not yet taken by the kernel."""
-        return self._transport.get_write_buffer_size()
+        """The bytes pushed and not yet taken by the kernel (pending, then the transport's)."""
+        return self._transport.get_write_buffer_size() + self._pending_bytes
 
     @property
     def high_water(self) -> int:
@@ -118,26 +148,52 @@ class DirectWriter:
         """Nothing to start (SendQueue's interface)."""
 
     def push(self, frame: str | bytes, wire: bytes | None = None) -> bool:
-        """Write one frame (``wire``: its :func:`ws_frame` bytes, built once by the caller);
-        never blocks. Returns False if the connection is or gets closed (1013 past ``limit``)."""
+        """Queue one frame (``wire``: its :func:`ws_frame` bytes, built once by the caller)
+        for this tick's write; never blocks. Returns False if the connection is or gets
+        closed (1013 past ``limit``)."""
         if self._closed:
             return False
         t = self._transport
         if t.is_closing() or self._wire.close_sent:
             self.gone()
             return False
-        queued = t.get_write_buffer_size()
+        queued = t.get_write_buffer_size() + self._pending_bytes
         if queued and queued + len(frame) > self.limit:
             metrics.SLOW_CLOSES.inc()
             self.close(SLOW)
             return False
-        t.write(ws_frame(frame) if wire is None else wire)
+        data = ws_frame(frame) if wire is None else wire
+        pending = self._pending
+        if not pending:
+            loop = self._loop
+            dirty = _DIRTY.get(loop)
+            if dirty is None:
+                dirty = _DIRTY[loop] = []
+                loop.call_soon(_flush_dirty, loop)
+            dirty.append(self)
+        pending.append(data)
+        self._pending_bytes += len(data)
         return True
 
+    def flush(self) -> None:
+        """Write the pending frames now, joined: one ``transport.write``. Dropped if the
+        connection is gone or already closed from the peer's side."""
+        pending = self._pending
+        if not pending:
+            return
+        data = pending[0] if len(pending) == 1 else b"".join(pending)
+        pending.clear()
+        self._pending_bytes = 0
+        t = self._transport
+        if t.is_closing() or self._wire.close_sent:
+            return
+        t.write(data)
+
     def close(self, disconnect: Disconnect) -> None:
-        """Write the close frame after the frames already written."""
+        """Write the pending frames, then the close frame."""
         if self._closed:
             return
+        self.flush()
         self._closed = True
         metrics.CLOSES.labels(str(int(disconnect.code))).inc()
         self._wire.close_now(int(disconnect.code), disconnect.reason)
@@ -148,6 +204,7 @@ class DirectWriter:
         closed or ``within_s`` seconds pass first (the caller then closes it: 1013)."""
         if self._closed:
             return False
+        self.flush()
         if self._transport.get_write_buffer_size() <= self.low_water:
             return True
         event = self._drained
@@ -176,11 +233,24 @@ class DirectWriter:
     def gone(self) -> None:
         """The connection is lost (or closing from the other side): accept no more."""
         self._closed = True
+        self._pending.clear()
+        self._pending_bytes = 0
         self._wake()
 
     def _wake(self) -> None:
         if self._drained is not None:
             self._drained.set()
+
+
+def _flush_dirty(loop: asyncio.AbstractEventLoop) -> None:
+    # The tick's one scheduled flush: every writer that got frames since the last one.
+    writers = _DIRTY.pop(loop, None)
+    for writer in writers or ():
+        try:
+            writer.flush()
+        except Exception:  # one broken transport must not hold up the others
+            log.exception("direct write: flush failed; dropping the connection's frames")
+            writer.gone()
 
 
 def open_writer(scope: Any, kind: str, limit: int) -> DirectWriter | None:

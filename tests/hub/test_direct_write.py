@@ -181,6 +181,229 @@ def test_shared_event_frames_and_acks_arrive_in_push_order_then_the_close(loop_k
     run(loop_kind, main())
 
 
+# --------------------------------------------------------------------------- coalescing
+
+
+class CountedTransport:
+    """The connection's real transport, counting its ``write`` calls (one ``send`` each)."""
+
+    def __init__(self, inner: asyncio.Transport) -> None:
+        self.inner = inner
+        self.writes: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(bytes(data))
+        self.inner.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+class CountedWrites(HubWebSocketProtocol):
+    """The hub's protocol on a :class:`CountedTransport`; the last one made is ``last``."""
+
+    last: CountedTransport | None = None
+
+    def connection_made(self, transport: Any) -> None:
+        counted = CountedTransport(transport)
+        CountedWrites.last = counted
+        super().connection_made(counted)
+
+
+async def counted_connection(
+    script: Script, limit: int = 1 << 20
+) -> tuple[uvicorn.Server, App, websockets.ClientConnection, CountedTransport]:
+    """A server on :class:`CountedWrites` and one client connected to it."""
+    CountedWrites.last = None
+    app = App(script, limit)
+    server, port = await served(app, CountedWrites)
+    client = await connect(f"ws://127.0.0.1:{port}/")
+    assert CountedWrites.last is not None
+    return server, app, client, CountedWrites.last
+
+
+@pytest.mark.parametrize("loop_kind", LOOPS)
+def test_the_pushes_of_one_tick_are_one_write_of_whole_frames_in_push_order(
+    loop_kind: str,
+) -> None:
+    async def main() -> None:
+        state: dict[str, Any] = {}
+        go = asyncio.Event()
+
+        async def script(writer: DirectWriter, receive: Any) -> None:
+            await go.wait()
+            t = CountedWrites.last
+            assert t is not None
+            before = len(t.writes)
+            expected: list[str | bytes] = []
+            for i in range(40):  # one tick: events, with this connection's acks between
+                event = f'{{"op":"event","seq":{i}}}'
+                assert writer.push(event, ws_frame(event))
+                expected.append(event)
+                if i % 3 == 0:
+                    ack = f'{{"op":"ack","id":"{i}"}}'
+                    assert writer.push(ack)
+                    expected.append(ack)
+            assert writer.push(b"\x81\xa2op\xa3ack")  # a binary frame too
+            expected.append(b"\x81\xa2op\xa3ack")
+            state["unwritten"] = len(t.writes) - before  # nothing written within the tick
+            state["pending"] = writer.queued_bytes
+            await asyncio.sleep(0)  # the tick's flush
+            state["one_tick"] = t.writes[before:]
+            mid = len(t.writes)
+            for i in range(40, 43):  # the next tick: one more write
+                assert writer.push(f'{{"op":"event","seq":{i}}}')
+                expected.append(f'{{"op":"event","seq":{i}}}')
+            await asyncio.sleep(0)
+            state["next_tick"] = len(t.writes) - mid
+            state["expected"] = expected
+            await receive()
+
+        server, app, client, _ = await counted_connection(script)
+        try:
+            go.set()
+            async with asyncio.timeout(10):
+                while "expected" not in state:  # noqa: ASYNC110 - the server's state
+                    await asyncio.sleep(0.01)
+            expected = state["expected"]
+            assert state["unwritten"] == 0
+            wire = b"".join(ws_frame(f) for f in expected[:-3])
+            assert state["pending"] == len(wire)  # queued_bytes counts the pending frames
+            assert state["one_tick"] == [wire]  # one write: the frames joined, in push order
+            assert state["next_tick"] == 1
+            got = [await asyncio.wait_for(client.recv(), 10) for _ in expected]
+            assert got == expected  # each its own WebSocket frame
+            await client.close()
+            assert not app.errors
+        finally:
+            await stop(server)
+
+    run(loop_kind, main())
+
+
+@pytest.mark.parametrize("loop_kind", LOOPS)
+def test_a_close_writes_the_pending_frames_first_then_nothing_more(loop_kind: str) -> None:
+    async def main() -> None:
+        state: dict[str, Any] = {}
+        go = asyncio.Event()
+
+        async def script(writer: DirectWriter, receive: Any) -> None:
+            await go.wait()
+            for i in range(5):
+                assert writer.push(f"frame {i}")
+            writer.close(STREAM_ENDED)  # same tick: the pending frames go out first
+            state["after"] = writer.push("after the close")
+            state["queued"] = writer.queued_bytes
+            await receive()
+
+        server, app, client, t = await counted_connection(script)
+        try:
+            go.set()
+            got = [await asyncio.wait_for(client.recv(), 10) for _ in range(5)]
+            assert got == [f"frame {i}" for i in range(5)]
+            with pytest.raises(websockets.ConnectionClosedOK) as closed:
+                await asyncio.wait_for(client.recv(), 10)
+            assert closed.value.rcvd is not None
+            assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1000, "stream ended")
+            assert state["after"] is False
+            # The frames then the close frame, nothing after them.
+            frames = b"".join(ws_frame(f"frame {i}") for i in range(5))
+            close = b"\x88\x0e\x03\xe8stream ended"
+            assert b"".join(t.writes).endswith(frames + close)
+            assert not app.errors
+        finally:
+            await stop(server)
+
+    run(loop_kind, main())
+
+
+@pytest.mark.parametrize("loop_kind", LOOPS)
+def test_the_limit_counts_the_pending_frames(loop_kind: str) -> None:
+    async def main() -> None:
+        state: dict[str, Any] = {}
+        go = asyncio.Event()
+        pad = "p" * 16_000
+
+        async def script(writer: DirectWriter, receive: Any) -> None:
+            await go.wait()
+            before = metrics.SLOW_CLOSES._value.get()
+            pushed = 0
+            while writer.push(f"{pushed:05d}" + pad):  # one tick: nothing reaches the socket
+                pushed += 1
+                assert pushed < 100, "the pending frames were not counted"
+            state["pushed"] = pushed
+            state["slow"] = metrics.SLOW_CLOSES._value.get() - before
+            await receive()
+
+        server, app, client, _ = await counted_connection(script, limit=65_536)
+        try:
+            go.set()
+            # 4 frames (4 x 16,009 bytes) pending; a 5th would take them past 64 KiB.
+            got = [await asyncio.wait_for(client.recv(), 10) for _ in range(4)]
+            assert [g[:5] for g in got] == ["00000", "00001", "00002", "00003"]
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await asyncio.wait_for(client.recv(), 10)
+            assert closed.value.rcvd is not None
+            assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1013, SLOW.reason)
+            assert state == {"pushed": 4, "slow": 1}
+            assert not app.errors
+        finally:
+            await stop(server)
+
+    run(loop_kind, main())
+
+
+@pytest.mark.parametrize("loop_kind", LOOPS)
+def test_drained_flushes_the_pending_frames_and_a_lost_writer_drops_them(
+    loop_kind: str,
+) -> None:
+    async def main() -> None:
+        state: dict[str, Any] = {}
+        go = asyncio.Event()
+        pad = "d" * 16_000
+
+        async def script(writer: DirectWriter, receive: Any) -> None:
+            await go.wait()
+            t = CountedWrites.last
+            assert t is not None
+            n = 0
+            while writer.queued_bytes < writer.high_water:  # a catch-up's page, one tick
+                assert writer.push(pad)
+                n += 1
+            before = len(t.writes)
+            state["pushed"] = n
+            state["drained"] = await writer.drained(10)  # written, then read by the peer
+            state["flushed"] = len(t.writes) - before
+            # Pending frames of a connection found gone are dropped, never written.
+            assert writer.push("never sent")
+            writer.cancel()
+            mark = len(t.writes)
+            await asyncio.sleep(0)
+            state["after_gone"] = len(t.writes) - mark
+            state["push_after_gone"] = writer.push("nor this")
+            await receive()
+
+        server, app, client, _ = await counted_connection(script, limit=256 * 1024)
+        try:
+            go.set()
+            async with asyncio.timeout(20):
+                while "pushed" not in state:  # noqa: ASYNC110 - the server's state
+                    await asyncio.sleep(0.01)
+            for _ in range(state["pushed"]):
+                assert await asyncio.wait_for(client.recv(), 10) == pad
+            async with asyncio.timeout(20):
+                while "push_after_gone" not in state:  # noqa: ASYNC110 - the server's state
+                    await asyncio.sleep(0.01)
+            assert state["drained"] is True and state["flushed"] == 1
+            assert state["after_gone"] == 0 and state["push_after_gone"] is False
+            await client.close()
+            assert not app.errors
+        finally:
+            await stop(server)
+
+    run(loop_kind, main())
+
+
 # --------------------------------------------------------------------------- slow
 
 
