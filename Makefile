@@ -45,6 +45,7 @@ run: install
 
 lint: install
 	$(BIN)/ruff check gifting tests clients loadtest
+	$(BIN)/ruff format --check --quiet gifting tests clients loadtest
 	$(BIN)/lint-imports
 
 typecheck: install

@@ -154,9 +154,7 @@ def _run(
     return rows[-1], elapsed, usage.ru_utime + usage.ru_stime
 
 
-def _bench(
-    url: str, *, name: str, clients: int, pipeline: int, duration_s: float
-) -> RedisBenchRun:
+def _bench(url: str, *, name: str, clients: int, pipeline: int, duration_s: float) -> RedisBenchRun:
     """Calibrate on a short run, then run for about ``duration_s``; count the real debits."""
     import redis
 

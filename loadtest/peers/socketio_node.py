@@ -35,9 +35,7 @@ __all__ = ["NODE_PACKAGES", "ensure_node_server", "socketio_node_fanout"]
 _NODE_DIR = Path(__file__).with_name("node")
 #: The committed manifest and lock: ``npm ci`` installs exactly what they pin.
 _MANIFESTS = ("package.json", "package-lock.json")
-NODE_PACKAGES: dict[str, str] = json.loads((_NODE_DIR / "package.json").read_text())[
-    "dependencies"
-]
+NODE_PACKAGES: dict[str, str] = json.loads((_NODE_DIR / "package.json").read_text())["dependencies"]
 _SCRIPT = Path(__file__).with_name("socketio_server.js")
 NAME = "node socket.io + redis-adapter"
 
