@@ -273,6 +273,7 @@ class _Connection:
         hub, stream, member = self.hub, self.stream, self.member
         if isinstance(action, PostComment):
             s = self.session
+            await hub.pipeline.shown(s.user)  # the sender's gifts before it come first
             event = await hub.comments.post(
                 stream.stream, s.user, s.name, action.client_id, action.text
             )

@@ -86,6 +86,9 @@ class SpendPipeline:
         self._closing = False
         self._in_flight = 0  # batches being debited or settled right now
         self._drained = asyncio.Event()  # set once closing with nothing left to do
+        # Per sender: spends taken and not yet shown in their room (or refused).
+        self._unshown: dict[str, int] = {}
+        self._shown: dict[str, asyncio.Event] = {}
 
     def start(self) -> None:
         """Start the debit and settle loops."""
@@ -113,7 +116,8 @@ class SpendPipeline:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        for _, fut in self._queue:
+        for order, fut in self._queue:
+            self._done_with(order.sender)
             if not fut.done():
                 fut.set_exception(Unavailable("the server is shutting down; retry"))
 
@@ -128,8 +132,37 @@ class SpendPipeline:
             fut.set_exception(Unavailable("the server is shutting down; retry"))
             return fut
         self._queue.append((order, fut))
+        self._unshown[order.sender] = self._unshown.get(order.sender, 0) + 1
         self._wake.set()
         return fut
+
+    async def shown(self, sender: str, within_s: float = 1.0) -> None:
+        """Wait until the sender's spends taken so far are in their rooms (or refused).
+
+        A gift's room event is emitted behind its ack (the settle batch), so a
+        comment the sender posts right after the ack would otherwise overtake
+        it. Bounded by ``within_s``: a settle that cannot run (Redis away) is
+        the persister's to repair, and the comment goes on.
+        """
+        if sender not in self._unshown:
+            return
+        done = self._shown.setdefault(sender, asyncio.Event())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(done.wait(), within_s)
+
+    def unshown(self, sender: str) -> int:
+        """How many of the sender's spends are taken and neither shown nor refused yet."""
+        return self._unshown.get(sender, 0)
+
+    def _done_with(self, sender: str) -> None:
+        left = self._unshown.get(sender, 0) - 1
+        if left > 0:
+            self._unshown[sender] = left
+            return
+        self._unshown.pop(sender, None)
+        done = self._shown.pop(sender, None)
+        if done is not None:
+            done.set()
 
     async def _debit_loop(self) -> None:
         while True:
@@ -150,6 +183,19 @@ class SpendPipeline:
                     self._note_drained()
 
     async def _debit(self, batch: list[tuple[SpendOrder, asyncio.Future[SpendResult]]]) -> None:
+        # Orders not yet shown or refused: released here unless they go on to be settled.
+        unreleased = {id(order): order for order, _ in batch}
+        try:
+            await self._debit_batch(batch, unreleased)
+        finally:
+            for order in unreleased.values():
+                self._done_with(order.sender)
+
+    async def _debit_batch(
+        self,
+        batch: list[tuple[SpendOrder, asyncio.Future[SpendResult]]],
+        unreleased: dict[int, SpendOrder],
+    ) -> None:
         metrics.BATCH_SIZE.observe(len(batch))
         live, kept = await asyncio.gather(
             self.streams.live_many(sorted({o.stream for o, _ in batch if o.stream})),
@@ -168,6 +214,7 @@ class SpendPipeline:
             if order.stream and isinstance(outcome, SpendResult) and not outcome.replayed:
                 # Settled even if its client has gone: the gift was debited.
                 self._settle.append(Settled(order, outcome, now))
+                del unreleased[id(order)]  # released once its settle batch ran
             if not fut.done():
                 _resolve(fut, outcome)
         if self._settle:
@@ -206,6 +253,8 @@ class SpendPipeline:
                     log.warning("settle batch failed (the persister will repair it): %s", exc)
                 finally:
                     self._in_flight -= 1
+                    for settled in batch:
+                        self._done_with(settled.order.sender)
                     self._note_drained()
 
     async def _settle_batch(self, batch: list[Settled]) -> None:

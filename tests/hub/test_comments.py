@@ -57,3 +57,42 @@ async def test_the_same_comment_id_is_one_comment_and_other_text_is_a_conflict(
         await comment(viewer, "m-2", "after")
         shown = await comments(ov, 2)
     assert [c["text"] for c in shown] == ["hello", "after"]
+
+
+async def test_a_comment_sent_after_a_gifts_ack_follows_the_gift_in_the_room(
+    hub: HubServer,
+) -> None:
+    """The gift's room event is emitted behind its ack; the sender's next comment waits for it."""
+    stream, key = await hub.stream("carol")
+    await hub.fund("gia", "coins_3500")
+    pairs: list[tuple[str, str]] = []
+    async with hub.overlay(stream, key) as overlay, hub.viewer(stream, "gia") as ws:
+        assert (await recv(overlay))["op"] == "snapshot"
+        for n in range(20):
+            gift = {"op": "gift", "id": f"g{n}", "gift": "rose", "count": 1}
+            await ws.send(encode(gift))
+            ack = await recv_until(ws, lambda m, i=gift["id"]: m.get("id") == i)
+            comment = {"op": "comment", "id": f"c{n}", "text": f"that was gift {n}"}
+            await ws.send(encode(comment))
+            said = await recv_until(ws, lambda m, i=comment["id"]: m.get("id") == i)
+            assert ack["op"] == said["op"] == "ack", (ack, said)
+            pairs.append((ack["event"], said["event"]))
+        seq: dict[str, int] = {}
+        async with asyncio.timeout(10):
+            while len(seq) < 2 * len(pairs):
+                msg = decode(await overlay.recv())
+                for e in msg["events"] if msg["op"] == "batch" else [msg]:
+                    if e.get("kind") in ("gift", "comment"):
+                        seq[e["event"]] = e["seq"]
+    late = [(g, c) for g, c in pairs if seq[g] > seq[c]]
+    assert late == [], f"{len(late)} of {len(pairs)} comments overtook their gift"
+    # Nothing is left counted: refused and replayed spends are let go too.
+    async with hub.viewer(stream, "gia") as ws:
+        for msg in (
+            {"op": "gift", "id": "g0", "gift": "rose", "count": 1},  # a replay
+            {"op": "gift", "id": "big", "gift": "universe", "count": 1},  # insufficient funds
+        ):
+            await ws.send(encode(msg))
+            await recv_until(ws, lambda m, i=msg["id"]: m.get("id") == i)
+    pipeline = hub.state.hub.pipeline
+    assert pipeline.unshown("gia") == 0
