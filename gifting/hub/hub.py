@@ -29,6 +29,7 @@ from gifting.hub import metrics
 from gifting.hub.broker import Broker, RoomBroker
 from gifting.hub.comments import RoomComments
 from gifting.hub.leaderboard import LeaderboardTicker
+from gifting.hub.presence import PresenceBeat
 from gifting.hub.registry import RoomRegistry
 from gifting.hub.sharded_broker import ShardedRoomBroker
 from gifting.hub.spends import KeptLookup, Settled, SpendPipeline
@@ -36,6 +37,7 @@ from gifting.hub.streaks import StreakTimers
 from gifting.store.cluster import is_cluster
 from gifting.store.keys import Keys
 from gifting.store.ledger import Ledger
+from gifting.store.presence import Presence
 from gifting.store.rooms import RoomLog
 from gifting.store.streams import Streams
 
@@ -84,12 +86,16 @@ class Hub:
         self.comments = RoomComments(streams, rooms, ledger.badge_of)
         self.streaks = StreakTimers(rooms, settings.combo_window_ms)
         self.leaderboard = LeaderboardTicker(streams, rooms)
+        self.presence = PresenceBeat(
+            Presence(redis, keys), self.rooms.viewer_counts, settings.presence_ms / 1000
+        )
 
     async def start(self) -> None:
         """Start the broker, the gift path and the leaderboard ticker."""
         await self.broker.start()
         self.pipeline.start()
         self.leaderboard.start()
+        self.presence.start()
 
     async def stop(self) -> None:
         """Drain the gift path, close every connection (1001: reconnect elsewhere), stop.
@@ -100,6 +106,7 @@ class Hub:
         """
         await self.pipeline.stop()
         self.rooms.close_all(SHUTDOWN)
+        await self.presence.stop()
         await self.leaderboard.stop()
         await self.streaks.stop()
         await self.broker.stop()
