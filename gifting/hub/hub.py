@@ -5,7 +5,8 @@ through the :class:`RoomBroker`), :class:`SpendPipeline` (the batched gift
 path), :class:`SenderLimits` (per-sender rate limits), :class:`ConnectionCaps`
 (connections per user, overlay key and address), :class:`RoomComments`
 (free comments), :class:`StreakTimers` (``streak_end``) and
-:class:`LeaderboardTicker` (standings once a second). The hub starts and
+:class:`LeaderboardTicker` (standings once a second) and
+:class:`PresenceBeat` (this hub's viewers per stream, for discovery). The hub starts and
 stops them in order and routes each settled spend to the streaks and the
 ticker. Built once by the lifespan (gifting/hub/extension.py) and shared by
 every WebSocket.
