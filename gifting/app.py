@@ -45,6 +45,7 @@ from starlette.routing import BaseRoute
 from gifting.api import cashout_cancel as cashout_cancel_api
 from gifting.api import catalog as catalog_api
 from gifting.api import dev as dev_api
+from gifting.api import discovery as discovery_api
 from gifting.api import health as health_api
 from gifting.api import moderation as moderation_api
 from gifting.api import openapi as openapi_api
@@ -95,6 +96,7 @@ def api_routes(settings: Settings) -> list[BaseRoute]:
         webhooks_api,
         wallet_api,
         streams_api,
+        discovery_api,
         moderation_api,
         cashout_cancel_api,
         subscriptions_api,

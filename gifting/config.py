@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     # Viewers get a room's events joined into one batch frame at most this often
     # (0: once per loop tick). Overlays always get every event at once.
     viewer_batch_ms: int = Field(default=25, alias="GIFTING_VIEWER_BATCH_MS", ge=0, le=1000)
+    # Each hub reports its viewers per stream this often; a report counts for
+    # three beats, so a hub that dies stops counting within three beats.
+    presence_ms: int = Field(default=5000, alias="GIFTING_PRESENCE_MS", ge=50, le=60_000)
     # A connection's send queue, in bytes: past it a viewer is closed 1013, and an
     # overlay catches up from the room's history at the pace its queue drains.
     send_queue_bytes: int = Field(

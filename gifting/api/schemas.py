@@ -58,6 +58,7 @@ __all__ = [
     "HistoryEntry",
     "Id",
     "ItemId",
+    "ListedStream",
     "Millis",
     "Money",
     "NotReady",
@@ -75,6 +76,7 @@ __all__ = [
     "StreamBody",
     "StreamCreated",
     "StreamEarnings",
+    "StreamPage",
     "StreamTotals",
     "Token",
     "TopGifter",
@@ -284,6 +286,23 @@ class StreamTotals(Answer):
 
     coins: Coins
     gifts: Count
+
+
+class ListedStream(Answer):
+    """A live stream in the discovery listing."""
+
+    stream: str
+    creator: str
+    title: str
+    viewers: Count
+    totals: StreamTotals
+
+
+class StreamPage(Answer):
+    """A page of live streams, most viewers first; ``next`` is null on the last page."""
+
+    streams: list[ListedStream]
+    next: str | None
 
 
 class TopGifter(Answer):

@@ -5,7 +5,8 @@ through the :class:`RoomBroker`), :class:`SpendPipeline` (the batched gift
 path), :class:`SenderLimits` (per-sender rate limits), :class:`ConnectionCaps`
 (connections per user, overlay key and address), :class:`RoomComments`
 (free comments), :class:`StreakTimers` (``streak_end``) and
-:class:`LeaderboardTicker` (standings once a second). The hub starts and
+:class:`LeaderboardTicker` (standings once a second) and
+:class:`PresenceBeat` (this hub's viewers per stream, for discovery). The hub starts and
 stops them in order and routes each settled spend to the streaks and the
 ticker. Built once by the lifespan (gifting/hub/extension.py) and shared by
 every WebSocket.
@@ -29,6 +30,7 @@ from gifting.hub import metrics
 from gifting.hub.broker import Broker, RoomBroker
 from gifting.hub.comments import RoomComments
 from gifting.hub.leaderboard import LeaderboardTicker
+from gifting.hub.presence import PresenceBeat
 from gifting.hub.registry import RoomRegistry
 from gifting.hub.sharded_broker import ShardedRoomBroker
 from gifting.hub.spends import KeptLookup, Settled, SpendPipeline
@@ -36,6 +38,7 @@ from gifting.hub.streaks import StreakTimers
 from gifting.store.cluster import is_cluster
 from gifting.store.keys import Keys
 from gifting.store.ledger import Ledger
+from gifting.store.presence import Presence
 from gifting.store.rooms import RoomLog
 from gifting.store.streams import Streams
 
@@ -84,12 +87,16 @@ class Hub:
         self.comments = RoomComments(streams, rooms, ledger.badge_of)
         self.streaks = StreakTimers(rooms, settings.combo_window_ms)
         self.leaderboard = LeaderboardTicker(streams, rooms)
+        self.presence = PresenceBeat(
+            Presence(redis, keys), self.rooms.viewer_counts, settings.presence_ms / 1000
+        )
 
     async def start(self) -> None:
         """Start the broker, the gift path and the leaderboard ticker."""
         await self.broker.start()
         self.pipeline.start()
         self.leaderboard.start()
+        self.presence.start()
 
     async def stop(self) -> None:
         """Drain the gift path, close every connection (1001: reconnect elsewhere), stop.
@@ -100,6 +107,7 @@ class Hub:
         """
         await self.pipeline.stop()
         self.rooms.close_all(SHUTDOWN)
+        await self.presence.stop()
         await self.leaderboard.stop()
         await self.streaks.stop()
         await self.broker.stop()

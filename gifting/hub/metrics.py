@@ -60,3 +60,12 @@ BLOCKED_COMMENTS = Counter(
     "Free comments refused because a moderator blocked their sender (spends refused so are "
     'gifting_spends_total{result="blocked"})',
 )
+PRESENCE_VIEWERS = Gauge(
+    "gifting_presence_viewers",
+    "Viewer connections this hub reported on its last presence beat (all streams)",
+)
+PRESENCE_FAILURES = Counter(
+    "gifting_presence_failures_total",
+    "Presence beats that could not write to Redis (the hub's viewers expire from the listing "
+    "after three missed beats)",
+)

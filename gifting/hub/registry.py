@@ -31,6 +31,10 @@ class RoomRegistry:
         """The room of ``stream`` on this hub, if it has a member."""
         return self._rooms.get(stream)
 
+    def viewer_counts(self) -> dict[str, int]:
+        """Viewer connections (overlays aside) per stream on this hub."""
+        return {stream: len(room.viewers) for stream, room in self._rooms.items()}
+
     async def join(self, stream: str, member: Member) -> Room:
         """Add ``member`` to the room of ``stream``, subscribing this hub if it is the first."""
         lock = self._joining.setdefault(stream, asyncio.Lock())

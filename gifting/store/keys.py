@@ -149,6 +149,14 @@ class Keys:
         """Hash: creator, title, live, overlay key, goal, created/ended times."""
         return f"{self.prefix}:{{r:{stream}}}:stream"
 
+    def stream_viewers(self, stream: str) -> str:
+        """Hash: hub id -> ``"<count>:<expires ms>"``, each hub's viewers of the stream.
+
+        Written by every hub on its presence beat (gifting/hub/presence.py); a
+        report past its expiry no longer counts (gifting/core/discovery.py).
+        """
+        return f"{self.prefix}:{{r:{stream}}}:viewers"
+
     def stream_totals(self, stream: str) -> str:
         """Hash: coins and gifts received by the stream."""
         return f"{self.prefix}:{{r:{stream}}}:totals"
@@ -193,6 +201,14 @@ class Keys:
     def moderators(self, creator: str) -> str:
         """Hash: user -> JSON (by, at) of the moderators the creator named."""
         return f"{self.prefix}:{{c:{creator}}}:moderators"
+
+    def live_streams(self) -> str:
+        """Sorted set: every live stream by start time (added on create, removed on end)."""
+        return f"{self.prefix}:live"
+
+    def discovery_ranking(self, snapshot: str) -> str:
+        """List: one listing's ranking of the live streams (its own slot), paged by cursor."""
+        return f"{self.prefix}:discover:{{{snapshot}}}"
 
     def streams_of(self, creator: str) -> str:
         """Sorted set: a creator's streams by start time."""

@@ -113,6 +113,7 @@ class Streams:
             },
         )
         await self.redis.zadd(self.keys.streams_of(creator), {stream_id: now})
+        await self.redis.zadd(self.keys.live_streams(), {stream_id: now})
         return Stream(stream_id, creator, creator_name, title, True, key, now, None, None)
 
     async def get(self, stream_id: str) -> Stream:
@@ -182,6 +183,7 @@ class Streams:
             await self.redis.hset(
                 self.keys.stream(stream_id), mapping={"live": "0", "ended": str(now)}
             )
+        await self.redis.zrem(self.keys.live_streams(), stream_id)  # also on a retried end
         return await self.get(stream_id), stream.live
 
     async def debited(self, stream_id: str) -> int:
