@@ -239,6 +239,10 @@ class Ledger:
         """The badge shown on the user's events, or ``None``."""
         return await self._badges.badge_of(user)
 
+    async def sender_marks(self, user: str) -> tuple[str | None, int]:
+        """What a user's events show beside the name: the badge (or ``None``), lifetime spent."""
+        return await self._badges.marks_of(user)
+
     async def replicated(self, keys: Sequence[str]) -> None:
         """Return once the writes made so far in the slots of ``keys`` reached the replicas
         (``GIFTING_REDIS_WAIT_REPLICAS``; a no-op without it); else raise.
