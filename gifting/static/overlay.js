@@ -249,6 +249,10 @@ function showAlert(ev) {
     while (alerts.size > options.maxAlerts) dropAlert(alerts.keys().next().value);
   }
   a.combo = combo;
+  const line1 = a.node.querySelector(".line1");
+  const pill = levelTag(ev.sender); // a streak that crossed a level shows the new one
+  line1.querySelector(".lvl")?.remove();
+  if (pill) line1.append(pill);
   a.node.dataset.event = ev.event;
   a.node.dataset.combo = String(combo);
   a.node.querySelector(".combo .n").textContent = String(combo);

@@ -25,7 +25,8 @@ async def test_the_level_pill_and_the_level_up_alert_show(page: Any, site: HubSe
         await expect(up).to_be_visible()
         await expect(up).to_have_attribute("data-level", "1")
         await expect(up).to_contain_text("Lia reached Lv 1")
-        alert = page.locator(f'.alert[data-event="{first.event}"]')
+        alert = page.locator('.alert[data-sender="lia"]')
+        await expect(alert).to_have_attribute("data-event", first.event)
         pill = alert.locator('.lvl[data-level="1"]')
         await expect(pill).to_have_text("Lv 1")
         # After the name (no badge here).
@@ -34,6 +35,8 @@ async def test_the_level_pill_and_the_level_up_alert_show(page: Any, site: HubSe
         await expect(
             page.locator(f'.levelup[data-event="{level_up_event_id(second.event)}"]')
         ).to_contain_text("Lia reached Lv 2")
+        # The streak's alert now shows the new level.
+        await expect(alert.locator(".lvl")).to_have_text("Lv 2")
         await lia.send_comment("hello")
     await expect(page.locator(".chat .line .lvl")).to_have_text("Lv 2")
     await screenshot(page, "overlay-levels", backdrop=True)
