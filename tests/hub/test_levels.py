@@ -14,6 +14,7 @@ import pytest
 
 from gifting.core.levels import level_up_event_id
 from gifting.core.pricing import price_gift
+from gifting.persister.audit import run_audit
 from gifting.store.ledger import SpendOrder
 from tests.hub.conftest import HubServer, decode, encode, recv, serve
 from tests.hub.test_badges_on_events import buy_badge, request
@@ -140,10 +141,10 @@ async def test_badges_count_toward_the_level(hub: HubServer) -> None:
 
 
 async def test_the_persister_repairs_a_crossing_spend_and_its_level_up_once(
-    redis_url: str, database_url: str, key_prefix: str
+    redis_url: str, db_url: str, key_prefix: str
 ) -> None:
     async with serve(
-        redis_url, database_url, key_prefix, with_persister=True,
+        redis_url, db_url, key_prefix, with_persister=True,
         GIFTING_PERSISTER_IN_PROCESS=True, GIFTING_PERSISTER_CLAIM_IDLE_MS=200,
     ) as h:  # fmt: skip
         stream, key = await h.stream("rita")
@@ -167,3 +168,7 @@ async def test_the_persister_repairs_a_crossing_spend_and_its_level_up_once(
         ]  # fmt: skip
         assert seen[0]["sender"] == {"id": "sam", "name": "Sam", "level": 2}
         assert seen[1]["level"] == 2 and seen[1]["user"] == "sam"
+        # Money conserved as ever: the lifetime total is display state beside it.
+        assert h.state.pg_pool is not None
+        report = await run_audit(h.state.pg_pool, h.state.redis, h.state.keys, h.state.catalog)
+        assert report.ok, report.render()
