@@ -157,12 +157,15 @@ class SpendEntry(SpendArgs, frozen=True, kw_only=True):
     badge: str = ""
 
     def to_fields(self) -> dict[str, str]:
-        """Every field, as spend.lua appended them (``badge`` only when set)."""
+        """Every field, as spend.lua appended them (``lifetime``, ``badge`` only when set)."""
         fields = {
             **super().to_fields(), "event": self.event, "ts": str(self.ts),
             "balance": str(self.balance), "combo": str(self.combo),
-            "lifetime": str(self.lifetime),
         }  # fmt: skip
+        if (
+            self.lifetime
+        ):  # spend.lua always writes it (>= the spend's coins); older entries lack it
+            fields["lifetime"] = str(self.lifetime)
         if self.badge:
             fields["badge"] = self.badge
         return fields

@@ -170,7 +170,8 @@ class Ledger:
         ``keep_s`` defaults to the ledger's recent window. Raises the first
         failure (the records then keep no expiry; nothing is wrong with money).
         """
-        calls = retire_calls(self._keys, spends, self.recent_s if keep_s is None else keep_s)
+        keep = self.recent_s if keep_s is None else keep_s
+        calls = retire_calls(self._keys, spends, keep, self.catalog)
         shortened = 0
         for reply in await self._scripts.run_many(calls, lane="persister"):
             if isinstance(reply, Exception):

@@ -225,7 +225,8 @@ class RoomLog:
         emitted right after the spend's event with an id derived from the
         spend's: the hub and the persister's repair both build it, and the
         room's marker lets one emission through. Like the spend's, it is
-        refused past ``not_after``.
+        refused past ``not_after``, and its marker lives until the persister
+        retires the spend (:mod:`gifting.store.retire`).
         """
         calls = [ScriptCall("emit", *self.spend_emit_args(entry, not_after=not_after))]
         level = level_reached(self.catalog, entry.lifetime, entry.coins)
@@ -234,9 +235,8 @@ class RoomLog:
                 entry.stream, level_up_event_id(entry.event), entry.ts, entry.user, entry.name,
                 level,
             )  # fmt: skip
-            calls.append(
-                ScriptCall("emit", *self.emit_args(entry.stream, body, not_after=not_after))
-            )
+            args = self.emit_args(entry.stream, body, until_retired=True, not_after=not_after)
+            calls.append(ScriptCall("emit", *args))
         return calls
 
     async def emit_spend(self, entry: SpendEntry, *, not_after: int | None = None) -> Emitted:
