@@ -172,3 +172,17 @@ async def test_the_persister_repairs_a_crossing_spend_and_its_level_up_once(
         assert h.state.pg_pool is not None
         report = await run_audit(h.state.pg_pool, h.state.redis, h.state.keys, h.state.catalog)
         assert report.ok, report.render()
+
+
+async def test_a_creators_own_effect_counts_toward_their_level(hub: HubServer) -> None:
+    """A self-purchase (the platform keeps its coins) is a spend like any: it counts."""
+    stream, key = await hub.stream("cleo")
+    await hub.fund("cleo")
+    async with hub.overlay(stream, key) as ov, hub.viewer(stream, "cleo") as cleo:
+        assert (await recv(ov))["op"] == "snapshot"
+        effect = await request(cleo, {"op": "effect", "id": "f1", "effect": "confetti"})
+        assert effect["op"] == "ack", effect
+        events = await events_until(ov, level_up_event_id(effect["event"]))
+    assert [(e["kind"], e.get("level") or e["sender"]["level"]) for e in events] == [
+        ("effect", 1), ("level_up", 1),
+    ]  # fmt: skip
