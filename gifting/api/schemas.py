@@ -419,6 +419,13 @@ class CatalogBadge(Answer):
     coins: Coins
 
 
+class CatalogLevel(Answer):
+    """A gifter level: reached at ``coins`` lifetime coins spent."""
+
+    level: Count
+    coins: Coins
+
+
 class DiamondValue(Answer):
     """What ``diamonds`` diamonds are worth."""
 
@@ -440,6 +447,7 @@ class Catalog(Answer):
     cashout_min_diamonds: Count
     cashout_daily_cap_diamonds: Count
     max_count: Count
+    levels: list[CatalogLevel] = []
 
 
 class HistoryEntry(Answer):

@@ -28,6 +28,7 @@ from gifting.core.catalog_model import (
     Effect,
     Gift,
     Highlight,
+    Level,
     Package,
     Price,
 )
@@ -88,7 +89,13 @@ class _Reader:
     def fail(self, where: str, message: str) -> NoReturn:
         raise CatalogError(f"{self.source}: {where}: {message}")
 
-    def fields(self, value: object, where: str, keys: tuple[str, ...]) -> dict[str, object]:
+    def fields(
+        self,
+        value: object,
+        where: str,
+        keys: tuple[str, ...],
+        optional: frozenset[str] = frozenset(),
+    ) -> dict[str, object]:
         if not isinstance(value, dict):
             self.fail(where, f"must be an object, got {described(value)}")
         unknown = [k for k in value if k not in keys]
@@ -96,7 +103,7 @@ class _Reader:
             names = ", ".join(short(k) for k in unknown)
             allowed = ", ".join(repr(k) for k in keys)
             self.fail(where, f"unknown key {names} (allowed: {allowed})")
-        missing = [k for k in keys if k not in value]
+        missing = [k for k in keys if k not in value and k not in optional]
         if missing:
             self.fail(where, f"missing required key {', '.join(repr(k) for k in missing)}")
         return {str(k): v for k, v in value.items()}
@@ -204,6 +211,30 @@ def _badge(r: _Reader, raw: object, where: str) -> Badge:
     return Badge(id=r.ident(obj, where), name=r.name(obj, where), coins=r.coins(obj, where))
 
 
+def _levels(r: _Reader, raw: object) -> tuple[Level, ...]:
+    """The gifter levels: integers, levels and thresholds both strictly increasing."""
+    if not isinstance(raw, list):
+        r.fail("levels", f"must be an array, got {described(raw)}")
+    if len(raw) > MAX_LEVELS:
+        r.fail("levels", f"has {len(raw)} entries, more than {MAX_LEVELS}")
+    out: list[Level] = []
+    for i, item in enumerate(raw):
+        where = f"levels[{i}]"
+        obj = r.fields(item, where, ("level", "coins"))
+        level = Level(
+            level=r.integer(obj, "level", where, 1, MAX_LEVELS),
+            coins=r.integer(obj, "coins", where, 1, MAX_LEVEL_COINS),
+        )
+        if out and level.level <= out[-1].level:
+            r.fail(where, f"field 'level' ({level.level}) must be greater than the "
+                   f"previous level's ({out[-1].level})")  # fmt: skip
+        if out and level.coins <= out[-1].coins:
+            r.fail(where, f"field 'coins' ({level.coins}) must be greater than the "
+                   f"previous level's ({out[-1].coins})")  # fmt: skip
+        out.append(level)
+    return tuple(out)
+
+
 def _section(
     r: _Reader,
     top: dict[str, object],
@@ -244,7 +275,14 @@ _TOP_KEYS: Final = (
     "cashout_min_diamonds",
     "cashout_daily_cap_diamonds",
     "limits",
+    "levels",
 )
+#: Keys a catalog may leave out (an older catalog file has no gifter levels).
+_OPTIONAL_KEYS: Final = frozenset({"levels"})
+#: Most gifter levels in a catalog.
+MAX_LEVELS: Final = 100
+#: Largest lifetime threshold of a level (coins).
+MAX_LEVEL_COINS: Final = 10**15
 
 
 def parse_catalog(data: object, source: str) -> Catalog:
@@ -255,7 +293,7 @@ def parse_catalog(data: object, source: str) -> Catalog:
     and the field.
     """
     r = _Reader(source)
-    top = r.fields(data, "catalog", _TOP_KEYS)
+    top = r.fields(data, "catalog", _TOP_KEYS, optional=_OPTIONAL_KEYS)
     dv_raw = r.fields(top["diamond_value"], "diamond_value", ("amount", "currency", "diamonds"))
     diamond_value = DiamondValue(
         amount=r.integer(dv_raw, "amount", "diamond_value", 1, MAX_CENTS),
@@ -278,6 +316,7 @@ def parse_catalog(data: object, source: str) -> Catalog:
             top, "cashout_daily_cap_diamonds", "catalog", 1, MAX_CASHOUT_DIAMONDS
         ),
         max_count=r.integer(limits, "max_count", "limits", 1, MAX_COUNT),
+        levels=_levels(r, top.get("levels", [])),
     )
     _check_consistency(r, catalog)
     return catalog

@@ -136,6 +136,18 @@ class Badge:
 
 
 @dataclass(frozen=True, slots=True)
+class Level:
+    """A gifter level: reached once the user's lifetime coins spent are at least ``coins``."""
+
+    level: int
+    coins: int
+
+    def to_public(self) -> dict[str, object]:
+        """Return the wire form ``{"level", "coins"}``."""
+        return {"level": self.level, "coins": self.coins}
+
+
+@dataclass(frozen=True, slots=True)
 class DiamondValue:
     """Cash-out value: ``diamonds`` diamonds are worth ``amount`` minor units of ``currency``."""
 
@@ -162,6 +174,8 @@ class Catalog:
     cashout_min_diamonds: int
     cashout_daily_cap_diamonds: int
     max_count: int
+    #: The gifter levels, thresholds strictly increasing (empty: everyone is level 0).
+    levels: tuple[Level, ...] = ()
 
     def to_public(self) -> dict[str, object]:
         """Return the ``GET /v1/catalog`` body (docs/contract.md §4), lists in file order.
@@ -181,6 +195,7 @@ class Catalog:
             "cashout_min_diamonds": self.cashout_min_diamonds,
             "cashout_daily_cap_diamonds": self.cashout_daily_cap_diamonds,
             "max_count": self.max_count,
+            "levels": [lv.to_public() for lv in self.levels],
         }
 
     @property

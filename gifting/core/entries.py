@@ -13,7 +13,7 @@ one description of those maps (after ``|``: the fields the script appends)::
     type            script              fields, in XADD order
     spend           spend.lua           user name client_id kind item count unit coins
                                         stream creator [text] | event ts balance combo
-                                        [badge]
+                                        lifetime [badge]
     credit          credit.lua          user spend_event coins stream sender
                                         | diamonds event ts
     purchase        purchase.lua        user purchase_id package coins amount currency
@@ -144,20 +144,28 @@ class SpendEntry(SpendArgs, frozen=True, kw_only=True):
     keeps its coins: :mod:`gifting.core.payee`); every other spend has both,
     and the creator is not the sender. ``badge``: the badge the sender showed
     when debited (read by spend.lua, "" for none; it rides on the room event).
+    ``lifetime``: the sender's lifetime coins spent after this debit (0 in an
+    entry from before gifter levels): it sets the level on the room event
+    and whether this debit crossed a level (:mod:`gifting.core.levels`).
     """
 
     event: str
     ts: int
     balance: int
     combo: int
+    lifetime: int = 0
     badge: str = ""
 
     def to_fields(self) -> dict[str, str]:
-        """Every field, as spend.lua appended them (``badge`` only when set)."""
+        """Every field, as spend.lua appended them (``lifetime``, ``badge`` only when set)."""
         fields = {
             **super().to_fields(), "event": self.event, "ts": str(self.ts),
             "balance": str(self.balance), "combo": str(self.combo),
         }  # fmt: skip
+        if (
+            self.lifetime
+        ):  # spend.lua always writes it (>= the spend's coins); older entries lack it
+            fields["lifetime"] = str(self.lifetime)
         if self.badge:
             fields["badge"] = self.badge
         return fields
@@ -401,6 +409,7 @@ def _spend(r: FieldReader) -> SpendEntry:
         user=user, name=name, client_id=client_id, kind=cast(SpendKind, kind), item=item,
         count=count, unit=unit, coins=coins, stream=stream, creator=creator,
         text=r.fields.get("text", ""), event=event, ts=ts, balance=balance, combo=combo,
+        lifetime=r.integer("lifetime", 0) if "lifetime" in r.fields else 0,
         badge=r.fields.get("badge", ""),  # display only: never dead-letters a spend
     )  # fmt: skip
 

@@ -13,11 +13,17 @@ from typing import Any
 from gifting.core.badges import BadgeView, badge_view
 from gifting.core.catalog import Catalog
 from gifting.core.entries import SpendEntry
+from gifting.core.levels import level_for
 
 
-def sender_of(user: str, name: str, badge: BadgeView | None = None) -> dict[str, Any]:
-    """The ``sender`` object of an event; ``badge`` (the shown one) only when the user has one."""
-    out: dict[str, Any] = {"id": user, "name": name or user}
+def sender_of(
+    user: str, name: str, badge: BadgeView | None = None, level: int = 0
+) -> dict[str, Any]:
+    """The ``sender`` object of an event; ``badge`` (the shown one) only when the user has one.
+
+    ``level``: the sender's gifter level (:mod:`gifting.core.levels`), on every event.
+    """
+    out: dict[str, Any] = {"id": user, "name": name or user, "level": level}
     if badge is not None:
         out["badge"] = badge
     return out
@@ -31,7 +37,12 @@ def spend_event(entry: SpendEntry, catalog: Catalog) -> dict[str, Any]:
         "stream": entry.stream,
         "event": entry.event,
         "ts": entry.ts,
-        "sender": sender_of(entry.user, entry.name, badge_view(catalog, entry.badge)),
+        "sender": sender_of(
+            entry.user,
+            entry.name,
+            badge_view(catalog, entry.badge),
+            level_for(catalog, entry.lifetime),
+        ),
         "coins": entry.coins,
     }
     item = entry.item

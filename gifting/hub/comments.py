@@ -22,41 +22,43 @@ from gifting.core.badges import badge_view
 from gifting.core.errors import Blocked, StreamNotLive
 from gifting.core.events import comment_event, sender_of
 from gifting.core.ids import comment_event_id, fingerprint
+from gifting.core.levels import level_for
 from gifting.core.pricing import check_comment
 from gifting.hub import metrics
 from gifting.store.moderation import Moderation
 from gifting.store.rooms import RoomLog
 from gifting.store.streams import Streams
 
-#: Reads the badge a user shows (one HGET of their wallet), or ``None``.
-BadgeLookup = Callable[[str], Awaitable[str | None]]
+#: Reads the badge a user shows (or ``None``) and their lifetime coins spent (one read).
+MarksLookup = Callable[[str], Awaitable[tuple[str | None, int]]]
 
 
-async def _no_badge(_user: str) -> str | None:
-    return None
+async def _no_marks(_user: str) -> tuple[str | None, int]:
+    return None, 0
 
 
 class RoomComments:
     """Posts a viewer's free comment to the room of a live stream.
 
-    The sender's shown badge rides on the comment (``sender.badge``): one
-    Redis read, made at once with the stream's live check.
+    The sender's shown badge and gifter level ride on the comment
+    (``sender.badge``, ``sender.level``): one Redis read of their wallet, made
+    at once with the stream's live check.
     """
 
     def __init__(
-        self, streams: Streams, roomlog: RoomLog, badge_of: BadgeLookup = _no_badge
+        self, streams: Streams, roomlog: RoomLog, marks_of: MarksLookup = _no_marks
     ) -> None:
         self.streams = streams
         self.roomlog = roomlog
-        self.badge_of = badge_of
+        self.marks_of = marks_of
         self.moderation = Moderation(streams.redis, streams.keys, streams)
 
     async def post(self, stream: str, user: str, name: str, client_id: str, text: object) -> str:
         """Post a free comment to the room, once per client id; returns its event id."""
         body_text = check_comment(text)
-        (live, creator), badge = await asyncio.gather(
+        (live, creator), (badge, lifetime) = await asyncio.gather(
             self.streams.redis.hmget(self.streams.keys.stream(stream), ["live", "creator"]),
-            self.badge_of(user),
+            self.marks_of(user),
         )
         if live != b"1":
             raise StreamNotLive("the stream is not live")
@@ -64,7 +66,10 @@ class RoomComments:
             metrics.BLOCKED_COMMENTS.inc()
             raise Blocked("you are blocked in this stream")
         event = comment_event_id(user, client_id)
-        sender = sender_of(user, name, badge_view(self.roomlog.catalog, badge or ""))
+        catalog = self.roomlog.catalog
+        sender = sender_of(
+            user, name, badge_view(catalog, badge or ""), level_for(catalog, lifetime)
+        )
         body = comment_event(stream, event, now_ms(), sender, body_text)
         await self.roomlog.emit(stream, body, fingerprint=fingerprint(body_text))
         return event

@@ -84,7 +84,7 @@ class Hub:
             metrics.CONNECTION_LIMIT.labels(scope).set(cap)
         metrics.RATE_LIMIT.labels("rate").set(settings.rate_per_s)
         metrics.RATE_LIMIT.labels("burst").set(settings.rate_burst)
-        self.comments = RoomComments(streams, rooms, ledger.badge_of)
+        self.comments = RoomComments(streams, rooms, ledger.sender_marks)
         self.streaks = StreakTimers(rooms, settings.combo_window_ms)
         self.leaderboard = LeaderboardTicker(streams, rooms)
         self.presence = PresenceBeat(

@@ -35,7 +35,6 @@ from gifting.core.idempotency import KeptSpend, SpendId
 from gifting.hub import metrics
 from gifting.store.ledger import Ledger, SpendOrder, SpendResult, kept_outcome, spend_entry
 from gifting.store.rooms import RoomLog
-from gifting.store.scripts import ScriptCall
 from gifting.store.streams import Streams
 
 log = logging.getLogger(__name__)
@@ -262,9 +261,7 @@ class SpendPipeline:
         # Past this, Redis refuses the credits and emissions (the persister does them):
         # a marker the persister retired could have expired by then (store/retire.py).
         not_after = self.ledger.settle_deadline(min(s.ts for s in batch))
-        emits = [
-            ScriptCall("emit", *self.rooms.spend_emit_args(e, not_after=not_after)) for e in entries
-        ]
+        emits = [c for e in entries for c in self.rooms.spend_emit_calls(e, not_after=not_after)]
         for failure in await self.ledger.settle_many(entries, emits, not_after=not_after):
             log.warning("settle step failed (the persister will repair it): %s", failure)
         if self.on_settled is not None:

@@ -16,6 +16,7 @@ from typing import Any
 from gifting.clock import now_ms
 from gifting.core.events import sender_of, streak_end_event
 from gifting.core.ids import new_id
+from gifting.core.levels import level_for
 from gifting.hub.spends import Settled
 from gifting.store.rooms import RoomLog
 
@@ -47,7 +48,12 @@ class StreakTimers:
         if old is not None:
             old.cancel()
         self._timers[key] = asyncio.get_running_loop().call_later(
-            self.window_s, self._end, key, o.sender_name, s.result.combo
+            self.window_s,
+            self._end,
+            key,
+            o.sender_name,
+            s.result.combo,
+            level_for(self.roomlog.catalog, s.result.lifetime),
         )
 
     async def stop(self, grace_s: float = STOP_GRACE_S) -> None:
@@ -64,11 +70,13 @@ class StreakTimers:
             task.cancel()
         await asyncio.gather(*late, return_exceptions=True)
 
-    def _end(self, key: StreakKey, name: str, combo: int) -> None:
+    def _end(self, key: StreakKey, name: str, combo: int, level: int) -> None:
         self._timers.pop(key, None)
         sender, stream, gift = key
         now = now_ms()
-        body = streak_end_event(stream, new_id("k", now), now, sender_of(sender, name), gift, combo)
+        body = streak_end_event(
+            stream, new_id("k", now), now, sender_of(sender, name, level=level), gift, combo
+        )
         self._spawn(self.roomlog.emit(stream, body, once=False))
 
     def _spawn(self, coro: Coroutine[Any, Any, object]) -> None:

@@ -171,6 +171,34 @@ function badgeTag(sender) {
     dataset: { badge: String(b.id) }, text: String(b.name || b.id) });
 }
 
+// The sender's gifter level (sender.level), a small pill after the badge; none at 0.
+function levelTag(sender) {
+  const level = Number.parseInt(sender && sender.level, 10) || 0;
+  if (level < 1) return null;
+  return el("span", { class: "lvl", title: `Level ${level}`, dataset: { level: String(level) }, text: `Lv ${level}` });
+}
+
+// What is drawn after a sender's name: their badge, then their level.
+function senderMarks(sender) {
+  const marks = [badgeTag(sender), levelTag(sender)].filter(Boolean);
+  if (!marks.length) return null;
+  const frag = document.createDocumentFragment();
+  frag.append(...marks);
+  return frag;
+}
+
+// A short alert: a gifter reached a level (level_up {user, name, level}).
+function showLevelUp(ev) {
+  const level = Number.parseInt(ev.level, 10) || 0;
+  if (level < 1) return;
+  const node = el("div", { class: "levelup", dataset: { event: ev.event, user: String(ev.user), level: String(level) } },
+    el("span", { class: "art", text: "⬆" }),
+    el("b", { text: String(ev.name || ev.user) }), " reached ",
+    el("span", { class: "lvl", text: `Lv ${level}` }));
+  $("alerts").append(node);
+  setTimeout(() => fadeOut(node), 4000);
+}
+
 function restartAnimation(node, cls) {
   node.classList.remove(cls);
   void node.offsetWidth; // reflow, so the animation plays again
@@ -211,7 +239,7 @@ function showAlert(ev) {
       avatar(ev.sender),
       el("span", { class: "who" },
         el("span", { class: "line1" },
-          el("span", { class: "name", text: ev.sender.name }), badgeTag(ev.sender)),
+          el("span", { class: "name", text: ev.sender.name }), senderMarks(ev.sender)),
         el("span", { class: "what" }, "sent ", el("b", { text: ev.gift.name }))),
       el("span", { class: "art", text: giftEmoji(ev.gift.id, ev.gift.tier) }),
       el("span", { class: "combo" }, el("small", { text: "x" }), el("span", { class: "n" })));
@@ -221,6 +249,10 @@ function showAlert(ev) {
     while (alerts.size > options.maxAlerts) dropAlert(alerts.keys().next().value);
   }
   a.combo = combo;
+  const line1 = a.node.querySelector(".line1");
+  const pill = levelTag(ev.sender); // a streak that crossed a level shows the new one
+  line1.querySelector(".lvl")?.remove();
+  if (pill) line1.append(pill);
   a.node.dataset.event = ev.event;
   a.node.dataset.combo = String(combo);
   a.node.querySelector(".combo .n").textContent = String(combo);
@@ -288,7 +320,7 @@ function playNextBig() {
       avatar(ev.sender, "lg"),
       el("div", { class: "lines" },
         el("div", { class: "line1" },
-          el("span", { class: "name", text: ev.sender.name }), badgeTag(ev.sender)),
+          el("span", { class: "name", text: ev.sender.name }), senderMarks(ev.sender)),
         el("div", { class: "what" }, "sent ", el("b", { text: ev.gift.name }),
           ev.count > 1 ? el("span", { class: "times", text: ` ×${ev.count}` }) : null)),
       el("div", { class: "coins", text: `🪙 ${compact(ev.coins || ev.gift.coins * (ev.count || 1))}` })));
@@ -363,7 +395,7 @@ function showPin(ev, until) {
     el("header", {},
       avatar(ev.sender, "sm"),
       el("span", { class: "name", text: ev.sender.name }),
-      badgeTag(ev.sender),
+      senderMarks(ev.sender),
       el("span", { class: "paid", text: `🪙 ${compact(ev.coins || 0)}` })),
     el("p", { class: "text", text: ev.text }),
     el("div", { class: "timer" }));
@@ -405,7 +437,7 @@ function promotePins() {
 function showChat(ev) {
   const box = $("chat");
   box.append(el("div", { class: "line", dataset: { event: ev.event } },
-    el("span", { class: "name", text: ev.sender.name }), badgeTag(ev.sender), " ",
+    el("span", { class: "name", text: ev.sender.name }), senderMarks(ev.sender), " ",
     el("span", { text: ev.text })));
   while (box.children.length > 6) box.firstElementChild.remove();
 }
@@ -435,7 +467,7 @@ function playEffect(ev) {
   }
   const label = el("div", { class: "fx-label" },
     el("span", { class: "art", text: effectEmoji(id) }),
-    el("b", { text: ev.sender.name }), badgeTag(ev.sender), " triggered ",
+    el("b", { text: ev.sender.name }), senderMarks(ev.sender), " triggered ",
     el("b", { text: ev.effect.name }));
   $("effects").prepend(layer);
   $("fx-labels").append(label); // labels of effects at once stack instead of overlapping
@@ -540,6 +572,9 @@ function show(ev) {
       break;
     case "hidden":
       takeDown(ev.target);
+      break;
+    case "level_up":
+      if (on("alerts")) showLevelUp(ev);
       break;
     default:
       break; // a kind from a newer server

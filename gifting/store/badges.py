@@ -59,6 +59,11 @@ class Badges:
         raw = await self._redis.hget(self._keys.wallet(user), "badge")
         return None if raw is None else raw.decode()
 
+    async def marks_of(self, user: str) -> tuple[str | None, int]:
+        """The badge the user shows (or ``None``) and their lifetime coins spent (one read)."""
+        badge, lifetime = await self._redis.hmget(self._keys.wallet(user), ["badge", "lifetime"])
+        return (None if badge is None else badge.decode()), int(lifetime or 0)
+
     async def owned(self, user: str) -> set[str]:
         """The badges the user owns (the shown one included, even from before the set)."""
         pipe = self._redis.pipeline(transaction=False)

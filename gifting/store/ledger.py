@@ -170,7 +170,8 @@ class Ledger:
         ``keep_s`` defaults to the ledger's recent window. Raises the first
         failure (the records then keep no expiry; nothing is wrong with money).
         """
-        calls = retire_calls(self._keys, spends, self.recent_s if keep_s is None else keep_s)
+        keep = self.recent_s if keep_s is None else keep_s
+        calls = retire_calls(self._keys, spends, keep, self.catalog)
         shortened = 0
         for reply in await self._scripts.run_many(calls, lane="persister"):
             if isinstance(reply, Exception):
@@ -238,6 +239,10 @@ class Ledger:
     async def badge_of(self, user: str) -> str | None:
         """The badge shown on the user's events, or ``None``."""
         return await self._badges.badge_of(user)
+
+    async def sender_marks(self, user: str) -> tuple[str | None, int]:
+        """What a user's events show beside the name: the badge (or ``None``), lifetime spent."""
+        return await self._badges.marks_of(user)
 
     async def replicated(self, keys: Sequence[str]) -> None:
         """Return once the writes made so far in the slots of ``keys`` reached the replicas

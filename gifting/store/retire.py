@@ -1,14 +1,16 @@
 """Retirement: the persister shortens the Redis idempotency records PostgreSQL now holds.
 
-A debited spend leaves three records in Redis, none with an expiry: its
-result under (sender, client id) (spend.lua), the creator's credited marker
+A debited spend leaves three records in Redis, none with an expiry: its result
+under (sender, client id) (spend.lua), the creator's credited marker
 (credit.lua) and the room's emitted marker (emit.lua), both keyed by the
-spend's event id. Kept for ever they grow without bound (at 1,000 gifts/s,
-hundreds of GB under ``noeviction``); expired on a timer alone, a retry or a
-repair after the timer would debit, credit or show the spend again. So they
-live until PostgreSQL holds the spend, then a *recent window* ``R``
-(``GIFTING_IDEMPOTENCY_RECENT_S``) more, and PostgreSQL is the long-term record
-(``spend_ids``, read by the hub on each batch).
+spend's event id (and a fourth, the emitted marker of its ``level_up``, when
+the spend crossed a gifter level: :mod:`gifting.core.levels`). Kept for ever
+they grow without bound (at 1,000 gifts/s, hundreds of GB under
+``noeviction``); expired on a timer alone, a retry or a repair after the timer
+would debit, credit or show the spend again. So they live until PostgreSQL
+holds the spend, then a *recent window* ``R``
+(``GIFTING_IDEMPOTENCY_RECENT_S``) more, and PostgreSQL is the long-term
+record (``spend_ids``, read by the hub on each batch).
 
 The persister retires a batch's spends only **after** its transaction
 committed **and** its XACK was answered (:func:`retire_calls`, retire.lua:
@@ -53,7 +55,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
+from gifting.core.catalog import Catalog
 from gifting.core.entries import SpendEntry
+from gifting.core.levels import level_reached, level_up_event_id
 from gifting.store.keys import Keys
 from gifting.store.scripts import ScriptCall
 
@@ -97,11 +101,15 @@ def repair_deadline(start_ms: int, recent_s: int) -> int:
     return start_ms + recent_s * 500
 
 
-def retire_calls(keys: Keys, spends: Sequence[SpendEntry], keep_s: int) -> list[ScriptCall]:
+def retire_calls(
+    keys: Keys, spends: Sequence[SpendEntry], keep_s: int, catalog: Catalog | None = None
+) -> list[ScriptCall]:
     """retire.lua calls shortening every record of ``spends`` to ``keep_s`` seconds.
 
     One call per hash slot: the senders' results and the creators' markers in
-    their wallet shards, the emitted markers in their rooms.
+    their wallet shards, the emitted markers in their rooms (with ``catalog``,
+    the ``level_up`` marker of a spend that crossed a gifter level too: it is
+    emitted with its spend, by the same two emitters, under the same deadline).
     """
     by_slot: dict[str, list[str]] = {}
     for s in spends:
@@ -113,7 +121,10 @@ def retire_calls(keys: Keys, spends: Sequence[SpendEntry], keep_s: int) -> list[
                 keys.credit_done(s.creator, s.event)
             )
         if s.stream:
-            by_slot.setdefault(f"r:{s.stream}", []).append(keys.room_emitted(s.stream, s.event))
+            room = by_slot.setdefault(f"r:{s.stream}", [])
+            room.append(keys.room_emitted(s.stream, s.event))
+            if catalog is not None and level_reached(catalog, s.lifetime, s.coins) is not None:
+                room.append(keys.room_emitted(s.stream, level_up_event_id(s.event)))
     return [
         ScriptCall("retire", slot_keys[i : i + MAX_KEYS_PER_CALL], [keep_s])
         for slot_keys in by_slot.values()

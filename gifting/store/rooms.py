@@ -25,6 +25,7 @@ from gifting.core.catalog import Catalog
 from gifting.core.entries import SpendEntry
 from gifting.core.errors import BadRequest, Conflict, CursorExpired
 from gifting.core.events import spend_event
+from gifting.core.levels import level_reached, level_up_event, level_up_event_id
 from gifting.store.cluster import is_cluster
 from gifting.store.keys import Keys
 from gifting.store.retire import settle_failure
@@ -214,10 +215,40 @@ class RoomLog:
             not_after=not_after,
         )
 
+    def spend_emit_calls(
+        self, entry: SpendEntry, *, not_after: int | None = None
+    ) -> list[ScriptCall]:
+        """The emit.lua calls of a settled spend: its event, then its ``level_up`` if any.
+
+        The debit that moved the sender's lifetime total across a level's
+        threshold causes a ``level_up`` (:func:`~gifting.core.levels.level_reached`),
+        emitted right after the spend's event with an id derived from the
+        spend's: the hub and the persister's repair both build it, and the
+        room's marker lets one emission through. Like the spend's, it is
+        refused past ``not_after``, and its marker lives until the persister
+        retires the spend (:mod:`gifting.store.retire`).
+        """
+        calls = [ScriptCall("emit", *self.spend_emit_args(entry, not_after=not_after))]
+        level = level_reached(self.catalog, entry.lifetime, entry.coins)
+        if level is not None and entry.stream:
+            body = level_up_event(
+                entry.stream, level_up_event_id(entry.event), entry.ts, entry.user, entry.name,
+                level,
+            )  # fmt: skip
+            args = self.emit_args(entry.stream, body, until_retired=True, not_after=not_after)
+            calls.append(ScriptCall("emit", *args))
+        return calls
+
     async def emit_spend(self, entry: SpendEntry, *, not_after: int | None = None) -> Emitted:
-        """Emit the room event of a settled spend, once (refused past ``not_after``)."""
-        keys, args = self.spend_emit_args(entry, not_after=not_after)
-        status, seq, cursor = await self.scripts.run("emit", keys, args)
+        """Emit the room event of a settled spend (and its ``level_up``), once each.
+
+        Refused past ``not_after``; returns the spend's emission.
+        """
+        calls = self.spend_emit_calls(entry, not_after=not_after)
+        first = await self.scripts.run(calls[0].name, calls[0].keys, calls[0].args)
+        for call in calls[1:]:
+            await self.scripts.run(call.name, call.keys, call.args)
+        status, seq, cursor = first
         return Emitted(int(seq), cursor, status == "replay")
 
     async def aclose(self) -> None:
@@ -234,15 +265,12 @@ class RoomLog:
         past ``not_after`` (then :class:`~gifting.store.retire.LateSettle` is
         raised, like any failure: the caller retries the batch).
         """
-        entries = [e for e in entries if e.stream]
-        shown = await self.scripts.exists_many(
-            [self.keys.room_emitted(e.stream, e.event) for e in entries], lane="repair"
-        )
-        calls = [
-            ScriptCall("emit", *self.spend_emit_args(e, not_after=not_after))
-            for e, done in zip(entries, shown, strict=True)
-            if not done
+        every = [
+            c for e in entries if e.stream for c in self.spend_emit_calls(e, not_after=not_after)
         ]
+        # KEYS[1] of emit.lua is the event's marker (a level_up has its own).
+        shown = await self.scripts.exists_many([c.keys[0] for c in every], lane="repair")
+        calls = [c for c, done in zip(every, shown, strict=True) if not done]
         for reply in await self.scripts.run_many(calls):
             failure = settle_failure(reply)
             if failure is not None:

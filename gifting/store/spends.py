@@ -50,6 +50,8 @@ class SpendResult:
 
     ``badge``: the badge the sender showed when debited (spend.lua reads it
     with the debit and puts it on the outbox entry; "" for none or a replay).
+    ``lifetime``: the sender's lifetime coins spent after the debit (0 on a
+    replay: a replay is not settled again).
     """
 
     event: str
@@ -57,6 +59,7 @@ class SpendResult:
     combo: int
     replayed: bool
     badge: str = ""
+    lifetime: int = 0
 
 
 def spend_args(order: SpendOrder) -> SpendArgs:
@@ -85,7 +88,7 @@ def spend_entry(order: SpendOrder, result: SpendResult, ts: int) -> SpendEntry:
         item=p.item, count=p.count, unit=p.unit_coins, coins=p.coins, stream=order.stream,
         creator=payee(p.kind, order.sender, order.creator), text=order.text,
         event=result.event, ts=ts, balance=result.balance, combo=result.combo,
-        badge=result.badge,
+        lifetime=result.lifetime, badge=result.badge,
     )  # fmt: skip
 
 
@@ -160,7 +163,10 @@ def spend_outcome(reply: Sequence[str]) -> SpendResult:
     if outcome != "ok":
         raise refusal("spend", outcome)
     badge = reply[4] if len(reply) > 4 else ""
-    return SpendResult(event, int(balance), int(combo), status.startswith("replay:"), badge)
+    lifetime = int(reply[5]) if len(reply) > 5 else 0
+    return SpendResult(
+        event, int(balance), int(combo), status.startswith("replay:"), badge, lifetime
+    )
 
 
 class Spends:

@@ -86,7 +86,8 @@ def test_the_badge_rides_on_the_entry_and_on_the_event() -> None:
     assert "badge" not in _entry().to_fields()
     body = spend_event(entry, CATALOG)
     assert body["sender"] == {
-        "id": "alice", "name": "Alice", "badge": {"id": "vip", "name": "VIP", "tier": 3},
+        "id": "alice", "name": "Alice", "level": 0,
+        "badge": {"id": "vip", "name": "VIP", "tier": 3},
     }  # fmt: skip
     # a badge no longer in the catalog is not shown, and never sinks the entry
     assert (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import itertools
 import json
 from collections.abc import Callable
 from importlib import resources
@@ -156,6 +157,7 @@ def test_to_public_shape(catalog: Catalog) -> None:
         "cashout_min_diamonds",
         "cashout_daily_cap_diamonds",
         "max_count",
+        "levels",
     }
     assert pub["gifts"][0] == {  # type: ignore[index]
         "id": "rose",
@@ -474,6 +476,19 @@ BREAKAGES: list[tuple[str, Mutation, tuple[str, ...]]] = [
     ("missing bps", _delete("creator_share_bps"), ("'creator_share_bps'",)),
     ("missing badges", _delete("badges"), ("'badges'",)),
     ("missing cap", _delete("cashout_daily_cap_diamonds"), ("'cashout_daily_cap_diamonds'",)),
+    # gifter levels: integers, levels and thresholds strictly increasing
+    ("levels object", _set("levels", {"1": 1}), ("levels", "array")),
+    ("level float coins", _set("levels.1.coins", 100.0), ("levels[1]", "'coins'", "float")),
+    ("level string", _set("levels.0.level", "1"), ("levels[0]", "'level'", "string")),
+    ("level bool", _set("levels.0.level", True), ("levels[0]", "'level'", "boolean")),
+    ("level 0", _set("levels.0.level", 0), ("levels[0]", "'level'")),
+    ("level coins 0", _set("levels.0.coins", 0), ("levels[0]", "'coins'")),
+    ("level repeated", _set("levels.1.level", 1), ("levels[1]", "'level'", "greater")),
+    ("level decreasing", _set("levels.2.level", 1), ("levels[2]", "'level'", "greater")),
+    ("threshold repeated", _set("levels.1.coins", 1), ("levels[1]", "'coins'", "greater")),
+    ("threshold decreasing", _set("levels.3.coins", 2), ("levels[3]", "'coins'", "greater")),
+    ("level unknown key", _set("levels.0.name", "x"), ("levels[0]", "unknown key 'name'")),
+    ("level missing coins", _delete("levels.0.coins"), ("levels[0]", "'coins'")),
     # shapes
     ("gifts empty", _set("gifts", []), ("gifts", "empty")),
     ("packages empty", _set("packages", []), ("packages", "empty")),
@@ -605,3 +620,20 @@ def test_load_missing_file(tmp_path: Path) -> None:
 def test_load_directory(tmp_path: Path) -> None:
     with pytest.raises(CatalogError, match="cannot read"):
         load_catalog(tmp_path)
+
+
+def test_levels_are_optional_and_parsed_in_order() -> None:
+    data = raw_default()
+    del data["levels"]
+    assert parse_catalog(data, SOURCE).levels == ()
+    assert parse_catalog(data, SOURCE).to_public()["levels"] == []
+    data["levels"] = [{"level": 1, "coins": 1}, {"level": 3, "coins": 50}]
+    cat = parse_catalog(data, SOURCE)
+    assert [(lv.level, lv.coins) for lv in cat.levels] == [(1, 1), (3, 50)]
+    assert cat.to_public()["levels"] == [{"level": 1, "coins": 1}, {"level": 3, "coins": 50}]
+
+
+def test_default_levels_are_a_ladder(catalog: Catalog) -> None:
+    levels = catalog.levels
+    assert levels[0].level == 1 and len(levels) >= 5
+    assert all(a.level < b.level and a.coins < b.coins for a, b in itertools.pairwise(levels))

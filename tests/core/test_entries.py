@@ -114,6 +114,8 @@ def test_a_spend_entry_is_its_args_plus_what_the_script_appends(entry: SpendEntr
     argv = pairs(args.to_fields())
     appended = ["event", entry.event, "ts", str(entry.ts), "balance", str(entry.balance),
                 "combo", str(entry.combo)]  # fmt: skip
+    if entry.lifetime:
+        appended += ["lifetime", str(entry.lifetime)]
     flat = pairs(entry.to_fields())
     assert flat == argv + appended
     assert ("text" in argv) == bool(entry.text)

@@ -36,7 +36,7 @@ def test_a_gift_event_names_the_gift_from_the_catalog() -> None:
     rose = CATALOG.gifts["rose"]
     assert body == {
         "kind": "gift", "stream": "s1", "event": "e-1", "ts": 1764000000123,
-        "sender": {"id": "alice", "name": "Alice"}, "coins": 3,
+        "sender": {"id": "alice", "name": "Alice", "level": 0}, "coins": 3,
         "gift": {"id": "rose", "name": rose.name, "coins": 1, "tier": rose.tier,
                  "streakable": rose.streakable},
         "count": 3, "combo": 5,
@@ -72,8 +72,10 @@ def test_effect_and_highlight_events() -> None:
 
 @pytest.mark.parametrize(("name", "shown"), [("Alice", "Alice"), ("", "alice")])
 def test_the_sender_shows_the_user_id_when_it_has_no_name(name: str, shown: str) -> None:
-    assert sender_of("alice", name) == {"id": "alice", "name": shown}
-    assert sender_of("alice", name, "vip") == {"id": "alice", "name": shown, "badge": "vip"}
+    assert sender_of("alice", name) == {"id": "alice", "name": shown, "level": 0}
+    assert sender_of("alice", name, "vip") == {
+        "id": "alice", "name": shown, "level": 0, "badge": "vip",
+    }  # fmt: skip
 
 
 def test_the_other_kinds_carry_their_fields() -> None:

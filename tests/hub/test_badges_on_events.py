@@ -72,7 +72,8 @@ async def test_the_dearest_badge_rides_on_every_event_for_overlay_and_viewer(
     for events in (on_overlay, on_viewer):
         assert sorted(e["kind"] for e in events) == sorted(KINDS)
         for e in events:
-            assert e["sender"] == {"id": "bea", "name": "bea", "badge": VIP}, e
+            # 2100 coins on badges, then these spends: level 4 (1000..2499), gifter levels.
+            assert e["sender"] == {"id": "bea", "name": "bea", "badge": VIP, "level": 4}, e
 
 
 async def test_no_badge_no_field_and_a_first_badge_shows_at_once(hub: HubServer) -> None:
@@ -82,7 +83,7 @@ async def test_no_badge_no_field_and_a_first_badge_shows_at_once(hub: HubServer)
         assert (await recv(ov))["op"] == "snapshot"
         assert (await request(nia, SPENDS[0]))["op"] == "ack"
         (before,) = await room_events(ov, {"gift"}, 1)
-        assert before["sender"] == {"id": "nia", "name": "nia"}
+        assert before["sender"] == {"id": "nia", "name": "nia", "level": 1}
         await buy_badge(hub, "nia", "b-1", "supporter")
         assert (await request(nia, {**SPENDS[0], "id": "g2"}))["op"] == "ack"
         assert (await request(nia, SPENDS[3]))["op"] == "ack"

@@ -60,7 +60,7 @@ async def test_every_acked_gift_reaches_every_overlay_once_in_order(hub: HubServ
     # JSON and msgpack overlays see the same events, field for field.
     assert seen_json == seen_mp
     first = seen_json[0]
-    assert first["sender"] == {"id": "alice", "name": "alice"}
+    assert first["sender"] == {"id": "alice", "name": "alice", "level": 1}
     assert first["gift"]["id"] == "rose" and first["count"] == 1
     assert [e["combo"] for e in seen_json] == list(range(1, 31))
     wallet = await hub.state.ledger.wallet("alice")

@@ -16,6 +16,8 @@ from gifting.store.rooms import RoomLog
 class StuckRoomLog:
     """A room log whose emits never finish on their own (Redis hangs)."""
 
+    catalog = load_catalog()  # the streak's end shows the sender's level
+
     def __init__(self) -> None:
         self.started = asyncio.Event()
         self.cancelled = 0

@@ -91,8 +91,9 @@ async def test_a_storm_then_retirement_keeps_redis_idempotency_bounded(
     assert refused == 2 * len(senders)
 
     records = await _idempotency_keys(redis, keys)
-    # 3 records per debited spend (result, credited, emitted) + 1 per refused spend.
-    assert len(records) == 3 * len(debited) + refused
+    # 3 records per debited spend (result, credited, emitted) + 1 per refused spend,
+    # + the emitted marker of each sender's level_up (their first rose: level 1).
+    assert len(records) == 3 * len(debited) + refused + len(senders)
     no_expiry = [k for k, ttl in records.items() if ttl < 0]
     assert not no_expiry, f"{len(no_expiry)} records never expire, e.g. {no_expiry[:3]}"
     long_lived = sorted(k for k, ttl in records.items() if ttl > RECENT_S)

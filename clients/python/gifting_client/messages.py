@@ -30,6 +30,7 @@ __all__ = [
     "HighlightEvent",
     "HighlightInfo",
     "LeaderboardEvent",
+    "LevelUp",
     "RoomEvent",
     "Sender",
     "Snapshot",
@@ -65,11 +66,15 @@ class Badge(msgspec.Struct, frozen=True):
 
 
 class Sender(msgspec.Struct, frozen=True):
-    """Who sent a gift, effect or comment (``badge``: the best badge they own, if any)."""
+    """Who sent a gift, effect or comment (``badge``: the best badge they own, if any).
+
+    ``level``: their gifter level (lifetime coins spent, by the catalog's ``levels``).
+    """
 
     id: str
     name: str
     badge: Badge | None = None
+    level: int = 0
 
 
 class GiftInfo(msgspec.Struct, frozen=True):
@@ -239,6 +244,14 @@ class StreamEnded(_Event, frozen=True, tag="stream_ended"):
     """The creator ended the stream; the server closes the connection after it."""
 
 
+class LevelUp(_Event, frozen=True, tag="level_up"):
+    """``user`` reached gifter ``level`` (``name``: their display name); once per level."""
+
+    user: str
+    name: str
+    level: int
+
+
 class UnknownEvent(msgspec.Struct, frozen=True, kw_only=True):
     """An event of a kind this client does not know (``data`` holds every field)."""
 
@@ -260,6 +273,7 @@ RoomEvent: TypeAlias = (
     | LeaderboardEvent
     | GoalEvent
     | StreamEnded
+    | LevelUp
     | UnknownEvent
 )
 _KnownEvent: TypeAlias = (
@@ -271,9 +285,20 @@ _KnownEvent: TypeAlias = (
     | LeaderboardEvent
     | GoalEvent
     | StreamEnded
+    | LevelUp
 )
 _KNOWN_KINDS: Final = frozenset(
-    {"gift", "streak_end", "effect", "highlight", "comment", "leaderboard", "goal", "stream_ended"}
+    {
+        "gift",
+        "streak_end",
+        "effect",
+        "highlight",
+        "comment",
+        "leaderboard",
+        "goal",
+        "stream_ended",
+        "level_up",
+    }
 )
 
 

@@ -11,6 +11,7 @@ from gifting_client import (
     ErrorReply,
     GiftEvent,
     InsufficientFunds,
+    LevelUp,
     RateLimited,
     Unavailable,
     UnknownEvent,
@@ -73,6 +74,18 @@ def test_the_senders_badge_and_the_highlight_level_parse() -> None:
     event = parse_event(raw)
     assert event.sender.badge == Badge("vip", "VIP", 3)  # type: ignore[union-attr]
     assert event.highlight.level == 2  # type: ignore[union-attr]
+
+
+def test_the_senders_level_and_level_up_parse() -> None:
+    head = {"op": "event", "stream": "s1", "seq": 1, "cursor": "1-0_1", "event": "l1", "ts": 1}
+    up = parse_event({**head, "kind": "level_up", "user": "a", "name": "A", "level": 3})
+    assert up == LevelUp(stream="s1", seq=1, cursor="1-0_1", event="l1", ts=1, user="a",
+                         name="A", level=3)  # fmt: skip
+    comment = {**head, "kind": "comment", "text": "hi"}
+    leveled = parse_event({**comment, "sender": {"id": "a", "name": "A", "level": 3}})
+    assert leveled.sender.level == 3  # type: ignore[union-attr]
+    older = parse_event({**comment, "sender": {"id": "a", "name": "A"}})  # an older server
+    assert older.sender.level == 0  # type: ignore[union-attr]
 
 
 def test_frames_round_trip_in_both_encodings() -> None:

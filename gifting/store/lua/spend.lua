@@ -23,12 +23,16 @@
 -- ARGV[9]  count added to the streak
 -- ARGV[10] the live flag read by the caller just before: "1" the stream is live,
 --          "0" not live (refused), "-" live and no stream (a badge: no gate)
--- ARGV[11..] outbox entry field/value pairs (balance, combo, event, ts are appended,
---          and the sender's shown badge, field 'badge' of the wallet, when set)
+-- ARGV[11..] outbox entry field/value pairs (balance, combo, event, ts, lifetime are
+--          appended, and the sender's shown badge, field 'badge' of the wallet, when set)
 --
 -- Returns {status, balance, event, combo} as strings; status is "ok",
 -- "replay:<stored status>", "conflict", or an error code. "ok" adds a fifth:
--- the sender's shown badge ("" for none), which rides on the room event.
+-- the sender's shown badge ("" for none), which rides on the room event, and a
+-- sixth: the sender's lifetime coins spent after this debit (field 'lifetime'
+-- of the wallet, every spend counted), which sets their gifter level. The
+-- debit that moves it across a level's threshold is the only one that can,
+-- so that debit's entry alone causes the level_up (gifting/core/levels.py).
 --
 -- The live flag comes from another slot one round trip earlier; the stream's
 -- gate in this slot closes that gap. Ending a stream closes its gate in every
@@ -51,7 +55,7 @@ if prev[1] then
 end
 
 local price = tonumber(ARGV[2])
-local w = redis.call('HMGET', KEYS[1], 'coins', 'budget', 'month', 'spent')
+local w = redis.call('HMGET', KEYS[1], 'coins', 'budget', 'month', 'spent', 'lifetime')
 local coins = tonumber(w[1] or '0')
 local spent = 0
 if w[3] == ARGV[3] then spent = tonumber(w[4] or '0') end
@@ -80,6 +84,7 @@ end
 -- All checks passed. The outbox append goes first: it is the write that can
 -- fail (a wrong type, out of memory), and if it does nothing else is written.
 local balance = coins - price
+local lifetime = tonumber(w[5] or '0') + price
 local combo = 0
 local now = tonumber(ARGV[5])
 if ARGV[7] ~= '' then
@@ -98,12 +103,14 @@ entry[#entry + 1] = 'event'; entry[#entry + 1] = ARGV[4]
 entry[#entry + 1] = 'ts'; entry[#entry + 1] = ARGV[5]
 entry[#entry + 1] = 'balance'; entry[#entry + 1] = tostring(balance)
 entry[#entry + 1] = 'combo'; entry[#entry + 1] = tostring(combo)
+entry[#entry + 1] = 'lifetime'; entry[#entry + 1] = tostring(lifetime)
 local badge = redis.call('HGET', KEYS[1], 'badge') or ''
 if badge ~= '' then entry[#entry + 1] = 'badge'; entry[#entry + 1] = badge end
 local pos = redis.call('XADD', KEYS[3], '*', unpack(entry))
 
 redis.call('HINCRBY', KEYS[1], 'coins', -price)
 if ARGV[10] == '1' then redis.call('HINCRBY', KEYS[5], 'debits', 1) end
+redis.call('HSET', KEYS[1], 'lifetime', tostring(lifetime))
 redis.call('HSET', KEYS[1], 'month', ARGV[3], 'spent', tostring(spent + price), 'pos', pos)
 if ARGV[7] ~= '' then
   redis.call('HSET', KEYS[4], 'gift', ARGV[7], 'count', tostring(combo), 'last', ARGV[5])
@@ -112,4 +119,4 @@ end
 redis.call('HSET', KEYS[2], 'fp', ARGV[1], 'status', 'ok', 'balance', tostring(balance),
            'event', ARGV[4], 'combo', tostring(combo))
 
-return {'ok', tostring(balance), ARGV[4], tostring(combo), badge}
+return {'ok', tostring(balance), ARGV[4], tostring(combo), badge, tostring(lifetime)}
