@@ -40,8 +40,7 @@ def badge_view(catalog: Catalog, badge_id: str) -> BadgeView | None:
     badge = catalog.badges.get(badge_id) if badge_id else None
     if badge is None:
         return None
-    prices = sorted({b.coins for b in catalog.badges.values()})
-    return {"id": badge.id, "name": badge.name, "tier": prices.index(badge.coins) + 1}
+    return {"id": badge.id, "name": badge.name, "tier": catalog.badge_tiers[badge.id]}
 
 
 def owned_views(catalog: Catalog, owned: Iterable[str]) -> list[BadgeView]:

@@ -14,7 +14,7 @@ Real money cannot express half a cent, so the diamond value is stated per
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from math import gcd
 from typing import Protocol, TypeVar
 
@@ -176,6 +176,17 @@ class Catalog:
     max_count: int
     #: The gifter levels, thresholds strictly increasing (empty: everyone is level 0).
     levels: tuple[Level, ...] = ()
+    #: Derived once, read per event: each level's threshold, in order.
+    level_thresholds: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    #: Derived once, read per event: a badge's tier, its rank among the badge prices (1 = cheapest).
+    badge_tiers: dict[str, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        prices = sorted({b.coins for b in self.badges.values()})
+        object.__setattr__(self, "level_thresholds", tuple(lv.coins for lv in self.levels))
+        object.__setattr__(
+            self, "badge_tiers", {b.id: prices.index(b.coins) + 1 for b in self.badges.values()}
+        )
 
     def to_public(self) -> dict[str, object]:
         """Return the ``GET /v1/catalog`` body (docs/contract.md §4), lists in file order.

@@ -21,9 +21,8 @@ from gifting.core.catalog_model import Catalog
 
 def level_for(catalog: Catalog, lifetime: int) -> int:
     """The level of a user who spent ``lifetime`` coins in all (0 below the first threshold)."""
-    levels = catalog.levels
-    i = bisect.bisect_right([lv.coins for lv in levels], lifetime)
-    return levels[i - 1].level if i else 0
+    i = bisect.bisect_right(catalog.level_thresholds, lifetime)
+    return catalog.levels[i - 1].level if i else 0
 
 
 def level_reached(catalog: Catalog, lifetime: int, coins: int) -> int | None:
