@@ -34,6 +34,13 @@
 -- ARGV[13] fingerprint of the payload, kept with the marker ("" or absent: none);
 --          a later emission of the same event id with another one is a conflict
 --
+-- KEYS[7..] and ARGV[14..] are reserved for the state updated with a spend's
+-- first emission (goals, hype): each section below documents its own.
+--
+-- Events derived from a spend (a goal step reached, a hype level) are appended
+-- by append() in this same script, after the spend's own event: they exist
+-- exactly when the spend was emitted, once, whichever hub or persister ran it.
+--
 -- Returns {status, seq, cursor}: "ok", "replay" (or "conflict": another
 -- payload under the same event id) with the first emission's, or "stale"
 -- (nothing written).
@@ -63,10 +70,21 @@ if ARGV[11] and ARGV[11] ~= '' then
   end
 end
 
-local seq = redis.call('INCR', KEYS[2])
-local id = redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], '*', 's', seq, 'd', ARGV[1])
+local publish = 'PUBLISH'
+if ARGV[12] == 'SPUBLISH' then publish = 'SPUBLISH' end
+
+-- Append one event body (a JSON object without seq/cursor) to the room: the
+-- next seq, the history entry (its id makes the cursor), the publication.
+local function append(body)
+  local s = redis.call('INCR', KEYS[2])
+  local id = redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], '*', 's', s, 'd', body)
+  local c = id .. '_' .. s
+  redis.call(publish, ARGV[5], s .. '|' .. c .. '|' .. body)
+  return s, c
+end
+
 redis.call('XTRIM', KEYS[3], 'MINID', '~', ARGV[3])
-local cursor = id .. '_' .. seq
+local seq, cursor = append(ARGV[1])
 
 local coins = tonumber(ARGV[8])
 if coins > 0 then
@@ -86,7 +104,7 @@ if ttl ~= 0 then
     redis.call('SET', KEYS[1], marker)
   end
 end
-local publish = 'PUBLISH'
-if ARGV[12] == 'SPUBLISH' then publish = 'SPUBLISH' end
-redis.call(publish, ARGV[5], seq .. '|' .. cursor .. '|' .. ARGV[1])
+
+-- Derived events (goals, hype) go here, after the spend's event and its marker.
+
 return {'ok', tostring(seq), cursor}
