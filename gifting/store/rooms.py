@@ -143,6 +143,7 @@ class RoomLog:
         until_retired: bool = False,
         not_after: int | None = None,
         fingerprint: str = "",
+        marker_ttl_s: int | None = None,
     ) -> tuple[list[str], list[str | int]]:
         """KEYS and ARGV of emit.lua for one event (for batching in a pipeline).
 
@@ -151,7 +152,8 @@ class RoomLog:
         persister retires it: a spend's). ``not_after`` (unix ms): past it
         Redis refuses a first emission (``stale``). ``fingerprint`` (with
         ``once``) is kept with the event's marker: emitting the same event id
-        with another fingerprint is refused (:class:`Conflict`).
+        with another fingerprint is refused (:class:`Conflict`). ``marker_ttl_s``
+        overrides the marker's lifetime for an event retried only briefly.
         """
         k = self.keys
         keys = [
@@ -167,7 +169,7 @@ class RoomLog:
             _json.encode(body).decode(),
             self.max_events,
             min_id,
-            (-1 if until_retired else self.marker_ttl_s) if once else 0,
+            (-1 if until_retired else marker_ttl_s or self.marker_ttl_s) if once else 0,
             k.room_channel(stream),
             sender,
             sender_name,
