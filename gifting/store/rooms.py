@@ -25,7 +25,7 @@ from gifting.core.catalog import Catalog
 from gifting.core.entries import SpendEntry
 from gifting.core.errors import BadRequest, Conflict, CursorExpired
 from gifting.core.events import spend_event
-from gifting.core.levels import level_reached, level_up_event, level_up_event_id
+from gifting.core.levels import level_up_event, level_up_event_ids
 from gifting.store.cluster import is_cluster
 from gifting.store.keys import Keys
 from gifting.store.retire import settle_failure
@@ -220,23 +220,24 @@ class RoomLog:
     def spend_emit_calls(
         self, entry: SpendEntry, *, not_after: int | None = None
     ) -> list[ScriptCall]:
-        """The emit.lua calls of a settled spend: its event, then its ``level_up`` if any.
+        """The emit.lua calls of a settled spend: its event, then its ``level_up`` events.
 
         The debit that moved the sender's lifetime total across a level's
-        threshold causes a ``level_up`` (:func:`~gifting.core.levels.level_reached`),
-        emitted right after the spend's event with an id derived from the
-        spend's: the hub and the persister's repair both build it, and the
-        room's marker lets one emission through. Like the spend's, it is
+        threshold causes a ``level_up`` per threshold crossed
+        (:func:`~gifting.core.levels.levels_reached`), emitted right after the
+        spend's event with ids derived from the spend's: the hub and the
+        persister's repair both build them, and the room's marker lets one
+        emission of each through. Like the spend's, it is
         refused past ``not_after``, and its marker lives until the persister
         retires the spend (:mod:`gifting.store.retire`).
         """
         calls = [ScriptCall("emit", *self.spend_emit_args(entry, not_after=not_after))]
-        level = level_reached(self.catalog, entry.lifetime, entry.coins)
-        if level is not None and entry.stream:
-            body = level_up_event(
-                entry.stream, level_up_event_id(entry.event), entry.ts, entry.user, entry.name,
-                level,
-            )  # fmt: skip
+        if not entry.stream:
+            return calls
+        for event, level in level_up_event_ids(
+            self.catalog, entry.event, entry.lifetime, entry.coins
+        ):
+            body = level_up_event(entry.stream, event, entry.ts, entry.user, entry.name, level)
             args = self.emit_args(entry.stream, body, until_retired=True, not_after=not_after)
             calls.append(ScriptCall("emit", *args))
         return calls
