@@ -31,6 +31,7 @@ __all__ = [
     "HighlightInfo",
     "LeaderboardEvent",
     "LevelUp",
+    "Receiver",
     "RoomEvent",
     "Sender",
     "Snapshot",
@@ -186,14 +187,26 @@ class _Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
         return str(self.__struct_config__.tag)
 
 
+class Receiver(msgspec.Struct, frozen=True):
+    """Who received a gift: the host, or a guest of the stream (``guest`` true)."""
+
+    id: str
+    name: str
+    guest: bool = False
+
+
 class GiftEvent(_Event, frozen=True, tag="gift"):
-    """``count`` of ``gift`` from ``sender``: ``combo`` is the streak so far, ``coins`` paid."""
+    """``count`` of ``gift`` from ``sender``: ``combo`` is the streak so far, ``coins`` paid.
+
+    ``receiver``: the host or the guest it was sent to (``None`` from older servers).
+    """
 
     sender: Sender
     gift: GiftInfo
     count: int
     combo: int = 0
     coins: int = 0
+    receiver: Receiver | None = None
 
 
 class StreakEnd(_Event, frozen=True, tag="streak_end"):
