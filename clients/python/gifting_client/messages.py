@@ -27,6 +27,8 @@ __all__ = [
     "GiftRef",
     "Goal",
     "GoalEvent",
+    "GuestView",
+    "GuestsEvent",
     "HighlightEvent",
     "HighlightInfo",
     "LeaderboardEvent",
@@ -167,6 +169,7 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True):
     cursor: str | None = None
     seq: int = 0
     expired: bool = False
+    guests: list[GuestView] = msgspec.field(default_factory=list)
 
 
 # ----------------------------------------------------------------------------- events
@@ -265,6 +268,19 @@ class LevelUp(_Event, frozen=True, tag="level_up"):
     level: int
 
 
+class GuestView(msgspec.Struct, frozen=True):
+    """A guest of the stream (multi-guest LIVE): user id and display name."""
+
+    user: str
+    name: str
+
+
+class GuestsEvent(_Event, frozen=True, tag="guests"):
+    """The stream's guest list changed: ``guests`` is the whole new list."""
+
+    guests: list[GuestView]
+
+
 class UnknownEvent(msgspec.Struct, frozen=True, kw_only=True):
     """An event of a kind this client does not know (``data`` holds every field)."""
 
@@ -287,6 +303,7 @@ RoomEvent: TypeAlias = (
     | GoalEvent
     | StreamEnded
     | LevelUp
+    | GuestsEvent
     | UnknownEvent
 )
 _KnownEvent: TypeAlias = (
@@ -299,6 +316,7 @@ _KnownEvent: TypeAlias = (
     | GoalEvent
     | StreamEnded
     | LevelUp
+    | GuestsEvent
 )
 _KNOWN_KINDS: Final = frozenset(
     {
@@ -311,6 +329,7 @@ _KNOWN_KINDS: Final = frozenset(
         "goal",
         "stream_ended",
         "level_up",
+        "guests",
     }
 )
 
