@@ -19,6 +19,7 @@ from typing import Annotated, Final, Literal
 import msgspec
 from msgspec import Meta
 
+from gifting.core.guests import MAX_GUEST_NAME, MAX_GUESTS
 from gifting.core.ids import ID_PATTERN, MAX_ID_LENGTH
 from gifting.store.streams import MAX_GOAL, MAX_TITLE_LENGTH
 from gifting.store.wallets import MAX_BUDGET
@@ -53,6 +54,10 @@ __all__ = [
     "Goal",
     "GoalBody",
     "GoalSet",
+    "GuestBody",
+    "GuestView",
+    "GuestsBody",
+    "GuestsSet",
     "Health",
     "History",
     "HistoryEntry",
@@ -326,6 +331,7 @@ class Stream(Answer):
     totals: StreamTotals
     top: list[TopGifter]
     goal: Goal | None
+    guests: list[GuestView]
 
 
 class Overlay(Answer):
@@ -531,3 +537,35 @@ class NotReady(Error):
     """A dependency did not answer (503)."""
 
     checks: dict[str, str]
+
+
+# --------------------------------------------------------------------------- guests
+
+
+class GuestBody(Body):
+    """A guest with the display name the room shows (``name`` absent: the user id)."""
+
+    user: Id
+    name: (
+        Annotated[str, Meta(min_length=1, max_length=MAX_GUEST_NAME, pattern=_NO_CONTROL)] | None
+    ) = None
+
+
+class GuestsBody(Body):
+    """The stream's whole guest list: user ids, or ``{"user","name"}`` objects (at most 8)."""
+
+    guests: Annotated[list[Id | GuestBody], Meta(max_length=MAX_GUESTS)]
+
+
+class GuestView(Answer):
+    """A guest as shown: user id and display name."""
+
+    user: str
+    name: str
+
+
+class GuestsSet(Answer):
+    """The stream's guest list after ``PUT .../guests``."""
+
+    stream: str
+    guests: list[GuestView]

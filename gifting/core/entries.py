@@ -12,8 +12,8 @@ one description of those maps (after ``|``: the fields the script appends)::
 
     type            script              fields, in XADD order
     spend           spend.lua           user name client_id kind item count unit coins
-                                        stream creator [text] | event ts balance combo
-                                        lifetime [badge]
+                                        stream creator [text] [host] [receiver_name]
+                                        | event ts balance combo lifetime [badge]
     credit          credit.lua          user spend_event coins stream sender
                                         | diamonds event ts
     purchase        purchase.lua        user purchase_id package coins amount currency
@@ -114,9 +114,18 @@ class SpendArgs(_Fields, frozen=True, kw_only=True):
     stream: str
     creator: str
     text: str = ""
+    #: The stream's creator when ``creator`` (the credited receiver) is a guest; "" otherwise.
+    host: str = ""
+    #: A gift's receiver's display name (the room event's ``receiver``); "" when not known.
+    receiver_name: str = ""
+
+    @property
+    def stream_host(self) -> str:
+        """The stream's creator: ``host`` for a gift to a guest, else ``creator``."""
+        return self.host or self.creator
 
     def to_fields(self) -> dict[str, str]:
-        """The caller's fields, in ARGV order (``text`` only when set)."""
+        """The caller's fields, in ARGV order (``text``, ``host``, ``receiver_name`` when set)."""
         fields = {
             "type": "spend", "user": self.user, "name": self.name, "client_id": self.client_id,
             "kind": self.kind, "item": self.item, "count": str(self.count),
@@ -125,14 +134,24 @@ class SpendArgs(_Fields, frozen=True, kw_only=True):
         }  # fmt: skip
         if self.text:
             fields["text"] = self.text
+        if self.host:
+            fields["host"] = self.host
+        if self.receiver_name:
+            fields["receiver_name"] = self.receiver_name
         return fields
 
     def fingerprint(self) -> str:
         """What tells a retry of this spend's id from a reuse of it with another payload.
 
         Kept with the id's result, in Redis (spend.lua) and in PostgreSQL
-        (``spend_ids``, whose backfill computes the same digest in SQL).
+        (``spend_ids``, whose backfill computes the same digest in SQL). A
+        gift to a guest adds its receiver (the same id to another guest is
+        another payload); every other spend's digest is as before guests.
         """
+        if self.host:
+            return fingerprint(
+                self.kind, self.item, self.count, self.stream, self.text, self.creator
+            )
         return fingerprint(self.kind, self.item, self.count, self.stream, self.text)
 
 
@@ -405,10 +424,15 @@ def _spend(r: FieldReader) -> SpendEntry:
         creator = r.ident("creator") if creator or kind == "gift" else ""
         if creator == user:
             raise MalformedEntry("a spend to the sender's own stream")
+    host = r.ident("host") if "host" in r.fields else ""
+    if host and (kind != "gift" or host == creator):
+        raise MalformedEntry("only a gift to a guest names its stream's host")
     return SpendEntry(
         user=user, name=name, client_id=client_id, kind=cast(SpendKind, kind), item=item,
         count=count, unit=unit, coins=coins, stream=stream, creator=creator,
-        text=r.fields.get("text", ""), event=event, ts=ts, balance=balance, combo=combo,
+        text=r.fields.get("text", ""), host=host,
+        receiver_name=r.fields.get("receiver_name", ""), event=event, ts=ts, balance=balance,
+        combo=combo,
         lifetime=r.integer("lifetime", 0) if "lifetime" in r.fields else 0,
         badge=r.fields.get("badge", ""),  # display only: never dead-letters a spend
     )  # fmt: skip

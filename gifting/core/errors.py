@@ -11,6 +11,7 @@
     ├── Blocked                     blocked         403  (a moderator blocked the sender)
     ├── NotFound                    not_found       404
     ├── UnknownItem                 unknown_item    404
+    ├── UnknownReceiver             unknown_receiver 404 (a gift's ``to``: not a current guest)
     ├── InsufficientFunds           insufficient_funds 402
     ├── BudgetExceeded              budget_exceeded 402
     ├── StreamNotLive               stream_not_live 409
@@ -105,6 +106,13 @@ class UnknownItem(GiftingError):
     status = 404
 
 
+class UnknownReceiver(GiftingError):
+    """A gift's ``to`` is not a current guest of the stream (nor its host)."""
+
+    code = "unknown_receiver"
+    status = 404
+
+
 class InsufficientFunds(GiftingError):
     """The balance cannot pay for this spend (or is negative after a refund)."""
 
@@ -181,6 +189,7 @@ _BY_CODE: dict[str, type[GiftingError]] = {
         Blocked,
         NotFound,
         UnknownItem,
+        UnknownReceiver,
         InsufficientFunds,
         BudgetExceeded,
         StreamNotLive,
@@ -207,6 +216,7 @@ SCRIPT_REFUSALS: Final[Mapping[str, Mapping[str, tuple[str, str]]]] = {
         "budget_exceeded": ("budget_exceeded", "this spend would exceed your monthly budget"),
         "stream_not_live": ("stream_not_live", "the stream is not live"),
         "blocked": ("blocked", "you are blocked in this stream"),
+        "unknown_receiver": ("unknown_receiver", "the receiver is not a guest of this stream"),
     },
     "purchase": {
         "conflict": ("conflict", "this purchase id was already used with another payload"),

@@ -29,6 +29,20 @@ def sender_of(
     return out
 
 
+def receiver_of(entry: SpendEntry) -> dict[str, Any]:
+    """A gift's ``receiver``: ``{"id","name","guest"}`` (the host, or the guest it was sent to).
+
+    Built from the outbox entry alone (its ``creator`` is who was credited,
+    ``receiver_name`` their name), so the hub and the persister's repair
+    show the same. ``guest``: whether the receiver is a guest, not the host.
+    """
+    return {
+        "id": entry.creator,
+        "name": entry.receiver_name or entry.creator,
+        "guest": bool(entry.host),
+    }
+
+
 def spend_event(entry: SpendEntry, catalog: Catalog) -> dict[str, Any]:
     """The room event body of a settled spend outbox entry (gift, effect or highlight)."""
     kind = entry.kind
@@ -57,6 +71,7 @@ def spend_event(entry: SpendEntry, catalog: Catalog) -> dict[str, Any]:
         }
         body["count"] = entry.count
         body["combo"] = entry.combo
+        body["receiver"] = receiver_of(entry)
     elif kind == "effect":
         effect = catalog.effects.get(item)
         body["effect"] = {

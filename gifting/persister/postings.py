@@ -264,7 +264,10 @@ def aggregate(events: Iterable[LedgerEvent]) -> tuple[list[StreamDelta], list[Ea
         # A spend the platform keeps (no creator) is no stream's or creator's income.
         if e.type == "spend" and e.stream and e.creator:
             gifts = e.count if e.kind == "gift" else 0
-            s = streams.setdefault(e.stream, StreamDelta(e.stream, e.creator))
+            s = streams.get(e.stream)
+            if s is None:  # the stream's host: not a guest who received the first gift
+                host = e.entry.stream_host if isinstance(e.entry, SpendEntry) else e.creator
+                s = streams[e.stream] = StreamDelta(e.stream, host)
             s.coins += e.coins
             s.gifts += gifts
             s.spends += 1

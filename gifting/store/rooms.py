@@ -25,6 +25,7 @@ from gifting.core.catalog import Catalog
 from gifting.core.entries import SpendEntry
 from gifting.core.errors import BadRequest, Conflict, CursorExpired
 from gifting.core.events import spend_event
+from gifting.core.guests import Guest, decode_guests
 from gifting.core.levels import level_up_event, level_up_event_ids
 from gifting.store.cluster import is_cluster
 from gifting.store.keys import Keys
@@ -57,6 +58,8 @@ class RoomSnapshot:
     live: bool
     goal: Goal | None
     totals: Totals
+    #: The stream's guests at that seq (a later change arrives as a ``guests`` event).
+    guests: tuple[Guest, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,6 +336,7 @@ class RoomLog:
                 totals.get(f"gift:{gift}", 0) if goal is not None and gift else coins,
                 top,
             ),
+            guests=decode_guests(info.get("guests")),
         )
 
     async def last_cursor(self, stream: str) -> str | None:

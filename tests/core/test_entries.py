@@ -21,7 +21,7 @@ from gifting.core.entries import (
     from_fields,
     pairs,
 )
-from gifting.core.ids import credit_event_id
+from gifting.core.ids import credit_event_id, fingerprint
 
 INT64 = 2**63 - 1
 _ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._~@+-/=!#$%&*^|"
@@ -48,11 +48,16 @@ def spends(draw: st.DrawFn) -> SpendEntry:
     else:
         stream = draw(ids)
         creator = draw(ids.filter(lambda c: c != user))
+    # A gift to a guest names the stream's host; a gift names its receiver's name.
+    host = (
+        draw(st.one_of(st.just(""), ids.filter(lambda h: h != creator))) if kind == "gift" else ""
+    )
     return SpendEntry(
         user=user, name=draw(texts), client_id=draw(ids), kind=kind,
         item=draw(texts.filter(bool)), count=count, unit=unit, coins=unit * count,
         stream=stream, creator=creator, text=draw(texts), event=draw(ids), ts=draw(natural),
-        balance=draw(ints), combo=draw(natural),
+        balance=draw(ints), combo=draw(natural), host=host,
+        receiver_name=draw(texts) if kind == "gift" else "",
     )  # fmt: skip
 
 
@@ -109,7 +114,8 @@ def test_a_spend_entry_is_its_args_plus_what_the_script_appends(entry: SpendEntr
     args = SpendArgs(
         user=entry.user, name=entry.name, client_id=entry.client_id, kind=entry.kind,
         item=entry.item, count=entry.count, unit=entry.unit, coins=entry.coins,
-        stream=entry.stream, creator=entry.creator, text=entry.text,
+        stream=entry.stream, creator=entry.creator, text=entry.text, host=entry.host,
+        receiver_name=entry.receiver_name,
     )  # fmt: skip
     argv = pairs(args.to_fields())
     appended = ["event", entry.event, "ts", str(entry.ts), "balance", str(entry.balance),
@@ -144,3 +150,33 @@ def test_a_class_parses_only_its_own_type() -> None:
 def test_invalid_utf8_is_malformed() -> None:
     with pytest.raises(MalformedEntry, match="UTF-8"):
         from_fields({b"type": b"\xff"})
+
+
+def test_a_gift_to_a_guest_keeps_its_host_and_fingerprints_its_receiver() -> None:
+    """The receiver is part of the payload: the same id to another guest is a conflict."""
+    base = {
+        "user": "alice", "name": "Alice", "client_id": "c1", "kind": "gift", "item": "rose",
+        "count": 1, "unit": 1, "coins": 1, "stream": "s1",
+    }  # fmt: skip
+    to_host = SpendArgs(**base, creator="carol")
+    to_bob = SpendArgs(**base, creator="bob", host="carol", receiver_name="Bob")
+    to_dan = SpendArgs(**base, creator="dan", host="carol")
+    assert to_host.stream_host == to_bob.stream_host == "carol"
+    assert len({to_host.fingerprint(), to_bob.fingerprint(), to_dan.fingerprint()}) == 3
+    # A gift to the host fingerprints as before guests (spend_ids kept in PostgreSQL agree).
+    assert to_host.fingerprint() == fingerprint("gift", "rose", 1, "s1", "")
+    assert to_bob.to_fields()["host"] == "carol"
+    assert "host" not in to_host.to_fields()
+
+
+def test_only_a_gift_to_someone_else_than_its_host_names_a_host() -> None:
+    fields = {
+        "type": "spend", "user": "alice", "name": "Alice", "client_id": "c1", "kind": "gift",
+        "item": "rose", "count": "1", "unit": "1", "coins": "1", "stream": "s1",
+        "creator": "bob", "event": "e1", "ts": "1", "balance": "0", "combo": "1",
+    }  # fmt: skip
+    assert SpendEntry.from_fields({**fields, "host": "carol"}).host == "carol"
+    with pytest.raises(MalformedEntry, match="host"):
+        from_fields({**fields, "host": "bob"})
+    with pytest.raises(MalformedEntry, match="host"):
+        from_fields({**fields, "kind": "effect", "host": "carol"})

@@ -33,7 +33,7 @@ import asyncio
 import email.utils
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Final, TypeVar
 from urllib.parse import quote
@@ -60,6 +60,7 @@ from gifting_client.api_types import (
     ModeratorRemoved,
     OverlayAccess,
     StreamGoal,
+    StreamGuests,
     StreamInfo,
     SubscriptionList,
     Unblocked,
@@ -426,6 +427,19 @@ class ApiClient:
         path = f"/v1/streams/{_seg(stream)}/goal"
         body = {"target": target, "gift": gift}
         return await self._call(StreamGoal, "PUT", path, json=body, idempotent=True)
+
+    async def set_guests(
+        self, stream: str, guests: Sequence[str | tuple[str, str]]
+    ) -> StreamGuests:
+        """``PUT /v1/streams/{id}/guests`` (its creator): the whole guest list (at most 8).
+
+        Each guest is a user id, or ``(user, display name)``.
+        """
+        path = f"/v1/streams/{_seg(stream)}/guests"
+        body = {
+            "guests": [g if isinstance(g, str) else {"user": g[0], "name": g[1]} for g in guests]
+        }
+        return await self._call(StreamGuests, "PUT", path, json=body, idempotent=True)
 
     # ------------------------------------------------------------------------- moderation
 

@@ -34,6 +34,7 @@ __all__ = [
     "DevPurchase",
     "DevToken",
     "DiamondValue",
+    "Guest",
     "HiddenEvent",
     "HistoryEntry",
     "HistoryPage",
@@ -44,6 +45,7 @@ __all__ = [
     "OverlayAccess",
     "Package",
     "StreamGoal",
+    "StreamGuests",
     "StreamInfo",
     "SubscriptionList",
     "Unblocked",
@@ -284,6 +286,7 @@ class _StreamView(_Answer, frozen=True):
     creator_name: str | None = None
     created: int | None = None
     ended: int | None = None
+    guests: list[Guest] = msgspec.field(default_factory=list)
 
 
 class StreamInfo(_StreamView, frozen=True):
@@ -306,6 +309,20 @@ class OverlayAccess(_Answer, frozen=True):
 
     overlay_key: str
     overlay_url: str
+
+
+class Guest(_Answer, frozen=True):
+    """A guest of a stream: user id and the display name the room shows."""
+
+    user: str
+    name: str
+
+
+class StreamGuests(_Answer, frozen=True):
+    """``PUT /v1/streams/{id}/guests``: the stream and its guest list now."""
+
+    stream: str
+    guests: list[Guest]
 
 
 class StreamGoal(_Answer, frozen=True):

@@ -17,7 +17,7 @@ code only: calling it inside a running event loop raises ``RuntimeError``
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine, Iterator, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -36,6 +36,7 @@ from gifting_client.api_types import (
     Moderator,
     OverlayAccess,
     StreamGoal,
+    StreamGuests,
     StreamInfo,
     Wallet,
     WebhookDelivery,
@@ -160,6 +161,10 @@ class SyncApiClient:
     def set_goal(self, stream: str, target: int, gift: str | None = None) -> StreamGoal:
         """Blocking :meth:`ApiClient.set_goal`."""
         return self._run(self._api.set_goal(stream, target, gift))
+
+    def set_guests(self, stream: str, guests: Sequence[str | tuple[str, str]]) -> StreamGuests:
+        """Blocking :meth:`ApiClient.set_guests`."""
+        return self._run(self._api.set_guests(stream, guests))
 
     def add_moderator(self, user: str) -> Moderator:
         """Blocking :meth:`ApiClient.add_moderator`."""

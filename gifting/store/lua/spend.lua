@@ -23,7 +23,9 @@
 -- ARGV[8]  combo window, ms
 -- ARGV[9]  count added to the streak
 -- ARGV[10] the live flag read by the caller just before: "1" the stream is live,
---          "0" not live (refused), "-" live and no stream (a badge: no gate)
+--          "0" not live (refused), "-" live and no stream (a badge: no gate),
+--          "r" live but the gift's receiver is not a current guest (refused
+--          "unknown_receiver": read with the live flag, gifting/core/guests.py)
 -- ARGV[11..] outbox entry field/value pairs (balance, combo, event, ts, lifetime are
 --          appended, and the sender's shown badge, field 'badge' of the wallet, when set)
 --
@@ -69,8 +71,10 @@ local spent = 0
 if w[3] == ARGV[3] then spent = tonumber(w[4] or '0') end
 
 local status = 'ok'
-if ARGV[10] == '0' or (ARGV[10] == '1' and redis.call('HEXISTS', KEYS[5], 'ended') == 1) then
+if ARGV[10] == '0' or (ARGV[10] ~= '-' and redis.call('HEXISTS', KEYS[5], 'ended') == 1) then
   status = 'stream_not_live'
+elseif ARGV[10] == 'r' then
+  status = 'unknown_receiver'
 elseif ARGV[10] == '1' and redis.call('EXISTS', KEYS[6], KEYS[7]) > 0 then
   -- A block is written in the sender's slot (store/moderation.py): it and
   -- this debit are ordered, so no spend is debited after a block answered.
