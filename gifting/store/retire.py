@@ -125,6 +125,8 @@ def retire_calls(
             room.append(keys.room_emitted(s.stream, s.event))
             if catalog is not None and level_reached(catalog, s.lifetime, s.coins) is not None:
                 room.append(keys.room_emitted(s.stream, level_up_event_id(s.event)))
+        if s.video:  # a gift on a video: its marker in the video's slot (store/videos.py)
+            by_slot.setdefault(f"v:{s.video}", []).append(keys.video_emitted(s.video, s.event))
     return [
         ScriptCall("retire", slot_keys[i : i + MAX_KEYS_PER_CALL], [keep_s])
         for slot_keys in by_slot.values()

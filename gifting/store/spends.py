@@ -42,6 +42,8 @@ class SpendOrder:
     stream: str = ""
     creator: str = ""
     text: str = ""
+    #: The video of a gift on a video (then no ``stream``), else "".
+    video: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +74,7 @@ def spend_args(order: SpendOrder) -> SpendArgs:
     return SpendArgs(
         user=order.sender, name=order.sender_name, client_id=order.client_id, kind=p.kind,
         item=p.item, count=p.count, unit=p.unit_coins, coins=p.coins, stream=order.stream,
-        creator=payee(p.kind, order.sender, order.creator), text=order.text,
+        creator=payee(p.kind, order.sender, order.creator), text=order.text, video=order.video,
     )  # fmt: skip
 
 
@@ -86,7 +88,7 @@ def spend_entry(order: SpendOrder, result: SpendResult, ts: int) -> SpendEntry:
     return SpendEntry(
         user=order.sender, name=order.sender_name, client_id=order.client_id, kind=p.kind,
         item=p.item, count=p.count, unit=p.unit_coins, coins=p.coins, stream=order.stream,
-        creator=payee(p.kind, order.sender, order.creator), text=order.text,
+        creator=payee(p.kind, order.sender, order.creator), text=order.text, video=order.video,
         event=result.event, ts=ts, balance=result.balance, combo=result.combo,
         lifetime=result.lifetime, badge=result.badge,
     )  # fmt: skip
@@ -133,7 +135,9 @@ def spend_call(
         keys.block_by_creator(sender, order.creator),  # read only with a stream
         keys.block_in_stream(sender, order.stream),
     ]
-    flag = "0" if not live else "1" if order.stream else "-"
+    if order.video and (order.stream or p.kind != "gift" or not order.creator):
+        raise BadRequest("only a gift to its creator is sent on a video, and in no stream")
+    flag = "0" if not live else "1" if order.stream else "v" if order.video else "-"
     fields = spend_args(order)
     args: list[str | int] = [
         fields.fingerprint(), p.coins, month_of(now), new_event_id(now), now, idempotency_ttl_s,

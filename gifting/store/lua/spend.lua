@@ -9,7 +9,7 @@
 -- KEYS[3]  outbox stream of the sender's shard  {wNN}
 -- KEYS[4]  combo hash (sender, stream)          {wNN}
 -- KEYS[5]  the stream's gate in this shard       {wNN}  (untouched without a stream)
--- KEYS[6]  the sender's block by the creator      {wNN}  (read only with a stream)
+-- KEYS[6]  the sender's block by the creator      {wNN}  (read with a stream or a video)
 -- KEYS[7]  the sender's block in the stream       {wNN}  (read only with a stream)
 -- ARGV[1]  payload fingerprint
 -- ARGV[2]  price: total coins, integer > 0
@@ -22,7 +22,8 @@
 -- ARGV[8]  combo window, ms
 -- ARGV[9]  count added to the streak
 -- ARGV[10] the live flag read by the caller just before: "1" the stream is live,
---          "0" not live (refused), "-" live and no stream (a badge: no gate)
+--          "0" not live (refused), "-" live and no stream (a badge: no gate),
+--          "v" a gift on a video (no stream, no gate; the creator's block KEYS[6] read)
 -- ARGV[11..] outbox entry field/value pairs (balance, combo, event, ts, lifetime are
 --          appended, and the sender's shown badge, field 'badge' of the wallet, when set)
 --
@@ -67,6 +68,8 @@ elseif ARGV[10] == '1' and redis.call('EXISTS', KEYS[6], KEYS[7]) > 0 then
   -- A block is written in the sender's slot (store/moderation.py): it and
   -- this debit are ordered, so no spend is debited after a block answered.
   status = 'blocked'
+elseif ARGV[10] == 'v' and redis.call('EXISTS', KEYS[6]) > 0 then
+  status = 'blocked'  -- a video: the creator's blocks (in every stream) hold there too
 elseif coins < price then
   status = 'insufficient_funds'
 elseif w[2] and spent + price > tonumber(w[2]) then
