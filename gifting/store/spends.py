@@ -126,6 +126,7 @@ def spend_call(
         raise BadRequest("the price of a spend must be a positive whole number of coins")
     sender = order.sender
     shard = keys.shard_of(sender)
+    # A gift on a video has no room and no streak (its combo is 0, its combo key untouched).
     call_keys = [
         keys.wallet(sender),
         keys.spend_result(sender, order.client_id),
@@ -141,7 +142,8 @@ def spend_call(
     fields = spend_args(order)
     args: list[str | int] = [
         fields.fingerprint(), p.coins, month_of(now), new_event_id(now), now, idempotency_ttl_s,
-        p.item if p.kind == "gift" and p.streakable else "", combo_window_ms,
+        p.item if p.kind == "gift" and p.streakable and not order.video else "",
+        combo_window_ms,
         p.count, flag, *pairs(fields.to_fields()),
     ]  # fmt: skip
     return ScriptCall("spend", call_keys, args)
