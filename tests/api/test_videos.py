@@ -20,6 +20,7 @@ from gifting.persister.progress import wait_caught_up
 from gifting.persister.service import persister_lifespan
 from gifting.state import Extension
 from gifting.store.ledger import SpendOrder, spend_entry
+from gifting.store.wiring import build_roomlog
 
 pytestmark = pytest.mark.cluster
 
@@ -121,11 +122,24 @@ async def test_video_gifts_debit_credit_on_the_running_total_and_reach_the_ledge
 
         # Once durable, the persister retired the video's marker to the recent window.
         marker = api.state.keys.video_emitted(video, events[0])
+        record = api.state.keys.spend_result("sam", "g-0")
         for _ in range(100):
-            if await redis.ttl(marker) > 0:
+            if await redis.ttl(marker) > 0 and await redis.ttl(record) > 0:
                 break
             await asyncio.sleep(0.05)
         assert await redis.ttl(marker) > 0
+
+        # Past the Redis record of its id, PostgreSQL's spend_ids answer a retry.
+        assert await redis.delete(record) == 1  # as its expiry would
+        sam = (await api.wallet("sam"))["coins"]
+        again = await gift(api, "sam", video, "g-0", "rose", 1)
+        assert again.status_code == 200, again.text
+        assert again.json()["event"] == events[0] and again.headers["Idempotent-Replayed"] == "true"
+        other = await gift(api, "sam", video, "g-0", "rose", 2)
+        assert other.status_code == 409 and other.json()["code"] == "conflict"
+        assert (await api.wallet("sam"))["coins"] == sam
+        view = (await api.get(f"/v1/videos/{video}")).json()
+        assert view["totals"] == {"coins": 98, "gifts": 7}
 
 
 async def test_a_retried_id_debits_once_and_answers_the_same(api: Api) -> None:
@@ -261,6 +275,11 @@ async def test_the_persister_repairs_the_credit_and_totals_of_a_debit_left_unset
         assert r.headers["Idempotent-Replayed"] == "true"
         entry = spend_entry(order, result, 0)
         assert await api.state.ledger.repair_credits([entry]) == 0
+        roomlog = build_roomlog(api.state.settings, redis, api.state.catalog)
+        try:
+            await roomlog.emit_spends([entry])
+        finally:
+            await roomlog.aclose()
         vera = await api.state.ledger.wallet("vera")
         assert (vera.received, vera.diamonds) == (90, 45)
         view = (await api.get(f"/v1/videos/{video}")).json()
