@@ -13,6 +13,7 @@ import pytest
 from api_support import Api, open_api, settings_for
 from redis.asyncio import Redis
 
+from gifting.api import history as history_api
 from gifting.core.money import diamonds_earned
 from gifting.core.pricing import price_gift
 from gifting.persister.audit import run_audit
@@ -56,7 +57,8 @@ def ledger_app(redis_url: str, db_url: str, key_prefix: str, redis: Redis) -> An
         redis_url, db_url, key_prefix, GIFTING_PERSISTER_IN_PROCESS=True,
         GIFTING_PERSISTER_CLAIM_IDLE_MS=200,
     )  # fmt: skip
-    return open_api(settings, redis, [Extension("persister", lifespan=persister_lifespan)])
+    persister = Extension("persister", routes=history_api.routes, lifespan=persister_lifespan)
+    return open_api(settings, redis, [persister])
 
 
 async def test_video_gifts_debit_credit_on_the_running_total_and_reach_the_ledger(
@@ -119,6 +121,14 @@ async def test_video_gifts_debit_credit_on_the_running_total_and_reach_the_ledge
         )
         report = await run_audit(pool, redis, api.state.keys, api.state.catalog)
         assert report.ok, report.render()
+        # Each side's history names the video.
+        r = await api.get("/v1/wallet/history", "tom")
+        assert r.status_code == 200, r.text
+        [spent] = [e for e in r.json()["entries"] if e["type"] == "spend"]
+        assert (spent["video"], spent["creator"], spent["coins"]) == (video, "vera", -90)
+        assert "stream" not in spent
+        r = await api.get("/v1/wallet/history", "vera")
+        assert {e["video"] for e in r.json()["entries"] if e["type"] == "credit"} == {video}
 
         # Once durable, the persister retired the video's marker to the recent window.
         marker = api.state.keys.video_emitted(video, events[0])
