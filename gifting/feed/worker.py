@@ -48,7 +48,7 @@ from gifting.core.errors import CursorExpired
 from gifting.core.feed import backoff_s
 from gifting.feed.store import Delivery, NewDelivery, Subscription, SubscriptionStore
 from gifting.store.keys import Keys
-from gifting.store.rooms import HistoryEntry, RoomLog
+from gifting.store.rooms import HistoryEntry, RoomLog, parse_cursor
 from gifting.store.streams import Streams
 from gifting.store.videos import Videos
 
@@ -226,10 +226,20 @@ class FeedWorker:
         for stream, cursor in todo:
             await self._collect_stream(creator, stream, cursor, subs)
         if any(s.stream is None and "video_gift" in s.kinds for s in subs):
-            for raw in await self.redis.zrange(self.keys.videos_of(creator), 0, -1):
-                video = raw.decode() if isinstance(raw, bytes) else str(raw)
-                position = positions.get(video_place(video))
-                cursor = position[0] if position else START
+            await self._collect_videos(creator, subs, positions)
+
+    async def _collect_videos(
+        self, creator: str, subs: list[Subscription], positions: dict[str, tuple[str, bool]]
+    ) -> None:
+        """Read the creator's videos that had an event past their position (one round
+        trip finds them: each video's last seq against the seq of its cursor)."""
+        raw = await self.redis.zrange(self.keys.videos_of(creator), 0, -1)
+        videos = [v.decode() if isinstance(v, bytes) else str(v) for v in raw]
+        last = await self.videos.last_seqs(videos)
+        for video in videos:
+            position = positions.get(video_place(video))
+            cursor = position[0] if position else START
+            if last[video] > parse_cursor(cursor)[1]:
                 await self._collect_stream(creator, video, cursor, subs, video=True)
 
     async def _read(self, stream: str, cursor: str) -> list[HistoryEntry]:

@@ -194,3 +194,13 @@ class Videos:
         check_id(creator, "creator")
         ids = await self.redis.zrevrange(self.keys.videos_of(creator), 0, limit - 1)
         return [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
+
+    async def last_seqs(self, video_ids: list[str]) -> dict[str, int]:
+        """The seq of each video's latest event (0: none yet), in one round trip."""
+        if not video_ids:
+            return {}
+        pipe = self.redis.pipeline(transaction=False)
+        for video_id in video_ids:
+            pipe.get(self.keys.video_seq(video_id))
+        replies = await pipe.execute()
+        return {v: int(r or 0) for v, r in zip(video_ids, replies, strict=True)}
