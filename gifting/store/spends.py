@@ -6,9 +6,11 @@ flag the caller read and the stream's gate in its own slot (closed by the
 stream's end), the sender's blocks (written in the sender's slot by
 :mod:`gifting.store.moderation`), the balance and the monthly budget before
 its first write, keeps the result of every message id (failures too) and
-appends the settled entry to the sender's outbox. :func:`spend_call` builds one call (pure,
-for a pipeline); :func:`spend_outcome` reads its reply; :meth:`Spends.debit_many`
-sends a batch in one round trip.
+appends the settled entry to the sender's outbox. A gift on a video
+(``SpendOrder.video``, gifting/api/videos.py) has no stream: no gate, no
+streak, and the creator's blocks (in every stream) hold for it too.
+:func:`spend_call` builds one call (pure, for a pipeline); :func:`spend_outcome`
+reads its reply; :meth:`Spends.debit_many` sends a batch in one round trip.
 """
 
 from __future__ import annotations
