@@ -19,6 +19,7 @@ from typing import Annotated, Final, Literal
 import msgspec
 from msgspec import Meta
 
+from gifting.core.catalog import MAX_COUNT
 from gifting.core.guests import MAX_GUEST_NAME, MAX_GUESTS
 from gifting.core.ids import ID_PATTERN, MAX_ID_LENGTH
 from gifting.store.streams import MAX_GOAL, MAX_TITLE_LENGTH
@@ -85,6 +86,12 @@ __all__ = [
     "StreamTotals",
     "Token",
     "TopGifter",
+    "Video",
+    "VideoBody",
+    "VideoCreated",
+    "VideoGiftBody",
+    "VideoGiftSent",
+    "VideoList",
     "Wallet",
 ]
 
@@ -569,3 +576,55 @@ class GuestsSet(Answer):
 
     stream: str
     guests: list[GuestView]
+
+
+# --------------------------------------------------------------------------- videos
+
+
+class VideoBody(Body):
+    """Register a published video with this title (no control characters)."""
+
+    title: Annotated[str, Meta(max_length=MAX_TITLE_LENGTH, pattern=_NO_CONTROL)]
+
+
+class VideoGiftBody(Body):
+    """Send ``count`` of ``gift`` on a video; ``id`` (the client's) makes it idempotent."""
+
+    id: Id
+    gift: ItemId
+    count: Annotated[int, Meta(ge=1, le=MAX_COUNT)] = 1
+
+
+class Video(Answer):
+    """A video's public view: its creator, title, totals and top gifters."""
+
+    video: str
+    creator: str
+    creator_name: str
+    title: str
+    created: Millis
+    totals: StreamTotals
+    top: list[TopGifter]
+
+
+class VideoCreated(Video):
+    """A video just registered."""
+
+
+class VideoList(Answer):
+    """A creator's video ids, newest first."""
+
+    creator: str
+    videos: list[str]
+
+
+class VideoGiftSent(Answer):
+    """A gift sent on a video (or the first answer again, on a replay)."""
+
+    id: str
+    event: str
+    balance: SignedCoins
+    video: str
+    gift: str
+    count: Count
+    coins: Coins

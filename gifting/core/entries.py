@@ -13,8 +13,8 @@ one description of those maps (after ``|``: the fields the script appends)::
     type            script              fields, in XADD order
     spend           spend.lua           user name client_id kind item count unit coins
                                         stream creator [text] [host] [receiver_name]
-                                        | event ts balance combo lifetime [badge]
-    credit          credit.lua          user spend_event coins stream sender
+                                        [video] | event ts balance combo lifetime [badge]
+    credit          credit.lua          user spend_event coins stream sender [video]
                                         | diamonds event ts
     purchase        purchase.lua        user purchase_id package coins amount currency
                                         | event ts balance
@@ -118,6 +118,8 @@ class SpendArgs(_Fields, frozen=True, kw_only=True):
     host: str = ""
     #: A gift's receiver's display name (the room event's ``receiver``); "" when not known.
     receiver_name: str = ""
+    #: The video a gift is sent on (no stream then; "" for every other spend).
+    video: str = ""
 
     @property
     def stream_host(self) -> str:
@@ -125,7 +127,8 @@ class SpendArgs(_Fields, frozen=True, kw_only=True):
         return self.host or self.creator
 
     def to_fields(self) -> dict[str, str]:
-        """The caller's fields, in ARGV order (``text``, ``host``, ``receiver_name`` when set)."""
+        """The caller's fields, in ARGV order (``text``, ``host``, ``receiver_name``,
+        ``video`` when set)."""
         fields = {
             "type": "spend", "user": self.user, "name": self.name, "client_id": self.client_id,
             "kind": self.kind, "item": self.item, "count": str(self.count),
@@ -138,6 +141,8 @@ class SpendArgs(_Fields, frozen=True, kw_only=True):
             fields["host"] = self.host
         if self.receiver_name:
             fields["receiver_name"] = self.receiver_name
+        if self.video:
+            fields["video"] = self.video
         return fields
 
     def fingerprint(self) -> str:
@@ -148,17 +153,19 @@ class SpendArgs(_Fields, frozen=True, kw_only=True):
         gift to a guest adds its receiver (the same id to another guest is
         another payload); every other spend's digest is as before guests.
         """
+        # A video's place is "video:<id>": no stream id holds a colon, so a gift on a
+        # video and one in a stream never share a fingerprint.
+        place = f"video:{self.video}" if self.video else self.stream
         if self.host:
-            return fingerprint(
-                self.kind, self.item, self.count, self.stream, self.text, self.creator
-            )
-        return fingerprint(self.kind, self.item, self.count, self.stream, self.text)
+            return fingerprint(self.kind, self.item, self.count, place, self.text, self.creator)
+        return fingerprint(self.kind, self.item, self.count, place, self.text)
 
 
 class SpendEntry(SpendArgs, frozen=True, kw_only=True):
     """A settled spend: the caller's fields, then the event, time, balance after and combo.
 
-    Badges have no ``stream`` and no ``creator`` (both ``""``); a creator's
+    Badges have no ``stream`` and no ``creator`` (both ``""``); a gift on a
+    video has a ``video`` and a ``creator`` and no ``stream``; a creator's
     own effect or highlight has a ``stream`` and no ``creator`` (the platform
     keeps its coins: :mod:`gifting.core.payee`); every other spend has both,
     and the creator is not the sender. ``badge``: the badge the sender showed
@@ -199,13 +206,18 @@ class CreditArgs(_Fields, frozen=True, kw_only=True):
     coins: int
     stream: str
     sender: str
+    #: The video of a video gift's credit (its ``stream`` is then ""), else "".
+    video: str = ""
 
     def to_fields(self) -> dict[str, str]:
-        """The caller's fields, in ARGV order."""
-        return {
+        """The caller's fields, in ARGV order (``video`` only when set)."""
+        fields = {
             "type": "credit", "user": self.user, "spend_event": self.spend_event,
             "coins": str(self.coins), "stream": self.stream, "sender": self.sender,
         }  # fmt: skip
+        if self.video:
+            fields["video"] = self.video
+        return fields
 
 
 class CreditEntry(CreditArgs, frozen=True, kw_only=True):
@@ -231,6 +243,7 @@ def credit_of(spend: SpendEntry) -> CreditArgs:
         coins=spend.coins,
         stream=spend.stream,
         sender=spend.user,
+        video=spend.video,
     )
 
 
@@ -415,9 +428,16 @@ def _spend(r: FieldReader) -> SpendEntry:
     combo = r.integer("combo", 0)
     stream = r.text("stream")
     creator = r.text("creator")
+    video = r.ident("video") if "video" in r.fields else ""
     if kind == "badge":
-        if stream or creator:
+        if stream or creator or video:
             raise MalformedEntry("a badge spend has no stream and no creator")
+    elif video:
+        if kind != "gift" or stream:
+            raise MalformedEntry("only a gift is sent on a video, and in no stream")
+        creator = r.ident("creator")
+        if creator == user:
+            raise MalformedEntry("a gift on the sender's own video")
     else:
         stream = r.ident("stream")
         # An empty creator: a creator's own effect or highlight, kept by the platform.
@@ -431,8 +451,8 @@ def _spend(r: FieldReader) -> SpendEntry:
         user=user, name=name, client_id=client_id, kind=cast(SpendKind, kind), item=item,
         count=count, unit=unit, coins=coins, stream=stream, creator=creator,
         text=r.fields.get("text", ""), host=host,
-        receiver_name=r.fields.get("receiver_name", ""), event=event, ts=ts, balance=balance,
-        combo=combo,
+        receiver_name=r.fields.get("receiver_name", ""), video=video, event=event, ts=ts,
+        balance=balance, combo=combo,
         lifetime=r.integer("lifetime", 0) if "lifetime" in r.fields else 0,
         badge=r.fields.get("badge", ""),  # display only: never dead-letters a spend
     )  # fmt: skip
@@ -446,9 +466,13 @@ def _credit(r: FieldReader) -> CreditEntry:
     coins = r.integer("coins", 1)
     diamonds = r.integer("diamonds", 0)
     sender = r.ident("sender")
+    video = r.ident("video") if "video" in r.fields else ""
+    stream = r.text("stream") if video else r.ident("stream")
+    if video and stream:
+        raise MalformedEntry("a video gift's credit has no stream")
     return CreditEntry(
-        user=creator, spend_event=spend_event, coins=coins, stream=r.ident("stream"),
-        sender=sender, diamonds=diamonds, event=event, ts=ts,
+        user=creator, spend_event=spend_event, coins=coins, stream=stream, sender=sender,
+        video=video, diamonds=diamonds, event=event, ts=ts,
     )  # fmt: skip
 
 

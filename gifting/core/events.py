@@ -162,3 +162,29 @@ def hidden_event_id(target: str) -> str:
 def hidden_event(stream: str, event: str, ts: int, target: str) -> dict[str, Any]:
     """A moderator hid room event ``target`` (a comment or highlight): overlays take it down."""
     return {"kind": "hidden", "stream": stream, "event": event, "ts": ts, "target": target}
+
+
+def video_gift_event(entry: SpendEntry, catalog: Catalog) -> dict[str, Any]:
+    """The ``video_gift`` event of a settled gift on a video (its creator's webhooks get it)."""
+    gift = catalog.gifts.get(entry.item)
+    return {
+        "kind": "video_gift",
+        "video": entry.video,
+        "creator": entry.creator,
+        "event": entry.event,
+        "ts": entry.ts,
+        "sender": sender_of(
+            entry.user,
+            entry.name,
+            badge_view(catalog, entry.badge),
+            level_for(catalog, entry.lifetime),
+        ),
+        "gift": {
+            "id": entry.item,
+            "name": gift.name if gift else entry.item,
+            "coins": entry.unit,
+            "tier": gift.tier if gift else 1,
+        },
+        "count": entry.count,
+        "coins": entry.coins,
+    }

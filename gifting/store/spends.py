@@ -6,9 +6,11 @@ flag the caller read and the stream's gate in its own slot (closed by the
 stream's end), the sender's blocks (written in the sender's slot by
 :mod:`gifting.store.moderation`), the balance and the monthly budget before
 its first write, keeps the result of every message id (failures too) and
-appends the settled entry to the sender's outbox. :func:`spend_call` builds one call (pure,
-for a pipeline); :func:`spend_outcome` reads its reply; :meth:`Spends.debit_many`
-sends a batch in one round trip.
+appends the settled entry to the sender's outbox. A gift on a video
+(``SpendOrder.video``, gifting/api/videos.py) has no stream: no gate, no
+streak, and the creator's blocks (in every stream) hold for it too.
+:func:`spend_call` builds one call (pure, for a pipeline); :func:`spend_outcome`
+reads its reply; :meth:`Spends.debit_many` sends a batch in one round trip.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ class SpendOrder:
     to_name: str | None = None
     #: The host's (the stream creator's) display name, shown as a gift's receiver.
     creator_name: str = ""
+    #: The video of a gift on a video (then no ``stream``), else "".
+    video: str = ""
 
     @property
     def guest(self) -> str:
@@ -113,7 +117,7 @@ def spend_args(order: SpendOrder) -> SpendArgs:
         item=p.item, count=p.count, unit=p.unit_coins, coins=p.coins, stream=order.stream,
         creator=payee(p.kind, order.sender, receiver(p.kind, order.creator, order.to)),
         text=order.text, host=order.creator if order.guest else "",
-        receiver_name=_receiver_name(order),
+        receiver_name=_receiver_name(order), video=order.video,
     )  # fmt: skip
 
 
@@ -129,7 +133,7 @@ def spend_entry(order: SpendOrder, result: SpendResult, ts: int) -> SpendEntry:
         item=p.item, count=p.count, unit=p.unit_coins, coins=p.coins, stream=order.stream,
         creator=payee(p.kind, order.sender, receiver(p.kind, order.creator, order.to)),
         text=order.text, host=order.creator if order.guest else "",
-        receiver_name=_receiver_name(order), event=result.event, ts=ts,
+        receiver_name=_receiver_name(order), video=order.video, event=result.event, ts=ts,
         balance=result.balance, combo=result.combo,
         lifetime=result.lifetime, badge=result.badge,
     )  # fmt: skip
@@ -169,6 +173,7 @@ def spend_call(
         raise BadRequest("the price of a spend must be a positive whole number of coins")
     sender = order.sender
     shard = keys.shard_of(sender)
+    # A gift on a video has no room and no streak (its combo is 0, its combo key untouched).
     call_keys = [
         keys.wallet(sender),
         keys.spend_result(sender, order.client_id),
@@ -179,12 +184,15 @@ def spend_call(
         keys.block_in_stream(sender, order.stream),
         keys.shard_due(shard),  # a streakable gift schedules its streak's end
     ]
-    flag = "0" if not live else "1" if order.stream else "-"
+    if order.video and (order.stream or p.kind != "gift" or not order.creator):
+        raise BadRequest("only a gift to its creator is sent on a video, and in no stream")
+    flag = "0" if not live else "1" if order.stream else "v" if order.video else "-"
     if flag == "1" and order.guest and order.to_name is None:
         flag = "r"  # live, but the receiver is not a current guest: unknown_receiver
     args: list[str | int] = [
         fields.fingerprint(), p.coins, month_of(now), new_event_id(now), now, idempotency_ttl_s,
-        p.item if p.kind == "gift" and p.streakable else "", combo_window_ms,
+        p.item if p.kind == "gift" and p.streakable and not order.video else "",
+        combo_window_ms,
         p.count, flag, *pairs(fields.to_fields()),
     ]  # fmt: skip
     return ScriptCall("spend", call_keys, args)

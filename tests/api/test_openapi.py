@@ -55,6 +55,8 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "BlockBody": {"user": "bob", "scope": "stream"},
     "SubscriptionBody": {"url": "http://127.0.0.1:9/hook", "kinds": ["gift", "comment"],
                          "stream": "{stream}"},
+    "VideoBody": {"title": "a clip"},
+    "VideoGiftBody": {"id": "vg-1", "gift": "rose", "count": 2},
 }  # fmt: skip
 
 
@@ -211,8 +213,10 @@ async def _context(api: Api) -> dict[str, str]:
         await roomlog.emit(stream, comment_event(stream, event, 1, sender_of("alice", "A"), "x"))
     finally:
         await roomlog.aclose()
+    video = await api.send("POST", "/v1/videos", {"title": "v"}, user="vera", creator=True)
     return {"stream": stream, "cashout": r.json()["cashout"], "purchase": purchase,
-            "cancel": cancel.json()["cashout"], "event": event}  # fmt: skip
+            "cancel": cancel.json()["cashout"], "event": event,
+            "video": video.json()["video"]}  # fmt: skip
 
 
 def _fill(value: Any, ctx: dict[str, str]) -> Any:

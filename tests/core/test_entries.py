@@ -39,11 +39,15 @@ currencies = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=3, max_size
 
 @st.composite
 def spends(draw: st.DrawFn) -> SpendEntry:
-    kind = draw(st.sampled_from(["gift", "effect", "highlight", "badge"]))
+    kind = draw(st.sampled_from(["gift", "effect", "highlight", "badge", "video"]))
     user = draw(ids)
     unit = draw(st.integers(1, 10**9))
     count = draw(st.integers(1, 10**9))
-    if kind == "badge":
+    video = ""
+    if kind == "video":  # a gift on a video: a creator, no stream
+        kind, stream, video = "gift", "", draw(ids)
+        creator = draw(ids.filter(lambda c: c != user))
+    elif kind == "badge":
         stream = creator = ""
     else:
         stream = draw(ids)
@@ -55,8 +59,8 @@ def spends(draw: st.DrawFn) -> SpendEntry:
     return SpendEntry(
         user=user, name=draw(texts), client_id=draw(ids), kind=kind,
         item=draw(texts.filter(bool)), count=count, unit=unit, coins=unit * count,
-        stream=stream, creator=creator, text=draw(texts), event=draw(ids), ts=draw(natural),
-        balance=draw(ints), combo=draw(natural), host=host,
+        stream=stream, creator=creator, text=draw(texts), video=video, event=draw(ids),
+        ts=draw(natural), balance=draw(ints), combo=draw(natural), host=host,
         receiver_name=draw(texts) if kind == "gift" else "",
     )  # fmt: skip
 
@@ -64,10 +68,11 @@ def spends(draw: st.DrawFn) -> SpendEntry:
 @st.composite
 def credits(draw: st.DrawFn) -> CreditEntry:
     spend_event = draw(ids)
+    video = draw(st.one_of(st.just(""), ids))  # a video gift's credit has no stream
     return CreditEntry(
-        user=draw(ids), spend_event=spend_event, coins=draw(positive), stream=draw(ids),
-        sender=draw(ids), diamonds=draw(natural), event=credit_event_id(spend_event),
-        ts=draw(natural),
+        user=draw(ids), spend_event=spend_event, coins=draw(positive),
+        stream="" if video else draw(ids), sender=draw(ids), video=video,
+        diamonds=draw(natural), event=credit_event_id(spend_event), ts=draw(natural),
     )  # fmt: skip
 
 
@@ -115,7 +120,7 @@ def test_a_spend_entry_is_its_args_plus_what_the_script_appends(entry: SpendEntr
         user=entry.user, name=entry.name, client_id=entry.client_id, kind=entry.kind,
         item=entry.item, count=entry.count, unit=entry.unit, coins=entry.coins,
         stream=entry.stream, creator=entry.creator, text=entry.text, host=entry.host,
-        receiver_name=entry.receiver_name,
+        receiver_name=entry.receiver_name, video=entry.video,
     )  # fmt: skip
     argv = pairs(args.to_fields())
     appended = ["event", entry.event, "ts", str(entry.ts), "balance", str(entry.balance),
@@ -125,6 +130,7 @@ def test_a_spend_entry_is_its_args_plus_what_the_script_appends(entry: SpendEntr
     flat = pairs(entry.to_fields())
     assert flat == argv + appended
     assert ("text" in argv) == bool(entry.text)
+    assert ("video" in argv) == bool(entry.video)
 
 
 @given(spends().filter(lambda s: bool(s.creator)), natural, natural)
@@ -180,3 +186,54 @@ def test_only_a_gift_to_someone_else_than_its_host_names_a_host() -> None:
         from_fields({**fields, "host": "bob"})
     with pytest.raises(MalformedEntry, match="host"):
         from_fields({**fields, "kind": "effect", "host": "carol"})
+
+
+def _video_gift(**change: str) -> dict[str, str]:
+    entry = SpendEntry(
+        user="sam", name="Sam", client_id="c1", kind="gift", item="rose", count=2, unit=1,
+        coins=2, stream="", creator="vera", video="v1", event="e1", ts=1, balance=5, combo=0,
+    )  # fmt: skip
+    return {**entry.to_fields(), **change}
+
+
+def test_a_video_gift_round_trips_and_its_credit_names_the_video() -> None:
+    entry = SpendEntry.from_fields(_video_gift())
+    assert (entry.video, entry.stream, entry.creator) == ("v1", "", "vera")
+    credit = credit_of(entry)
+    assert (credit.video, credit.stream) == ("v1", "")
+    assert credit.to_fields()["video"] == "v1"
+    assert (
+        CreditEntry.from_fields(
+            {**credit.to_fields(), "diamonds": "1", "event": credit_event_id("e1"), "ts": "1"}
+        ).video
+        == "v1"
+    )
+    plain = {k: v for k, v in _video_gift().items() if k != "video"}
+    with pytest.raises(MalformedEntry):  # without its video: a gift needs a stream
+        from_fields(plain)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"stream": "s1"}, "in no stream"),
+        ({"kind": "effect", "item": "confetti"}, "only a gift"),
+        ({"creator": "sam"}, "own video"),
+        ({"creator": ""}, "creator"),
+        ({"video": "bad:id"}, "video"),
+        ({"kind": "badge", "creator": "", "item": "supporter"}, "badge"),
+    ],
+)
+def test_a_malformed_video_gift_is_refused(change: dict[str, str], reason: str) -> None:
+    with pytest.raises(MalformedEntry, match=reason):
+        from_fields(_video_gift(**change))
+
+
+def test_a_video_gift_and_a_stream_gift_never_share_a_fingerprint() -> None:
+    args = {"user": "sam", "name": "Sam", "client_id": "c1", "kind": "gift", "item": "rose",
+            "count": 1, "unit": 1, "coins": 1, "creator": "vera"}  # fmt: skip
+    on_video = SpendArgs(**args, stream="", video="x")  # type: ignore[arg-type]
+    in_stream = SpendArgs(**args, stream="x")  # type: ignore[arg-type]
+    other_video = SpendArgs(**args, stream="", video="y")  # type: ignore[arg-type]
+    prints = {on_video.fingerprint(), in_stream.fingerprint(), other_video.fingerprint()}
+    assert len(prints) == 3

@@ -49,6 +49,8 @@ __all__ = [
     "StreamInfo",
     "SubscriptionList",
     "Unblocked",
+    "VideoGift",
+    "VideoInfo",
     "Wallet",
     "WebhookDelivery",
     "WebhookSubscription",
@@ -456,3 +458,38 @@ class DevPurchase(_Answer, frozen=True):
     coins: int
     balance: int
     user: str | None = None
+
+
+# ----------------------------------------------------------------------------- videos
+
+
+class VideoInfo(_Answer, frozen=True):
+    """``GET /v1/videos/{id}`` (and ``POST /v1/videos``): a video's public view.
+
+    ``totals``: coins and gifts it received; ``top``: its top gifters by coins.
+    """
+
+    video: str
+    creator: str
+    title: str
+    totals: Totals
+    top: list[TopGifter]
+    creator_name: str | None = None
+    created: int | None = None
+
+
+class VideoGift(_Answer, frozen=True):
+    """``POST /v1/videos/{id}/gifts``: the spend's ``event`` id and the ``balance`` after it.
+
+    ``replayed`` is true when this answers a retry of an id already settled
+    (from the ``Idempotent-Replayed`` header; nothing was debited again).
+    """
+
+    event: str
+    balance: int
+    id: str | None = None
+    video: str | None = None
+    gift: str | None = None
+    count: int | None = None
+    coins: int | None = None
+    replayed: bool = False

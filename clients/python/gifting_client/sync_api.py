@@ -38,6 +38,8 @@ from gifting_client.api_types import (
     StreamGoal,
     StreamGuests,
     StreamInfo,
+    VideoGift,
+    VideoInfo,
     Wallet,
     WebhookDelivery,
     WebhookSubscription,
@@ -213,6 +215,22 @@ class SyncApiClient:
     def webhook_deliveries(self, subscription: str) -> list[WebhookDelivery]:
         """Blocking :meth:`ApiClient.webhook_deliveries`."""
         return self._run(self._api.webhook_deliveries(subscription))
+
+    def create_video(self, title: str) -> VideoInfo:
+        """Blocking :meth:`ApiClient.create_video`."""
+        return self._run(self._api.create_video(title))
+
+    def video(self, video: str) -> VideoInfo:
+        """Blocking :meth:`ApiClient.video`."""
+        return self._run(self._api.video(video))
+
+    get_video = video
+
+    def gift_video(
+        self, video: str, gift: str, count: int = 1, *, id: str | None = None
+    ) -> VideoGift:
+        """Blocking :meth:`ApiClient.gift_video`."""
+        return self._run(self._api.gift_video(video, gift, count, id=id))
 
     def dev_token(self, user: str, *, name: str | None = None, creator: bool = False) -> DevToken:
         """Blocking :meth:`ApiClient.dev_token`."""
