@@ -15,7 +15,7 @@ one description of those maps (after ``|``: the fields the script appends)::
                                         stream creator [text] | event ts balance combo
                                         lifetime [badge]
     credit          credit.lua          user spend_event coins stream sender
-                                        | diamonds event ts
+                                        [sender_name spend_ts] | diamonds event ts
     purchase        purchase.lua        user purchase_id package coins amount currency
                                         | event ts balance
     refund          refund.lua          user purchase_id | coins event ts balance
@@ -172,7 +172,14 @@ class SpendEntry(SpendArgs, frozen=True, kw_only=True):
 
 
 class CreditArgs(_Fields, frozen=True, kw_only=True):
-    """The caller's part of a creator credit (credit.lua ARGV[6..]); ``user`` is the creator."""
+    """The caller's part of a creator credit (credit.lua ARGV[10..]); ``user`` is the creator.
+
+    ``sender_name`` and ``spend_ts`` (the spend's time, unix ms) place the
+    credit on the leaderboards (:mod:`gifting.core.periods`): the period is
+    the spend's, whenever the credit runs. Both are on the wire only when set
+    (0 / "" in a credit made by hand and in entries from before leaderboards:
+    the credit's ``ts`` then stands for the spend's time).
+    """
 
     TYPE: ClassVar[EntryType] = "credit"
     user: str
@@ -180,13 +187,20 @@ class CreditArgs(_Fields, frozen=True, kw_only=True):
     coins: int
     stream: str
     sender: str
+    sender_name: str = ""
+    spend_ts: int = 0
 
     def to_fields(self) -> dict[str, str]:
-        """The caller's fields, in ARGV order."""
-        return {
+        """The caller's fields, in ARGV order (``sender_name``, ``spend_ts`` only when set)."""
+        fields = {
             "type": "credit", "user": self.user, "spend_event": self.spend_event,
             "coins": str(self.coins), "stream": self.stream, "sender": self.sender,
         }  # fmt: skip
+        if self.sender_name:
+            fields["sender_name"] = self.sender_name
+        if self.spend_ts:
+            fields["spend_ts"] = str(self.spend_ts)
+        return fields
 
 
 class CreditEntry(CreditArgs, frozen=True, kw_only=True):
@@ -212,6 +226,8 @@ def credit_of(spend: SpendEntry) -> CreditArgs:
         coins=spend.coins,
         stream=spend.stream,
         sender=spend.user,
+        sender_name=spend.name,
+        spend_ts=spend.ts,
     )
 
 
@@ -422,9 +438,12 @@ def _credit(r: FieldReader) -> CreditEntry:
     coins = r.integer("coins", 1)
     diamonds = r.integer("diamonds", 0)
     sender = r.ident("sender")
+    spend_ts = r.integer("spend_ts", 0) if "spend_ts" in r.fields else 0
     return CreditEntry(
         user=creator, spend_event=spend_event, coins=coins, stream=r.ident("stream"),
-        sender=sender, diamonds=diamonds, event=event, ts=ts,
+        sender=sender, sender_name=r.text("sender_name") if "sender_name" in r.fields else "",
+        spend_ts=spend_ts,
+        diamonds=diamonds, event=event, ts=ts,
     )  # fmt: skip
 
 
