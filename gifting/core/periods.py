@@ -28,8 +28,8 @@ __all__ = [
 
 PeriodKind = Literal["week", "month"]
 PERIOD_KINDS: Final[tuple[str, ...]] = get_args(PeriodKind)
-_WEEK: Final = re.compile(r"(\d{4})-W(\d{2})")
-_MONTH: Final = re.compile(r"(\d{4})-(\d{2})")
+_WEEK: Final = re.compile(r"([0-9]{4})-W([0-9]{2})")
+_MONTH: Final = re.compile(r"([0-9]{4})-([0-9]{2})")
 #: Labels before this year or after the last are refused (``datetime`` has no year 0 or 10000).
 _MIN_YEAR: Final = 2000
 _MAX_YEAR: Final = 9998
