@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     # Each hub reports its viewers per stream this often; a report counts for
     # three beats, so a hub that dies stops counting within three beats.
     presence_ms: int = Field(default=5000, alias="GIFTING_PRESENCE_MS", ge=50, le=60_000)
+    # A room that had spends gets its creator's weekly board (a weekly_board event) this often.
+    weekly_board_ms: int = Field(default=5000, alias="GIFTING_WEEKLY_BOARD_MS", ge=50, le=60_000)
     # A connection's send queue, in bytes: past it a viewer is closed 1013, and an
     # overlay catches up from the room's history at the pace its queue drains.
     send_queue_bytes: int = Field(

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
-__all__ = ["MAX_BOARD", "BoardEntry", "board_answer", "ranked"]
+__all__ = ["MAX_BOARD", "BoardEntry", "board_answer", "ranked", "weekly_board_event"]
 
 #: A board shows at most this many entries.
 MAX_BOARD: Final = 100
@@ -41,3 +41,13 @@ def board_answer(period: str, at: str, entries: Iterable[BoardEntry]) -> dict[st
             for i, e in enumerate(entries, start=1)
         ],
     }
+
+
+def weekly_board_event(
+    stream: str, event: str, ts: int, creator: str, week: str, entries: Iterable[BoardEntry]
+) -> dict[str, Any]:
+    """The room event carrying the stream's creator's top supporters of the ISO week ``week``."""
+    return {
+        "kind": "weekly_board", "stream": stream, "event": event, "ts": ts,
+        "creator": creator, **board_answer("week", week, entries),
+    }  # fmt: skip
