@@ -8,6 +8,7 @@ aggregates in PostgreSQL count each credit once and equal Redis's live boards.
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -18,6 +19,7 @@ from gifting.clock import now_ms
 from gifting.core.catalog import Catalog
 from gifting.core.periods import month_of, week_of
 from gifting.core.pricing import price_gift
+from gifting.persister import schema as migrations
 from gifting.persister import writer
 from gifting.persister.consumer import GROUP, OutboxConsumer
 from gifting.persister.postings import parse_entry
@@ -170,3 +172,31 @@ async def test_a_hub_that_never_credited_and_a_replayed_entry_count_once_everywh
     assert (await _boards(pool), await live.supporters("bob", week, 10)) == before
     traffic.events |= set(await outbox_events(redis, keys))
     await assert_exactly_once(pool, redis, keys, catalog, traffic.expected())
+
+
+async def test_the_migration_backfills_the_credits_already_persisted(pool: asyncpg.Pool) -> None:
+    """0007's backfill, run on a ledger written before it: the same rows the persister writes."""
+    sunday = mk.spend("alice", "bob", unit=5, count=2)
+    sunday["ts"] = str(SUNDAY_LATE)
+    monday = mk.spend("carol", "bob", unit=3)
+    monday["ts"] = str(MONDAY)
+    fields = [
+        sunday, monday,
+        credit(sunday, spend_ts=None, credited_at=MONDAY + 5000),  # old shape: no spend_ts
+        credit(monday, spend_ts=None, credited_at=MONDAY),
+    ]  # fmt: skip
+    async with pool.acquire() as conn:
+        await write_batch(conn, [parse_entry(f"1-{i}", f) for i, f in enumerate(fields)])
+        await conn.execute("TRUNCATE board_supporters, board_creators")
+        sql = (
+            Path(migrations.__file__).parent / "migrations" / "0007_leaderboards.sql"
+        ).read_text()
+        await conn.execute(sql[sql.index("-- The credits persisted before") :])
+    supporters, creators = await _boards(pool)
+    assert supporters == [
+        ("bob", "2026-12", "alice", "Alice", 10),
+        ("bob", "2026-12", "carol", "Carol", 3),
+        ("bob", "2026-W49", "alice", "Alice", 10),  # the spend's week, not the credit's
+        ("bob", "2026-W50", "carol", "Carol", 3),
+    ]
+    assert creators == [("2026-12", "bob", 13), ("2026-W49", "bob", 10), ("2026-W50", "bob", 3)]
