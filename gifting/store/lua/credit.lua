@@ -72,15 +72,18 @@ redis.call('HINCRBY', KEYS[1], 'diamonds', delta)
 redis.call('HSET', KEYS[1], 'pos', pos)
 redis.call('SET', KEYS[2], tostring(delta))
 
+-- A member is new exactly when its score is now this credit's coins (scores only
+-- grow); a new key has a new member, so the expiry is set once per member, not per credit.
+local function count(key, member, expire_at)
+  if tonumber(redis.call('ZINCRBY', key, coins, member)) == coins then
+    redis.call('PEXPIREAT', key, expire_at)
+  end
+end
 local sender = ARGV[6]
-redis.call('ZINCRBY', KEYS[4], coins, sender)
-redis.call('ZINCRBY', KEYS[5], coins, sender)
-redis.call('ZINCRBY', KEYS[7], coins, ARGV[10])
-redis.call('ZINCRBY', KEYS[8], coins, ARGV[10])
-redis.call('PEXPIREAT', KEYS[4], ARGV[8])
-redis.call('PEXPIREAT', KEYS[7], ARGV[8])
-redis.call('PEXPIREAT', KEYS[5], ARGV[9])
-redis.call('PEXPIREAT', KEYS[8], ARGV[9])
+count(KEYS[4], sender, ARGV[8])
+count(KEYS[5], sender, ARGV[9])
+count(KEYS[7], ARGV[10], ARGV[8])
+count(KEYS[8], ARGV[10], ARGV[9])
 if ARGV[7] ~= '' then redis.call('HSET', KEYS[6], sender, ARGV[7]) end
 -- The names live as long as the later of the two periods (GT: never shortened).
 local names_until = math.max(tonumber(ARGV[8]), tonumber(ARGV[9]))
