@@ -19,8 +19,9 @@ from typing import Annotated, Final, Literal
 import msgspec
 from msgspec import Meta
 
+from gifting.core.goals import MAX_GOAL, MAX_GOAL_TITLE, MAX_GOALS, MAX_STEPS
 from gifting.core.ids import ID_PATTERN, MAX_ID_LENGTH
-from gifting.store.streams import MAX_GOAL, MAX_TITLE_LENGTH
+from gifting.store.streams import MAX_TITLE_LENGTH
 from gifting.store.wallets import MAX_BUDGET
 
 __all__ = [
@@ -53,6 +54,10 @@ __all__ = [
     "Goal",
     "GoalBody",
     "GoalSet",
+    "GoalSpecBody",
+    "GoalView",
+    "GoalsBody",
+    "GoalsSet",
     "Health",
     "History",
     "HistoryEntry",
@@ -326,6 +331,7 @@ class Stream(Answer):
     totals: StreamTotals
     top: list[TopGifter]
     goal: Goal | None
+    goals: list[GoalView]
 
 
 class Overlay(Answer):
@@ -348,6 +354,7 @@ class GoalSet(Answer):
 
     stream: str
     goal: Goal | None
+    goals: list[GoalView]
 
 
 class Credited(Answer):
@@ -531,3 +538,43 @@ class NotReady(Error):
     """A dependency did not answer (503)."""
 
     checks: dict[str, str]
+
+
+# --------------------------------------------------------------------------- goals (issue 17)
+
+
+class GoalSpecBody(Body):
+    """One goal: ``target`` coins (``gift`` null) or a count of one gift; ``steps`` are
+    intermediate marks, strictly increasing, each below the target."""
+
+    id: Id
+    target: Annotated[int, Meta(ge=1, le=MAX_GOAL)]
+    title: Annotated[str, Meta(max_length=MAX_GOAL_TITLE, pattern=_NO_CONTROL)] = ""
+    gift: ItemId | None = None
+    steps: Annotated[list[Annotated[int, Meta(ge=1, le=MAX_GOAL)]], Meta(max_length=MAX_STEPS)] = []
+
+
+class GoalsBody(Body):
+    """A stream's goals (at most three, unique ids); replaces the list."""
+
+    goals: Annotated[list[GoalSpecBody], Meta(max_length=MAX_GOALS)]
+
+
+class GoalView(Answer):
+    """One goal and how far it is (``steps_reached``: the steps at or below ``progress``)."""
+
+    id: str
+    title: str
+    progress: Count
+    target: Count
+    gift: str | None
+    steps: list[Count]
+    steps_reached: list[Count]
+    reached: bool
+
+
+class GoalsSet(Answer):
+    """The stream's goals after a change."""
+
+    stream: str
+    goals: list[GoalView]

@@ -309,15 +309,13 @@ async def _snapshot(hub: Hub, stream: Stream) -> dict[str, Any]:
     """The ``snapshot`` message: the room read at one seq (snapshot.lua), so the events
     after that seq are exactly what it does not show."""
     snap = await hub.roomlog.snapshot(stream.stream)
-    totals, goal = snap.totals, None
-    if snap.goal is not None:
-        target, gift = snap.goal.target, snap.goal.gift
-        goal = {"target": target, "progress": totals.goal_progress, "gift": gift}
+    totals, goals = snap.totals, snap.goals
     return {
         "op": "snapshot", "stream": stream.stream, "title": snap.title, "live": snap.live,
         "creator": {"id": snap.creator, "name": snap.creator_name},
         "totals": {"coins": totals.coins, "gifts": totals.gifts}, "top": totals.top,
-        "goal": goal, "cursor": snap.cursor or None, "seq": snap.seq,
+        "goal": goals[0].legacy_view() if goals else None,
+        "goals": [g.view() for g in goals], "cursor": snap.cursor or None, "seq": snap.seq,
     }  # fmt: skip
 
 

@@ -476,22 +476,77 @@ function playEffect(ev) {
 
 // ---------------------------------------------------------------------------- goal and top gifters
 
-function renderGoal(goal) {
+// Up to three goals (ev.goals / snap.goals), each a bar with its step marks; an
+// older server sends only `goal` (one goal, no steps). A goal_reached event
+// lights its mark and plays a short celebration on that goal's bar.
+let goalsShown = [];
+
+function goalList(goals, legacy) {
+  if (Array.isArray(goals)) return goals.filter((g) => g && g.target > 0).slice(0, 3);
+  if (legacy && legacy.target) return [{ id: "goal", title: "", steps: [], steps_reached: [], ...legacy }];
+  return [];
+}
+
+function goalLabel(g) {
+  if (g.progress >= g.target) return "Goal reached!";
+  return g.title || (g.gift ? `${full(g.target)} gifts` : "Stream goal");
+}
+
+function renderGoals(goals, legacy) {
   const box = $("goal");
-  if (!on("goal") || !goal || !goal.target) { box.hidden = true; return; }
-  const pct = Math.min(100, Math.floor((goal.progress / goal.target) * 100));
+  goalsShown = goalList(goals, legacy);
+  if (!on("goal") || !goalsShown.length) { box.hidden = true; box.replaceChildren(); return; }
   box.hidden = false;
-  box.classList.toggle("reached", goal.progress >= goal.target);
-  box.replaceChildren(
+  box.replaceChildren(...goalsShown.map((g) => {
+    const pct = Math.min(100, Math.floor((g.progress / g.target) * 100));
+    const reached = new Set(Array.isArray(g.steps_reached) ? g.steps_reached : []);
+    const steps = Array.isArray(g.steps) ? g.steps : [];
+    const bar = el("div", { class: "bar" }, el("div", { class: "fill" }),
+      ...steps.map((step) => el("span", {
+        class: `mark${reached.has(step) || g.progress >= step ? " hit" : ""}`,
+        dataset: { step: String(step) }, title: full(step) })),
+      el("span", { class: "pct", text: `${pct}%` }));
+    bar.querySelector(".fill").style.width = `${pct}%`;
+    for (const mark of bar.querySelectorAll(".mark")) {
+      mark.style.left = `${(Number(mark.dataset.step) / g.target) * 100}%`;
+    }
+    return el("div", {
+      class: `item${g.progress >= g.target ? " reached" : ""}`,
+      dataset: { goal: String(g.id), progress: String(g.progress), target: String(g.target) },
+    },
     el("div", { class: "row" },
       el("span", { class: "label" },
-        goal.gift ? el("span", { class: "art", text: giftEmoji(goal.gift, 2) }) : el("span", { class: "art", text: "🎯" }),
-        goal.progress >= goal.target ? "Goal reached!" : "Stream goal"),
-      el("span", { class: "nums" }, el("b", { text: full(goal.progress) }), ` / ${full(goal.target)}`)),
-    el("div", { class: "bar" }, el("div", { class: "fill" }), el("span", { class: "pct", text: `${pct}%` })));
-  box.querySelector(".fill").style.width = `${pct}%`;
-  box.dataset.progress = String(goal.progress);
-  box.dataset.target = String(goal.target);
+        el("span", { class: "art", text: g.gift ? giftEmoji(g.gift, 2) : "🎯" }),
+        el("span", { class: "title", text: goalLabel(g) })),
+      el("span", { class: "nums" }, el("b", { text: full(g.progress) }), ` / ${full(g.target)}`)),
+    bar);
+  }));
+  const first = goalsShown[0];
+  box.classList.toggle("reached", goalsShown.every((g) => g.progress >= g.target));
+  box.dataset.progress = String(first.progress);
+  box.dataset.target = String(first.target);
+  box.dataset.count = String(goalsShown.length);
+}
+
+function celebrateGoal(ev) {
+  if (!on("goal")) return;
+  const item = [...$("goal").querySelectorAll(".item")].find((n) => n.dataset.goal === String(ev.goal));
+  if (!item) return;
+  const step = Number.isInteger(ev.step) ? ev.step : null;
+  if (step !== null) {
+    const mark = [...item.querySelectorAll(".mark")].find((m) => Number(m.dataset.step) === step);
+    if (mark) mark.classList.add("hit");
+  } else {
+    item.classList.add("reached");
+    item.querySelector(".title").textContent = "Goal reached!";
+  }
+  const cheer = el("div", { class: "cheer", dataset: { event: ev.event, step: step === null ? "target" : String(step) } },
+    el("span", { class: "art", text: step === null ? "🏆" : "🎉" }),
+    step === null ? "Goal reached!" : `Step ${full(step)} reached!`);
+  item.append(cheer);
+  restartAnimation(item, "celebrate");
+  chime(step === null ? 3 : 2);
+  setTimeout(() => fadeOut(cheer), 3500);
 }
 
 const MEDALS = ["🥇", "🥈", "🥉"];
@@ -562,7 +617,10 @@ function show(ev) {
       if (on("effects")) { playEffect(ev); markShown(ev); }
       break;
     case "goal":
-      renderGoal(ev.goal);
+      renderGoals(ev.goals, ev.goal);
+      break;
+    case "goal_reached":
+      celebrateGoal(ev);
       break;
     case "leaderboard":
       renderTop(ev.top);
@@ -586,7 +644,7 @@ function applySnapshot(snap) {
   state.seq = snap.seq || 0;
   state.cursor = snap.cursor || (state.seq === 0 ? "0-0_0" : null);
   saveNow();
-  renderGoal(snap.goal);
+  renderGoals(snap.goals, snap.goal);
   renderTop(snap.top);
   stage.dataset.title = snap.title || "";
   if (snap.live === false) streamEnded();

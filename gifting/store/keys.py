@@ -213,3 +213,7 @@ class Keys:
     def streams_of(self, creator: str) -> str:
         """Sorted set: a creator's streams by start time."""
         return f"{self.prefix}:{{c:{creator}}}:streams"
+
+    def stream_goals(self, stream: str) -> str:
+        """Hash: the room's goals and their progress (layout: gifting/store/goals.py)."""
+        return f"{self.prefix}:{{r:{stream}}}:goals"

@@ -25,12 +25,14 @@ from gifting.core.catalog import Catalog
 from gifting.core.entries import SpendEntry
 from gifting.core.errors import BadRequest, Conflict, CursorExpired
 from gifting.core.events import spend_event
+from gifting.core.goals import GoalState
 from gifting.core.levels import level_reached, level_up_event, level_up_event_id
 from gifting.store.cluster import is_cluster
+from gifting.store.goals import goals_from_hash
 from gifting.store.keys import Keys
 from gifting.store.retire import settle_failure
 from gifting.store.scripts import ScriptCall, Scripts
-from gifting.store.streams import Goal, Totals
+from gifting.store.streams import Totals
 
 _json = msgspec.json.Encoder()
 
@@ -55,7 +57,7 @@ class RoomSnapshot:
     creator_name: str
     title: str
     live: bool
-    goal: Goal | None
+    goals: list[GoalState]
     totals: Totals
 
 
@@ -143,6 +145,8 @@ class RoomLog:
         until_retired: bool = False,
         not_after: int | None = None,
         fingerprint: str = "",
+        spend_event_id: str = "",
+        spend_ts: int | None = None,
     ) -> tuple[list[str], list[str | int]]:
         """KEYS and ARGV of emit.lua for one event (for batching in a pipeline).
 
@@ -152,6 +156,8 @@ class RoomLog:
         Redis refuses a first emission (``stale``). ``fingerprint`` (with
         ``once``) is kept with the event's marker: emitting the same event id
         with another fingerprint is refused (:class:`Conflict`).
+        ``spend_event_id`` and ``spend_ts``: the event is a spend's, whose first
+        emission counts toward the room's goals (emit.lua, "Goals").
         """
         k = self.keys
         keys = [
@@ -161,6 +167,7 @@ class RoomLog:
             k.stream_totals(stream),
             k.stream_top(stream),
             k.stream_names(stream),
+            k.stream_goals(stream),
         ]
         min_id = max(self.clock() - self.max_age_s * 1000, 0)
         args: list[str | int] = [
@@ -177,6 +184,9 @@ class RoomLog:
             "" if not_after is None else not_after,
             self.publish,
             fingerprint,
+            spend_event_id,
+            "" if spend_ts is None else str(spend_ts),
+            _json.encode(stream).decode(),
         ]
         return keys, args
 
@@ -213,6 +223,8 @@ class RoomLog:
             item_field=f"gift:{entry.item}" if gift else "",
             until_retired=True,
             not_after=not_after,
+            spend_event_id=entry.event,
+            spend_ts=entry.ts,
         )
 
     def spend_emit_calls(
@@ -293,7 +305,7 @@ class RoomLog:
         ]
 
     async def snapshot(self, stream: str, top_n: int = 3) -> RoomSnapshot:
-        """The room's stream, totals, top gifters, seq and cursor, read at once."""
+        """The room's stream, totals, top gifters, goals, seq and cursor, read at once."""
         k = self.keys
         keys = [
             k.stream(stream),
@@ -302,14 +314,13 @@ class RoomLog:
             k.stream_names(stream),
             k.room_seq(stream),
             k.room_history(stream),
+            k.stream_goals(stream),
         ]
-        seq, cursor, info_flat, totals_flat, top_flat = await self.scripts.run_raw(
+        seq, cursor, info_flat, totals_flat, top_flat, goals_flat = await self.scripts.run_raw(
             "snapshot", keys, [top_n]
         )
         info = _pairs(info_flat)
         totals = {name: int(value) for name, value in _pairs(totals_flat).items()}
-        target, gift = info["goal_target"], info["goal_gift"] or None
-        goal = Goal(int(target), gift) if target else None
         coins = totals.get("coins", 0)
         top = [
             {"user": _text(top_flat[i]), "name": _text(top_flat[i + 2]),
@@ -323,13 +334,8 @@ class RoomLog:
             creator_name=info["creator_name"],
             title=info["title"],
             live=info["live"] == "1",
-            goal=goal,
-            totals=Totals(
-                coins,
-                totals.get("gifts", 0),
-                totals.get(f"gift:{gift}", 0) if goal is not None and gift else coins,
-                top,
-            ),
+            goals=goals_from_hash(_pairs(goals_flat)),
+            totals=Totals(coins, totals.get("gifts", 0), top),
         )
 
     async def last_cursor(self, stream: str) -> str | None:

@@ -30,6 +30,7 @@ SCRIPT_NAMES = (
     "retire",
     "snapshot",
     "badge",
+    "goals_set",
 )
 
 

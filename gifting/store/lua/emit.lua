@@ -37,6 +37,11 @@
 -- KEYS[7..] and ARGV[14..] are reserved for the state updated with a spend's
 -- first emission (goals, hype): each section below documents its own.
 --
+-- KEYS[7]  the room's goals hash (gifting/store/goals.py)  {r:stream}
+-- ARGV[14] the spend's event id ("" when the event is not a spend: no goal counts it)
+-- ARGV[15] the spend's ts (unix ms, decimal)
+-- ARGV[16] the stream id as a JSON string (quoted, as the room event bodies have it)
+--
 -- Events derived from a spend (a goal step reached, a hype level) are appended
 -- by append() in this same script, after the spend's own event: they exist
 -- exactly when the spend was emitted, once, whichever hub or persister ran it.
@@ -106,5 +111,41 @@ if ttl ~= 0 then
 end
 
 -- Derived events (goals, hype) go here, after the spend's event and its marker.
+
+-- Goals: the goals hash holds n, and for i = 1..n id:<i>, gift:<i> ("": the goal
+-- counts coins, else that gift's count), marks:<i> (the steps then the target,
+-- decimals joined by ","), p:<i> (progress). Only a spend that reaches the
+-- creator counts (coins > 0). Each mark the spend's progress crossed
+-- (before < mark <= after) is announced once by a goal_reached, built like
+-- gifting/core/goals.py goal_reached_event (the target's step is null).
+local spend_id = ARGV[14] or ''
+if coins > 0 and spend_id ~= '' then
+  local n = tonumber(redis.call('HGET', KEYS[7], 'n') or '0')
+  for i = 1, n do
+    local g = redis.call('HMGET', KEYS[7], 'id:' .. i, 'gift:' .. i, 'marks:' .. i)
+    local add = 0
+    if g[2] == '' then
+      add = coins
+    elseif ARGV[10] == 'gift:' .. g[2] then
+      add = tonumber(ARGV[9])
+    end
+    if add > 0 then
+      local after = redis.call('HINCRBY', KEYS[7], 'p:' .. i, add)
+      local before = after - add
+      local marks = {}
+      for mark in string.gmatch(g[3], '[0-9]+') do marks[#marks + 1] = mark end
+      for j, mark in ipairs(marks) do
+        local m = tonumber(mark)
+        if before < m and m <= after then
+          local tag, step = mark, mark
+          if j == #marks then tag, step = 't', 'null' end
+          append('{"kind":"goal_reached","stream":' .. ARGV[16] .. ',"event":"r'
+            .. string.sub(spend_id, 2) .. '.' .. tag .. '.' .. g[1] .. '","ts":' .. ARGV[15]
+            .. ',"goal":"' .. g[1] .. '","step":' .. step .. '}')
+        end
+      end
+    end
+  end
+end
 
 return {'ok', tostring(seq), cursor}
