@@ -492,35 +492,61 @@ function goalLabel(g) {
   return g.title || (g.gift ? `${full(g.target)} gifts` : "Stream goal");
 }
 
+// A goal's bar is built once and then updated in place (the fill glides, a
+// celebration playing on it goes on); it is built again only when the goal's
+// definition changed (another target, gift, title or steps).
+function goalSignature(g) {
+  return JSON.stringify([g.target, g.gift || null, g.title || "", Array.isArray(g.steps) ? g.steps : []]);
+}
+
+function buildGoal(g) {
+  const steps = Array.isArray(g.steps) ? g.steps : [];
+  const bar = el("div", { class: "bar" }, el("div", { class: "fill" }),
+    ...steps.map((step) => el("span", { class: "mark", dataset: { step: String(step) }, title: full(step) })),
+    el("span", { class: "pct" }));
+  for (const mark of bar.querySelectorAll(".mark")) {
+    mark.style.left = `${(Number(mark.dataset.step) / g.target) * 100}%`;
+  }
+  return el("div", { class: "item", dataset: { goal: String(g.id), sig: goalSignature(g) } },
+    el("div", { class: "row" },
+      el("span", { class: "label" },
+        el("span", { class: "art", text: g.gift ? giftEmoji(g.gift, 2) : "🎯" }),
+        el("span", { class: "title" })),
+      el("span", { class: "nums" }, el("b"), el("span", { class: "of" }))),
+    bar);
+}
+
+function updateGoal(item, g) {
+  const pct = Math.min(100, Math.floor((g.progress / g.target) * 100));
+  const reached = new Set(Array.isArray(g.steps_reached) ? g.steps_reached : []);
+  item.classList.toggle("reached", g.progress >= g.target);
+  item.dataset.progress = String(g.progress);
+  item.dataset.target = String(g.target);
+  item.querySelector(".title").textContent = goalLabel(g);
+  item.querySelector(".nums b").textContent = full(g.progress);
+  item.querySelector(".nums .of").textContent = ` / ${full(g.target)}`;
+  item.querySelector(".fill").style.width = `${pct}%`;
+  item.querySelector(".pct").textContent = `${pct}%`;
+  for (const mark of item.querySelectorAll(".mark")) {
+    const step = Number(mark.dataset.step);
+    mark.classList.toggle("hit", reached.has(step) || g.progress >= step);
+  }
+}
+
 function renderGoals(goals, legacy) {
   const box = $("goal");
   goalsShown = goalList(goals, legacy);
   if (!on("goal") || !goalsShown.length) { box.hidden = true; box.replaceChildren(); return; }
   box.hidden = false;
-  box.replaceChildren(...goalsShown.map((g) => {
-    const pct = Math.min(100, Math.floor((g.progress / g.target) * 100));
-    const reached = new Set(Array.isArray(g.steps_reached) ? g.steps_reached : []);
-    const steps = Array.isArray(g.steps) ? g.steps : [];
-    const bar = el("div", { class: "bar" }, el("div", { class: "fill" }),
-      ...steps.map((step) => el("span", {
-        class: `mark${reached.has(step) || g.progress >= step ? " hit" : ""}`,
-        dataset: { step: String(step) }, title: full(step) })),
-      el("span", { class: "pct", text: `${pct}%` }));
-    bar.querySelector(".fill").style.width = `${pct}%`;
-    for (const mark of bar.querySelectorAll(".mark")) {
-      mark.style.left = `${(Number(mark.dataset.step) / g.target) * 100}%`;
-    }
-    return el("div", {
-      class: `item${g.progress >= g.target ? " reached" : ""}`,
-      dataset: { goal: String(g.id), progress: String(g.progress), target: String(g.target) },
-    },
-    el("div", { class: "row" },
-      el("span", { class: "label" },
-        el("span", { class: "art", text: g.gift ? giftEmoji(g.gift, 2) : "🎯" }),
-        el("span", { class: "title", text: goalLabel(g) })),
-      el("span", { class: "nums" }, el("b", { text: full(g.progress) }), ` / ${full(g.target)}`)),
-    bar);
-  }));
+  const old = new Map([...box.querySelectorAll(".item")].map((n) => [n.dataset.goal, n]));
+  const items = goalsShown.map((g) => {
+    const kept = old.get(String(g.id));
+    const item = kept && kept.dataset.sig === goalSignature(g) ? kept : buildGoal(g);
+    updateGoal(item, g);
+    return item;
+  });
+  const same = items.length === box.children.length && items.every((n, i) => box.children[i] === n);
+  if (!same) box.replaceChildren(...items);
   const first = goalsShown[0];
   box.classList.toggle("reached", goalsShown.every((g) => g.progress >= g.target));
   box.dataset.progress = String(first.progress);
@@ -546,7 +572,7 @@ function celebrateGoal(ev) {
   item.append(cheer);
   restartAnimation(item, "celebrate");
   chime(step === null ? 3 : 2);
-  setTimeout(() => fadeOut(cheer), 3500);
+  setTimeout(() => fadeOut(cheer), 5000);
 }
 
 const MEDALS = ["🥇", "🥈", "🥉"];

@@ -56,7 +56,7 @@ async def test_three_goal_bars_with_step_marks_and_a_celebration(
     await expect(items.nth(2)).to_have_attribute("data-progress", "10")
     await expect(items.nth(0).locator('.mark[data-step="100"]')).to_have_class("mark hit")
     await expect(items.nth(2).locator(".title")).to_have_text("Goal reached!")
-    path = await screenshot(page, "overlay-goals", settle_ms=900)
+    path = await screenshot(page, "overlay-goals", settle_ms=300)
     if os.environ.get("GIFTING_UPDATE_DOCS") == "1":
         (DOCS / "img").mkdir(exist_ok=True)
         shutil.copy(path, DOCS / "img" / "overlay-goals.png")

@@ -60,6 +60,7 @@ from gifting_client.api_types import (
     ModeratorRemoved,
     OverlayAccess,
     StreamGoal,
+    StreamGoals,
     StreamInfo,
     SubscriptionList,
     Unblocked,
@@ -426,6 +427,12 @@ class ApiClient:
         path = f"/v1/streams/{_seg(stream)}/goal"
         body = {"target": target, "gift": gift}
         return await self._call(StreamGoal, "PUT", path, json=body, idempotent=True)
+
+    async def set_goals(self, stream: str, goals: list[dict[str, Any]]) -> StreamGoals:
+        """``PUT /v1/streams/{id}/goals`` (its creator): at most three goals, each
+        ``{"id","title","target","gift","steps"}``; replaces the list."""
+        path = f"/v1/streams/{_seg(stream)}/goals"
+        return await self._call(StreamGoals, "PUT", path, json={"goals": goals}, idempotent=True)
 
     # ------------------------------------------------------------------------- moderation
 

@@ -27,6 +27,8 @@ __all__ = [
     "GiftRef",
     "Goal",
     "GoalEvent",
+    "GoalProgress",
+    "GoalReached",
     "HighlightEvent",
     "HighlightInfo",
     "LeaderboardEvent",
@@ -125,6 +127,20 @@ class Goal(msgspec.Struct, frozen=True):
     gift: str | None = None
 
 
+class GoalProgress(msgspec.Struct, frozen=True, kw_only=True):
+    """One of a stream's goals (at most three): ``progress`` toward ``target`` (coins, or
+    the count of one ``gift``), its ``steps`` and the ones reached."""
+
+    id: str
+    target: int
+    progress: int
+    title: str = ""
+    gift: str | None = None
+    steps: list[int] = msgspec.field(default_factory=list)
+    steps_reached: list[int] = msgspec.field(default_factory=list)
+    reached: bool = False
+
+
 class Totals(msgspec.Struct, frozen=True):
     """What a stream received so far."""
 
@@ -163,6 +179,7 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True):
     totals: Totals = Totals(0, 0)
     top: list[TopGifter] = msgspec.field(default_factory=list)
     goal: Goal | None = None
+    goals: list[GoalProgress] = msgspec.field(default_factory=list)
     cursor: str | None = None
     seq: int = 0
     expired: bool = False
@@ -235,9 +252,17 @@ class LeaderboardEvent(_Event, frozen=True, tag="leaderboard"):
 
 
 class GoalEvent(_Event, frozen=True, tag="goal"):
-    """The goal was set or moved."""
+    """The goals were set or moved: ``goals``, and ``goal`` the first in the older form."""
 
-    goal: Goal
+    goal: Goal | None = None
+    goals: list[GoalProgress] = msgspec.field(default_factory=list)
+
+
+class GoalReached(_Event, frozen=True, tag="goal_reached"):
+    """Goal ``goal`` reached ``step`` (``None``: its target); once per goal and step."""
+
+    goal: str
+    step: int | None
 
 
 class StreamEnded(_Event, frozen=True, tag="stream_ended"):
@@ -272,6 +297,7 @@ RoomEvent: TypeAlias = (
     | CommentEvent
     | LeaderboardEvent
     | GoalEvent
+    | GoalReached
     | StreamEnded
     | LevelUp
     | UnknownEvent
@@ -284,6 +310,7 @@ _KnownEvent: TypeAlias = (
     | CommentEvent
     | LeaderboardEvent
     | GoalEvent
+    | GoalReached
     | StreamEnded
     | LevelUp
 )
@@ -296,6 +323,7 @@ _KNOWN_KINDS: Final = frozenset(
         "comment",
         "leaderboard",
         "goal",
+        "goal_reached",
         "stream_ended",
         "level_up",
     }
