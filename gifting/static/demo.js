@@ -284,7 +284,10 @@ function addToFeed(ev) {
       line = ["💬 ", who, ": ", el("span", { text: ev.text })];
       break;
     case "goal":
-      line = [`🎯 goal ${compact(ev.goal.progress)} / ${compact(ev.goal.target)}`];
+      line = ev.goal ? [`🎯 goal ${compact(ev.goal.progress)} / ${compact(ev.goal.target)}`] : ["🎯 goals cleared"];
+      break;
+    case "goal_reached":
+      line = [ev.step === null ? `🏆 goal ${ev.goal} reached` : `🎉 goal ${ev.goal}: step ${compact(ev.step)} reached`];
       break;
     case "stream_ended":
       line = ["🔴 the stream ended"];
