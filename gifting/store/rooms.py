@@ -26,7 +26,7 @@ from gifting.core.entries import SpendEntry
 from gifting.core.errors import BadRequest, Conflict, CursorExpired
 from gifting.core.events import spend_event
 from gifting.core.goals import GoalState
-from gifting.core.levels import level_reached, level_up_event, level_up_event_id
+from gifting.core.levels import level_up_event, level_up_event_ids
 from gifting.store.cluster import is_cluster
 from gifting.store.goals import goals_from_hash
 from gifting.store.keys import Keys
@@ -145,6 +145,7 @@ class RoomLog:
         until_retired: bool = False,
         not_after: int | None = None,
         fingerprint: str = "",
+        marker_ttl_s: int | None = None,
         spend_event_id: str = "",
         spend_ts: int | None = None,
     ) -> tuple[list[str], list[str | int]]:
@@ -155,7 +156,8 @@ class RoomLog:
         persister retires it: a spend's). ``not_after`` (unix ms): past it
         Redis refuses a first emission (``stale``). ``fingerprint`` (with
         ``once``) is kept with the event's marker: emitting the same event id
-        with another fingerprint is refused (:class:`Conflict`).
+        with another fingerprint is refused (:class:`Conflict`). ``marker_ttl_s``
+        overrides the marker's lifetime for an event retried only briefly.
         ``spend_event_id`` and ``spend_ts``: the event is a spend's, whose first
         emission counts toward the room's goals (emit.lua, "Goals").
         """
@@ -174,7 +176,7 @@ class RoomLog:
             _json.encode(body).decode(),
             self.max_events,
             min_id,
-            (-1 if until_retired else self.marker_ttl_s) if once else 0,
+            (-1 if until_retired else marker_ttl_s or self.marker_ttl_s) if once else 0,
             k.room_channel(stream),
             sender,
             sender_name,
@@ -230,23 +232,24 @@ class RoomLog:
     def spend_emit_calls(
         self, entry: SpendEntry, *, not_after: int | None = None
     ) -> list[ScriptCall]:
-        """The emit.lua calls of a settled spend: its event, then its ``level_up`` if any.
+        """The emit.lua calls of a settled spend: its event, then its ``level_up`` events.
 
         The debit that moved the sender's lifetime total across a level's
-        threshold causes a ``level_up`` (:func:`~gifting.core.levels.level_reached`),
-        emitted right after the spend's event with an id derived from the
-        spend's: the hub and the persister's repair both build it, and the
-        room's marker lets one emission through. Like the spend's, it is
+        threshold causes a ``level_up`` per threshold crossed
+        (:func:`~gifting.core.levels.levels_reached`), emitted right after the
+        spend's event with ids derived from the spend's: the hub and the
+        persister's repair both build them, and the room's marker lets one
+        emission of each through. Like the spend's, it is
         refused past ``not_after``, and its marker lives until the persister
         retires the spend (:mod:`gifting.store.retire`).
         """
         calls = [ScriptCall("emit", *self.spend_emit_args(entry, not_after=not_after))]
-        level = level_reached(self.catalog, entry.lifetime, entry.coins)
-        if level is not None and entry.stream:
-            body = level_up_event(
-                entry.stream, level_up_event_id(entry.event), entry.ts, entry.user, entry.name,
-                level,
-            )  # fmt: skip
+        if not entry.stream:
+            return calls
+        for event, level in level_up_event_ids(
+            self.catalog, entry.event, entry.lifetime, entry.coins
+        ):
+            body = level_up_event(entry.stream, event, entry.ts, entry.user, entry.name, level)
             args = self.emit_args(entry.stream, body, until_retired=True, not_after=not_after)
             calls.append(ScriptCall("emit", *args))
         return calls
