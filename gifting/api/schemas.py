@@ -40,6 +40,7 @@ __all__ = [
     "CatalogEffect",
     "CatalogGift",
     "CatalogHighlight",
+    "CatalogHype",
     "CatalogPackage",
     "Coins",
     "Count",
@@ -455,6 +456,7 @@ class Catalog(Answer):
     cashout_daily_cap_diamonds: Count
     max_count: Count
     levels: list[CatalogLevel] = []
+    hype: CatalogHype | None = None
 
 
 class HistoryEntry(Answer):
@@ -578,3 +580,16 @@ class GoalsSet(Answer):
 
     stream: str
     goals: list[GoalView]
+
+
+# --------------------------------------------------------------------------- hype (issue 17)
+
+
+class CatalogHype(Answer):
+    """Room hype: ``gifters`` distinct senders spending ``coins`` within ``window_s``
+    start level 1; ``levels[n-1]`` coins lead from level n to n + 1."""
+
+    gifters: Count
+    coins: Coins
+    window_s: Count
+    levels: list[Coins]

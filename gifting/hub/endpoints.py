@@ -30,6 +30,7 @@ from starlette.types import Send as ASGISend
 from starlette.websockets import WebSocket
 
 from gifting.auth import principal_from_connection
+from gifting.clock import now_ms
 from gifting.core.errors import GiftingError, TooManyConnections
 from gifting.core.ids import check_id
 from gifting.core.protocol import JSON, Encoding, encode, pick_subprotocol
@@ -310,12 +311,16 @@ async def _snapshot(hub: Hub, stream: Stream) -> dict[str, Any]:
     after that seq are exactly what it does not show."""
     snap = await hub.roomlog.snapshot(stream.stream)
     totals, goals = snap.totals, snap.goals
+    hype, config = snap.hype, hub.roomlog.catalog.hype
+    shown = hype.view(config) if hype and config and hype.expires > now_ms() else None
     return {
         "op": "snapshot", "stream": stream.stream, "title": snap.title, "live": snap.live,
         "creator": {"id": snap.creator, "name": snap.creator_name},
         "totals": {"coins": totals.coins, "gifts": totals.gifts}, "top": totals.top,
         "goal": goals[0].legacy_view() if goals else None,
-        "goals": [g.view() for g in goals], "cursor": snap.cursor or None, "seq": snap.seq,
+        "goals": [g.view() for g in goals],
+        "hype": shown,
+        "cursor": snap.cursor or None, "seq": snap.seq,
     }  # fmt: skip
 
 

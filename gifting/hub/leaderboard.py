@@ -15,6 +15,7 @@ from gifting.clock import now_ms
 from gifting.core.errors import GiftingError
 from gifting.core.events import leaderboard_event
 from gifting.core.goals import goals_event
+from gifting.core.hype import hype_progress_event
 from gifting.core.ids import new_id
 from gifting.store.rooms import RoomLog
 from gifting.store.streams import Streams
@@ -77,4 +78,23 @@ class LeaderboardTicker:
         goals = await self.streams.goals.read(stream)
         if goals or goals_changed:
             body = goals_event(stream, new_id("g", now), now, goals)
+            await self.roomlog.emit(stream, body, once=False)
+        await self.emit_hype(stream, now)
+
+    async def emit_hype(self, stream: str, now: int) -> None:
+        """A running hype's progress (``hype_progress``), and its deadline made sure of.
+
+        The deadline: the hub that emitted the spend which started the hype
+        schedules its end here, within the second (gifting/store/hype.py).
+        """
+        config = self.roomlog.catalog.hype
+        if config is None:
+            return
+        state = await self.roomlog.hype.state(stream)
+        if state is None:
+            return
+        await self.roomlog.hype.ensure([stream])
+        if state.expires > now:
+            view = state.view(config)
+            body = hype_progress_event(stream, new_id("p", now), now, **view)
             await self.roomlog.emit(stream, body, once=False)

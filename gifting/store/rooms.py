@@ -26,9 +26,11 @@ from gifting.core.entries import SpendEntry
 from gifting.core.errors import BadRequest, Conflict, CursorExpired
 from gifting.core.events import spend_event
 from gifting.core.goals import GoalState
+from gifting.core.hype import hype_config
 from gifting.core.levels import level_up_event, level_up_event_ids
 from gifting.store.cluster import is_cluster
 from gifting.store.goals import goals_from_hash
+from gifting.store.hype import HypeDeadlines, HypeState, hype_from_fields
 from gifting.store.keys import Keys
 from gifting.store.retire import settle_failure
 from gifting.store.scripts import ScriptCall, Scripts
@@ -59,6 +61,8 @@ class RoomSnapshot:
     live: bool
     goals: list[GoalState]
     totals: Totals
+    #: The running hype (possibly past its expiry, not ended yet), or None.
+    hype: HypeState | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +134,9 @@ class RoomLog:
         self.max_age_s = max_age_s
         self.marker_ttl_s = marker_ttl_s
         self.clock = clock
+        #: The catalog's hype as emit.lua reads it ("" without one).
+        self.hype_config = hype_config(catalog.hype)
+        self.hype = HypeDeadlines(redis, keys)
 
     def emit_args(
         self,
@@ -148,6 +155,7 @@ class RoomLog:
         marker_ttl_s: int | None = None,
         spend_event_id: str = "",
         spend_ts: int | None = None,
+        hype_end: str = "",
     ) -> tuple[list[str], list[str | int]]:
         """KEYS and ARGV of emit.lua for one event (for batching in a pipeline).
 
@@ -159,7 +167,9 @@ class RoomLog:
         with another fingerprint is refused (:class:`Conflict`). ``marker_ttl_s``
         overrides the marker's lifetime for an event retried only briefly.
         ``spend_event_id`` and ``spend_ts``: the event is a spend's, whose first
-        emission counts toward the room's goals (emit.lua, "Goals").
+        emission counts toward the room's goals and hype (emit.lua, "Goals", "Hype").
+        ``hype_end``: the event ends that hype instance, if it still runs and ran
+        out (the status is then "gone" or "early": see gifting/store/hype.py).
         """
         k = self.keys
         keys = [
@@ -170,6 +180,8 @@ class RoomLog:
             k.stream_top(stream),
             k.stream_names(stream),
             k.stream_goals(stream),
+            k.stream_hype(stream),
+            k.stream_hype_window(stream),
         ]
         min_id = max(self.clock() - self.max_age_s * 1000, 0)
         args: list[str | int] = [
@@ -189,6 +201,8 @@ class RoomLog:
             spend_event_id,
             "" if spend_ts is None else str(spend_ts),
             _json.encode(stream).decode(),
+            self.hype_config,
+            hype_end,
         ]
         return keys, args
 
@@ -290,6 +304,10 @@ class RoomLog:
             failure = settle_failure(reply)
             if failure is not None:
                 raise failure
+        if self.hype_config:
+            # Every spend has been emitted by now (here or by its hub): a hype one of them
+            # started has its deadline, even if the hub died right after the emission.
+            await self.hype.ensure({e.stream for e in entries if e.stream})
 
     async def since(self, stream: str, cursor: str, limit: int = 20_000) -> list[HistoryEntry]:
         """The events after ``cursor``, oldest first; raise CursorExpired if some were trimmed."""
@@ -318,10 +336,10 @@ class RoomLog:
             k.room_seq(stream),
             k.room_history(stream),
             k.stream_goals(stream),
+            k.stream_hype(stream),
         ]
-        seq, cursor, info_flat, totals_flat, top_flat, goals_flat = await self.scripts.run_raw(
-            "snapshot", keys, [top_n]
-        )
+        reply = await self.scripts.run_raw("snapshot", keys, [top_n])
+        seq, cursor, info_flat, totals_flat, top_flat, goals_flat, hype_flat = reply
         info = _pairs(info_flat)
         totals = {name: int(value) for name, value in _pairs(totals_flat).items()}
         coins = totals.get("coins", 0)
@@ -338,6 +356,7 @@ class RoomLog:
             title=info["title"],
             live=info["live"] == "1",
             goals=goals_from_hash(_pairs(goals_flat)),
+            hype=hype_from_fields(hype_flat or [None] * 4),
             totals=Totals(coins, totals.get("gifts", 0), top),
         )
 

@@ -41,6 +41,12 @@
 -- ARGV[14] the spend's event id ("" when the event is not a spend: no goal counts it)
 -- ARGV[15] the spend's ts (unix ms, decimal)
 -- ARGV[16] the stream id as a JSON string (quoted, as the room event bodies have it)
+-- KEYS[8]  the room's hype hash (gifting/store/hype.py)    {r:stream}
+-- KEYS[9]  the room's hype window sorted set              {r:stream}
+-- ARGV[17] the catalog's hype "gifters,coins,window_ms,level1,..." ("": no hype)
+-- ARGV[18] the hype instance this event ends ("": none): the event (its
+--          hype_ended) is appended only if that hype still runs and its expiry
+--          has passed (Redis's clock); else {"gone"} or {"early", expiry}, nothing written
 --
 -- Events derived from a spend (a goal step reached, a hype level) are appended
 -- by append() in this same script, after the spend's own event: they exist
@@ -73,6 +79,21 @@ if ARGV[11] and ARGV[11] ~= '' then
   if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(ARGV[11]) then
     return {'stale', '0', ''}
   end
+end
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+-- Integers as JSON/decimal text whatever their size (tostring gives 14 digits).
+local function int(n) return string.format('%d', n) end
+
+local hype_end = ARGV[18] or ''
+if hype_end ~= '' then
+  local h = redis.call('HMGET', KEYS[8], 'id', 'expires')
+  if h[1] ~= hype_end then return {'gone', '0', ''} end
+  if tonumber(h[2]) > now_ms() then return {'early', h[2], ''} end
+  redis.call('HDEL', KEYS[8], 'id', 'level', 'progress', 'expires')
 end
 
 local publish = 'PUBLISH'
@@ -146,6 +167,67 @@ if coins > 0 and spend_id ~= '' then
       end
     end
   end
+end
+
+-- Hype (gifting/core/hype.py states the rules). The hype hash holds the window's
+-- aggregates (total, senders, s:<sender> coins) and the running hype (id, level,
+-- progress, expires); the window set holds "<coins> <spend id> <sender>" by ms.
+-- A hype past its expiry that no deadline ended yet is ended here first.
+local hype_cfg = ARGV[17] or ''
+if coins > 0 and spend_id ~= '' and hype_cfg ~= '' then
+  local cfg = {}
+  for n in string.gmatch(hype_cfg, '[0-9]+') do cfg[#cfg + 1] = tonumber(n) end
+  local gifters, need, window, top = cfg[1], cfg[2], cfg[3], #cfg - 3
+  local now = now_ms()
+  local sender = ARGV[6]
+  local since = '(' .. int(now - window)
+  local old = redis.call('ZRANGEBYSCORE', KEYS[9], '-inf', since)
+  for _, m in ipairs(old) do
+    local c, s = string.match(m, '^(%d+) %S+ (.+)$')
+    if redis.call('HINCRBY', KEYS[8], 's:' .. s, -tonumber(c)) <= 0 then
+      redis.call('HDEL', KEYS[8], 's:' .. s)
+      redis.call('HINCRBY', KEYS[8], 'senders', -1)
+    end
+    redis.call('HINCRBY', KEYS[8], 'total', -tonumber(c))
+  end
+  if #old > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[9], '-inf', since) end
+  redis.call('ZADD', KEYS[9], now, int(coins) .. ' ' .. spend_id .. ' ' .. sender)
+  if redis.call('HINCRBY', KEYS[8], 's:' .. sender, coins) == coins then
+    redis.call('HINCRBY', KEYS[8], 'senders', 1)
+  end
+  local total = redis.call('HINCRBY', KEYS[8], 'total', coins)
+  local h = redis.call('HMGET', KEYS[8], 'id', 'level', 'progress', 'expires', 'senders')
+  local id, level, progress = h[1], tonumber(h[2] or '0'), tonumber(h[3] or '0')
+  if id and tonumber(h[4]) <= now then
+    append('{"kind":"hype_ended","stream":' .. ARGV[16] .. ',"event":"' .. id .. '.end","ts":'
+      .. int(now) .. ',"level":' .. int(level) .. '}')
+    redis.call('HDEL', KEYS[8], 'id', 'level', 'progress', 'expires')
+    id = nil
+  end
+  local expires = now + window
+  local function announce(l, p)
+    append('{"kind":"hype","stream":' .. ARGV[16] .. ',"event":"' .. id .. '.' .. l .. '","ts":'
+      .. int(now) .. ',"level":' .. l .. ',"progress":' .. int(p) .. ',"target":'
+      .. int(cfg[3 + l]) .. ',"expires_at":' .. int(expires) .. '}')
+  end
+  if id then
+    progress = progress + coins
+  elseif tonumber(h[5] or '0') >= gifters and total >= need then
+    id, level, progress = 'h' .. string.sub(spend_id, 2), 1, total
+    announce(1, progress)
+  end
+  if id then
+    while level < top and progress >= cfg[3 + level] do
+      progress = progress - cfg[3 + level]
+      level = level + 1
+      announce(level, progress)
+    end
+    redis.call('HSET', KEYS[8], 'id', id, 'level', level, 'progress', int(progress),
+      'expires', int(expires))
+  end
+  -- Idle rooms let their window go; a running hype outlives its expiry by far.
+  redis.call('PEXPIRE', KEYS[8], window + 86400000)
+  redis.call('PEXPIRE', KEYS[9], window + 86400000)
 end
 
 return {'ok', tostring(seq), cursor}
