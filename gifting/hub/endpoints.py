@@ -312,7 +312,8 @@ async def _snapshot(hub: Hub, stream: Stream) -> dict[str, Any]:
     snap = await hub.roomlog.snapshot(stream.stream)
     totals, goals = snap.totals, snap.goals
     hype, config = snap.hype, hub.roomlog.catalog.hype
-    shown = hype.view(config) if hype and config and hype.expires > now_ms() else None
+    now = now_ms()
+    shown = {**hype.view(config), "ts": now} if hype and config and hype.expires > now else None
     return {
         "op": "snapshot", "stream": stream.stream, "title": snap.title, "live": snap.live,
         "creator": {"id": snap.creator, "name": snap.creator_name},

@@ -1,6 +1,6 @@
 // The broadcaster overlay: an OBS browser source that follows one stream's room.
 //
-// URL: /overlay/<stream>?key=<overlay key>[&widgets=alerts,big,goal,top,comments,effects,chat]
+// URL: /overlay/<stream>?key=<overlay key>[&widgets=alerts,big,goal,top,comments,effects,hype,chat]
 //      [&min_coins=N][&sound=0|1][&volume=0..1][&big_ms=N][&max_alerts=N][&scale=F][&status=0|1]
 //
 // It connects to /v1/ws/overlay, and on every drop (or a page reload) reconnects
@@ -16,7 +16,7 @@ import { avatar, compact, effectEmoji, el, giftEmoji } from "./art.js";
 const params = new URLSearchParams(location.search);
 const stream = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop() || "");
 const overlayKey = params.get("key") || "";
-const ALL_WIDGETS = ["alerts", "big", "goal", "top", "comments", "effects"];
+const ALL_WIDGETS = ["alerts", "big", "goal", "top", "comments", "effects", "hype"];
 
 function intParam(name, fallback, min, max) {
   const raw = params.get(name);
@@ -575,6 +575,61 @@ function celebrateGoal(ev) {
   setTimeout(() => fadeOut(cheer), 5000);
 }
 
+// ---------------------------------------------------------------------------- hype
+
+// A running hype: its level, a progress bar toward the level's target and a
+// countdown to its expiry. `hype` (a level reached) and `hype_progress` (at
+// most once a second) carry {level, progress, target, expires_at}; the
+// countdown runs on this page's clock, offset by the event's ts (the server's
+// time when it was built). `hype_ended` shows the final level, then hides it.
+let hypeTimer = 0;
+let hypeEndsAt = 0;
+
+function hypeCountdown() {
+  const box = $("hype");
+  const left = Math.max(0, Math.ceil((hypeEndsAt - Date.now()) / 1000));
+  const node = box.querySelector(".left");
+  if (node) node.textContent = `${left}s`;
+  box.dataset.left = String(left);
+}
+
+function renderHype(h, ts, levelUp) {
+  const box = $("hype");
+  if (!on("hype") || !h || !(h.target > 0)) return;
+  const level = Number.parseInt(h.level, 10) || 1;
+  const pct = Math.min(100, Math.floor((h.progress / h.target) * 100));
+  const offset = Number.isFinite(ts) ? ts - Date.now() : 0;
+  hypeEndsAt = Number(h.expires_at) - offset;
+  box.hidden = false;
+  box.classList.remove("ended");
+  box.dataset.level = String(level);
+  box.dataset.progress = String(h.progress);
+  box.replaceChildren(
+    el("div", { class: "row" },
+      el("span", { class: "label" }, el("span", { class: "art", text: "🔥" }), "Hype ",
+        el("b", { class: "lvl", text: `Lv ${level}` })),
+      el("span", { class: "left", text: "" })),
+    el("div", { class: "bar" }, el("div", { class: "fill" }),
+      el("span", { class: "nums", text: `${full(h.progress)} / ${full(h.target)}` })));
+  box.querySelector(".fill").style.width = `${pct}%`;
+  if (levelUp) { restartAnimation(box, "levelled"); chime(3); }
+  hypeCountdown();
+  clearInterval(hypeTimer);
+  hypeTimer = setInterval(hypeCountdown, 250);
+}
+
+function endHype(ev) {
+  const box = $("hype");
+  clearInterval(hypeTimer);
+  if (!on("hype") || box.hidden) return;
+  box.classList.add("ended");
+  box.dataset.ended = ev.event;
+  box.replaceChildren(el("div", { class: "row" },
+    el("span", { class: "label" }, el("span", { class: "art", text: "🔥" }),
+      "Hype ended at ", el("b", { class: "lvl", text: `Lv ${Number.parseInt(ev.level, 10) || 1}` }))));
+  setTimeout(() => { if (box.classList.contains("ended")) { box.hidden = true; box.classList.remove("ended"); } }, 4000);
+}
+
 const MEDALS = ["🥇", "🥈", "🥉"];
 
 function renderTop(top) {
@@ -648,6 +703,15 @@ function show(ev) {
     case "goal_reached":
       celebrateGoal(ev);
       break;
+    case "hype":
+      renderHype(ev, ev.ts, true);
+      break;
+    case "hype_progress":
+      renderHype(ev, ev.ts, false);
+      break;
+    case "hype_ended":
+      endHype(ev);
+      break;
     case "leaderboard":
       renderTop(ev.top);
       break;
@@ -671,6 +735,7 @@ function applySnapshot(snap) {
   state.cursor = snap.cursor || (state.seq === 0 ? "0-0_0" : null);
   saveNow();
   renderGoals(snap.goals, snap.goal);
+  if (snap.hype) renderHype(snap.hype, snap.hype.ts, false);
   renderTop(snap.top);
   stage.dataset.title = snap.title || "";
   if (snap.live === false) streamEnded();
