@@ -31,6 +31,10 @@ __all__ = [
     "GoalReached",
     "HighlightEvent",
     "HighlightInfo",
+    "HypeEnded",
+    "HypeEvent",
+    "HypeProgress",
+    "HypeState",
     "LeaderboardEvent",
     "LevelUp",
     "RoomEvent",
@@ -141,6 +145,17 @@ class GoalProgress(msgspec.Struct, frozen=True, kw_only=True):
     reached: bool = False
 
 
+class HypeState(msgspec.Struct, frozen=True, kw_only=True):
+    """A running hype: ``level``, ``progress`` toward the level's ``target``, its expiry
+    (unix ms, server time; ``ts``: the server's time then, in snapshots)."""
+
+    level: int
+    progress: int
+    target: int
+    expires_at: int
+    ts: int | None = None
+
+
 class Totals(msgspec.Struct, frozen=True):
     """What a stream received so far."""
 
@@ -180,6 +195,7 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True):
     top: list[TopGifter] = msgspec.field(default_factory=list)
     goal: Goal | None = None
     goals: list[GoalProgress] = msgspec.field(default_factory=list)
+    hype: HypeState | None = None
     cursor: str | None = None
     seq: int = 0
     expired: bool = False
@@ -265,6 +281,30 @@ class GoalReached(_Event, frozen=True, tag="goal_reached"):
     step: int | None
 
 
+class HypeEvent(_Event, frozen=True, tag="hype"):
+    """A hype reached ``level`` (level 1: it started); once per level."""
+
+    level: int
+    progress: int
+    target: int
+    expires_at: int
+
+
+class HypeProgress(_Event, frozen=True, tag="hype_progress"):
+    """Where a running hype stands (at most once a second)."""
+
+    level: int
+    progress: int
+    target: int
+    expires_at: int
+
+
+class HypeEnded(_Event, frozen=True, tag="hype_ended"):
+    """The hype ran out at ``level``; once."""
+
+    level: int
+
+
 class StreamEnded(_Event, frozen=True, tag="stream_ended"):
     """The creator ended the stream; the server closes the connection after it."""
 
@@ -298,6 +338,9 @@ RoomEvent: TypeAlias = (
     | LeaderboardEvent
     | GoalEvent
     | GoalReached
+    | HypeEvent
+    | HypeProgress
+    | HypeEnded
     | StreamEnded
     | LevelUp
     | UnknownEvent
@@ -311,6 +354,9 @@ _KnownEvent: TypeAlias = (
     | LeaderboardEvent
     | GoalEvent
     | GoalReached
+    | HypeEvent
+    | HypeProgress
+    | HypeEnded
     | StreamEnded
     | LevelUp
 )
@@ -324,6 +370,9 @@ _KNOWN_KINDS: Final = frozenset(
         "leaderboard",
         "goal",
         "goal_reached",
+        "hype",
+        "hype_progress",
+        "hype_ended",
         "stream_ended",
         "level_up",
     }

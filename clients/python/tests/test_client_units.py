@@ -12,6 +12,8 @@ from gifting_client import (
     GiftEvent,
     GoalEvent,
     GoalReached,
+    HypeEnded,
+    HypeEvent,
     InsufficientFunds,
     LevelUp,
     RateLimited,
@@ -103,6 +105,15 @@ def test_goal_events_parse_with_goals_and_without() -> None:
     assert isinstance(cleared, GoalEvent) and cleared.goal is None
     older = parse_event({**head, "kind": "goal", "goal": {"target": 5, "progress": 1}})
     assert isinstance(older, GoalEvent) and older.goals == []
+
+
+def test_hype_events_parse() -> None:
+    head = {"op": "event", "stream": "s1", "seq": 1, "cursor": "1-0_1", "event": "h1.2", "ts": 1}
+    up = parse_event({**head, "kind": "hype", "level": 2, "progress": 20, "target": 200,
+                      "expires_at": 61_000})  # fmt: skip
+    assert isinstance(up, HypeEvent) and (up.level, up.target) == (2, 200)
+    end = parse_event({**head, "event": "h1.end", "kind": "hype_ended", "level": 2})
+    assert isinstance(end, HypeEnded) and end.level == 2
 
 
 def test_frames_round_trip_in_both_encodings() -> None:
