@@ -289,6 +289,12 @@ function addToFeed(ev) {
     case "goal_reached":
       line = [ev.step === null ? `🏆 goal ${ev.goal} reached` : `🎉 goal ${ev.goal}: step ${compact(ev.step)} reached`];
       break;
+    case "hype":
+      line = [`🔥 hype level ${ev.level} (${compact(ev.progress)} / ${compact(ev.target)})`];
+      break;
+    case "hype_ended":
+      line = [`🔥 the hype ended at level ${ev.level}`];
+      break;
     case "stream_ended":
       line = ["🔴 the stream ended"];
       break;
