@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from gifting.clock import now_ms
 from gifting.core.catalog import Catalog
 from gifting.store.deadlines import Deadlines, Handler
+from gifting.store.hype import HypeEnds
 from gifting.store.keys import Keys
 from gifting.store.ledger import Ledger
 from gifting.store.rooms import RoomLog
@@ -38,4 +39,6 @@ def due_handlers(ctx: DueContext) -> dict[str, Handler]:
     """The handler of each deadline kind (the member's text before its first ``|``)."""
     handlers: dict[str, Handler] = {}
     handlers["streak"] = StreakEnds(ctx.roomlog, ctx.combo_window_ms, ctx.clock).end
+    # Hype: "hype|<stream>" ends the room's hype once it ran out (gifting/store/hype.py).
+    handlers["hype"] = HypeEnds(ctx.roomlog, ctx.clock).end
     return handlers

@@ -295,3 +295,15 @@ class Keys:
         creator lives in exactly one shard, so the merge of the top N is exact).
         """
         return f"{self.prefix}:{self.tag(shard)}:board:creators:{label}"
+
+    def stream_goals(self, stream: str) -> str:
+        """Hash: the room's goals and their progress (layout: gifting/store/goals.py)."""
+        return f"{self.prefix}:{{r:{stream}}}:goals"
+
+    def stream_hype(self, stream: str) -> str:
+        """Hash: the room's hype and its window's aggregates (layout: gifting/store/hype.py)."""
+        return f"{self.prefix}:{{r:{stream}}}:hype"
+
+    def stream_hype_window(self, stream: str) -> str:
+        """Sorted set: the room's spends of the hype window, by ms (gifting/store/hype.py)."""
+        return f"{self.prefix}:{{r:{stream}}}:hype-window"

@@ -32,6 +32,7 @@ SCRIPT_NAMES = (
     "badge",
     "due_take",
     "due_done",
+    "goals_set",
 )
 
 
