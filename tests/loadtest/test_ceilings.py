@@ -73,10 +73,10 @@ def test_broadcast_ceiling_at_a_rate() -> None:
 
 def test_redis_spend_command_is_the_ledgers_spend_with_fresh_ids() -> None:
     cmd = spend_command("0" * 40)
-    # wallet, result, outbox, combo, gate, the two block keys
-    assert cmd[:3] == ["EVALSHA", "0" * 40, "7"]
+    # wallet, result, outbox, combo, gate, the two block keys, the shard's deadlines
+    assert cmd[:3] == ["EVALSHA", "0" * 40, "8"]
     assert "__rand_int__" in cmd[4]  # the spend-result key: a fresh spend each call
-    assert cmd[13].endswith("__rand_int__")  # ARGV[4], the event id
+    assert cmd[14].endswith("__rand_int__")  # ARGV[4], the event id
     assert cmd[3].endswith(":wallet:bench-viewer-1")
     # each command draws its ids under its own nonce (redis-benchmark's seeds can repeat)
     assert spend_command("0" * 40)[4] != cmd[4]
