@@ -213,3 +213,24 @@ class Keys:
     def streams_of(self, creator: str) -> str:
         """Sorted set: a creator's streams by start time."""
         return f"{self.prefix}:{{c:{creator}}}:streams"
+
+    # -- treasure boxes (gifting/store/boxes.py) -------------------------------------
+    def box(self, stream: str, box: str) -> str:
+        """Hash: one treasure box's state in its room's slot (box_create.lua writes it).
+
+        dropper, name, coins, winners, opens_at, closes_at, drop_event, state
+        (``open``, ``sealed``: no more claims, ``settled``), claims, claimed.
+        """
+        return f"{self.prefix}:{{r:{stream}}}:box:{box}"
+
+    def box_claims(self, stream: str, box: str) -> str:
+        """Hash: claimer -> JSON ``[order, share, client id, name]`` (box_claim.lua)."""
+        return f"{self.prefix}:{{r:{stream}}}:boxclaims:{box}"
+
+    def box_credited(self, user: str, box: str) -> str:
+        """String: the claimer's balance after its share of ``box`` was credited (once)."""
+        return f"{self.prefix}:{self.tag(self.shard_of(user))}:boxcredit:{box}:{user}"
+
+    def box_returned(self, dropper: str, box: str) -> str:
+        """String: the dropper's balance after what nobody claimed of ``box`` came back."""
+        return f"{self.prefix}:{self.tag(self.shard_of(dropper))}:boxreturn:{box}"

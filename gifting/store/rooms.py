@@ -26,6 +26,7 @@ from gifting.core.entries import SpendEntry
 from gifting.core.errors import BadRequest, Conflict, CursorExpired
 from gifting.core.events import spend_event
 from gifting.core.levels import level_reached, level_up_event, level_up_event_id
+from gifting.store.box_calls import create_call as box_create_call
 from gifting.store.cluster import is_cluster
 from gifting.store.keys import Keys
 from gifting.store.retire import settle_failure
@@ -229,6 +230,10 @@ class RoomLog:
         retires the spend (:mod:`gifting.store.retire`).
         """
         calls = [ScriptCall("emit", *self.spend_emit_args(entry, not_after=not_after))]
+        if entry.kind == "box":
+            # A treasure box: its state is created first (idempotent, like the emission),
+            # then its ``box_dropped`` (the drop's own event) shows it (gifting/store/boxes.py).
+            calls.insert(0, box_create_call(self.keys, entry, not_after=not_after))
         level = level_reached(self.catalog, entry.lifetime, entry.coins)
         if level is not None and entry.stream:
             body = level_up_event(
@@ -245,10 +250,9 @@ class RoomLog:
         Refused past ``not_after``; returns the spend's emission.
         """
         calls = self.spend_emit_calls(entry, not_after=not_after)
-        first = await self.scripts.run(calls[0].name, calls[0].keys, calls[0].args)
-        for call in calls[1:]:
-            await self.scripts.run(call.name, call.keys, call.args)
-        status, seq, cursor = first
+        replies = [await self.scripts.run(c.name, c.keys, c.args) for c in calls]
+        # The spend's own emission: after the box's creation for a box drop.
+        status, seq, cursor = replies[1 if entry.kind == "box" else 0]
         return Emitted(int(seq), cursor, status == "replay")
 
     async def aclose(self) -> None:

@@ -30,6 +30,12 @@ SCRIPT_NAMES = (
     "retire",
     "snapshot",
     "badge",
+    "box_create",
+    "box_claim",
+    "box_seal",
+    "box_settle",
+    "box_credit",
+    "box_return",
 )
 
 
