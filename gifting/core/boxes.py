@@ -14,12 +14,12 @@ step is idempotent by them:
 =================  =====================================
 what               id
 =================  =====================================
-the box            ``x`` + drop event[1:]
+the box            ``q`` + drop event[1:]
 ``box_dropped``    the drop's own event id
-``box_opened``     ``xo`` + drop event[1:]
-``box_closed``     ``xc`` + drop event[1:]
-claim credit       ``xk`` + digest(box, claimer)  (also the ``box_claimed`` event)
-return             ``xr`` + drop event[1:]
+``box_opened``     ``qo`` + drop event[1:]
+``box_closed``     ``qc`` + drop event[1:]
+claim credit       ``qk`` + digest(box, claimer)  (also the ``box_claimed`` event)
+return             ``qr`` + drop event[1:]
 =================  =====================================
 
 Shares: claim ``i`` (1-based, in claim order) of a box of N coins for K
@@ -116,7 +116,7 @@ def closes_at(drop_ts: int, params: BoxParams) -> int:
 # -- ids -----------------------------------------------------------------------------
 def box_id_of(drop_event: str) -> str:
     """The box dropped by spend ``drop_event``."""
-    return "x" + drop_event[1:]
+    return "q" + drop_event[1:]
 
 
 def drop_event_of(box: str) -> str:
@@ -126,23 +126,23 @@ def drop_event_of(box: str) -> str:
 
 def opened_event_id(box: str) -> str:
     """The id of the box's ``box_opened`` room event."""
-    return "xo" + box[1:]
+    return "qo" + box[1:]
 
 
 def closed_event_id(box: str) -> str:
     """The id of the box's ``box_closed`` room event."""
-    return "xc" + box[1:]
+    return "qc" + box[1:]
 
 
 def return_event_id(box: str) -> str:
     """The ledger event id of the return of what nobody claimed."""
-    return "xr" + box[1:]
+    return "qr" + box[1:]
 
 
 def claim_event_id(box: str, user: str) -> str:
     """The ledger event of ``user``'s claim credit (and its ``box_claimed`` room event)."""
     pair = f"{len(box)}:{box}{len(user)}:{user}"
-    return "xk" + hashlib.sha256(pair.encode()).hexdigest()[:32]
+    return "qk" + hashlib.sha256(pair.encode()).hexdigest()[:32]
 
 
 # -- deadlines -------------------------------------------------------------------------
@@ -158,7 +158,7 @@ def task_rest(stream: str, box: str) -> str:
 def parse_task(rest: str) -> tuple[str, str]:
     """``(stream, box)`` of a box deadline's rest; raise ``ValueError`` if malformed."""
     stream, sep, box = rest.partition("|")
-    if not sep or not stream or not box.startswith("x"):
+    if not sep or not stream or not box.startswith("q"):
         raise ValueError(f"not a box task: {rest[:80]!r}")
     return stream, box
 

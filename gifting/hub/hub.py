@@ -35,6 +35,7 @@ from gifting.hub.registry import RoomRegistry
 from gifting.hub.sharded_broker import ShardedRoomBroker
 from gifting.hub.spends import KeptLookup, Settled, SpendPipeline
 from gifting.hub.streaks import StreakTimers
+from gifting.store.boxes import Boxes, Schedule
 from gifting.store.cluster import is_cluster
 from gifting.store.keys import Keys
 from gifting.store.ledger import Ledger
@@ -60,6 +61,7 @@ class Hub:
         streams: Streams,
         rooms: RoomLog,
         kept: KeptLookup | None = None,
+        schedule: Schedule | None = None,
     ) -> None:
         self.settings = settings
         self.catalog = catalog
@@ -71,8 +73,10 @@ class Hub:
             else RoomBroker(redis, f"{keys.prefix}:hub:control")
         )
         self.rooms = RoomRegistry(self.broker, keys, rooms, settings.viewer_batch_ms / 1000)
+        #: Treasure boxes: claims, and the open and close deadlines (gifting/store/boxes.py).
+        self.boxes = Boxes(redis, keys, rooms, schedule=schedule)
         self.pipeline = SpendPipeline(
-            ledger, streams, rooms, on_settled=self._on_settled, kept=kept
+            ledger, streams, rooms, on_settled=self._on_settled, kept=kept, boxes=self.boxes
         )
         self.limits = SenderLimits(settings.rate_per_s, settings.rate_burst, now_ms)
         self.caps = ConnectionCaps({
@@ -111,6 +115,7 @@ class Hub:
         await self.leaderboard.stop()
         await self.streaks.stop()
         await self.broker.stop()
+        await self.boxes.aclose()
 
     def _on_settled(self, s: Settled) -> None:
         self.leaderboard.mark(s.order.stream)

@@ -33,7 +33,7 @@ __all__ = ["BoxRow", "box_problems", "in_flight", "read_boxes"]
 
 _BOXES: Final = """
 WITH d AS (
-  SELECT 'x' || substr(event_id, 2) AS box, (payload->>'coins')::bigint AS coins,
+  SELECT 'q' || substr(event_id, 2) AS box, (payload->>'coins')::bigint AS coins,
          split_part(payload->>'item', ':', 1)::bigint AS winners
   FROM ledger_events WHERE type = 'spend' AND payload->>'kind' = 'box'
 ), c AS (

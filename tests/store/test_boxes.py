@@ -202,7 +202,7 @@ async def test_claims_before_open_of_unknown_boxes_and_bad_drops_change_nothing(
     with pytest.raises(BoxNotOpen):
         await w.claim("a", box)
     with pytest.raises(UnknownBox):
-        await w.claim("a", "x0000nosuchbox")
+        await w.claim("a", "q0000nosuchbox")
     with pytest.raises(BadRequest):
         await w.claim("a", "bad box id")
     bad_drops: list[tuple[object, object, object]] = [
