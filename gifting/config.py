@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     # Each hub reports its viewers per stream this often; a report counts for
     # three beats, so a hub that dies stops counting within three beats.
     presence_ms: int = Field(default=5000, alias="GIFTING_PRESENCE_MS", ge=50, le=60_000)
+    # How often each hub and persister looks for due deadlines in Redis (streak
+    # ends, boxes, hype): the lateness of a deadline is at most about this.
+    due_interval_ms: int = Field(default=200, alias="GIFTING_DUE_INTERVAL_MS", ge=20, le=10_000)
     # A connection's send queue, in bytes: past it a viewer is closed 1013, and an
     # overlay catches up from the room's history at the pace its queue drains.
     send_queue_bytes: int = Field(

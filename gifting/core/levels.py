@@ -26,22 +26,46 @@ def level_for(catalog: Catalog, lifetime: int) -> int:
 
 
 def level_reached(catalog: Catalog, lifetime: int, coins: int) -> int | None:
-    """The level a debit of ``coins`` that brought the total to ``lifetime`` crossed into.
+    """The highest level a debit of ``coins`` that brought the total to ``lifetime`` reached.
 
-    ``None`` when it crossed no threshold. A debit that crosses several
-    thresholds at once reaches the highest: one ``level_up`` announces it.
+    ``None`` when it crossed no threshold (see :func:`levels_reached` for all).
     """
-    after = level_for(catalog, lifetime)
-    return after if after > level_for(catalog, lifetime - coins) else None
+    reached = levels_reached(catalog, lifetime, coins)
+    return reached[-1] if reached else None
 
 
-def level_up_event_id(spend_event: str) -> str:
-    """The id of the ``level_up`` caused by spend ``spend_event`` (``e...`` -> ``l...``).
+def levels_reached(catalog: Catalog, lifetime: int, coins: int) -> list[int]:
+    """Every level whose threshold a debit of ``coins`` (total now ``lifetime``) crossed.
 
-    Deterministic, so the hub and the persister's repair emit the same event,
-    once (the room's emission marker is per event id).
+    Ascending; empty when it crossed none. Each causes its own ``level_up``:
+    a debit that crosses several thresholds at once announces each of them.
     """
-    return "l" + spend_event[1:]
+    before = bisect.bisect_right(catalog.level_thresholds, lifetime - coins)
+    after = bisect.bisect_right(catalog.level_thresholds, lifetime)
+    return [catalog.levels[i].level for i in range(before, after)]
+
+
+def level_up_event_id(spend_event: str, level: int | None = None) -> str:
+    """The id of the ``level_up`` to ``level`` caused by spend ``spend_event``.
+
+    ``e...`` -> ``l...`` for the highest level the spend reached (``level``
+    None or that level: the id every version gave it), ``l....<level>`` for
+    a lower one the same spend crossed. Deterministic, so the hub and the
+    persister's repair emit the same events, once each (the room's emission
+    marker is per event id).
+    """
+    return "l" + spend_event[1:] + ("" if level is None else f".{level}")
+
+
+def level_up_event_ids(
+    catalog: Catalog, spend_event: str, lifetime: int, coins: int
+) -> list[tuple[str, int]]:
+    """(event id, level) of every ``level_up`` a spend causes, lowest level first."""
+    reached = levels_reached(catalog, lifetime, coins)
+    return [
+        (level_up_event_id(spend_event, None if level == reached[-1] else level), level)
+        for level in reached
+    ]
 
 
 def level_up_event(

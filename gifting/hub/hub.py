@@ -4,10 +4,11 @@ Each part has one job: :class:`RoomRegistry` (the local rooms, subscribed
 through the :class:`RoomBroker`), :class:`SpendPipeline` (the batched gift
 path), :class:`SenderLimits` (per-sender rate limits), :class:`ConnectionCaps`
 (connections per user, overlay key and address), :class:`RoomComments`
-(free comments), :class:`StreakTimers` (``streak_end``) and
+(free comments), the :class:`DeadlineRunner` (deadlines kept in Redis:
+``streak_end`` and the rest, run by whichever process is alive),
 :class:`LeaderboardTicker` (standings once a second) and
-:class:`PresenceBeat` (this hub's viewers per stream, for discovery). The hub starts and
-stops them in order and routes each settled spend to the streaks and the
+:class:`PresenceBeat` (this hub's viewers per stream, for discovery). The
+hub starts and stops them in order and routes each settled spend to the
 ticker. Built once by the lifespan (gifting/hub/extension.py) and shared by
 every WebSocket.
 """
@@ -34,7 +35,6 @@ from gifting.hub.presence import PresenceBeat
 from gifting.hub.registry import RoomRegistry
 from gifting.hub.sharded_broker import ShardedRoomBroker
 from gifting.hub.spends import KeptLookup, Settled, SpendPipeline
-from gifting.hub.streaks import StreakTimers
 from gifting.store.boxes import Boxes, Schedule
 from gifting.store.cluster import is_cluster
 from gifting.store.keys import Keys
@@ -42,6 +42,7 @@ from gifting.store.ledger import Ledger
 from gifting.store.presence import Presence
 from gifting.store.rooms import RoomLog
 from gifting.store.streams import Streams
+from gifting.store.wiring import build_deadline_runner
 
 log = logging.getLogger(__name__)
 #: How long an end waits for the room to show the gifts debited before it.
@@ -89,7 +90,7 @@ class Hub:
         metrics.RATE_LIMIT.labels("rate").set(settings.rate_per_s)
         metrics.RATE_LIMIT.labels("burst").set(settings.rate_burst)
         self.comments = RoomComments(streams, rooms, ledger.sender_marks)
-        self.streaks = StreakTimers(rooms, settings.combo_window_ms)
+        self.deadlines = build_deadline_runner(settings, redis, catalog, rooms, ledger)
         self.leaderboard = LeaderboardTicker(streams, rooms)
         self.presence = PresenceBeat(
             Presence(redis, keys), self.rooms.viewer_counts, settings.presence_ms / 1000
@@ -101,6 +102,7 @@ class Hub:
         self.pipeline.start()
         self.leaderboard.start()
         self.presence.start()
+        self.deadlines.start()
 
     async def stop(self) -> None:
         """Drain the gift path, close every connection (1001: reconnect elsewhere), stop.
@@ -113,13 +115,12 @@ class Hub:
         self.rooms.close_all(SHUTDOWN)
         await self.presence.stop()
         await self.leaderboard.stop()
-        await self.streaks.stop()
+        await self.deadlines.stop()
         await self.broker.stop()
         await self.boxes.aclose()
 
     def _on_settled(self, s: Settled) -> None:
         self.leaderboard.mark(s.order.stream)
-        self.streaks.on_settled(s)
 
     async def emit_standings(self, stream: str) -> None:
         """Emit the stream's leaderboard and, if a goal is set, its progress (goal changes)."""

@@ -41,7 +41,13 @@ from gifting.persister.shards import ShardedPersister
 from gifting.state import AppState
 from gifting.store.cluster import is_cluster
 from gifting.store.ledger import Ledger
-from gifting.store.wiring import build_keys, build_ledger, build_roomlog, redis_client
+from gifting.store.wiring import (
+    build_deadline_runner,
+    build_keys,
+    build_ledger,
+    build_roomlog,
+    redis_client,
+)
 
 __all__ = [
     "ConfigurationError",
@@ -227,6 +233,10 @@ async def run_persister(
             shards=shards,
         )
         task = worker.start()
+        # Deadlines (streak ends, boxes, hype) run here too: with every hub down,
+        # the persister still ends what is due.
+        runner = build_deadline_runner(settings, redis, catalog, roomlog, ledger)
+        runner.start()
         log.info(
             "persister %s running (%s, batch %d, claim after %d ms)",
             worker.consumer,
@@ -237,6 +247,7 @@ async def run_persister(
         stopped = asyncio.ensure_future(stop.wait())
         await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
         stopped.cancel()
+        await runner.stop()
         await worker.stop()
         if task.done() and not task.cancelled():
             failure = task.exception()

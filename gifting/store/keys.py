@@ -119,6 +119,22 @@ class Keys:
         """Hash (by, at): ``user`` is blocked in ``stream``; the user's shard, as above."""
         return f"{self.prefix}:{self.tag(self.shard_of(user))}:block:s:{stream}:{user}"
 
+    def shard_due(self, shard: int) -> str:
+        """Sorted set: deadlines kept in wallet shard ``shard`` (a streak's end), by due ms.
+
+        spend.lua schedules a streak's end here, in the sender's slot, with the
+        debit; every process's :class:`~gifting.store.deadlines.DeadlineRunner`
+        takes what is due (see :meth:`due`).
+        """
+        return f"{self.prefix}:{self.tag(shard)}:due"
+
+    def streak_over(self, user: str, event: str) -> str:
+        """Hash: a streak another gift ended (spend.lua keeps its last state here until shown).
+
+        ``event`` is the streak's last spend; the sender's wallet shard.
+        """
+        return f"{self.prefix}:{self.tag(self.shard_of(user))}:streak-over:{event}"
+
     def outbox(self, shard: int) -> str:
         """Stream: settled ledger events of shard ``shard``, read by the persister."""
         return f"{self.prefix}:{self.tag(shard)}:outbox"
@@ -138,6 +154,14 @@ class Keys:
     def dead_letters(self) -> str:
         """Stream: outbox entries the persister could not use, with the reason."""
         return f"{self.prefix}:deadletter"
+
+    def due(self) -> str:
+        """Sorted set: the deadlines not tied to a wallet shard (boxes, hype), by due ms."""
+        return f"{self.prefix}:due"
+
+    def due_sets(self) -> list[str]:
+        """Every deadline set: :meth:`due`, then each wallet shard's :meth:`shard_due`."""
+        return [self.due(), *(self.shard_due(s) for s in range(self.shards))]
 
     # -- external id indexes (own slot each) ---------------------------------
     def purchase_owner(self, purchase_id: str) -> str:

@@ -57,7 +57,7 @@ from typing import Final
 
 from gifting.core.catalog import Catalog
 from gifting.core.entries import SpendEntry
-from gifting.core.levels import level_reached, level_up_event_id
+from gifting.core.levels import level_up_event_ids
 from gifting.store.keys import Keys
 from gifting.store.scripts import ScriptCall
 
@@ -108,7 +108,7 @@ def retire_calls(
 
     One call per hash slot: the senders' results and the creators' markers in
     their wallet shards, the emitted markers in their rooms (with ``catalog``,
-    the ``level_up`` marker of a spend that crossed a gifter level too: it is
+    the ``level_up`` markers of a spend that crossed gifter levels too: it is
     emitted with its spend, by the same two emitters, under the same deadline).
     """
     by_slot: dict[str, list[str]] = {}
@@ -123,8 +123,9 @@ def retire_calls(
         if s.stream:
             room = by_slot.setdefault(f"r:{s.stream}", [])
             room.append(keys.room_emitted(s.stream, s.event))
-            if catalog is not None and level_reached(catalog, s.lifetime, s.coins) is not None:
-                room.append(keys.room_emitted(s.stream, level_up_event_id(s.event)))
+            if catalog is not None:
+                for event, _ in level_up_event_ids(catalog, s.event, s.lifetime, s.coins):
+                    room.append(keys.room_emitted(s.stream, event))
     return [
         ScriptCall("retire", slot_keys[i : i + MAX_KEYS_PER_CALL], [keep_s])
         for slot_keys in by_slot.values()

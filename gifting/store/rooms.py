@@ -25,7 +25,7 @@ from gifting.core.catalog import Catalog
 from gifting.core.entries import SpendEntry
 from gifting.core.errors import BadRequest, Conflict, CursorExpired
 from gifting.core.events import spend_event
-from gifting.core.levels import level_reached, level_up_event, level_up_event_id
+from gifting.core.levels import level_up_event, level_up_event_ids
 from gifting.store.box_calls import create_call as box_create_call
 from gifting.store.cluster import is_cluster
 from gifting.store.keys import Keys
@@ -144,6 +144,7 @@ class RoomLog:
         until_retired: bool = False,
         not_after: int | None = None,
         fingerprint: str = "",
+        marker_ttl_s: int | None = None,
     ) -> tuple[list[str], list[str | int]]:
         """KEYS and ARGV of emit.lua for one event (for batching in a pipeline).
 
@@ -152,7 +153,8 @@ class RoomLog:
         persister retires it: a spend's). ``not_after`` (unix ms): past it
         Redis refuses a first emission (``stale``). ``fingerprint`` (with
         ``once``) is kept with the event's marker: emitting the same event id
-        with another fingerprint is refused (:class:`Conflict`).
+        with another fingerprint is refused (:class:`Conflict`). ``marker_ttl_s``
+        overrides the marker's lifetime for an event retried only briefly.
         """
         k = self.keys
         keys = [
@@ -168,7 +170,7 @@ class RoomLog:
             _json.encode(body).decode(),
             self.max_events,
             min_id,
-            (-1 if until_retired else self.marker_ttl_s) if once else 0,
+            (-1 if until_retired else marker_ttl_s or self.marker_ttl_s) if once else 0,
             k.room_channel(stream),
             sender,
             sender_name,
@@ -219,27 +221,28 @@ class RoomLog:
     def spend_emit_calls(
         self, entry: SpendEntry, *, not_after: int | None = None
     ) -> list[ScriptCall]:
-        """The emit.lua calls of a settled spend: its event, then its ``level_up`` if any.
+        """The emit.lua calls of a settled spend: its event, then its ``level_up`` events.
 
         The debit that moved the sender's lifetime total across a level's
-        threshold causes a ``level_up`` (:func:`~gifting.core.levels.level_reached`),
-        emitted right after the spend's event with an id derived from the
-        spend's: the hub and the persister's repair both build it, and the
-        room's marker lets one emission through. Like the spend's, it is
+        threshold causes a ``level_up`` per threshold crossed
+        (:func:`~gifting.core.levels.levels_reached`), emitted right after the
+        spend's event with ids derived from the spend's: the hub and the
+        persister's repair both build them, and the room's marker lets one
+        emission of each through. Like the spend's, it is
         refused past ``not_after``, and its marker lives until the persister
         retires the spend (:mod:`gifting.store.retire`).
         """
         calls = [ScriptCall("emit", *self.spend_emit_args(entry, not_after=not_after))]
+        if not entry.stream:
+            return calls
         if entry.kind == "box":
             # A treasure box: its state is created first (idempotent, like the emission),
             # then its ``box_dropped`` (the drop's own event) shows it (gifting/store/boxes.py).
             calls.insert(0, box_create_call(self.keys, entry, not_after=not_after))
-        level = level_reached(self.catalog, entry.lifetime, entry.coins)
-        if level is not None and entry.stream:
-            body = level_up_event(
-                entry.stream, level_up_event_id(entry.event), entry.ts, entry.user, entry.name,
-                level,
-            )  # fmt: skip
+        for event, level in level_up_event_ids(
+            self.catalog, entry.event, entry.lifetime, entry.coins
+        ):
+            body = level_up_event(entry.stream, event, entry.ts, entry.user, entry.name, level)
             args = self.emit_args(entry.stream, body, until_retired=True, not_after=not_after)
             calls.append(ScriptCall("emit", *args))
         return calls

@@ -30,6 +30,8 @@ SCRIPT_NAMES = (
     "retire",
     "snapshot",
     "badge",
+    "due_take",
+    "due_done",
     "box_create",
     "box_claim",
     "box_seal",

@@ -132,6 +132,7 @@ def spend_call(
         keys.stream_gate(shard, order.stream),  # a badge's (no stream) is never touched
         keys.block_by_creator(sender, order.creator),  # read only with a stream
         keys.block_in_stream(sender, order.stream),
+        keys.shard_due(shard),  # a streakable gift schedules its streak's end
     ]
     flag = "0" if not live else "1" if order.stream else "-"
     fields = spend_args(order)

@@ -17,6 +17,8 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from gifting.config import Settings
 from gifting.core.catalog import Catalog
 from gifting.store.cluster import cluster_client, is_cluster_url
+from gifting.store.deadlines import DeadlineRunner, Deadlines
+from gifting.store.due_tasks import DueContext, due_handlers
 from gifting.store.keys import Keys
 from gifting.store.ledger import Ledger
 from gifting.store.rooms import RoomLog
@@ -107,3 +109,15 @@ def build_roomlog(settings: Settings, redis: Redis, catalog: Catalog) -> RoomLog
         max_events=settings.history_max_events, max_age_s=settings.history_max_age_s,
         marker_ttl_s=settings.idempotency_ttl_s,
     )  # fmt: skip
+
+
+def build_deadline_runner(
+    settings: Settings, redis: Redis, catalog: Catalog, roomlog: RoomLog, ledger: Ledger
+) -> DeadlineRunner:
+    """The :class:`DeadlineRunner` of this process, with every kind's handler."""
+    keys = build_keys(settings)
+    deadlines = Deadlines(redis, keys)
+    ctx = DueContext(
+        redis, keys, catalog, roomlog, ledger, deadlines, combo_window_ms=settings.combo_window_ms
+    )
+    return DeadlineRunner(deadlines, due_handlers(ctx), interval_s=settings.due_interval_ms / 1000)

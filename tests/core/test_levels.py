@@ -11,7 +11,14 @@ from gifting.core.catalog import load_catalog
 from gifting.core.catalog_model import Level
 from gifting.core.entries import SpendEntry
 from gifting.core.events import spend_event
-from gifting.core.levels import level_for, level_reached, level_up_event, level_up_event_id
+from gifting.core.levels import (
+    level_for,
+    level_reached,
+    level_up_event,
+    level_up_event_id,
+    level_up_event_ids,
+    levels_reached,
+)
 
 CATALOG = dataclasses.replace(
     load_catalog(), levels=(Level(1, 1), Level(2, 100), Level(3, 500), Level(5, 1000))
@@ -32,6 +39,15 @@ def test_only_the_crossing_debit_reaches_a_level() -> None:
     assert level_reached(CATALOG, 101, 1) is None
     assert level_reached(CATALOG, 1200, 1199) == 5  # several at once: the highest
     assert level_reached(CATALOG, 0, 0) is None  # an entry from before levels
+    assert levels_reached(CATALOG, 1200, 1199) == [2, 3, 5]  # each crossed
+    assert levels_reached(CATALOG, 100, 1) == [2]
+    assert levels_reached(CATALOG, 101, 1) == []
+
+
+def test_a_spend_crossing_several_thresholds_announces_each_once() -> None:
+    ids = level_up_event_ids(CATALOG, "e0a1", 1200, 1199)
+    assert ids == [("l0a1.2", 2), ("l0a1.3", 3), ("l0a1", 5)]
+    assert level_up_event_ids(CATALOG, "e0a1", 100, 1) == [("l0a1", 2)]  # the id it always had
 
 
 @given(st.lists(st.integers(1, 400), max_size=30))
@@ -39,11 +55,9 @@ def test_each_level_is_reached_by_at_most_one_debit(prices: list[int]) -> None:
     total, reached = 0, []
     for price in prices:
         total += price
-        level = level_reached(CATALOG, total, price)
-        if level is not None:
-            reached.append(level)
-    assert reached == sorted(set(reached))
-    assert (reached[-1] if reached else 0) == level_for(CATALOG, total)
+        reached += levels_reached(CATALOG, total, price)
+    # Every level up to the user's is announced, each by exactly one debit.
+    assert reached == [lv.level for lv in CATALOG.levels if lv.level <= level_for(CATALOG, total)]
 
 
 def test_level_up_event() -> None:

@@ -163,11 +163,13 @@ async def test_the_persister_repairs_a_crossing_spend_and_its_level_up_once(
                         msg = decode(await ov.recv())
                         batch = msg["events"] if msg["op"] == "batch" else [msg]
                         seen += [e for e in batch if e.get("kind") in SHOWN]
+        # One level_up per threshold crossed, each once (the hub never emitted them).
         assert [(e["kind"], e["event"]) for e in seen] == [
-            ("gift", result.event), ("level_up", level_up_event_id(result.event)),
+            ("gift", result.event), ("level_up", level_up_event_id(result.event, 1)),
+            ("level_up", level_up_event_id(result.event)),
         ]  # fmt: skip
         assert seen[0]["sender"] == {"id": "sam", "name": "Sam", "level": 2}
-        assert seen[1]["level"] == 2 and seen[1]["user"] == "sam"
+        assert [(e["level"], e["user"]) for e in seen[1:]] == [(1, "sam"), (2, "sam")]
         # Money conserved as ever: the lifetime total is display state beside it.
         assert h.state.pg_pool is not None
         report = await run_audit(h.state.pg_pool, h.state.redis, h.state.keys, h.state.catalog)

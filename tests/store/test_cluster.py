@@ -71,7 +71,7 @@ def test_every_key_of_one_user_or_room_shares_its_slot() -> None:
         keys.wallet(user), keys.spend_result(user, "m1"), keys.combo(user, stream),
         keys.purchase(user, "p1"), keys.credit_done(user, "e1"), keys.cashout(shard, "co1"),
         keys.cashout_request(user, "r1"), keys.cashouts_of(user), keys.outbox(shard),
-        keys.persister_lease(shard),
+        keys.persister_lease(shard), keys.shard_due(shard),
     ]  # fmt: skip
     room = [
         keys.stream(stream), keys.stream_totals(stream), keys.stream_top(stream),
@@ -124,8 +124,9 @@ async def test_every_script_runs_in_one_slot(
     """Each money script once (a cluster refuses a script whose keys span slots: CROSSSLOT)."""
     assert set(SCRIPT_NAMES) == {
         "spend", "purchase", "refund", "credit", "cashout_hold", "cashout_settle", "emit",
-        "retire", "snapshot", "badge", "cashout_cancel",
+        "retire", "snapshot", "badge", "cashout_cancel", "due_take", "due_done",
     }  # fmt: skip
+    # due_take and due_done: tests/store/test_deadlines.py runs them on the cluster.
     await buy(ledger, "fan", "coins_7000")
     bought = await buy(ledger, "cre", "coins_70")
     order = gift_order(catalog, "fan", "m1", "rose", 100, stream="s1", creator="cre")

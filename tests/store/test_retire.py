@@ -6,9 +6,10 @@ from redis.asyncio import Redis
 
 from gifting.core.catalog import Catalog
 from gifting.core.entries import SpendEntry
+from gifting.core.levels import level_up_event_id
 from gifting.store.keys import Keys
 from gifting.store.ledger import Ledger, SpendResult, spend_entry
-from gifting.store.retire import LateSettle, repair_deadline
+from gifting.store.retire import LateSettle, repair_deadline, retire_calls
 from gifting.store.rooms import RoomLog
 from gifting.store.scripts import ScriptCall
 
@@ -83,3 +84,22 @@ async def test_a_credit_or_emission_past_its_deadline_writes_nothing(
     assert len(await redis.xrange(keys.room_history(STREAM))) == 1
     await ledger.aclose()
     await rooms.aclose()
+
+
+def test_retiring_a_spend_shortens_the_marker_of_each_level_up_it_caused(
+    keys: Keys, catalog: Catalog
+) -> None:
+    entry = SpendEntry(
+        user="sam", name="Sam", client_id="c1", kind="gift", item="rose", count=120, unit=1,
+        coins=120, stream=STREAM, creator=CREATOR, event="e0a1", ts=1, balance=0, combo=120,
+        lifetime=120,
+    )  # fmt: skip
+    room = {
+        k for c in retire_calls(keys, [entry], 60, catalog) for k in c.keys if "emitted" in k
+    }  # fmt: skip
+    # 0 -> 120 coins crossed levels 1 and 2: the spend's marker and both level_ups'.
+    assert room == {
+        keys.room_emitted(STREAM, "e0a1"),
+        keys.room_emitted(STREAM, level_up_event_id("e0a1", 1)),
+        keys.room_emitted(STREAM, level_up_event_id("e0a1")),
+    }

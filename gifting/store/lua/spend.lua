@@ -11,6 +11,7 @@
 -- KEYS[5]  the stream's gate in this shard       {wNN}  (untouched without a stream)
 -- KEYS[6]  the sender's block by the creator      {wNN}  (read only with a stream)
 -- KEYS[7]  the sender's block in the stream       {wNN}  (read only with a stream)
+-- KEYS[8]  the deadline set of this shard          {wNN}  (a streak's end is scheduled here)
 -- ARGV[1]  payload fingerprint
 -- ARGV[2]  price: total coins, integer > 0
 -- ARGV[3]  current month "YYYY-MM" (UTC), for the monthly budget
@@ -33,6 +34,13 @@
 -- of the wallet, every spend counted), which sets their gifter level. The
 -- debit that moves it across a level's threshold is the only one that can,
 -- so that debit's entry alone causes the level_up (gifting/core/levels.py).
+--
+-- A streakable gift schedules its streak's end in KEYS[8] (store/deadlines.py):
+-- the member "streak|<json of the streak's state>" is due one combo window
+-- after this gift; a gift continuing the same streak replaces the member (the
+-- combo hash's 'due'), one of another gift leaves it to end on its own. So a
+-- streak ends once, after its last gift, whichever hub debited it and whichever
+-- process is alive then (store/streaks.py emits it).
 --
 -- The live flag comes from another slot one round trip earlier; the stream's
 -- gate in this slot closes that gap. Ending a stream closes its gate in every
@@ -87,11 +95,13 @@ local balance = coins - price
 local lifetime = tonumber(w[5] or '0') + price
 local combo = 0
 local now = tonumber(ARGV[5])
+local continued = nil  -- the deadline member of the streak this gift continues
 if ARGV[7] ~= '' then
-  local c = redis.call('HMGET', KEYS[4], 'gift', 'count', 'last')
+  local c = redis.call('HMGET', KEYS[4], 'gift', 'count', 'last', 'due')
   local add = tonumber(ARGV[9])
   if c[1] == ARGV[7] and now - tonumber(c[3]) <= tonumber(ARGV[8]) then
     combo = tonumber(c[2]) + add
+    continued = c[4]
   else
     combo = add
   end
@@ -113,7 +123,16 @@ if ARGV[10] == '1' then redis.call('HINCRBY', KEYS[5], 'debits', 1) end
 redis.call('HSET', KEYS[1], 'lifetime', tostring(lifetime))
 redis.call('HSET', KEYS[1], 'month', ARGV[3], 'spent', tostring(spent + price), 'pos', pos)
 if ARGV[7] ~= '' then
-  redis.call('HSET', KEYS[4], 'gift', ARGV[7], 'count', tostring(combo), 'last', ARGV[5])
+  local f = {}
+  for i = 11, #ARGV - 1, 2 do f[ARGV[i]] = ARGV[i + 1] end
+  local due = 'streak|' .. cjson.encode({
+    u = f['user'], n = f['name'], s = f['stream'], g = ARGV[7], c = tostring(combo),
+    t = ARGV[5], e = ARGV[4], l = tostring(lifetime), b = badge,
+  })
+  if continued then redis.call('ZREM', KEYS[8], continued) end
+  redis.call('ZADD', KEYS[8], now + tonumber(ARGV[8]), due)
+  redis.call('HSET', KEYS[4], 'gift', ARGV[7], 'count', tostring(combo), 'last', ARGV[5],
+             'due', due)
   redis.call('PEXPIRE', KEYS[4], tonumber(ARGV[8]) * 4)
 end
 redis.call('HSET', KEYS[2], 'fp', ARGV[1], 'status', 'ok', 'balance', tostring(balance),

@@ -1,0 +1,180 @@
+"""Deadlines kept in Redis and run by whichever process is alive.
+
+A deadline (a streak's end, a box opening, a hype running out) is a member
+``"<kind>|<rest>"`` of a sorted set scored by its due time in unix ms: the
+global set (:meth:`Keys.due`) or a wallet shard's (:meth:`Keys.shard_due`,
+where spend.lua schedules a streak's end with the debit). Every hub process
+and every ``gifting persist`` runs a :class:`DeadlineRunner`: each interval it
+takes what is due, leased (due_take.lua moves the score to now + lease, so
+others leave it alone while it runs), calls the handler of its kind, and
+removes it (due_done.lua) unless it was scheduled anew meanwhile. A runner
+that dies mid-task leaves it leased: it comes due again when the lease runs
+out, and another runner takes it. No deadline depends on one process being
+alive, and a handler may run twice: every handler is idempotent (it emits
+with a deterministic event id, behind the room's once-marker).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from redis.asyncio import Redis
+
+from gifting.clock import now_ms
+from gifting.store.keys import Keys
+from gifting.store.scripts import ScriptCall, Scripts
+
+log = logging.getLogger(__name__)
+
+#: How long a taken deadline is the taker's alone; past it, another runner may take it.
+DUE_LEASE_MS: Final = 5_000
+#: How often a runner looks for due deadlines.
+DUE_INTERVAL_S: Final = 0.2
+#: At most this many deadlines of one set per look.
+DUE_BATCH: Final = 100
+
+
+class NotYet(Exception):
+    """Raised by a handler whose deadline turned out not to be due: run it again at ``due_ms``."""
+
+    def __init__(self, due_ms: int) -> None:
+        super().__init__(f"not due before {due_ms}")
+        self.due_ms = due_ms
+
+
+@dataclass(frozen=True, slots=True)
+class DueTask:
+    """One taken deadline: its set, member and the score it is leased with."""
+
+    key: str
+    member: str
+    score: int
+
+    @property
+    def kind(self) -> str:
+        """What to do: the member up to its first ``|`` (selects the handler)."""
+        return self.member.partition("|")[0]
+
+    @property
+    def rest(self) -> str:
+        """What to do it to: the member after its first ``|`` (the handler's argument)."""
+        return self.member.partition("|")[2]
+
+
+#: Runs one deadline, given its :attr:`DueTask.rest`; raising leaves it for a later try.
+Handler = Callable[[str], Awaitable[None]]
+
+
+class Deadlines:
+    """Schedule, take and finish deadlines in Redis."""
+
+    def __init__(self, redis: Redis, keys: Keys, *, lease_ms: int = DUE_LEASE_MS) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.lease_ms = lease_ms
+        self.scripts = Scripts(redis)
+
+    async def schedule(self, task: str, due_ms: int) -> None:
+        """Schedule ``task`` (``"<kind>|<rest>"``) in the global set at ``due_ms``.
+
+        Scheduling a task already there moves it to the new time.
+        """
+        await self.redis.zadd(self.keys.due(), {task: due_ms})
+
+    async def take(self, now: int, limit: int = DUE_BATCH) -> list[DueTask]:
+        """The deadlines due at ``now`` in every set, each leased to the caller."""
+        sets = self.keys.due_sets()
+        calls = [ScriptCall("due_take", [k], [now, limit, self.lease_ms]) for k in sets]
+        tasks: list[DueTask] = []
+        for key, reply in zip(sets, await self.scripts.run_many(calls, lane="due"), strict=True):
+            if isinstance(reply, Exception):
+                log.warning("deadlines of %s unavailable: %s", key, reply)
+                continue
+            for i in range(0, len(reply), 2):
+                tasks.append(DueTask(key, reply[i], int(reply[i + 1])))
+        return tasks
+
+    async def done(self, task: DueTask, again_at: int | None = None) -> bool:
+        """Remove ``task`` (or move it to ``again_at``) unless it was scheduled anew since taken.
+
+        Returns whether it was still the caller's.
+        """
+        args: list[str | int] = [task.member, task.score, "" if again_at is None else again_at]
+        (kept,) = await self.scripts.run("due_done", [task.key], args)
+        return kept == "1"
+
+    async def aclose(self) -> None:
+        """Close the pipeline connections of :meth:`take`."""
+        await self.scripts.close()
+
+
+class DeadlineRunner:
+    """Runs the due deadlines of every set, every ``interval_s``, by their kind's handler."""
+
+    def __init__(
+        self,
+        deadlines: Deadlines,
+        handlers: Mapping[str, Handler],
+        *,
+        interval_s: float = DUE_INTERVAL_S,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        self.deadlines = deadlines
+        self.handlers = dict(handlers)
+        self.interval_s = interval_s
+        self.clock = clock
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start looking for due deadlines."""
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def stop(self) -> None:
+        """Stop; a deadline cut short stays leased and comes due again for another runner."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.deadlines.aclose()
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.run_due()
+            except Exception as exc:
+                log.warning("deadlines: %s: %s", type(exc).__name__, exc)
+            await asyncio.sleep(self.interval_s)
+
+    async def run_due(self) -> int:
+        """Take what is due now and run it; return how many deadlines were finished."""
+        tasks = await self.deadlines.take(self.clock())
+        if not tasks:
+            return 0
+        results = await asyncio.gather(*(self._run(t) for t in tasks))
+        return sum(results)
+
+    async def _run(self, task: DueTask) -> int:
+        handler = self.handlers.get(task.kind)
+        if handler is None:
+            log.warning("deadline %r of an unknown kind: dropped", task.member)
+            await self.deadlines.done(task)
+            return 0
+        try:
+            await handler(task.rest)
+        except NotYet as later:
+            await self.deadlines.done(task, again_at=later.due_ms)
+            return 0
+        except Exception as exc:
+            log.warning(
+                "deadline %r failed (%s: %s); retried after its lease",
+                task.member, type(exc).__name__, exc,
+            )  # fmt: skip
+            return 0
+        await self.deadlines.done(task)
+        return 1

@@ -1,0 +1,41 @@
+"""Ends gift streaks from Redis: the ``streak`` deadline's handler.
+
+spend.lua schedules each streak's end one combo window after its last gift
+(gifting/core/streaks.py). When it comes due, whichever process takes it
+emits ``streak_end`` with an id derived from the last gift's, behind the
+room's once-marker: a streak continued on another hub, or through a hub's
+restart, ends once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Final
+
+from gifting.clock import now_ms
+from gifting.core.streaks import parse_streak, streak_end_body
+from gifting.store.deadlines import NotYet
+from gifting.store.rooms import RoomLog
+
+#: How long the end's marker outlives it (a deadline is retried within seconds).
+STREAK_END_MARKER_TTL_S: Final = 3600
+#: Extra wait past the window, for hubs' clocks that run a little apart.
+STREAK_END_GRACE_MS: Final = 100
+
+
+class StreakEnds:
+    """Emits the ``streak_end`` of a streak whose window has passed."""
+
+    def __init__(self, roomlog: RoomLog, window_ms: int, clock: Callable[[], int] = now_ms) -> None:
+        self.roomlog = roomlog
+        self.window_ms = window_ms
+        self.clock = clock
+
+    async def end(self, rest: str) -> None:
+        """Handle the ``streak|<state>`` deadline: emit its ``streak_end`` once."""
+        streak = parse_streak(rest)
+        due = streak.last_ms + self.window_ms + STREAK_END_GRACE_MS
+        if self.clock() < due:
+            raise NotYet(due)
+        body = streak_end_body(self.roomlog.catalog, streak, self.window_ms)
+        await self.roomlog.emit(streak.stream, body, marker_ttl_s=STREAK_END_MARKER_TTL_S)
