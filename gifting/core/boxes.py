@@ -155,6 +155,18 @@ def task_rest(stream: str, box: str) -> str:
     return f"{stream}|{box}"
 
 
+def drop_tasks(
+    stream: str, drop_event: str, drop_ts: int, item: str, coins: int
+) -> list[tuple[str, int]]:
+    """The two deadlines of a box drop: (``box_open|<stream>|<box>``, opens at), (close, ...)."""
+    params = params_of(item, coins)
+    rest = task_rest(stream, box_id_of(drop_event))
+    return [
+        (f"{OPEN_KIND}|{rest}", opens_at(drop_ts, params)),
+        (f"{CLOSE_KIND}|{rest}", closes_at(drop_ts, params)),
+    ]
+
+
 def parse_task(rest: str) -> tuple[str, str]:
     """``(stream, box)`` of a box deadline's rest; raise ``ValueError`` if malformed."""
     stream, sep, box = rest.partition("|")

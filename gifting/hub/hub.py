@@ -35,7 +35,7 @@ from gifting.hub.presence import PresenceBeat
 from gifting.hub.registry import RoomRegistry
 from gifting.hub.sharded_broker import ShardedRoomBroker
 from gifting.hub.spends import KeptLookup, Settled, SpendPipeline
-from gifting.store.boxes import Boxes, Schedule
+from gifting.store.boxes import Boxes
 from gifting.store.cluster import is_cluster
 from gifting.store.keys import Keys
 from gifting.store.ledger import Ledger
@@ -62,7 +62,6 @@ class Hub:
         streams: Streams,
         rooms: RoomLog,
         kept: KeptLookup | None = None,
-        schedule: Schedule | None = None,
     ) -> None:
         self.settings = settings
         self.catalog = catalog
@@ -75,9 +74,9 @@ class Hub:
         )
         self.rooms = RoomRegistry(self.broker, keys, rooms, settings.viewer_batch_ms / 1000)
         #: Treasure boxes: claims, and the open and close deadlines (gifting/store/boxes.py).
-        self.boxes = Boxes(redis, keys, rooms, schedule=schedule)
+        self.boxes = Boxes(redis, keys, rooms)
         self.pipeline = SpendPipeline(
-            ledger, streams, rooms, on_settled=self._on_settled, kept=kept, boxes=self.boxes
+            ledger, streams, rooms, on_settled=self._on_settled, kept=kept
         )
         self.limits = SenderLimits(settings.rate_per_s, settings.rate_burst, now_ms)
         self.caps = ConnectionCaps({

@@ -33,7 +33,6 @@ from gifting.core.entries import SpendEntry
 from gifting.core.errors import GiftingError, Unavailable
 from gifting.core.idempotency import KeptSpend, SpendId
 from gifting.hub import metrics
-from gifting.store.boxes import Boxes
 from gifting.store.ledger import Ledger, SpendOrder, SpendResult, kept_outcome, spend_entry
 from gifting.store.rooms import RoomLog
 from gifting.store.streams import Streams
@@ -69,11 +68,8 @@ class SpendPipeline:
         on_settled: Callable[[Settled], None] | None = None,
         clock: Callable[[], int] = now_ms,
         kept: KeptLookup | None = None,
-        boxes: Boxes | None = None,
     ) -> None:
         self.ledger = ledger
-        #: Schedules the open and close of the treasure boxes dropped (``None``: none).
-        self.boxes = boxes
         self.streams = streams
         self.rooms = rooms
         self.on_settled = on_settled
@@ -269,8 +265,8 @@ class SpendPipeline:
         for failure in await self.ledger.settle_many(entries, emits, not_after=not_after):
             log.warning("settle step failed (the persister will repair it): %s", failure)
         drops = [e for e in entries if e.kind == "box"]
-        if drops and self.boxes is not None:  # the persister schedules them too (idempotent)
-            await self.boxes.schedule_drops(drops)
+        if drops:  # a box's open and close; the persister schedules them too (idempotent)
+            await self.rooms.schedule_boxes(drops)
         if self.on_settled is not None:
             for s in batch:
                 self.on_settled(s)

@@ -48,28 +48,21 @@ from gifting.core.boxes import (
     SETTLED_TTL_S,
     box_claimed_event,
     box_closed_event,
-    box_id_of,
     box_opened_event,
     claim_event_id,
-    closes_at,
-    opens_at,
-    params_of,
     parse_task,
     return_event_id,
-    task_rest,
 )
-from gifting.core.entries import BoxClaimArgs, BoxReturnArgs, SpendEntry
+from gifting.core.entries import BoxClaimArgs, BoxReturnArgs
 from gifting.core.errors import refusal
 from gifting.core.ids import check_id
 from gifting.store.box_calls import credit_call, return_call
+from gifting.store.deadlines import NotYet
 from gifting.store.keys import Keys
 from gifting.store.rooms import RoomLog
 from gifting.store.scripts import Scripts
 
-__all__ = ["BoxMissing", "Boxes", "Claim", "Schedule", "drop_tasks"]
-
-#: Schedules one deadline (``"<kind>|<rest>"``, due unix ms): ``Deadlines.schedule``.
-Schedule = Callable[[str, int], Awaitable[None]]
+__all__ = ["BoxMissing", "Boxes", "Claim"]
 
 _json = msgspec.json.Decoder()
 
@@ -107,16 +100,6 @@ def _flat(raw: Sequence[Any]) -> dict[str, str]:
     return {_s(raw[i]): _s(raw[i + 1]) for i in range(0, len(raw), 2)}
 
 
-def drop_tasks(drop: SpendEntry) -> list[tuple[str, int]]:
-    """The two deadlines of a box drop: (``box_open|<stream>|<box>``, opens at), (close, ...)."""
-    params = params_of(drop.item, drop.coins)
-    rest = task_rest(drop.stream, box_id_of(drop.event))
-    return [
-        (f"{OPEN_KIND}|{rest}", opens_at(drop.ts, params)),
-        (f"{CLOSE_KIND}|{rest}", closes_at(drop.ts, params)),
-    ]
-
-
 class Boxes:
     """Claim, open and close treasure boxes (the drop is a spend: see the module docstring)."""
 
@@ -126,29 +109,13 @@ class Boxes:
         keys: Keys,
         rooms: RoomLog,
         *,
-        schedule: Schedule | None = None,
         clock: Callable[[], int] = now_ms,
     ) -> None:
         self._redis = redis
         self._keys = keys
         self._rooms = rooms
         self._scripts = Scripts(redis)
-        self._schedule = schedule
         self._clock = clock
-
-    # -- drops ---------------------------------------------------------------------------
-    async def schedule_drops(self, entries: Sequence[SpendEntry]) -> None:
-        """Schedule the open and close of every box drop among ``entries`` (idempotent).
-
-        Called after the drop's box was created (or tried to be) by the hub's
-        settle step and by the persister's repair; without a scheduler, a no-op.
-        """
-        if self._schedule is None:
-            return
-        for entry in entries:
-            if entry.kind == "box" and entry.stream:
-                for task, due in drop_tasks(entry):
-                    await self._schedule(task, due)
 
     # -- claims --------------------------------------------------------------------------
     async def claim(self, stream: str, box: str, user: str, name: str, client_id: str) -> Claim:
@@ -185,11 +152,19 @@ class Boxes:
 
     # -- deadlines -------------------------------------------------------------------------
     async def open(self, rest: str) -> None:
-        """The ``box_open`` deadline: emit ``box_opened`` once (raise if no box yet)."""
+        """The ``box_open`` deadline: emit ``box_opened`` once (raise if no box yet).
+
+        Raises :class:`NotYet` while Redis's clock says the box is not open.
+        """
         stream, box = parse_task(rest)
-        closes = await self._redis.hget(self._keys.box(stream, box), "closes_at")
-        if closes is None:
+        opens, closes = await self._redis.hmget(
+            self._keys.box(stream, box), "opens_at", "closes_at"
+        )
+        if opens is None or closes is None:
             raise BoxMissing(f"box {box} of stream {stream} does not exist yet")
+        sec, usec = await self._redis.time()
+        if sec * 1000 + usec // 1000 < int(opens):  # a runner whose clock is ahead of Redis's
+            raise NotYet(int(opens))
         await self._rooms.emit(stream, box_opened_event(stream, box, self._clock(), int(closes)))
 
     async def close(self, rest: str) -> None:
@@ -197,7 +172,8 @@ class Boxes:
 
         Every step is idempotent: a rerun after a crash anywhere (or a second
         process running it at the same time) completes what is missing and
-        repeats nothing. Raises :class:`BoxMissing` if the box is not created yet.
+        repeats nothing. Raises :class:`BoxMissing` if the box is not created yet,
+        :class:`NotYet` before its ``closes_at`` by Redis's clock.
         """
         stream, box = parse_task(rest)
         k = self._keys
@@ -206,6 +182,8 @@ class Boxes:
         if _s(state) == "missing":
             raise BoxMissing(f"box {box} of stream {stream} does not exist yet")
         fields = _flat(raw_box)
+        if _s(state) == "early":
+            raise NotYet(int(fields["closes_at"]))
         claims = sorted(
             (
                 _Recorded(user, int(v[0]), int(v[1]), str(v[3]))

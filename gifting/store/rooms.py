@@ -21,6 +21,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from gifting.clock import now_ms
+from gifting.core.boxes import drop_tasks as box_drop_tasks
 from gifting.core.catalog import Catalog
 from gifting.core.entries import SpendEntry
 from gifting.core.errors import BadRequest, Conflict, CursorExpired
@@ -28,6 +29,7 @@ from gifting.core.events import spend_event
 from gifting.core.levels import level_up_event, level_up_event_ids
 from gifting.store.box_calls import create_call as box_create_call
 from gifting.store.cluster import is_cluster
+from gifting.store.deadlines import Deadlines
 from gifting.store.keys import Keys
 from gifting.store.retire import settle_failure
 from gifting.store.scripts import ScriptCall, Scripts
@@ -129,6 +131,21 @@ class RoomLog:
         self.max_age_s = max_age_s
         self.marker_ttl_s = marker_ttl_s
         self.clock = clock
+        #: Where a box drop's open and close are scheduled (gifting/store/boxes.py).
+        self.deadlines = Deadlines(redis, keys)
+
+    async def schedule_boxes(self, entries: Sequence[SpendEntry]) -> None:
+        """Schedule the open and close of every treasure box dropped among ``entries``.
+
+        Called after their emission (which creates the box) by the hub's
+        settle step and by the persister's repair: both schedule the same
+        due times, so the second changes nothing; a deadline that ran
+        already and is scheduled again finds its box settled (a no-op).
+        """
+        for e in entries:
+            if e.kind == "box" and e.stream:
+                for task, due in box_drop_tasks(e.stream, e.event, e.ts, e.item, e.coins):
+                    await self.deadlines.schedule(task, due)
 
     def emit_args(
         self,
@@ -261,6 +278,7 @@ class RoomLog:
     async def aclose(self) -> None:
         """Close the private pipeline connections of the batch calls (not the Redis client)."""
         await self.scripts.close()
+        await self.deadlines.aclose()
 
     async def emit_spends(
         self, entries: Sequence[SpendEntry], not_after: int | None = None
@@ -282,6 +300,7 @@ class RoomLog:
             failure = settle_failure(reply)
             if failure is not None:
                 raise failure
+        await self.schedule_boxes(entries)
 
     async def since(self, stream: str, cursor: str, limit: int = 20_000) -> list[HistoryEntry]:
         """The events after ``cursor``, oldest first; raise CursorExpired if some were trimmed."""

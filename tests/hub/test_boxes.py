@@ -104,6 +104,7 @@ async def test_drop_claim_and_close_over_the_socket(hub: HubServer) -> None:
         claimed = [await _event(overlay, "box_claimed") for _ in range(2)]
         assert [(c["user"], c["share"]) for c in claimed] == [("bob", 51), ("dan", 50)]
 
+        await hub.state.redis.hset(k.box(stream, box), "closes_at", int(time.time() * 1000) - 1)
         await boxes.close(f"{stream}|{box}")
         closed = await _event(overlay, "box_closed")
         assert (closed["claimed"], closed["returned"], closed["claims"]) == (101, 0, 2)

@@ -87,6 +87,7 @@ async def test_a_box_dropped_by_a_dead_hub_is_created_by_the_persister_and_audit
         assert report.totals["coins in open boxes"] == 101 - 68
         assert await _coins(pool, "boxes:escrow") == 33
 
+        await redis.hset(keys.box(STREAM, box), "closes_at", _ms() - 1)  # the window is over
         await boxes.close(f"{STREAM}|{box}")
         while await consumer.run_once():
             pass
@@ -129,6 +130,7 @@ async def test_entries_of_boxes_round_trip_and_post_balanced(
     boxes = Boxes(redis, keys, rooms)
     box = box_id_of(result.event)
     await boxes.claim(STREAM, box, "a", "A", "k")
+    await redis.hset(keys.box(STREAM, box), "closes_at", _ms() - 1)
     await boxes.close(f"{STREAM}|{box}")
     await boxes.aclose()
     seen = set()

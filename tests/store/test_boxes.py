@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import pytest
 from redis.asyncio import Redis
 
-from gifting.core.boxes import box_id_of, params_of, price_box, share_of
+from gifting.core.boxes import box_id_of, drop_tasks, params_of, price_box, share_of
 from gifting.core.catalog import Catalog
 from gifting.core.entries import SpendEntry
 from gifting.core.errors import (
@@ -29,7 +29,8 @@ from gifting.core.errors import (
     Conflict,
     UnknownBox,
 )
-from gifting.store.boxes import Boxes, BoxMissing, drop_tasks
+from gifting.store.boxes import Boxes, BoxMissing
+from gifting.store.deadlines import NotYet
 from gifting.store.keys import Keys
 from gifting.store.ledger import Ledger, SpendOrder, spend_entry
 from gifting.store.rooms import RoomLog
@@ -71,8 +72,9 @@ class World:
         )
         result = await self.ledger.spend(order, live=True)
         entry = spend_entry(order, result, self.clock.ms)
-        if settle:
+        if settle:  # as the hub's settle step: the emission (creates the box), the schedule
             await self.rooms.emit_spend(entry)
+            await self.rooms.schedule_boxes([entry])
         return entry
 
     async def claim(self, user: str, box: str, cid: str = "k1") -> tuple[int, int]:
@@ -80,7 +82,14 @@ class World:
         return c.share, c.balance
 
     async def close(self, box: str) -> None:
+        """The close deadline, after the claim window (moved to the past by hand)."""
+        await self.window_over(box)
         await self.boxes.close(f"{STREAM}|{box}")
+
+    async def window_over(self, box: str) -> None:
+        key = self.keys.box(STREAM, box)
+        if await self.redis.hget(key, "state") == b"open":
+            await self.redis.hset(key, "closes_at", int(time.time() * 1000) - 1)
 
     async def events(self, kind: str) -> list[dict[str, object]]:
         import json
@@ -310,6 +319,7 @@ async def test_a_close_cut_half_way_completes_once_when_run_again(world: World) 
 
     # The close died after sealing and crediting one claim (again), before the return.
     k = w.keys
+    await w.window_over(box)
     await w.boxes._scripts.run_raw("box_seal", [k.box(STREAM, box), k.box_claims(STREAM, box)], [])
     with pytest.raises(BoxClosed):
         await w.claim("late", box)
@@ -325,20 +335,52 @@ async def test_a_close_cut_half_way_completes_once_when_run_again(world: World) 
     assert await w.redis.hget(k.box(STREAM, box), "state") == b"settled"
 
 
-async def test_drop_tasks_are_the_open_and_the_close(world: World) -> None:
+async def test_a_drop_schedules_its_open_and_close_and_they_wait_for_redis_time(
+    world: World,
+) -> None:
     w = world
     await _funded(w, "drop")
     drop = await w.drop("drop", "b1", 100, 2, opens_in_s=20, open_now=False)
-    (o, o_due), (c, c_due) = drop_tasks(drop)
     box = box_id_of(drop.event)
+    (o, o_due), (c, c_due) = drop_tasks(STREAM, drop.event, drop.ts, drop.item, drop.coins)
     assert (o, c) == (f"box_open|{STREAM}|{box}", f"box_close|{STREAM}|{box}")
     assert (o_due, c_due) == (drop.ts + 20_000, drop.ts + 50_000)
-    scheduled: list[tuple[str, int]] = []
+    due = await w.redis.zrange(w.keys.due(), 0, -1, withscores=True)
+    assert {(m.decode(), int(s)) for m, s in due} == {(o, o_due), (c, c_due)}
+    # A runner whose clock is ahead of Redis's runs them too early: not yet.
+    with pytest.raises(NotYet) as opening:
+        await w.boxes.open(f"{STREAM}|{box}")
+    assert opening.value.due_ms == o_due
+    with pytest.raises(NotYet) as closing:
+        await w.boxes.close(f"{STREAM}|{box}")
+    assert closing.value.due_ms == c_due
+    assert await w.events("box_opened") == [] and await w.coins("drop") == 250
+    assert await w.redis.hget(w.keys.box(STREAM, box), "state") == b"open"
 
-    async def schedule(task: str, due: int) -> None:
-        scheduled.append((task, due))
 
-    boxes = Boxes(w.redis, w.keys, w.rooms, schedule=schedule)
-    await boxes.schedule_drops([drop])
-    assert scheduled == [(o, o_due), (c, c_due)]
-    await boxes.aclose()
+async def test_the_deadline_runner_opens_and_closes_a_box_once(
+    world: World, redis: Redis, keys: Keys, catalog: Catalog
+) -> None:
+    from gifting.store.deadlines import DeadlineRunner, Deadlines
+    from gifting.store.due_tasks import DueContext, due_handlers
+
+    w = world
+    await _funded(w, "drop", "a")
+    drop = await w.drop("drop", "b1", 100, 2)  # open now
+    box = box_id_of(drop.event)
+    await w.claim("a", box)
+    await w.window_over(box)  # the window is over: the close is due now
+    deadlines = Deadlines(redis, keys)
+    await deadlines.schedule(f"box_close|{STREAM}|{box}", int(time.time() * 1000) - 1)
+    ctx = DueContext(redis, keys, catalog, w.rooms, w.ledger, deadlines, combo_window_ms=3000)
+    # Two runners (two processes) at once.
+    runners = [DeadlineRunner(Deadlines(redis, keys), due_handlers(ctx)) for _ in range(2)]
+    done = sum(await asyncio.gather(*(r.run_due() for r in runners)))
+    assert done == 2  # the open and the close, each run by one of them
+    assert len(await w.events("box_opened")) == 1
+    assert len(await w.events("box_closed")) == 1
+    assert await w.coins("drop") == 300 and await w.coins("a") == 400
+    assert await redis.zcard(keys.due()) == 0
+    for r in runners:
+        await r.deadlines.aclose()
+    await deadlines.aclose()
