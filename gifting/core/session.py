@@ -360,9 +360,17 @@ class Session:
             reply["box"] = box_id_of(event)
         return [CountSpend(kind, "ok"), *self._send(reply)]
 
-    def box_claimed(self, client_id: str, box: str, share: int, balance: int) -> list[Action]:
-        """A claim was accepted (or is a replay of one): the share and the balance after it."""
-        reply = {"op": "ack", "id": client_id, "box": box, "share": share, "balance": balance}
+    def box_claimed(
+        self, client_id: str, box: str, event: str, share: int, balance: int
+    ) -> list[Action]:
+        """A claim was accepted (or is a replay of one): the share and the balance after it.
+
+        ``event``: the claim's ledger event (also its ``box_claimed`` room event).
+        """
+        reply = {
+            "op": "ack", "id": client_id, "event": event, "box": box, "share": share,
+            "balance": balance,
+        }  # fmt: skip
         return [CountSpend("claim", "ok"), *self._send(reply)]
 
     def spend_failed(self, client_id: str, kind: str, exc: BaseException) -> list[Action]:

@@ -279,7 +279,9 @@ class _Connection:
             claim = await hub.boxes.claim(
                 stream.stream, action.box, s.user, s.name, action.client_id
             )
-            return s.box_claimed(action.client_id, claim.box, claim.share, claim.balance)
+            return s.box_claimed(
+                action.client_id, claim.box, claim.event, claim.share, claim.balance
+            )
         if isinstance(action, PostComment):
             s = self.session
             await hub.pipeline.shown(s.user)  # the sender's gifts before it come first

@@ -76,6 +76,7 @@ class Claim:
     """An accepted claim: its share, its place in claim order, the claimer's balance after."""
 
     box: str
+    event: str
     share: int
     order: int
     balance: int
@@ -136,7 +137,8 @@ class Boxes:
         recorded = _Recorded(user, int(order), int(share), name)
         balance = await self._credit(stream, box, dropper, recorded)
         await self._show_claim(stream, box, recorded)
-        return Claim(box, recorded.share, recorded.order, balance, status == "replay")
+        event = claim_event_id(box, user)
+        return Claim(box, event, recorded.share, recorded.order, balance, status == "replay")
 
     async def _credit(self, stream: str, box: str, dropper: str, c: _Recorded) -> int:
         args = BoxClaimArgs(

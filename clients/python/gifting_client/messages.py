@@ -139,13 +139,16 @@ class Ack(msgspec.Struct, frozen=True):
     """A message was accepted: its ``event`` id, the sender's new ``balance``, the ``combo``.
 
     ``balance`` is ``None`` for free comments, ``combo`` for anything but gifts.
-    A retry of the same id returns the same ack.
+    ``box``: the treasure box a drop made or a claim claimed; ``share``: the
+    coins a claim won. A retry of the same id returns the same ack.
     """
 
     id: str
     event: str
     balance: int | None = None
     combo: int | None = None
+    box: str | None = None
+    share: int | None = None
 
 
 class Snapshot(msgspec.Struct, frozen=True, kw_only=True):

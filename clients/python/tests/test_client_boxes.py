@@ -1,0 +1,49 @@
+"""ViewerClient.drop_box and .claim against a real server: acks, shares and typed errors."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from gifting_client import (
+    AlreadyClaimed,
+    Backoff,
+    BadRequest,
+    BoxClosed,
+    BoxNotOpen,
+    UnknownBox,
+    ViewerClient,
+)
+
+from tests.hub.conftest import HubServer
+
+FAST = Backoff(initial=0.05, maximum=0.5)
+
+
+def viewer(hub: HubServer, stream: str, user: str) -> ViewerClient:
+    return ViewerClient(hub.ws, stream, hub.token(user, user.title()), backoff=FAST)
+
+
+async def test_drop_and_claim_a_box(hub: HubServer) -> None:
+    stream, _ = await hub.stream()
+    await hub.fund("ann")
+    async with viewer(hub, stream, "ann") as ann, viewer(hub, stream, "ben") as ben:
+        with pytest.raises(BadRequest, match="coins"):
+            await ann.drop_box(50, 2, 10)
+        ack = await ann.drop_box(100, 3, 10, id="box-1")
+        assert ack.box and ack.balance == 600
+        assert (await ann.drop_box(100, 3, 10, id="box-1")) == ack  # a retry: the same ack
+        with pytest.raises(BoxNotOpen):
+            await ben.claim(ack.box)
+        with pytest.raises(UnknownBox):
+            await ben.claim("qnosuchbox")
+        k = hub.state.keys
+        await hub.state.redis.hset(k.box(stream, ack.box), "opens_at", int(time.time() * 1000))
+        won = await ben.claim(ack.box, id="c1")
+        assert (won.box, won.share, won.balance) == (ack.box, 34, 34)
+        assert await ben.claim(ack.box, id="c1") == won
+        with pytest.raises(AlreadyClaimed):
+            await ben.claim(ack.box, id="c2")
+        await hub.state.redis.hset(k.box(stream, ack.box), "closes_at", 0)
+        with pytest.raises(BoxClosed):
+            await ann.claim(ack.box)
