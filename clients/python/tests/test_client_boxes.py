@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -33,11 +34,15 @@ async def test_drop_and_claim_a_box(hub: HubServer) -> None:
         ack = await ann.drop_box(100, 3, 10, id="box-1")
         assert ack.box and ack.balance == 600
         assert (await ann.drop_box(100, 3, 10, id="box-1")) == ack  # a retry: the same ack
+        k = hub.state.keys
+        for _ in range(500):  # the box is created by the settle step, right after the ack
+            if await hub.state.redis.exists(k.box(stream, ack.box)):
+                break
+            await asyncio.sleep(0.01)
         with pytest.raises(BoxNotOpen):
             await ben.claim(ack.box)
         with pytest.raises(UnknownBox):
             await ben.claim("qnosuchbox")
-        k = hub.state.keys
         await hub.state.redis.hset(k.box(stream, ack.box), "opens_at", int(time.time() * 1000))
         won = await ben.claim(ack.box, id="c1")
         assert (won.box, won.share, won.balance) == (ack.box, 34, 34)
