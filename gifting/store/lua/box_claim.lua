@@ -20,7 +20,7 @@
 -- "unknown_box", "box_not_open", "box_closed", "already_claimed".
 
 local b = redis.call('HMGET', KEYS[1], 'coins', 'winners', 'opens_at', 'closes_at', 'state',
-                     'claims', 'dropper')
+                     'claims', 'dropper', 'claimed')
 if not b[1] then return {'unknown_box', '0', '0', ''} end
 local prev = redis.call('HGET', KEYS[2], ARGV[1])
 if prev then
@@ -39,6 +39,6 @@ local order = claims + 1
 local share = math.floor(coins / winners)
 if order <= coins % winners then share = share + 1 end
 redis.call('HSET', KEYS[2], ARGV[1], cjson.encode({order, share, ARGV[2], ARGV[3]}))
-redis.call('HSET', KEYS[1], 'claims', tostring(order))
-redis.call('HINCRBY', KEYS[1], 'claimed', share)
+redis.call('HSET', KEYS[1], 'claims', tostring(order),
+           'claimed', tostring(tonumber(b[8]) + share))
 return {'ok', tostring(share), tostring(order), b[7]}
