@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from gifting.core.boxes import box_id_of, price_box
 from gifting.core.catalog import Catalog
 from gifting.persister.audit import run_audit
+from gifting.records import wallet_history
 from gifting.store.boxes import Boxes
 from gifting.store.keys import Keys
 from gifting.store.ledger import Ledger, SpendOrder, spend_entry
@@ -103,6 +104,18 @@ async def test_a_box_dropped_by_a_dead_hub_is_created_by_the_persister_and_audit
             )
         )
         assert types == {"box_claim": 2, "box_return": 1}
+        # Each side reads its part in its wallet history.
+        (claim, *_), _ = await wallet_history(pool, "a")
+        assert (claim["type"], claim["coins"], claim["box"], claim["order"]) == (
+            "box_claim", 34, box, 1,
+        )  # fmt: skip
+        back, drop, *_ = (await wallet_history(pool, "drop"))[0]
+        assert (back["type"], back["coins"], back["claimed"], back["claims"]) == (
+            "box_return", 33, 68, 2,
+        )  # fmt: skip
+        assert (drop["type"], drop["kind"], drop["coins"], drop["item"]) == (
+            "spend", "box", -101, "3:10",
+        )  # fmt: skip
 
         # A second settlement of the same box in the ledger is caught.
         await pool.execute(
