@@ -266,7 +266,10 @@ class SpendPipeline:
             log.warning("settle step failed (the persister will repair it): %s", failure)
         drops = [e for e in entries if e.kind == "box"]
         if drops:  # a box's open and close; the persister schedules them too (idempotent)
-            await self.rooms.schedule_boxes(drops)
+            try:
+                await self.rooms.schedule_boxes(drops)
+            except Exception as exc:
+                log.warning("scheduling boxes failed (the persister will repair it): %s", exc)
         if self.on_settled is not None:
             for s in batch:
                 self.on_settled(s)

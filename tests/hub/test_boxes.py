@@ -119,3 +119,42 @@ async def test_overlays_may_not_drop_or_claim(hub: HubServer) -> None:
         await overlay.send(encode({"op": "claim", "id": "c1", "box": "q1"}))
         reply = decode(await overlay.recv())
         assert (reply["op"], reply["code"]) == ("error", "bad_request")
+
+
+async def test_the_hubs_deadline_runner_opens_and_closes_the_box(hub: HubServer) -> None:
+    """No hand-run handler: the settle step schedules, the hub's runner opens (after 10 s)."""
+    from gifting.store.deadlines import Deadlines
+
+    stream, key = await hub.stream()
+    await hub.fund("ivy")
+    async with (
+        hub.overlay(stream, key) as overlay,
+        hub.viewer(stream, "ivy") as ivy,
+        hub.viewer(stream, "jon") as jon,
+    ):
+        assert (await recv(overlay))["op"] == "snapshot"
+        await ivy.send(
+            encode({"op": "box", "id": "b1", "coins": 100, "winners": 3, "opens_in_s": 10})
+        )
+        box = (await _reply(ivy))["box"]
+        dropped = await _event(overlay, "box_dropped")
+        opened = await recv_until(
+            overlay,
+            lambda m: any(
+                e.get("kind") == "box_opened" for e in (m["events"] if m["op"] == "batch" else [m])
+            ),
+            timeout=15,
+        )
+        assert opened is not None and time.time() * 1000 >= dropped["opens_at"] - 50
+        await jon.send(encode({"op": "claim", "id": "c1", "box": box}))
+        assert (await _reply(jon))["share"] == 34
+        # The window is over: move it and its deadline to now; the runner closes it.
+        k = hub.state.keys
+        now = int(time.time() * 1000)
+        await hub.state.redis.hset(k.box(stream, box), "closes_at", now - 1)
+        deadlines = Deadlines(hub.state.redis, k)
+        await deadlines.schedule(f"box_close|{stream}|{box}", now - 1)
+        await deadlines.aclose()
+        closed = await _event(overlay, "box_closed")
+        assert (closed["claimed"], closed["returned"]) == (34, 66)
+    assert await _coins(hub, "ivy") == 700 - 100 + 66
