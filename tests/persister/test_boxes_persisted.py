@@ -152,3 +152,33 @@ async def test_entries_of_boxes_round_trip_and_post_balanced(
         assert not imbalance(event.postings)
         seen.add((event.type, event.kind))
     assert {("spend", "box"), ("box_claim", ""), ("box_return", "")} <= seen
+
+
+def test_the_box_rules_name_what_is_wrong_and_what_may_be_in_flight() -> None:
+    from gifting.persister.box_audit import BoxRow, box_problems, in_flight
+
+    def row(**kw: object) -> BoxRow:
+        base: dict[str, object] = {
+            "box": "q1", "coins": 101, "winners": 4, "claimed": 51, "claims": 2,
+            "returned": None, "sealed_claimed": None, "sealed_claims": None,
+        }  # fmt: skip
+        base.update(kw)
+        return BoxRow(**base)  # type: ignore[arg-type]
+
+    open_box = row()
+    assert box_problems(open_box) == [] and not in_flight(open_box)
+    assert open_box.open_coins == 50
+    settled = row(returned=50, sealed_claimed=51, sealed_claims=2)
+    assert box_problems(settled) == [] and settled.open_coins == 0
+    # The return persisted before one claim credit (another shard): in flight.
+    early = row(claimed=26, claims=1, returned=50, sealed_claimed=51, sealed_claims=2)
+    assert in_flight(early)
+    assert [p[0] for p in box_problems(early)] == ["box:q1:claims", "box:q1:claimed"]
+    # Returned too much; more claims than winners; claims without a drop.
+    assert [p[0] for p in box_problems(row(returned=51, sealed_claimed=51, sealed_claims=2))] == [
+        "box:q1:returned+claimed"
+    ]
+    assert [p[0] for p in box_problems(row(claims=5))] == ["box:q1:claims"]
+    assert [p[0] for p in box_problems(row(claimed=102))] == ["box:q1:claimed"]
+    orphan = row(coins=None, winners=None)
+    assert in_flight(orphan) and box_problems(orphan)[0][0] == "box:q1:dropped"

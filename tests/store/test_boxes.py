@@ -115,6 +115,19 @@ async def _funded(w: World, *users: str, package: str = "coins_350") -> None:
         await buy(w.ledger, u, package)
 
 
+async def _in_box(w: World, box: str) -> int:
+    """Coins still in a box by Redis: its coins minus the shares credited (0 once settled)."""
+    fields = await w.redis.hgetall(w.keys.box(STREAM, box))
+    if fields[b"state"] == b"settled":
+        return 0
+    claims = await w.redis.hgetall(w.keys.box_claims(STREAM, box))
+    credited = 0
+    for user, value in claims.items():
+        if await w.redis.exists(w.keys.box_credited(user.decode(), box)):
+            credited += int(value.decode().strip("[]").split(",")[1])
+    return int(fields[b"coins"]) - credited
+
+
 async def _total(w: World, users: list[str]) -> int:
     return sum([await w.coins(u) for u in users])
 
@@ -158,11 +171,17 @@ async def test_101_coins_for_4_winners_pay_26_25_25_25_in_claim_order(world: Wor
 
 async def test_fewer_claimers_than_winners_return_the_rest(world: World) -> None:
     w = world
-    await _funded(w, "drop", "a", "b")
+    users = ["drop", "a", "b"]
+    await _funded(w, *users)
+    before = await _total(w, users)
     drop = await w.drop("drop", "b1", 100, 4)
     box = box_id_of(drop.event)
+    assert await _total(w, users) + await _in_box(w, box) == before  # all 100 in the box
     assert [(await w.claim(u, box))[0] for u in ["a", "b"]] == [25, 25]
+    assert await _in_box(w, box) == 50
+    assert await _total(w, users) + await _in_box(w, box) == before  # mid-flight
     await w.close(box)
+    assert await _in_box(w, box) == 0 and await _total(w, users) == before
     assert await w.coins("drop") == 350 - 100 + 50
     (closed,) = await w.events("box_closed")
     assert (closed["claimed"], closed["returned"]) == (50, 50)
@@ -299,6 +318,8 @@ async def test_a_claim_recorded_but_never_credited_is_credited_once_by_the_close
         )
         assert status == "ok"
     assert await w.coins("a") == 350
+    assert await _in_box(w, box) == 101  # recorded, not credited: still in the box
+    assert await _total(w, ["drop", "a", "b"]) + 101 == 3 * 350
     await w.close(box)
     await w.close(box)
     assert (await w.coins("a"), await w.coins("b")) == (350 + 51, 350 + 50)
