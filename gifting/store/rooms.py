@@ -131,8 +131,14 @@ class RoomLog:
         self.max_age_s = max_age_s
         self.marker_ttl_s = marker_ttl_s
         self.clock = clock
-        #: Where a box drop's open and close are scheduled (gifting/store/boxes.py).
-        self.deadlines = Deadlines(redis, keys)
+        self._deadlines: Deadlines | None = None
+
+    @property
+    def deadlines(self) -> Deadlines:
+        """Where a box drop's open and close are scheduled (built on first use)."""
+        if self._deadlines is None:
+            self._deadlines = Deadlines(self.redis, self.keys)
+        return self._deadlines
 
     async def schedule_boxes(self, entries: Sequence[SpendEntry]) -> None:
         """Schedule the open and close of every treasure box dropped among ``entries``.
@@ -278,7 +284,8 @@ class RoomLog:
     async def aclose(self) -> None:
         """Close the private pipeline connections of the batch calls (not the Redis client)."""
         await self.scripts.close()
-        await self.deadlines.aclose()
+        if self._deadlines is not None:
+            await self._deadlines.aclose()
 
     async def emit_spends(
         self, entries: Sequence[SpendEntry], not_after: int | None = None
