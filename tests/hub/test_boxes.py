@@ -7,6 +7,7 @@ test's job), and the close is the same handler the deadline runner calls.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -78,6 +79,14 @@ async def test_drop_claim_and_close_over_the_socket(hub: HubServer) -> None:
         assert dropped["opens_at"] - dropped["ts"] == 10_000
         assert dropped["closes_at"] - dropped["opens_at"] == 30_000
 
+        k = hub.state.keys
+        # The box exists by now, but a script Redis had to load first (NOSCRIPT: the
+        # pipeline retries it) can run after the emission: wait for it, as a claim at
+        # opens_at would.
+        for _ in range(500):
+            if await hub.state.redis.exists(k.box(stream, box)):
+                break
+            await asyncio.sleep(0.01)
         await bob.send(encode({"op": "claim", "id": "c0", "box": box}))
         assert (await _reply(bob))["code"] == "box_not_open"
         await bob.send(encode({"op": "claim", "id": "c0", "box": "qnosuchbox"}))
@@ -86,7 +95,6 @@ async def test_drop_claim_and_close_over_the_socket(hub: HubServer) -> None:
         assert (await _reply(bob))["code"] == "bad_request"
 
         # Open it now (Redis's clock decides).
-        k = hub.state.keys
         await hub.state.redis.hset(k.box(stream, box), "opens_at", int(time.time() * 1000) - 1)
         await bob.send(encode({"op": "claim", "id": "c1", "box": box}))
         first = await _reply(bob)
