@@ -51,6 +51,7 @@ from gifting.api import moderation as moderation_api
 from gifting.api import openapi as openapi_api
 from gifting.api import streams as streams_api
 from gifting.api import subscriptions as subscriptions_api
+from gifting.api import videos as videos_api
 from gifting.api import wallet as wallet_api
 from gifting.api import webhooks as webhooks_api
 from gifting.api.http import exception_handlers
@@ -100,6 +101,7 @@ def api_routes(settings: Settings) -> list[BaseRoute]:
         moderation_api,
         cashout_cancel_api,
         subscriptions_api,
+        videos_api,
     ]
     if settings.dev:
         modules.append(dev_api)

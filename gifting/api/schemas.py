@@ -19,6 +19,8 @@ from typing import Annotated, Final, Literal
 import msgspec
 from msgspec import Meta
 
+from gifting.core.catalog import MAX_COUNT
+from gifting.core.guests import MAX_GUEST_NAME, MAX_GUESTS
 from gifting.core.ids import ID_PATTERN, MAX_ID_LENGTH
 from gifting.store.streams import MAX_GOAL, MAX_TITLE_LENGTH
 from gifting.store.wallets import MAX_BUDGET
@@ -53,6 +55,10 @@ __all__ = [
     "Goal",
     "GoalBody",
     "GoalSet",
+    "GuestBody",
+    "GuestView",
+    "GuestsBody",
+    "GuestsSet",
     "Health",
     "History",
     "HistoryEntry",
@@ -80,6 +86,12 @@ __all__ = [
     "StreamTotals",
     "Token",
     "TopGifter",
+    "Video",
+    "VideoBody",
+    "VideoCreated",
+    "VideoGiftBody",
+    "VideoGiftSent",
+    "VideoList",
     "Wallet",
 ]
 
@@ -326,6 +338,7 @@ class Stream(Answer):
     totals: StreamTotals
     top: list[TopGifter]
     goal: Goal | None
+    guests: list[GuestView]
 
 
 class Overlay(Answer):
@@ -531,3 +544,87 @@ class NotReady(Error):
     """A dependency did not answer (503)."""
 
     checks: dict[str, str]
+
+
+# --------------------------------------------------------------------------- guests
+
+
+class GuestBody(Body):
+    """A guest with the display name the room shows (``name`` absent: the user id)."""
+
+    user: Id
+    name: (
+        Annotated[str, Meta(min_length=1, max_length=MAX_GUEST_NAME, pattern=_NO_CONTROL)] | None
+    ) = None
+
+
+class GuestsBody(Body):
+    """The stream's whole guest list: user ids, or ``{"user","name"}`` objects (at most 8)."""
+
+    guests: Annotated[list[Id | GuestBody], Meta(max_length=MAX_GUESTS)]
+
+
+class GuestView(Answer):
+    """A guest as shown: user id and display name."""
+
+    user: str
+    name: str
+
+
+class GuestsSet(Answer):
+    """The stream's guest list after ``PUT .../guests``."""
+
+    stream: str
+    guests: list[GuestView]
+
+
+# --------------------------------------------------------------------------- videos
+
+
+class VideoBody(Body):
+    """Register a published video with this title (no control characters)."""
+
+    title: Annotated[str, Meta(max_length=MAX_TITLE_LENGTH, pattern=_NO_CONTROL)]
+
+
+class VideoGiftBody(Body):
+    """Send ``count`` of ``gift`` on a video; ``id`` (the client's) makes it idempotent."""
+
+    id: Id
+    gift: ItemId
+    count: Annotated[int, Meta(ge=1, le=MAX_COUNT)] = 1
+
+
+class Video(Answer):
+    """A video's public view: its creator, title, totals and top gifters."""
+
+    video: str
+    creator: str
+    creator_name: str
+    title: str
+    created: Millis
+    totals: StreamTotals
+    top: list[TopGifter]
+
+
+class VideoCreated(Video):
+    """A video just registered."""
+
+
+class VideoList(Answer):
+    """A creator's video ids, newest first."""
+
+    creator: str
+    videos: list[str]
+
+
+class VideoGiftSent(Answer):
+    """A gift sent on a video (or the first answer again, on a replay)."""
+
+    id: str
+    event: str
+    balance: SignedCoins
+    video: str
+    gift: str
+    count: Count
+    coins: Coins

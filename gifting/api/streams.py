@@ -18,11 +18,21 @@ from starlette.routing import BaseRoute
 
 from gifting.api.http import principal, read_body_as
 from gifting.api.routing import ApiRoute
-from gifting.api.schemas import EmptyBody, GoalBody, GoalSet, Overlay, StreamBody, StreamCreated
+from gifting.api.schemas import (
+    EmptyBody,
+    GoalBody,
+    GoalSet,
+    GuestsBody,
+    GuestsSet,
+    Overlay,
+    StreamBody,
+    StreamCreated,
+)
 from gifting.api.schemas import Stream as StreamAnswer
 from gifting.auth import CREATOR
-from gifting.core.errors import BadRequest, Forbidden, NotFound, UnknownItem
-from gifting.core.ids import check_id
+from gifting.core.errors import BadRequest, Forbidden, NotFound, StreamNotLive, UnknownItem
+from gifting.core.guests import guests_event, guests_view
+from gifting.core.ids import check_id, new_id
 from gifting.state import app_state
 from gifting.store.streams import Stream, Streams, Totals
 
@@ -33,6 +43,7 @@ __all__ = [
     "get_stream",
     "routes",
     "set_goal",
+    "set_guests",
     "stream_to_public",
 ]
 
@@ -57,6 +68,7 @@ def stream_to_public(stream: Stream, totals: Totals) -> dict[str, Any]:
         "totals": {"coins": totals.coins, "gifts": totals.gifts},
         "top": totals.top,
         "goal": goal,
+        "guests": guests_view(stream.guests),
     }
 
 
@@ -132,6 +144,26 @@ async def set_goal(request: Request) -> JSONResponse:
     return JSONResponse({"stream": stream.stream, "goal": public["goal"]})
 
 
+async def set_guests(request: Request) -> JSONResponse:
+    """Set the guest list (its creator only, a live stream): ``{"guests": [user | {user,name}]}``.
+
+    At most 8, no duplicates, never the creator. A change is told to the room
+    as a ``guests`` event (overlays show who is on stage, and whom a gift is for).
+    """
+    caller = principal(request)
+    stream_id = _stream_id(request)
+    body = await read_body_as(request, GuestsBody)
+    pairs = [(g, None) if isinstance(g, str) else (g.user, g.name) for g in body.guests]
+    state = app_state(request)
+    before = await state.streams.get(stream_id)
+    stream = await state.streams.set_guests(stream_id, caller.user, pairs)
+    if state.roomlog is not None and stream.guests != before.guests:
+        now = state.streams.clock()
+        event = guests_event(stream.stream, new_id("u", now), now, stream.guests)
+        await state.roomlog.emit(stream.stream, event, once=False)
+    return JSONResponse({"stream": stream.stream, "guests": guests_view(stream.guests)})
+
+
 _CREATORS = [BadRequest, Forbidden, NotFound]  # a bad id; another's stream; no stream
 
 routes: list[BaseRoute] = [
@@ -145,4 +177,6 @@ routes: list[BaseRoute] = [
              answer=StreamAnswer, auth="bearer", errors=_CREATORS),
     ApiRoute("/v1/streams/{stream}/goal", set_goal, "PUT", body=GoalBody, answer=GoalSet,
              auth="bearer", errors=[*_CREATORS, UnknownItem]),
+    ApiRoute("/v1/streams/{stream}/guests", set_guests, "PUT", body=GuestsBody,
+             answer=GuestsSet, auth="bearer", errors=[*_CREATORS, StreamNotLive]),
 ]  # fmt: skip

@@ -57,6 +57,7 @@ __all__ = [
     "buy_badge",
     "get_cashout",
     "get_wallet",
+    "kept_result",
     "list_cashouts",
     "put_budget",
     "request_cashout",
@@ -125,7 +126,7 @@ async def buy_badge(request: Request) -> JSONResponse:
     order = SpendOrder(
         sender=caller.user, sender_name=caller.name, client_id=client_id, priced=priced
     )
-    result = await _kept_result(state, order) or await state.ledger.spend(order, live=True)
+    result = await kept_result(state, order) or await state.ledger.spend(order, live=True)
     # Owned once debited; a replay restores a grant lost to a crash here (idempotent).
     shown = await state.ledger.grant_badge(caller.user, priced.item)
     return JSONResponse(
@@ -141,7 +142,7 @@ async def buy_badge(request: Request) -> JSONResponse:
     )
 
 
-async def _kept_result(state: AppState, order: SpendOrder) -> SpendResult | None:
+async def kept_result(state: AppState, order: SpendOrder) -> SpendResult | None:
     """The original result PostgreSQL keeps for the order's id, or ``None`` (unknown there).
 
     Raises ``conflict`` for the id reused with another payload. Without a pool,

@@ -12,9 +12,9 @@ one description of those maps (after ``|``: the fields the script appends)::
 
     type            script              fields, in XADD order
     spend           spend.lua           user name client_id kind item count unit coins
-                                        stream creator [text] | event ts balance combo
-                                        lifetime [badge]
-    credit          credit.lua          user spend_event coins stream sender
+                                        stream creator [text] [host] [receiver_name]
+                                        [video] | event ts balance combo lifetime [badge]
+    credit          credit.lua          user spend_event coins stream sender [video]
                                         | diamonds event ts
     purchase        purchase.lua        user purchase_id package coins amount currency
                                         | event ts balance
@@ -119,9 +119,21 @@ class SpendArgs(_Fields, frozen=True, kw_only=True):
     stream: str
     creator: str
     text: str = ""
+    #: The stream's creator when ``creator`` (the credited receiver) is a guest; "" otherwise.
+    host: str = ""
+    #: A gift's receiver's display name (the room event's ``receiver``); "" when not known.
+    receiver_name: str = ""
+    #: The video a gift is sent on (no stream then; "" for every other spend).
+    video: str = ""
+
+    @property
+    def stream_host(self) -> str:
+        """The stream's creator: ``host`` for a gift to a guest, else ``creator``."""
+        return self.host or self.creator
 
     def to_fields(self) -> dict[str, str]:
-        """The caller's fields, in ARGV order (``text`` only when set)."""
+        """The caller's fields, in ARGV order (``text``, ``host``, ``receiver_name``,
+        ``video`` when set)."""
         fields = {
             "type": "spend", "user": self.user, "name": self.name, "client_id": self.client_id,
             "kind": self.kind, "item": self.item, "count": str(self.count),
@@ -130,21 +142,35 @@ class SpendArgs(_Fields, frozen=True, kw_only=True):
         }  # fmt: skip
         if self.text:
             fields["text"] = self.text
+        if self.host:
+            fields["host"] = self.host
+        if self.receiver_name:
+            fields["receiver_name"] = self.receiver_name
+        if self.video:
+            fields["video"] = self.video
         return fields
 
     def fingerprint(self) -> str:
         """What tells a retry of this spend's id from a reuse of it with another payload.
 
         Kept with the id's result, in Redis (spend.lua) and in PostgreSQL
-        (``spend_ids``, whose backfill computes the same digest in SQL).
+        (``spend_ids``, whose backfill computes the same digest in SQL). A
+        gift to a guest adds its receiver (the same id to another guest is
+        another payload); every other spend's digest is as before guests.
         """
-        return fingerprint(self.kind, self.item, self.count, self.stream, self.text)
+        # A video's place is "video:<id>": no stream id holds a colon, so a gift on a
+        # video and one in a stream never share a fingerprint.
+        place = f"video:{self.video}" if self.video else self.stream
+        if self.host:
+            return fingerprint(self.kind, self.item, self.count, place, self.text, self.creator)
+        return fingerprint(self.kind, self.item, self.count, place, self.text)
 
 
 class SpendEntry(SpendArgs, frozen=True, kw_only=True):
     """A settled spend: the caller's fields, then the event, time, balance after and combo.
 
-    Badges have no ``stream`` and no ``creator`` (both ``""``); a creator's
+    Badges have no ``stream`` and no ``creator`` (both ``""``); a gift on a
+    video has a ``video`` and a ``creator`` and no ``stream``; a creator's
     own effect or highlight has a ``stream`` and no ``creator`` (the platform
     keeps its coins: :mod:`gifting.core.payee`); every other spend has both,
     and the creator is not the sender. ``badge``: the badge the sender showed
@@ -185,13 +211,18 @@ class CreditArgs(_Fields, frozen=True, kw_only=True):
     coins: int
     stream: str
     sender: str
+    #: The video of a video gift's credit (its ``stream`` is then ""), else "".
+    video: str = ""
 
     def to_fields(self) -> dict[str, str]:
-        """The caller's fields, in ARGV order."""
-        return {
+        """The caller's fields, in ARGV order (``video`` only when set)."""
+        fields = {
             "type": "credit", "user": self.user, "spend_event": self.spend_event,
             "coins": str(self.coins), "stream": self.stream, "sender": self.sender,
         }  # fmt: skip
+        if self.video:
+            fields["video"] = self.video
+        return fields
 
 
 class CreditEntry(CreditArgs, frozen=True, kw_only=True):
@@ -217,6 +248,7 @@ def credit_of(spend: SpendEntry) -> CreditArgs:
         coins=spend.coins,
         stream=spend.stream,
         sender=spend.user,
+        video=spend.video,
     )
 
 
@@ -460,6 +492,17 @@ def _head(r: FieldReader) -> tuple[str, str, int]:
     return r.ident("event"), r.ident("user"), r.integer("ts", 0)
 
 
+def _box_drop(r: FieldReader, creator: str, video: str, count: int) -> str:
+    """Check a box drop's own rules; return its stream."""
+    if creator or count != 1 or video:
+        raise MalformedEntry("a box drop has no creator, no video and a count of 1")
+    try:
+        params_of(r.text("item"), r.integer("coins", 1))
+    except ValueError as exc:
+        raise MalformedEntry(f"a box drop's parameters: {exc}") from None
+    return r.ident("stream")
+
+
 def _spend(r: FieldReader) -> SpendEntry:
     event, user, ts = _head(r)
     kind = r.text("kind")
@@ -477,27 +520,33 @@ def _spend(r: FieldReader) -> SpendEntry:
     combo = r.integer("combo", 0)
     stream = r.text("stream")
     creator = r.text("creator")
+    video = r.ident("video") if "video" in r.fields else ""
     if kind == "badge":
-        if stream or creator:
+        if stream or creator or video:
             raise MalformedEntry("a badge spend has no stream and no creator")
+    elif video:
+        if kind != "gift" or stream:
+            raise MalformedEntry("only a gift is sent on a video, and in no stream")
+        creator = r.ident("creator")
+        if creator == user:
+            raise MalformedEntry("a gift on the sender's own video")
     elif kind == "box":
-        if creator or count != 1:
-            raise MalformedEntry("a box drop has no creator and a count of 1")
-        try:
-            params_of(item, coins)
-        except ValueError as exc:
-            raise MalformedEntry(f"a box drop's parameters: {exc}") from None
-        stream = r.ident("stream")
+        stream = _box_drop(r, creator, video, count)
     else:
         stream = r.ident("stream")
         # An empty creator: a creator's own effect or highlight, kept by the platform.
         creator = r.ident("creator") if creator or kind == "gift" else ""
         if creator == user:
             raise MalformedEntry("a spend to the sender's own stream")
+    host = r.ident("host") if "host" in r.fields else ""
+    if host and (kind != "gift" or host == creator):
+        raise MalformedEntry("only a gift to a guest names its stream's host")
     return SpendEntry(
         user=user, name=name, client_id=client_id, kind=cast(SpendKind, kind), item=item,
         count=count, unit=unit, coins=coins, stream=stream, creator=creator,
-        text=r.fields.get("text", ""), event=event, ts=ts, balance=balance, combo=combo,
+        text=r.fields.get("text", ""), host=host,
+        receiver_name=r.fields.get("receiver_name", ""), video=video, event=event, ts=ts,
+        balance=balance, combo=combo,
         lifetime=r.integer("lifetime", 0) if "lifetime" in r.fields else 0,
         badge=r.fields.get("badge", ""),  # display only: never dead-letters a spend
     )  # fmt: skip
@@ -511,9 +560,13 @@ def _credit(r: FieldReader) -> CreditEntry:
     coins = r.integer("coins", 1)
     diamonds = r.integer("diamonds", 0)
     sender = r.ident("sender")
+    video = r.ident("video") if "video" in r.fields else ""
+    stream = r.text("stream") if video else r.ident("stream")
+    if video and stream:
+        raise MalformedEntry("a video gift's credit has no stream")
     return CreditEntry(
-        user=creator, spend_event=spend_event, coins=coins, stream=r.ident("stream"),
-        sender=sender, diamonds=diamonds, event=event, ts=ts,
+        user=creator, spend_event=spend_event, coins=coins, stream=stream, sender=sender,
+        video=video, diamonds=diamonds, event=event, ts=ts,
     )  # fmt: skip
 
 

@@ -11,6 +11,7 @@
     ├── Blocked                     blocked         403  (a moderator blocked the sender)
     ├── NotFound                    not_found       404
     ├── UnknownItem                 unknown_item    404
+    ├── UnknownReceiver             unknown_receiver 404 (a gift's ``to``: not a current guest)
     ├── InsufficientFunds           insufficient_funds 402
     ├── BudgetExceeded              budget_exceeded 402
     ├── StreamNotLive               stream_not_live 409
@@ -106,6 +107,13 @@ class UnknownItem(GiftingError):
     """A gift, effect, highlight, badge or package id not in the catalog."""
 
     code = "unknown_item"
+    status = 404
+
+
+class UnknownReceiver(GiftingError):
+    """A gift's ``to`` is not a current guest of the stream (nor its host)."""
+
+    code = "unknown_receiver"
     status = 404
 
 
@@ -213,6 +221,7 @@ _BY_CODE: dict[str, type[GiftingError]] = {
         Blocked,
         NotFound,
         UnknownItem,
+        UnknownReceiver,
         InsufficientFunds,
         BudgetExceeded,
         StreamNotLive,
@@ -243,6 +252,7 @@ SCRIPT_REFUSALS: Final[Mapping[str, Mapping[str, tuple[str, str]]]] = {
         "budget_exceeded": ("budget_exceeded", "this spend would exceed your monthly budget"),
         "stream_not_live": ("stream_not_live", "the stream is not live"),
         "blocked": ("blocked", "you are blocked in this stream"),
+        "unknown_receiver": ("unknown_receiver", "the receiver is not a guest of this stream"),
     },
     "purchase": {
         "conflict": ("conflict", "this purchase id was already used with another payload"),

@@ -30,6 +30,20 @@ def sender_of(
     return out
 
 
+def receiver_of(entry: SpendEntry) -> dict[str, Any]:
+    """A gift's ``receiver``: ``{"id","name","guest"}`` (the host, or the guest it was sent to).
+
+    Built from the outbox entry alone (its ``creator`` is who was credited,
+    ``receiver_name`` their name), so the hub and the persister's repair
+    show the same. ``guest``: whether the receiver is a guest, not the host.
+    """
+    return {
+        "id": entry.creator,
+        "name": entry.receiver_name or entry.creator,
+        "guest": bool(entry.host),
+    }
+
+
 def spend_event(entry: SpendEntry, catalog: Catalog) -> dict[str, Any]:
     """The room event body of a settled spend outbox entry (gift, effect or highlight)."""
     kind = entry.kind
@@ -62,6 +76,7 @@ def spend_event(entry: SpendEntry, catalog: Catalog) -> dict[str, Any]:
         }
         body["count"] = entry.count
         body["combo"] = entry.combo
+        body["receiver"] = receiver_of(entry)
     elif kind == "effect":
         effect = catalog.effects.get(item)
         body["effect"] = {
@@ -152,3 +167,29 @@ def hidden_event_id(target: str) -> str:
 def hidden_event(stream: str, event: str, ts: int, target: str) -> dict[str, Any]:
     """A moderator hid room event ``target`` (a comment or highlight): overlays take it down."""
     return {"kind": "hidden", "stream": stream, "event": event, "ts": ts, "target": target}
+
+
+def video_gift_event(entry: SpendEntry, catalog: Catalog) -> dict[str, Any]:
+    """The ``video_gift`` event of a settled gift on a video (its creator's webhooks get it)."""
+    gift = catalog.gifts.get(entry.item)
+    return {
+        "kind": "video_gift",
+        "video": entry.video,
+        "creator": entry.creator,
+        "event": entry.event,
+        "ts": entry.ts,
+        "sender": sender_of(
+            entry.user,
+            entry.name,
+            badge_view(catalog, entry.badge),
+            level_for(catalog, entry.lifetime),
+        ),
+        "gift": {
+            "id": entry.item,
+            "name": gift.name if gift else entry.item,
+            "coins": entry.unit,
+            "tier": gift.tier if gift else 1,
+        },
+        "count": entry.count,
+        "coins": entry.coins,
+    }

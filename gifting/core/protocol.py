@@ -33,11 +33,15 @@ Text = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
 
 
 class Gift(msgspec.Struct, tag_field="op", tag="gift", forbid_unknown_fields=True):
-    """``{"op":"gift","id":..,"gift":..,"count":n}``: send ``count`` of a gift."""
+    """``{"op":"gift","id":..,"gift":..,"count":n,"to":user?}``: send ``count`` of a gift.
+
+    ``to``: the receiver, a current guest of the stream (absent: its host).
+    """
 
     id: ClientId
     gift: ItemId
     count: Count = 1
+    to: ClientId | None = None
 
 
 class Effect(msgspec.Struct, tag_field="op", tag="effect", forbid_unknown_fields=True):

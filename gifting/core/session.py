@@ -129,6 +129,8 @@ class SubmitSpend:
     client_id: str
     priced: Priced
     text: str
+    #: A gift's receiver (``to``): a guest of the stream; "" for its host.
+    to: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,13 +328,14 @@ class Session:
             return [Send({"op": "pong", "id": message.id} if message.id else {"op": "pong"})]
         if self.role == "overlay":
             raise BadRequest("overlays only listen (and ping)")
-        text = ""
+        text, to = "", ""
         if isinstance(message, Claim):
             return [ClaimBox(message.id, message.box)]
         if isinstance(message, Box):
             priced = price_box(message.coins, message.winners, message.opens_in_s)
         elif isinstance(message, Gift):
             priced = price_gift(self.catalog, message.gift, message.count)
+            to = message.to or ""
         elif isinstance(message, Effect):
             priced = price_effect(self.catalog, message.effect)
         elif message.highlight is not None:
@@ -345,7 +348,7 @@ class Session:
                 f"at most {MAX_IN_FLIGHT} spends may wait for their ack", IN_FLIGHT_RETRY_MS
             )
         self.in_flight += 1
-        return [SubmitSpend(message.id, priced, text)]
+        return [SubmitSpend(message.id, priced, text, to)]
 
     # -- outcomes the shell reports -----------------------------------------------------
     def spend_acked(

@@ -10,7 +10,8 @@ subscription at once (docs/architecture.md, "The event feed").
 The leader, every ``GIFTING_WEBHOOK_POLL_MS``:
 
 1. **collects**: for each creator with a subscription, reads each of their
-   streams' room history (Redis) after the stream's durable position
+   streams' room history (Redis), and the ``video_gift`` history of each of
+   their videos (position ``video:<id>``), after its durable position
    (``webhook_feed_positions``), and in one transaction writes a delivery row
    per matching subscription and the new position. A restart reads on from
    there; an event read twice is kept once.
@@ -47,8 +48,9 @@ from gifting.core.errors import CursorExpired
 from gifting.core.feed import backoff_s
 from gifting.feed.store import Delivery, NewDelivery, Subscription, SubscriptionStore
 from gifting.store.keys import Keys
-from gifting.store.rooms import HistoryEntry, RoomLog
+from gifting.store.rooms import HistoryEntry, RoomLog, parse_cursor
 from gifting.store.streams import Streams
+from gifting.store.videos import Videos
 
 __all__ = ["FEED_LOCK_ID", "FeedWorker"]
 
@@ -70,6 +72,11 @@ class _EventHead(msgspec.Struct):
 
 
 _head = msgspec.json.Decoder(_EventHead)
+
+
+def video_place(video: str) -> str:
+    """The feed's name of a video's history (its position and deliveries' ``stream_id``)."""
+    return f"video:{video}"
 
 
 def _entry_json(entry: HistoryEntry) -> str:
@@ -113,6 +120,7 @@ class FeedWorker:
         self.keys = keys
         self.roomlog = roomlog
         self.streams = streams
+        self.videos = Videos(redis, keys, roomlog.catalog)
         self.clock = clock
         self.rand = rand
         self.poll_s = settings.webhook_poll_ms / 1000
@@ -217,6 +225,22 @@ class FeedWorker:
             todo.extend((stream, START) for stream in unknown_old if live.get(stream))
         for stream, cursor in todo:
             await self._collect_stream(creator, stream, cursor, subs)
+        if any(s.stream is None and "video_gift" in s.kinds for s in subs):
+            await self._collect_videos(creator, subs, positions)
+
+    async def _collect_videos(
+        self, creator: str, subs: list[Subscription], positions: dict[str, tuple[str, bool]]
+    ) -> None:
+        """Read the creator's videos that had an event past their position (one round
+        trip finds them: each video's last seq against the seq of its cursor)."""
+        raw = await self.redis.zrange(self.keys.videos_of(creator), 0, -1)
+        videos = [v.decode() if isinstance(v, bytes) else str(v) for v in raw]
+        last = await self.videos.last_seqs(videos)
+        for video in videos:
+            position = positions.get(video_place(video))
+            cursor = position[0] if position else START
+            if last[video] > parse_cursor(cursor)[1]:
+                await self._collect_stream(creator, video, cursor, subs, video=True)
 
     async def _read(self, stream: str, cursor: str) -> list[HistoryEntry]:
         try:
@@ -233,13 +257,38 @@ class FeedWorker:
                 HistoryEntry(int(f[b"s"]), f"{i.decode()}_{int(f[b's'])}", f[b"d"]) for i, f in rows
             ]
 
+    async def _read_video(self, video: str, cursor: str) -> list[HistoryEntry]:
+        try:
+            return await self.videos.since(video, cursor, PAGE)
+        except CursorExpired:
+            log.warning(
+                "feed worker: video %s: events after %s left its history before they were "
+                "read; reading on from the oldest kept", video, cursor,
+            )  # fmt: skip
+            rows = await self.redis.xrange(self.keys.video_history(video), "-", "+", count=PAGE)
+            return [
+                HistoryEntry(int(f[b"s"]), f"{i.decode()}_{int(f[b's'])}", f[b"d"]) for i, f in rows
+            ]
+
     async def _collect_stream(
-        self, creator: str, stream: str, cursor: str, subs: list[Subscription]
+        self,
+        creator: str,
+        stream: str,
+        cursor: str,
+        subs: list[Subscription],
+        *,
+        video: bool = False,
     ) -> None:
+        """Read one stream's (or, with ``video``, one video's) history into deliveries.
+
+        A video's position and deliveries are keyed ``video:<id>`` (no stream
+        id holds a colon); a video never ends.
+        """
+        place = video_place(stream) if video else stream
         while True:
-            page = await self._read(stream, cursor)
+            page = await (self._read_video(stream, cursor) if video else self._read(stream, cursor))
             if not page:
-                if cursor == START and not await self.streams.is_live(stream):
+                if not video and cursor == START and not await self.streams.is_live(stream):
                     await self.store.advance(stream, creator, cursor, True, [], self.clock())
                 return
             ended = False
@@ -249,13 +298,13 @@ class FeedWorker:
                 ended = ended or head.kind == "stream_ended"
                 body: str | None = None
                 for sub in subs:
-                    if sub.wants(stream, head.kind, head.ts):
+                    if sub.wants(place, head.kind, head.ts):
                         body = body or _entry_json(entry)
                         new.append(
-                            NewDelivery(sub.id, head.event, stream, head.kind, entry.seq, body)
+                            NewDelivery(sub.id, head.event, place, head.kind, entry.seq, body)
                         )
             cursor = page[-1].cursor
-            woken = await self.store.advance(stream, creator, cursor, ended, new, self.clock())
+            woken = await self.store.advance(place, creator, cursor, ended, new, self.clock())
             for sub_id in woken:
                 event = self._wake.get(sub_id)
                 if event is not None:

@@ -31,6 +31,7 @@ from starlette.websockets import WebSocket
 
 from gifting.auth import principal_from_connection
 from gifting.core.errors import GiftingError, TooManyConnections
+from gifting.core.guests import guests_view
 from gifting.core.ids import check_id
 from gifting.core.protocol import JSON, Encoding, encode, pick_subprotocol
 from gifting.core.session import (
@@ -264,7 +265,7 @@ class _Connection:
         s, stream = self.session, self.stream
         order = SpendOrder(
             s.user, s.name, action.client_id, action.priced, stream.stream, stream.creator,
-            action.text,
+            action.text, to=action.to, creator_name=stream.creator_name,
         )  # fmt: skip
         future = self.hub.pipeline.submit(order)
         future.add_done_callback(partial(self._settled, action.client_id, action.priced.kind, t0))
@@ -329,6 +330,7 @@ async def _snapshot(hub: Hub, stream: Stream) -> dict[str, Any]:
         "creator": {"id": snap.creator, "name": snap.creator_name},
         "totals": {"coins": totals.coins, "gifts": totals.gifts}, "top": totals.top,
         "goal": goal, "cursor": snap.cursor or None, "seq": snap.seq,
+        "guests": guests_view(snap.guests),
     }  # fmt: skip
 
 

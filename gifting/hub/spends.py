@@ -6,7 +6,8 @@ by the event id so the persister can repair a hub that died in between.
 Spends submitted while a batch is in flight form the next batch: under load
 one round trip carries hundreds of spends instead of one each.
 
-Each batch reads its streams' live flags and, in parallel, looks its ids up
+Each batch reads its streams' live flags and guest lists (one HMGET each, one
+pipeline: a gift's ``to`` must be a current guest) and, in parallel, looks its ids up
 in PostgreSQL (``spend_ids``, one query): an id found there is a retry of a
 durable spend whose Redis record may have been retired, and gets its
 original result (or ``conflict``) without running a script. Without
@@ -35,6 +36,7 @@ from gifting.core.idempotency import KeptSpend, SpendId
 from gifting.hub import metrics
 from gifting.store.ledger import Ledger, SpendOrder, SpendResult, kept_outcome, spend_entry
 from gifting.store.rooms import RoomLog
+from gifting.store.spends import with_guests
 from gifting.store.streams import Streams
 
 log = logging.getLogger(__name__)
@@ -196,24 +198,26 @@ class SpendPipeline:
         unreleased: dict[int, SpendOrder],
     ) -> None:
         metrics.BATCH_SIZE.observe(len(batch))
-        live, kept = await asyncio.gather(
-            self.streams.live_many(sorted({o.stream for o, _ in batch if o.stream})),
+        (live, guests), kept = await asyncio.gather(
+            self.streams.admission_many(sorted({o.stream for o, _ in batch if o.stream})),
             self._kept_of(batch),
         )
         now = self.clock()
-        todo: list[tuple[SpendOrder, asyncio.Future[SpendResult]]] = []
+        # (the order as taken, the order as debited, its future)
+        todo: list[tuple[SpendOrder, SpendOrder, asyncio.Future[SpendResult]]] = []
         for order, fut in batch:
             found = kept.get((order.sender, order.client_id))
             if found is None:
-                todo.append((order, fut))
+                # A gift to a guest gets the guest's name, or spend.lua refuses it.
+                todo.append((order, with_guests(order, guests.get(order.stream, {})), fut))
             elif not fut.done():
                 _resolve(fut, kept_outcome(order, found))
-        outcomes = await self.ledger.debit_many([o for o, _ in todo], live=live, now=now)
-        for (order, fut), outcome in zip(todo, outcomes, strict=True):
+        outcomes = await self.ledger.debit_many([o for _, o, _ in todo], live=live, now=now)
+        for (taken, order, fut), outcome in zip(todo, outcomes, strict=True):
             if order.stream and isinstance(outcome, SpendResult) and not outcome.replayed:
                 # Settled even if its client has gone: the gift was debited.
                 self._settle.append(Settled(order, outcome, now))
-                del unreleased[id(order)]  # released once its settle batch ran
+                del unreleased[id(taken)]  # released once its settle batch ran
             if not fut.done():
                 _resolve(fut, outcome)
         if self._settle:

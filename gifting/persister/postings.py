@@ -148,6 +148,17 @@ def parse_entry(outbox_id: str, fields: RawFields) -> LedgerEvent:
             return _box_return(entry, outbox_id, text)
 
 
+def place_of(stream: str, video: str) -> str:
+    """Where a spend or credit happened, as the ledger names it: the stream, or
+    ``video:<id>`` for a gift on a video (no stream id holds a colon).
+
+    It is the ``stream_id`` of its ``ledger_events`` row and the key of its
+    ``stream_totals`` and ``creator_earnings`` rows, so a video's coins are
+    in the totals the audit checks.
+    """
+    return f"video:{video}" if video else stream
+
+
 def _purchase(e: PurchaseEntry, outbox_id: str, text: Mapping[str, str]) -> LedgerEvent:
     return LedgerEvent(
         e.event, e.type, e.user, e.ts, outbox_id, text, e,
@@ -181,7 +192,7 @@ def _spend(e: SpendEntry, outbox_id: str, text: Mapping[str, str]) -> LedgerEven
     return LedgerEvent(
         e.event, "spend", e.user, e.ts, outbox_id, text, e,
         (Posting(user_coins(e.user), "coins", -e.coins), Posting(recipient, "coins", e.coins)),
-        e.stream, e.creator, e.kind, e.item, e.count, e.coins,
+        place_of(e.stream, e.video), e.creator, e.kind, e.item, e.count, e.coins,
     )  # fmt: skip
 
 
@@ -194,7 +205,7 @@ def _credit(e: CreditEntry, outbox_id: str, text: Mapping[str, str]) -> LedgerEv
         )
     return LedgerEvent(
         e.event, "credit", e.user, e.ts, outbox_id, text, e, postings,
-        stream=e.stream, creator=e.user, coins=e.coins, diamonds=e.diamonds,
+        stream=place_of(e.stream, e.video), creator=e.user, coins=e.coins, diamonds=e.diamonds,
         reference=e.spend_event,
     )  # fmt: skip
 
@@ -296,7 +307,10 @@ def aggregate(events: Iterable[LedgerEvent]) -> tuple[list[StreamDelta], list[Ea
         # A spend the platform keeps (no creator) is no stream's or creator's income.
         if e.type == "spend" and e.stream and e.creator:
             gifts = e.count if e.kind == "gift" else 0
-            s = streams.setdefault(e.stream, StreamDelta(e.stream, e.creator))
+            s = streams.get(e.stream)
+            if s is None:  # the stream's host: not a guest who received the first gift
+                host = e.entry.stream_host if isinstance(e.entry, SpendEntry) else e.creator
+                s = streams[e.stream] = StreamDelta(e.stream, host)
             s.coins += e.coins
             s.gifts += gifts
             s.spends += 1

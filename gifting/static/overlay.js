@@ -187,6 +187,13 @@ function senderMarks(sender) {
   return frag;
 }
 
+// Whom a gift was for, when not the host: "→ Bob" (a guest of a multi-guest LIVE).
+function receiverTag(ev) {
+  const r = ev.receiver;
+  if (!r || !r.guest) return null;
+  return el("span", { class: "to", dataset: { receiver: String(r.id) }, text: `→ ${r.name || r.id}` });
+}
+
 // A short alert: a gifter reached a level (level_up {user, name, level}).
 function showLevelUp(ev) {
   const level = Number.parseInt(ev.level, 10) || 0;
@@ -253,6 +260,9 @@ function showAlert(ev) {
   const pill = levelTag(ev.sender); // a streak that crossed a level shows the new one
   line1.querySelector(".lvl")?.remove();
   if (pill) line1.append(pill);
+  a.node.querySelector(".to")?.remove(); // the streak's latest receiver
+  const to = receiverTag(ev);
+  if (to) line1.querySelector(".name").after(to);
   a.node.dataset.event = ev.event;
   a.node.dataset.combo = String(combo);
   a.node.querySelector(".combo .n").textContent = String(combo);
@@ -320,7 +330,8 @@ function playNextBig() {
       avatar(ev.sender, "lg"),
       el("div", { class: "lines" },
         el("div", { class: "line1" },
-          el("span", { class: "name", text: ev.sender.name }), senderMarks(ev.sender)),
+          el("span", { class: "name", text: ev.sender.name }), receiverTag(ev),
+          senderMarks(ev.sender)),
         el("div", { class: "what" }, "sent ", el("b", { text: ev.gift.name }),
           ev.count > 1 ? el("span", { class: "times", text: ` ×${ev.count}` }) : null)),
       el("div", { class: "coins", text: `🪙 ${compact(ev.coins || ev.gift.coins * (ev.count || 1))}` })));

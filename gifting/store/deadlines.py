@@ -156,8 +156,16 @@ class DeadlineRunner:
         tasks = await self.deadlines.take(self.clock())
         if not tasks:
             return 0
-        results = await asyncio.gather(*(self._run(t) for t in tasks))
+        # In due order within a set (a sender's streaks end in the order they
+        # stopped), the sets side by side.
+        by_set: dict[str, list[DueTask]] = {}
+        for task in tasks:
+            by_set.setdefault(task.key, []).append(task)
+        results = await asyncio.gather(*(self._run_in_order(ts) for ts in by_set.values()))
         return sum(results)
+
+    async def _run_in_order(self, tasks: list[DueTask]) -> int:
+        return sum([await self._run(t) for t in tasks])
 
     async def _run(self, task: DueTask) -> int:
         handler = self.handlers.get(task.kind)

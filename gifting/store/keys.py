@@ -238,6 +238,43 @@ class Keys:
         """Sorted set: a creator's streams by start time."""
         return f"{self.prefix}:{{c:{creator}}}:streams"
 
+    # -- videos (gifts on videos) ---------------------------------------------
+    def video(self, video: str) -> str:
+        """Hash: a published video's creator, creator name, title, created time."""
+        return f"{self.prefix}:{{v:{video}}}:video"
+
+    def videos_of(self, creator: str) -> str:
+        """Sorted set: a creator's videos by creation time."""
+        return f"{self.prefix}:{{c:{creator}}}:videos"
+
+    def video_totals(self, video: str) -> str:
+        """Hash: coins, gifts and spends a video received (emit.lua's totals)."""
+        return f"{self.prefix}:{{v:{video}}}:totals"
+
+    def video_top(self, video: str) -> str:
+        """Sorted set: coins by sender on the video (its top gifters)."""
+        return f"{self.prefix}:{{v:{video}}}:top"
+
+    def video_names(self, video: str) -> str:
+        """Hash: display name by sender id, for the video's top gifters."""
+        return f"{self.prefix}:{{v:{video}}}:names"
+
+    def video_history(self, video: str) -> str:
+        """Stream: the video's capped recent ``video_gift`` events (the webhook feed reads it)."""
+        return f"{self.prefix}:{{v:{video}}}:history"
+
+    def video_seq(self, video: str) -> str:
+        """Counter: the last ``seq`` of the video's events."""
+        return f"{self.prefix}:{{v:{video}}}:seq"
+
+    def video_emitted(self, video: str, event: str) -> str:
+        """String: marks that spend ``event`` was counted on the video (emit.lua's marker)."""
+        return f"{self.prefix}:{{v:{video}}}:emitted:{event}"
+
+    def video_channel(self, video: str) -> str:
+        """Pub/sub channel emit.lua publishes the video's events on (in its slot)."""
+        return f"{self.prefix}:{{v:{video}}}:events"
+
     # -- treasure boxes (gifting/store/boxes.py) -------------------------------------
     def box(self, stream: str, box: str) -> str:
         """Hash: one treasure box's state in its room's slot (box_create.lua writes it).

@@ -126,6 +126,8 @@ def retire_calls(
             if catalog is not None:
                 for event, _ in level_up_event_ids(catalog, s.event, s.lifetime, s.coins):
                     room.append(keys.room_emitted(s.stream, event))
+        if s.video:  # a gift on a video: its marker in the video's slot (store/videos.py)
+            by_slot.setdefault(f"v:{s.video}", []).append(keys.video_emitted(s.video, s.event))
     return [
         ScriptCall("retire", slot_keys[i : i + MAX_KEYS_PER_CALL], [keep_s])
         for slot_keys in by_slot.values()

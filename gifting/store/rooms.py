@@ -12,7 +12,6 @@ whole again after a gap (``since=cursor``).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,16 +23,29 @@ from gifting.clock import now_ms
 from gifting.core.boxes import drop_tasks as box_drop_tasks
 from gifting.core.catalog import Catalog
 from gifting.core.entries import SpendEntry
-from gifting.core.errors import BadRequest, Conflict, CursorExpired
+from gifting.core.errors import Conflict
 from gifting.core.events import spend_event
+from gifting.core.guests import Guest, decode_guests
 from gifting.core.levels import level_up_event, level_up_event_ids
 from gifting.store.box_calls import create_call as box_create_call
 from gifting.store.cluster import is_cluster
 from gifting.store.deadlines import Deadlines
+from gifting.store.history import HistoryEntry, history_since, parse_cursor
 from gifting.store.keys import Keys
 from gifting.store.retire import settle_failure
 from gifting.store.scripts import ScriptCall, Scripts
 from gifting.store.streams import Goal, Totals
+from gifting.store.videos import video_emit_call
+
+__all__ = [
+    "Emitted",
+    "HistoryEntry",
+    "RoomLog",
+    "RoomSnapshot",
+    "frame_envelope",
+    "parse_cursor",
+    "parse_envelope",
+]
 
 _json = msgspec.json.Encoder()
 
@@ -60,32 +72,8 @@ class RoomSnapshot:
     live: bool
     goal: Goal | None
     totals: Totals
-
-
-@dataclass(frozen=True, slots=True)
-class HistoryEntry:
-    """One past room event: its seq, cursor and JSON body (without seq/cursor)."""
-
-    seq: int
-    cursor: str
-    body: bytes
-
-
-_CURSOR = re.compile(r"([0-9]{1,19})-([0-9]{1,19})_([0-9]{1,19})")
-_INT64_MAX = 2**63 - 1
-
-
-def parse_cursor(cursor: str) -> tuple[str, int]:
-    """Split a cursor ``<ms>-<n>_<seq>`` into (history stream id, seq); raise BadRequest.
-
-    ASCII digits only (``str.isdigit`` takes "²", which ``int`` refuses, and
-    "٣", which Redis refuses) and each part an int64, so whatever an overlay
-    sends as ``since=`` is either a cursor Redis can range from or a bad request.
-    """
-    match = _CURSOR.fullmatch(cursor)
-    if match is None or max(int(part) for part in match.groups()) > _INT64_MAX:
-        raise BadRequest("malformed cursor")
-    return f"{match[1]}-{match[2]}", int(match[3])
+    #: The stream's guests at that seq (a later change arrives as a ``guests`` event).
+    guests: tuple[Guest, ...] = ()
 
 
 def _text(value: bytes | str) -> str:
@@ -300,6 +288,8 @@ class RoomLog:
         every = [
             c for e in entries if e.stream for c in self.spend_emit_calls(e, not_after=not_after)
         ]
+        # A gift on a video counts in the video's totals and history (gifting/store/videos.py).
+        every += [self.video_emit_call(e, not_after=not_after) for e in entries if e.video]
         # KEYS[1] of emit.lua is the event's marker (a level_up has its own).
         shown = await self.scripts.exists_many([c.keys[0] for c in every], lane="repair")
         calls = [c for c, done in zip(every, shown, strict=True) if not done]
@@ -309,21 +299,20 @@ class RoomLog:
                 raise failure
         await self.schedule_boxes(entries)
 
+    def video_emit_call(self, entry: SpendEntry, *, not_after: int | None = None) -> ScriptCall:
+        """The emit.lua call counting a gift on a video in the video's totals and history."""
+        min_id = max(self.clock() - self.max_age_s * 1000, 0)
+        return video_emit_call(
+            self.keys, entry, self.catalog, max_events=self.max_events, min_id=min_id,
+            publish=self.publish, not_after=not_after,
+        )  # fmt: skip
+
     async def since(self, stream: str, cursor: str, limit: int = 20_000) -> list[HistoryEntry]:
         """The events after ``cursor``, oldest first; raise CursorExpired if some were trimmed."""
-        sid, seq = parse_cursor(cursor)
-        history = self.keys.room_history(stream)
-        first = await self.redis.xrange(history, "-", "+", count=1)
-        if first:
-            first_seq = int(first[0][1][b"s"])
-            if first_seq > seq + 1:
-                raise CursorExpired("the cursor is older than the room's history")
-        elif seq < int(await self.redis.get(self.keys.room_seq(stream)) or 0):
-            raise CursorExpired("the cursor is older than the room's history")
-        rows = await self.redis.xrange(history, f"({sid}", "+", count=limit)
-        return [
-            HistoryEntry(int(f[b"s"]), f"{i.decode()}_{int(f[b's'])}", f[b"d"]) for i, f in rows
-        ]
+        k = self.keys
+        return await history_since(
+            self.redis, k.room_history(stream), k.room_seq(stream), cursor, limit
+        )
 
     async def snapshot(self, stream: str, top_n: int = 3) -> RoomSnapshot:
         """The room's stream, totals, top gifters, seq and cursor, read at once."""
@@ -363,6 +352,7 @@ class RoomLog:
                 totals.get(f"gift:{gift}", 0) if goal is not None and gift else coins,
                 top,
             ),
+            guests=decode_guests(info.get("guests")),
         )
 
     async def last_cursor(self, stream: str) -> str | None:

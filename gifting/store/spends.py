@@ -6,15 +6,17 @@ flag the caller read and the stream's gate in its own slot (closed by the
 stream's end), the sender's blocks (written in the sender's slot by
 :mod:`gifting.store.moderation`), the balance and the monthly budget before
 its first write, keeps the result of every message id (failures too) and
-appends the settled entry to the sender's outbox. :func:`spend_call` builds one call (pure,
-for a pipeline); :func:`spend_outcome` reads its reply; :meth:`Spends.debit_many`
-sends a batch in one round trip.
+appends the settled entry to the sender's outbox. A gift on a video
+(``SpendOrder.video``, gifting/api/videos.py) has no stream: no gate, no
+streak, and the creator's blocks (in every stream) hold for it too.
+:func:`spend_call` builds one call (pure, for a pipeline); :func:`spend_outcome`
+reads its reply; :meth:`Spends.debit_many` sends a batch in one round trip.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from gifting.clock import now_ms
 from gifting.core.entries import SpendArgs, SpendEntry, pairs
@@ -22,7 +24,7 @@ from gifting.core.errors import BadRequest, GiftingError, Unavailable, refusal
 from gifting.core.idempotency import KeptSpend
 from gifting.core.ids import check_id, new_event_id
 from gifting.core.money import MAX_SPEND_COINS, is_whole, month_of
-from gifting.core.payee import payee
+from gifting.core.payee import payee, receiver
 from gifting.core.pricing import Priced
 from gifting.store.keys import Keys
 from gifting.store.scripts import ScriptCall, Scripts
@@ -42,6 +44,44 @@ class SpendOrder:
     stream: str = ""
     creator: str = ""
     text: str = ""
+    #: A gift's receiver when not the host: a guest of the stream ("": the host).
+    to: str = ""
+    #: The guest's display name, from the guest list read with the live flag
+    #: (:func:`with_guests`); ``None``: ``to`` is not a current guest (refused).
+    to_name: str | None = None
+    #: The host's (the stream creator's) display name, shown as a gift's receiver.
+    creator_name: str = ""
+    #: The video of a gift on a video (then no ``stream``), else "".
+    video: str = ""
+
+    @property
+    def guest(self) -> str:
+        """The guest this gift is for ("" when it is for the host, or not a gift)."""
+        to = receiver(self.priced.kind, self.creator, self.to)
+        return to if to != self.creator else ""
+
+
+def with_guests(order: SpendOrder, guests: Mapping[str, str]) -> SpendOrder:
+    """``order`` with its guest's name from ``guests`` (``user -> name``, the stream's list).
+
+    An order for the host comes back as it is; one for a user not in
+    ``guests`` keeps ``to_name`` ``None``, and spend.lua refuses it
+    (``unknown_receiver``) after its replay check, so a retry of a gift
+    debited before the guest left still gets its original ack.
+    """
+    guest = order.guest
+    if not guest:
+        return order
+    return replace(order, to_name=guests.get(guest))
+
+
+def _receiver_name(order: SpendOrder) -> str:
+    """The receiver's display name on a gift's entry ("" for any other spend)."""
+    if order.priced.kind != "gift":
+        return ""
+    if order.guest:
+        return order.to_name or order.guest
+    return order.creator_name or order.creator
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,14 +105,19 @@ class SpendResult:
 def spend_args(order: SpendOrder) -> SpendArgs:
     """The caller's part of the outbox entry of ``order`` (what spend.lua's ARGV carries).
 
-    ``creator`` is who is credited (:func:`~gifting.core.payee.payee`): empty
-    for a creator's own effect or highlight, which the platform keeps.
+    ``creator`` is who is credited (:func:`~gifting.core.payee.payee`): the
+    gift's guest, else the stream's creator; empty for a creator's own effect
+    or highlight, which the platform keeps. ``host``: the stream's creator
+    when a guest is credited instead. ``receiver_name``: a gift's receiver's
+    display name (the room event shows it).
     """
     p = order.priced
     return SpendArgs(
         user=order.sender, name=order.sender_name, client_id=order.client_id, kind=p.kind,
         item=p.item, count=p.count, unit=p.unit_coins, coins=p.coins, stream=order.stream,
-        creator=payee(p.kind, order.sender, order.creator), text=order.text,
+        creator=payee(p.kind, order.sender, receiver(p.kind, order.creator, order.to)),
+        text=order.text, host=order.creator if order.guest else "",
+        receiver_name=_receiver_name(order), video=order.video,
     )  # fmt: skip
 
 
@@ -86,8 +131,10 @@ def spend_entry(order: SpendOrder, result: SpendResult, ts: int) -> SpendEntry:
     return SpendEntry(
         user=order.sender, name=order.sender_name, client_id=order.client_id, kind=p.kind,
         item=p.item, count=p.count, unit=p.unit_coins, coins=p.coins, stream=order.stream,
-        creator=payee(p.kind, order.sender, order.creator), text=order.text,
-        event=result.event, ts=ts, balance=result.balance, combo=result.combo,
+        creator=payee(p.kind, order.sender, receiver(p.kind, order.creator, order.to)),
+        text=order.text, host=order.creator if order.guest else "",
+        receiver_name=_receiver_name(order), video=order.video, event=result.event, ts=ts,
+        balance=result.balance, combo=result.combo,
         lifetime=result.lifetime, badge=result.badge,
     )  # fmt: skip
 
@@ -111,7 +158,9 @@ def spend_call(
     """
     check_id(order.sender, "sender")
     check_id(order.client_id, "id")
-    payee(order.priced.kind, order.sender, order.creator)  # a self-gift: Forbidden
+    if order.guest:
+        check_id(order.guest, "to")
+    fields = spend_args(order)  # a self-gift: Forbidden
     p = order.priced
     # The scripts trust ARGV: a price that is not a positive integer would
     # mint coins (negative) or fail after the outbox append (non-integer).
@@ -124,6 +173,7 @@ def spend_call(
         raise BadRequest("the price of a spend must be a positive whole number of coins")
     sender = order.sender
     shard = keys.shard_of(sender)
+    # A gift on a video has no room and no streak (its combo is 0, its combo key untouched).
     call_keys = [
         keys.wallet(sender),
         keys.spend_result(sender, order.client_id),
@@ -134,11 +184,15 @@ def spend_call(
         keys.block_in_stream(sender, order.stream),
         keys.shard_due(shard),  # a streakable gift schedules its streak's end
     ]
-    flag = "0" if not live else "1" if order.stream else "-"
-    fields = spend_args(order)
+    if order.video and (order.stream or p.kind != "gift" or not order.creator):
+        raise BadRequest("only a gift to its creator is sent on a video, and in no stream")
+    flag = "0" if not live else "1" if order.stream else "v" if order.video else "-"
+    if flag == "1" and order.guest and order.to_name is None:
+        flag = "r"  # live, but the receiver is not a current guest: unknown_receiver
     args: list[str | int] = [
         fields.fingerprint(), p.coins, month_of(now), new_event_id(now), now, idempotency_ttl_s,
-        p.item if p.kind == "gift" and p.streakable else "", combo_window_ms,
+        p.item if p.kind == "gift" and p.streakable and not order.video else "",
+        combo_window_ms,
         p.count, flag, *pairs(fields.to_fields()),
     ]  # fmt: skip
     return ScriptCall("spend", call_keys, args)

@@ -19,7 +19,8 @@ from gifting.store.rooms import RoomLog
 
 #: How long the end's marker outlives it (a deadline is retried within seconds).
 STREAK_END_MARKER_TTL_S: Final = 3600
-#: Extra wait past the window, for hubs' clocks that run a little apart.
+#: Extra wait past the window, for hubs' clocks that run a little apart (spend.lua
+#: schedules the end this much after the window too, so ends stay in due order).
 STREAK_END_GRACE_MS: Final = 100
 
 

@@ -27,7 +27,8 @@ from redis.asyncio import Redis
 
 from gifting.clock import now_ms
 from gifting.core.catalog import Catalog
-from gifting.core.errors import BadRequest, Forbidden, NotFound, UnknownItem
+from gifting.core.errors import BadRequest, Forbidden, NotFound, StreamNotLive, UnknownItem
+from gifting.core.guests import Guest, check_guests, decode_guests, encode_guests, guest_names
 from gifting.core.ids import check_id, new_id
 from gifting.store.keys import Keys
 
@@ -61,6 +62,8 @@ class Stream:
     created: int
     ended: int | None
     goal: Goal | None
+    #: The stream's current guests (who may receive gifts besides the creator).
+    guests: tuple[Guest, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +137,7 @@ class Streams:
             int(_s(raw, "created", "0")),
             int(ended) if ended else None,
             Goal(int(target), _s(raw, "goal_gift") or None) if target else None,
+            decode_guests(raw.get(b"guests")),
         )
 
     async def is_live(self, stream_id: str) -> bool:
@@ -279,3 +283,44 @@ class Streams:
                 for (u, score), n in zip(top, names, strict=True)
             ],
         )
+
+    # -- guests (multi-guest LIVE) -----------------------------------------------------
+    async def set_guests(
+        self, stream_id: str, user: str, guests: Iterable[tuple[object, object]]
+    ) -> Stream:
+        """Replace the stream's guest list (its creator only; a live stream); return the stream.
+
+        ``guests``: ``(user, name | None)`` pairs, checked by
+        :func:`gifting.core.guests.check_guests` before anything is written.
+        An ended stream is refused (``stream_not_live``): it takes no gifts.
+        Last write wins between two concurrent calls by the creator.
+        """
+        stream = await self.get(stream_id)
+        if stream.creator != user:
+            raise Forbidden("only the stream's creator can set its guests")
+        checked = check_guests(stream.creator, guests)
+        if not stream.live:
+            raise StreamNotLive("the stream has ended: it has no guests")
+        await self.redis.hset(self.keys.stream(stream_id), "guests", encode_guests(checked))
+        return await self.get(stream_id)
+
+    async def admission_many(
+        self, stream_ids: Iterable[str]
+    ) -> tuple[dict[str, bool], dict[str, dict[str, str]]]:
+        """Each stream's live flag and guests (``user -> name``), in one round trip.
+
+        The spend batch's read (gifting/hub/spends.py): one HMGET per stream,
+        pipelined, as :meth:`live_many` (which it replaces on the gift path).
+        """
+        ids = list(dict.fromkeys(stream_ids))
+        if not ids:
+            return {}, {}
+        pipe = self.redis.pipeline(transaction=False)
+        for stream_id in ids:
+            pipe.hmget(self.keys.stream(stream_id), ["live", "guests"])
+        live: dict[str, bool] = {}
+        guests: dict[str, dict[str, str]] = {}
+        for stream_id, (flag, raw) in zip(ids, await pipe.execute(), strict=True):
+            live[stream_id] = flag == b"1"
+            guests[stream_id] = guest_names(decode_guests(raw))
+        return live, guests

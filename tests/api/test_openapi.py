@@ -44,6 +44,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "StreamBody": {"title": "hello"},
     "EmptyBody": {},
     "GoalBody": {"target": 100, "gift": "rose"},
+    "GuestsBody": {"guests": ["bob", {"user": "dan", "name": "Dan"}]},
     "PurchaseWebhook": {"purchase_id": "p-new", "user": "alice", "package": "coins_70",
                         "amount": 99, "currency": "USD"},
     "RefundWebhook": {"purchase_id": "{purchase}"},
@@ -54,6 +55,8 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "BlockBody": {"user": "bob", "scope": "stream"},
     "SubscriptionBody": {"url": "http://127.0.0.1:9/hook", "kinds": ["gift", "comment"],
                          "stream": "{stream}"},
+    "VideoBody": {"title": "a clip"},
+    "VideoGiftBody": {"id": "vg-1", "gift": "rose", "count": 2},
 }  # fmt: skip
 
 
@@ -210,8 +213,10 @@ async def _context(api: Api) -> dict[str, str]:
         await roomlog.emit(stream, comment_event(stream, event, 1, sender_of("alice", "A"), "x"))
     finally:
         await roomlog.aclose()
+    video = await api.send("POST", "/v1/videos", {"title": "v"}, user="vera", creator=True)
     return {"stream": stream, "cashout": r.json()["cashout"], "purchase": purchase,
-            "cancel": cancel.json()["cashout"], "event": event}  # fmt: skip
+            "cancel": cancel.json()["cashout"], "event": event,
+            "video": video.json()["video"]}  # fmt: skip
 
 
 def _fill(value: Any, ctx: dict[str, str]) -> Any:
@@ -230,7 +235,9 @@ def _bad_variants(
     """(label, field the message must name, body) the schema must refuse."""
     yield "unknown field", "extra", {**example, "extra": 1}
     for name in example:
-        yield f"{name}=[]", name, {**example, name: []}
+        prop = schema.get("properties", {}).get(name, {})
+        if not (prop.get("type") == "array" and not prop.get("minItems")):  # [] may be valid
+            yield f"{name}=[]", name, {**example, name: []}
         yield f"{name}=true", name, {**example, name: True} if not isinstance(
             example[name], bool) else {**example, name: "yes"}  # fmt: skip
     for name in schema.get("required", []):

@@ -55,6 +55,7 @@ async def test_public_view_of_a_stream_never_shows_the_overlay_key(api: Api) -> 
         "totals": {"coins": 0, "gifts": 0},
         "top": [],
         "goal": None,
+        "guests": [],
     }
     # Anyone may read it, with or without a token.
     assert (await api.get(f"/v1/streams/{created['stream']}", "bob")).json() == body

@@ -21,7 +21,7 @@ from gifting.core.entries import (
     from_fields,
     pairs,
 )
-from gifting.core.ids import credit_event_id
+from gifting.core.ids import credit_event_id, fingerprint
 
 INT64 = 2**63 - 1
 _ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._~@+-/=!#$%&*^|"
@@ -39,30 +39,40 @@ currencies = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=3, max_size
 
 @st.composite
 def spends(draw: st.DrawFn) -> SpendEntry:
-    kind = draw(st.sampled_from(["gift", "effect", "highlight", "badge"]))
+    kind = draw(st.sampled_from(["gift", "effect", "highlight", "badge", "video"]))
     user = draw(ids)
     unit = draw(st.integers(1, 10**9))
     count = draw(st.integers(1, 10**9))
-    if kind == "badge":
+    video = ""
+    if kind == "video":  # a gift on a video: a creator, no stream
+        kind, stream, video = "gift", "", draw(ids)
+        creator = draw(ids.filter(lambda c: c != user))
+    elif kind == "badge":
         stream = creator = ""
     else:
         stream = draw(ids)
         creator = draw(ids.filter(lambda c: c != user))
+    # A gift to a guest names the stream's host; a gift names its receiver's name.
+    host = (
+        draw(st.one_of(st.just(""), ids.filter(lambda h: h != creator))) if kind == "gift" else ""
+    )
     return SpendEntry(
         user=user, name=draw(texts), client_id=draw(ids), kind=kind,
         item=draw(texts.filter(bool)), count=count, unit=unit, coins=unit * count,
-        stream=stream, creator=creator, text=draw(texts), event=draw(ids), ts=draw(natural),
-        balance=draw(ints), combo=draw(natural),
+        stream=stream, creator=creator, text=draw(texts), video=video, event=draw(ids),
+        ts=draw(natural), balance=draw(ints), combo=draw(natural), host=host,
+        receiver_name=draw(texts) if kind == "gift" else "",
     )  # fmt: skip
 
 
 @st.composite
 def credits(draw: st.DrawFn) -> CreditEntry:
     spend_event = draw(ids)
+    video = draw(st.one_of(st.just(""), ids))  # a video gift's credit has no stream
     return CreditEntry(
-        user=draw(ids), spend_event=spend_event, coins=draw(positive), stream=draw(ids),
-        sender=draw(ids), diamonds=draw(natural), event=credit_event_id(spend_event),
-        ts=draw(natural),
+        user=draw(ids), spend_event=spend_event, coins=draw(positive),
+        stream="" if video else draw(ids), sender=draw(ids), video=video,
+        diamonds=draw(natural), event=credit_event_id(spend_event), ts=draw(natural),
     )  # fmt: skip
 
 
@@ -109,7 +119,8 @@ def test_a_spend_entry_is_its_args_plus_what_the_script_appends(entry: SpendEntr
     args = SpendArgs(
         user=entry.user, name=entry.name, client_id=entry.client_id, kind=entry.kind,
         item=entry.item, count=entry.count, unit=entry.unit, coins=entry.coins,
-        stream=entry.stream, creator=entry.creator, text=entry.text,
+        stream=entry.stream, creator=entry.creator, text=entry.text, host=entry.host,
+        receiver_name=entry.receiver_name, video=entry.video,
     )  # fmt: skip
     argv = pairs(args.to_fields())
     appended = ["event", entry.event, "ts", str(entry.ts), "balance", str(entry.balance),
@@ -119,6 +130,7 @@ def test_a_spend_entry_is_its_args_plus_what_the_script_appends(entry: SpendEntr
     flat = pairs(entry.to_fields())
     assert flat == argv + appended
     assert ("text" in argv) == bool(entry.text)
+    assert ("video" in argv) == bool(entry.video)
 
 
 @given(spends().filter(lambda s: bool(s.creator)), natural, natural)
@@ -144,3 +156,84 @@ def test_a_class_parses_only_its_own_type() -> None:
 def test_invalid_utf8_is_malformed() -> None:
     with pytest.raises(MalformedEntry, match="UTF-8"):
         from_fields({b"type": b"\xff"})
+
+
+def test_a_gift_to_a_guest_keeps_its_host_and_fingerprints_its_receiver() -> None:
+    """The receiver is part of the payload: the same id to another guest is a conflict."""
+    base = {
+        "user": "alice", "name": "Alice", "client_id": "c1", "kind": "gift", "item": "rose",
+        "count": 1, "unit": 1, "coins": 1, "stream": "s1",
+    }  # fmt: skip
+    to_host = SpendArgs(**base, creator="carol")
+    to_bob = SpendArgs(**base, creator="bob", host="carol", receiver_name="Bob")
+    to_dan = SpendArgs(**base, creator="dan", host="carol")
+    assert to_host.stream_host == to_bob.stream_host == "carol"
+    assert len({to_host.fingerprint(), to_bob.fingerprint(), to_dan.fingerprint()}) == 3
+    # A gift to the host fingerprints as before guests (spend_ids kept in PostgreSQL agree).
+    assert to_host.fingerprint() == fingerprint("gift", "rose", 1, "s1", "")
+    assert to_bob.to_fields()["host"] == "carol"
+    assert "host" not in to_host.to_fields()
+
+
+def test_only_a_gift_to_someone_else_than_its_host_names_a_host() -> None:
+    fields = {
+        "type": "spend", "user": "alice", "name": "Alice", "client_id": "c1", "kind": "gift",
+        "item": "rose", "count": "1", "unit": "1", "coins": "1", "stream": "s1",
+        "creator": "bob", "event": "e1", "ts": "1", "balance": "0", "combo": "1",
+    }  # fmt: skip
+    assert SpendEntry.from_fields({**fields, "host": "carol"}).host == "carol"
+    with pytest.raises(MalformedEntry, match="host"):
+        from_fields({**fields, "host": "bob"})
+    with pytest.raises(MalformedEntry, match="host"):
+        from_fields({**fields, "kind": "effect", "host": "carol"})
+
+
+def _video_gift(**change: str) -> dict[str, str]:
+    entry = SpendEntry(
+        user="sam", name="Sam", client_id="c1", kind="gift", item="rose", count=2, unit=1,
+        coins=2, stream="", creator="vera", video="v1", event="e1", ts=1, balance=5, combo=0,
+    )  # fmt: skip
+    return {**entry.to_fields(), **change}
+
+
+def test_a_video_gift_round_trips_and_its_credit_names_the_video() -> None:
+    entry = SpendEntry.from_fields(_video_gift())
+    assert (entry.video, entry.stream, entry.creator) == ("v1", "", "vera")
+    credit = credit_of(entry)
+    assert (credit.video, credit.stream) == ("v1", "")
+    assert credit.to_fields()["video"] == "v1"
+    assert (
+        CreditEntry.from_fields(
+            {**credit.to_fields(), "diamonds": "1", "event": credit_event_id("e1"), "ts": "1"}
+        ).video
+        == "v1"
+    )
+    plain = {k: v for k, v in _video_gift().items() if k != "video"}
+    with pytest.raises(MalformedEntry):  # without its video: a gift needs a stream
+        from_fields(plain)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"stream": "s1"}, "in no stream"),
+        ({"kind": "effect", "item": "confetti"}, "only a gift"),
+        ({"creator": "sam"}, "own video"),
+        ({"creator": ""}, "creator"),
+        ({"video": "bad:id"}, "video"),
+        ({"kind": "badge", "creator": "", "item": "supporter"}, "badge"),
+    ],
+)
+def test_a_malformed_video_gift_is_refused(change: dict[str, str], reason: str) -> None:
+    with pytest.raises(MalformedEntry, match=reason):
+        from_fields(_video_gift(**change))
+
+
+def test_a_video_gift_and_a_stream_gift_never_share_a_fingerprint() -> None:
+    args = {"user": "sam", "name": "Sam", "client_id": "c1", "kind": "gift", "item": "rose",
+            "count": 1, "unit": 1, "coins": 1, "creator": "vera"}  # fmt: skip
+    on_video = SpendArgs(**args, stream="", video="x")  # type: ignore[arg-type]
+    in_stream = SpendArgs(**args, stream="x")  # type: ignore[arg-type]
+    other_video = SpendArgs(**args, stream="", video="y")  # type: ignore[arg-type]
+    prints = {on_video.fingerprint(), in_stream.fingerprint(), other_video.fingerprint()}
+    assert len(prints) == 3

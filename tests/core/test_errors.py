@@ -24,7 +24,7 @@ ALL = [
 CONTRACT_CODES = {
     "bad_request", "unauthorized", "forbidden", "not_found", "unknown_item",
     "insufficient_funds", "budget_exceeded", "stream_not_live", "rate_limited", "conflict",
-    "unavailable", "cursor_expired", "blocked",
+    "unavailable", "cursor_expired", "blocked", "unknown_receiver",
 }  # fmt: skip
 CONTRACT_CODES |= {"box_closed", "already_claimed", "unknown_box", "box_not_open"}  # boxes
 

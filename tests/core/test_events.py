@@ -39,8 +39,19 @@ def test_a_gift_event_names_the_gift_from_the_catalog() -> None:
         "sender": {"id": "alice", "name": "Alice", "level": 0}, "coins": 3,
         "gift": {"id": "rose", "name": rose.name, "coins": 1, "tier": rose.tier,
                  "streakable": rose.streakable},
-        "count": 3, "combo": 5,
+        "count": 3, "combo": 5, "receiver": {"id": "carol", "name": "carol", "guest": False},
     }  # fmt: skip
+
+
+def test_a_gift_event_names_its_receiver_host_or_guest() -> None:
+    """``receiver`` is built from the entry alone: the hub and the repair path agree."""
+    host = spend_event(_spend("gift", "rose", receiver_name="Carol"), CATALOG)
+    assert host["receiver"] == {"id": "carol", "name": "Carol", "guest": False}
+    guest = spend_event(
+        _spend("gift", "rose", creator="bob", host="carol", receiver_name="Bobby"), CATALOG
+    )
+    assert guest["receiver"] == {"id": "bob", "name": "Bobby", "guest": True}
+    assert "receiver" not in spend_event(_spend("effect", "confetti", count=1), CATALOG)
 
 
 def test_an_item_gone_from_the_catalog_still_makes_an_event() -> None:

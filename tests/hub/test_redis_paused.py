@@ -42,12 +42,13 @@ class _PauseAfterLiveRead:
         self._pid = pid
         self.armed = False
 
-    async def live_many(self, ids: Any) -> dict[str, bool]:
-        flags: dict[str, bool] = await self._real.live_many(ids)
+    async def admission_many(self, ids: Any) -> tuple[dict[str, bool], Any]:
+        """The gift path's read: live flags and guest lists (gifting/hub/spends.py)."""
+        read = await self._real.admission_many(ids)
         if self.armed:
             self.armed = False
             os.kill(self._pid, signal.SIGSTOP)
-        return flags
+        return read
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real, name)

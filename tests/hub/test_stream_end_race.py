@@ -30,14 +30,15 @@ class _HoldAfterLiveRead:
         self.hold: asyncio.Event | None = None
         self.held = asyncio.Event()
 
-    async def live_many(self, ids: Any) -> dict[str, bool]:
-        flags: dict[str, bool] = await self._real.live_many(ids)
+    async def admission_many(self, ids: Any) -> tuple[dict[str, bool], Any]:
+        """The gift path's read: live flags and guest lists (gifting/hub/spends.py)."""
+        flags, guests = await self._real.admission_many(ids)
         hold = self.hold
         if hold is not None and any(flags.values()):
             self.hold = None
             self.held.set()
             await hold.wait()
-        return flags
+        return flags, guests
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real, name)

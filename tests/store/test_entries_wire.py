@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from redis.asyncio import Redis
@@ -17,6 +19,7 @@ from gifting.core.entries import (
     SpendEntry,
     from_fields,
 )
+from gifting.core.errors import BadRequest, Blocked
 from gifting.core.ids import credit_event_id
 from gifting.store.keys import Keys
 from gifting.store.ledger import Ledger, SpendOrder, spend_entry
@@ -148,3 +151,27 @@ async def test_a_spend_without_text_appends_no_text_field(
     spend = next(f for f in raw if f[b"type"] == b"spend")
     assert b"text" not in spend
     assert SpendEntry.from_fields(spend).name == ""
+
+
+async def test_a_gift_on_a_video_appends_its_entry_and_reads_the_creators_block(
+    ledger: Ledger, redis: Redis, keys: Keys, catalog: Catalog, clock: FakeClock
+) -> None:
+    await buy(ledger, "alice", "coins_700")
+    video = replace(gift_order(catalog, "alice", "v1", "rose", 4, stream=""), video="vid1")
+    result = await ledger.spend(video, live=True)
+    [entry] = [e for e in await _outbox(redis, keys) if isinstance(e, SpendEntry)]
+    assert entry == spend_entry(video, result, clock())
+    assert (entry.video, entry.stream, entry.creator, entry.combo) == ("vid1", "", CREATOR, 0)
+    # A block by the creator (in every stream) refuses a gift on their video, in the
+    # debit's own slot; a block in one stream does not.
+    await redis.hset(keys.block_in_stream("alice", STREAM), mapping={"by": CREATOR})
+    assert (await ledger.spend(replace(video, client_id="v2"), live=True)).balance == 696 - 4
+    await redis.hset(keys.block_by_creator("alice", CREATOR), mapping={"by": CREATOR})
+    with pytest.raises(Blocked):
+        await ledger.spend(replace(video, client_id="v3"), live=True)
+    assert (await ledger.wallet("alice")).coins == 700 - 8
+    # Only a gift to its creator, in no stream, is sent on a video.
+    for bad in (replace(video, client_id="v4", stream=STREAM),
+                replace(video, client_id="v5", creator="")):  # fmt: skip
+        with pytest.raises(BadRequest):
+            await ledger.spend(bad, live=True)

@@ -20,6 +20,7 @@ from gifting.store.due_tasks import DueContext, due_handlers
 from gifting.store.keys import Keys
 from gifting.store.ledger import Ledger, SpendOrder
 from gifting.store.rooms import RoomLog
+from gifting.store.streaks import STREAK_END_GRACE_MS
 
 from .support import FakeClock, buy
 
@@ -55,6 +56,9 @@ async def test_the_last_gift_of_a_streak_schedules_its_one_end(
     # One deadline: each gift continuing the streak replaced the previous one.
     shard_due = keys.shard_due(keys.shard_of("ann"))
     assert await redis.zcard(shard_due) == 1
+    # Due when the handler will take it: a window and the grace after the last gift.
+    ((_, due),) = await redis.zrange(shard_due, 0, -1, withscores=True)
+    assert due == clock() - 1000 + WINDOW_MS + STREAK_END_GRACE_MS
     # A non-streakable spend schedules nothing.
     hearts = price_gift(catalog, "hand_hearts", 1)
     await ledger.spend(SpendOrder("ann", "Ann", "h", hearts, "s1", "cara"), live=True)

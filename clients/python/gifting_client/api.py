@@ -14,7 +14,7 @@ raises for that code (:mod:`gifting_client.errors`), with ``status`` set.
 
 Retries. A call is retried only when sending it again cannot do anything
 twice: reads, ``PUT``, ``DELETE``, and the ``POST`` calls the server makes
-idempotent (a badge by its client id, a cash-out by its ``Idempotency-Key``,
+idempotent (a badge or a gift on a video by its client id, a cash-out by its ``Idempotency-Key``,
 ending a stream, naming a moderator, a block, a hide, a cancel). Those are
 retried on 429, 502, 503 and 504 and on lost connections, with capped
 exponential backoff and jitter (:class:`~gifting_client.backoff.Backoff`),
@@ -33,7 +33,7 @@ import asyncio
 import email.utils
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Final, TypeVar
 from urllib.parse import quote
@@ -60,9 +60,12 @@ from gifting_client.api_types import (
     ModeratorRemoved,
     OverlayAccess,
     StreamGoal,
+    StreamGuests,
     StreamInfo,
     SubscriptionList,
     Unblocked,
+    VideoGift,
+    VideoInfo,
     Wallet,
     WebhookDelivery,
     WebhookSubscription,
@@ -427,6 +430,19 @@ class ApiClient:
         body = {"target": target, "gift": gift}
         return await self._call(StreamGoal, "PUT", path, json=body, idempotent=True)
 
+    async def set_guests(
+        self, stream: str, guests: Sequence[str | tuple[str, str]]
+    ) -> StreamGuests:
+        """``PUT /v1/streams/{id}/guests`` (its creator): the whole guest list (at most 8).
+
+        Each guest is a user id, or ``(user, display name)``.
+        """
+        path = f"/v1/streams/{_seg(stream)}/guests"
+        body = {
+            "guests": [g if isinstance(g, str) else {"user": g[0], "name": g[1]} for g in guests]
+        }
+        return await self._call(StreamGuests, "PUT", path, json=body, idempotent=True)
+
     # ------------------------------------------------------------------------- moderation
 
     async def add_moderator(self, user: str) -> Moderator:
@@ -519,6 +535,45 @@ class ApiClient:
         path = f"/v1/webhook-subscriptions/{_seg(subscription)}/deliveries"
         page = await self._call(DeliveryList, "GET", path, idempotent=True)
         return page.deliveries
+
+    # ------------------------------------------------------------------------- videos
+
+    async def create_video(self, title: str) -> VideoInfo:
+        """``POST /v1/videos`` (role ``creator``): register a published video; 201 with its id.
+
+        Not idempotent: a lost answer raises ``OutcomeUnknown`` and is never
+        retried (a retry would register a second video).
+        """
+        return await self._call(
+            VideoInfo, "POST", "/v1/videos", json={"title": title}, idempotent=False
+        )
+
+    async def video(self, video: str) -> VideoInfo:
+        """``GET /v1/videos/{id}``: a video's public view (totals, top gifters)."""
+        return await self._call(VideoInfo, "GET", f"/v1/videos/{_seg(video)}", idempotent=True)
+
+    get_video = video
+
+    async def gift_video(
+        self, video: str, gift: str, count: int = 1, *, id: str | None = None
+    ) -> VideoGift:
+        """``POST /v1/videos/{id}/gifts``: send ``count`` of ``gift`` on a video (by ``id``).
+
+        Without ``id`` a fresh one is generated and kept across retries. Send
+        the same ``id`` again (after :class:`~gifting_client.errors.OutcomeUnknown`)
+        to learn the outcome without paying twice; a failed id stays failed.
+        """
+        client_id = id or new_client_id("v")
+        response = await self._send(
+            "POST",
+            f"/v1/videos/{_seg(video)}/gifts",
+            json={"id": client_id, "gift": gift, "count": count},
+            idempotent=True,
+            id=client_id,
+        )
+        sent = self._decode(response, VideoGift)
+        replayed = response.headers.get(_REPLAYED_HEADER, "").lower() == "true"
+        return msgspec.structs.replace(sent, id=sent.id or client_id, replayed=replayed)
 
     # ------------------------------------------------------------------------- dev mode
 

@@ -34,6 +34,7 @@ __all__ = [
     "DevPurchase",
     "DevToken",
     "DiamondValue",
+    "Guest",
     "HiddenEvent",
     "HistoryEntry",
     "HistoryPage",
@@ -44,9 +45,12 @@ __all__ = [
     "OverlayAccess",
     "Package",
     "StreamGoal",
+    "StreamGuests",
     "StreamInfo",
     "SubscriptionList",
     "Unblocked",
+    "VideoGift",
+    "VideoInfo",
     "Wallet",
     "WebhookDelivery",
     "WebhookSubscription",
@@ -284,6 +288,7 @@ class _StreamView(_Answer, frozen=True):
     creator_name: str | None = None
     created: int | None = None
     ended: int | None = None
+    guests: list[Guest] = msgspec.field(default_factory=list)
 
 
 class StreamInfo(_StreamView, frozen=True):
@@ -306,6 +311,20 @@ class OverlayAccess(_Answer, frozen=True):
 
     overlay_key: str
     overlay_url: str
+
+
+class Guest(_Answer, frozen=True):
+    """A guest of a stream: user id and the display name the room shows."""
+
+    user: str
+    name: str
+
+
+class StreamGuests(_Answer, frozen=True):
+    """``PUT /v1/streams/{id}/guests``: the stream and its guest list now."""
+
+    stream: str
+    guests: list[Guest]
 
 
 class StreamGoal(_Answer, frozen=True):
@@ -439,3 +458,38 @@ class DevPurchase(_Answer, frozen=True):
     coins: int
     balance: int
     user: str | None = None
+
+
+# ----------------------------------------------------------------------------- videos
+
+
+class VideoInfo(_Answer, frozen=True):
+    """``GET /v1/videos/{id}`` (and ``POST /v1/videos``): a video's public view.
+
+    ``totals``: coins and gifts it received; ``top``: its top gifters by coins.
+    """
+
+    video: str
+    creator: str
+    title: str
+    totals: Totals
+    top: list[TopGifter]
+    creator_name: str | None = None
+    created: int | None = None
+
+
+class VideoGift(_Answer, frozen=True):
+    """``POST /v1/videos/{id}/gifts``: the spend's ``event`` id and the ``balance`` after it.
+
+    ``replayed`` is true when this answers a retry of an id already settled
+    (from the ``Idempotent-Replayed`` header; nothing was debited again).
+    """
+
+    event: str
+    balance: int
+    id: str | None = None
+    video: str | None = None
+    gift: str | None = None
+    count: int | None = None
+    coins: int | None = None
+    replayed: bool = False

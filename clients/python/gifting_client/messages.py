@@ -27,10 +27,13 @@ __all__ = [
     "GiftRef",
     "Goal",
     "GoalEvent",
+    "GuestView",
+    "GuestsEvent",
     "HighlightEvent",
     "HighlightInfo",
     "LeaderboardEvent",
     "LevelUp",
+    "Receiver",
     "RoomEvent",
     "Sender",
     "Snapshot",
@@ -169,6 +172,7 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True):
     cursor: str | None = None
     seq: int = 0
     expired: bool = False
+    guests: list[GuestView] = msgspec.field(default_factory=list)
 
 
 # ----------------------------------------------------------------------------- events
@@ -189,14 +193,26 @@ class _Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
         return str(self.__struct_config__.tag)
 
 
+class Receiver(msgspec.Struct, frozen=True):
+    """Who received a gift: the host, or a guest of the stream (``guest`` true)."""
+
+    id: str
+    name: str
+    guest: bool = False
+
+
 class GiftEvent(_Event, frozen=True, tag="gift"):
-    """``count`` of ``gift`` from ``sender``: ``combo`` is the streak so far, ``coins`` paid."""
+    """``count`` of ``gift`` from ``sender``: ``combo`` is the streak so far, ``coins`` paid.
+
+    ``receiver``: the host or the guest it was sent to (``None`` from older servers).
+    """
 
     sender: Sender
     gift: GiftInfo
     count: int
     combo: int = 0
     coins: int = 0
+    receiver: Receiver | None = None
 
 
 class StreakEnd(_Event, frozen=True, tag="streak_end"):
@@ -255,6 +271,19 @@ class LevelUp(_Event, frozen=True, tag="level_up"):
     level: int
 
 
+class GuestView(msgspec.Struct, frozen=True):
+    """A guest of the stream (multi-guest LIVE): user id and display name."""
+
+    user: str
+    name: str
+
+
+class GuestsEvent(_Event, frozen=True, tag="guests"):
+    """The stream's guest list changed: ``guests`` is the whole new list."""
+
+    guests: list[GuestView]
+
+
 class UnknownEvent(msgspec.Struct, frozen=True, kw_only=True):
     """An event of a kind this client does not know (``data`` holds every field)."""
 
@@ -277,6 +306,7 @@ RoomEvent: TypeAlias = (
     | GoalEvent
     | StreamEnded
     | LevelUp
+    | GuestsEvent
     | UnknownEvent
 )
 _KnownEvent: TypeAlias = (
@@ -289,6 +319,7 @@ _KnownEvent: TypeAlias = (
     | GoalEvent
     | StreamEnded
     | LevelUp
+    | GuestsEvent
 )
 _KNOWN_KINDS: Final = frozenset(
     {
@@ -301,6 +332,7 @@ _KNOWN_KINDS: Final = frozenset(
         "goal",
         "stream_ended",
         "level_up",
+        "guests",
     }
 )
 

@@ -17,7 +17,7 @@ code only: calling it inside a running event loop raises ``RuntimeError``
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine, Iterator, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -36,7 +36,10 @@ from gifting_client.api_types import (
     Moderator,
     OverlayAccess,
     StreamGoal,
+    StreamGuests,
     StreamInfo,
+    VideoGift,
+    VideoInfo,
     Wallet,
     WebhookDelivery,
     WebhookSubscription,
@@ -161,6 +164,10 @@ class SyncApiClient:
         """Blocking :meth:`ApiClient.set_goal`."""
         return self._run(self._api.set_goal(stream, target, gift))
 
+    def set_guests(self, stream: str, guests: Sequence[str | tuple[str, str]]) -> StreamGuests:
+        """Blocking :meth:`ApiClient.set_guests`."""
+        return self._run(self._api.set_guests(stream, guests))
+
     def add_moderator(self, user: str) -> Moderator:
         """Blocking :meth:`ApiClient.add_moderator`."""
         return self._run(self._api.add_moderator(user))
@@ -208,6 +215,22 @@ class SyncApiClient:
     def webhook_deliveries(self, subscription: str) -> list[WebhookDelivery]:
         """Blocking :meth:`ApiClient.webhook_deliveries`."""
         return self._run(self._api.webhook_deliveries(subscription))
+
+    def create_video(self, title: str) -> VideoInfo:
+        """Blocking :meth:`ApiClient.create_video`."""
+        return self._run(self._api.create_video(title))
+
+    def video(self, video: str) -> VideoInfo:
+        """Blocking :meth:`ApiClient.video`."""
+        return self._run(self._api.video(video))
+
+    get_video = video
+
+    def gift_video(
+        self, video: str, gift: str, count: int = 1, *, id: str | None = None
+    ) -> VideoGift:
+        """Blocking :meth:`ApiClient.gift_video`."""
+        return self._run(self._api.gift_video(video, gift, count, id=id))
 
     def dev_token(self, user: str, *, name: str | None = None, creator: bool = False) -> DevToken:
         """Blocking :meth:`ApiClient.dev_token`."""

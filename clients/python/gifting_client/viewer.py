@@ -200,18 +200,23 @@ class ViewerClient:
         self._counter += 1
         return f"{self._id_prefix}-{self._counter}"
 
-    async def send_gift(self, gift: str, count: int = 1, id: str | None = None) -> Ack:
+    async def send_gift(
+        self, gift: str, count: int = 1, id: str | None = None, *, to: str | None = None
+    ) -> Ack:
         """Send ``count`` of ``gift``; return the server's :class:`Ack` (``combo`` included).
 
         ``id`` defaults to :meth:`new_id`; sending the same id again — after an
         :class:`OutcomeUnknown`, from another process — never debits twice.
+        ``to``: a current guest of the stream to receive it (``None``: the host);
+        one who is not raises :class:`~gifting_client.errors.UnknownReceiver`.
         Raises the typed :class:`ErrorReply` of a refusal
         (:class:`~gifting_client.errors.InsufficientFunds`, ...).
         """
         msg_id = id or self.new_id()
-        return await self._request(
-            {"op": "gift", "id": msg_id, "gift": gift, "count": count}, msg_id
-        )
+        message: dict[str, Any] = {"op": "gift", "id": msg_id, "gift": gift, "count": count}
+        if to is not None:
+            message["to"] = to
+        return await self._request(message, msg_id)
 
     async def send_effect(self, effect: str, id: str | None = None) -> Ack:
         """Buy a live-stream ``effect``; see :meth:`send_gift` for ids and errors."""

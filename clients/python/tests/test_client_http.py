@@ -48,6 +48,8 @@ from gifting_client import (
     Unavailable,
     UnexpectedResponse,
     UnknownItem,
+    VideoGift,
+    VideoInfo,
     ViewerClient,
     Wallet,
     sign,
@@ -716,9 +718,12 @@ _ANSWERS: list[tuple[type, str, str]] = [
     (StreamGoal, "put", "/v1/streams/{}/goal"),
     (DevToken, "post", "/v1/dev/token"),
     (DevPurchase, "post", "/v1/dev/purchase"),
+    (VideoInfo, "post", "/v1/videos"),
+    (VideoInfo, "get", "/v1/videos/{}"),
+    (VideoGift, "post", "/v1/videos/{}/gifts"),
 ]
 #: Fields the client reads that the document leaves out (history details vary by type).
-_UNDOCUMENTED = {"HistoryEntry": "*", "BadgePurchase": {"replayed"}}
+_UNDOCUMENTED = {"HistoryEntry": "*", "BadgePurchase": {"replayed"}, "VideoGift": {"replayed"}}
 
 
 def _resolve(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:

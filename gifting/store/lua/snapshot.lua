@@ -7,7 +7,8 @@
 -- the ones the snapshot does not cover (emit.lua writes the seq, the history
 -- and the totals of an event in one script too). Reads only.
 --
--- KEYS[1]  stream hash (creator, creator_name, title, live, goal_target, goal_gift)  {r:stream}
+-- KEYS[1]  stream hash (creator, creator_name, title, live, goal_target, goal_gift,
+--          guests)                                          {r:stream}
 -- KEYS[2]  totals hash                                     {r:stream}
 -- KEYS[3]  top gifters sorted set                          {r:stream}
 -- KEYS[4]  display names hash                              {r:stream}
@@ -29,9 +30,9 @@ if last[1] then
 end
 
 local stream = redis.call('HMGET', KEYS[1], 'creator', 'creator_name', 'title', 'live',
-  'goal_target', 'goal_gift')
+  'goal_target', 'goal_gift', 'guests')
 local stream_flat = {}
-local names = {'creator', 'creator_name', 'title', 'live', 'goal_target', 'goal_gift'}
+local names = {'creator', 'creator_name', 'title', 'live', 'goal_target', 'goal_gift', 'guests'}
 for i = 1, #names do
   stream_flat[#stream_flat + 1] = names[i]
   stream_flat[#stream_flat + 1] = stream[i] or ''

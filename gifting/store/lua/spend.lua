@@ -9,7 +9,7 @@
 -- KEYS[3]  outbox stream of the sender's shard  {wNN}
 -- KEYS[4]  combo hash (sender, stream)          {wNN}
 -- KEYS[5]  the stream's gate in this shard       {wNN}  (untouched without a stream)
--- KEYS[6]  the sender's block by the creator      {wNN}  (read only with a stream)
+-- KEYS[6]  the sender's block by the creator      {wNN}  (read with a stream or a video)
 -- KEYS[7]  the sender's block in the stream       {wNN}  (read only with a stream)
 -- KEYS[8]  the deadline set of this shard          {wNN}  (a streak's end is scheduled here)
 -- ARGV[1]  payload fingerprint
@@ -23,7 +23,10 @@
 -- ARGV[8]  combo window, ms
 -- ARGV[9]  count added to the streak
 -- ARGV[10] the live flag read by the caller just before: "1" the stream is live,
---          "0" not live (refused), "-" live and no stream (a badge: no gate)
+--          "0" not live (refused), "-" live and no stream (a badge: no gate),
+--          "r" live but the gift's receiver is not a current guest (refused
+--          "unknown_receiver": read with the live flag, gifting/core/guests.py)
+--          "v" a gift on a video (no stream, no gate; the creator's block KEYS[6] read)
 -- ARGV[11..] outbox entry field/value pairs (balance, combo, event, ts, lifetime are
 --          appended, and the sender's shown badge, field 'badge' of the wallet, when set)
 --
@@ -37,7 +40,7 @@
 --
 -- A streakable gift schedules its streak's end in KEYS[8] (store/deadlines.py):
 -- the member "streak|<json of the streak's state>" is due one combo window
--- after this gift; a gift continuing the same streak replaces the member (the
+-- (and 100 ms) after this gift; a gift continuing the same streak replaces the member (the
 -- combo hash's 'due'), one of another gift leaves it to end on its own. So a
 -- streak ends once, after its last gift, whichever hub debited it and whichever
 -- process is alive then (store/streaks.py emits it).
@@ -69,12 +72,16 @@ local spent = 0
 if w[3] == ARGV[3] then spent = tonumber(w[4] or '0') end
 
 local status = 'ok'
-if ARGV[10] == '0' or (ARGV[10] == '1' and redis.call('HEXISTS', KEYS[5], 'ended') == 1) then
+if ARGV[10] == '0' or (ARGV[10] ~= '-' and redis.call('HEXISTS', KEYS[5], 'ended') == 1) then
   status = 'stream_not_live'
+elseif ARGV[10] == 'r' then
+  status = 'unknown_receiver'
 elseif ARGV[10] == '1' and redis.call('EXISTS', KEYS[6], KEYS[7]) > 0 then
   -- A block is written in the sender's slot (store/moderation.py): it and
   -- this debit are ordered, so no spend is debited after a block answered.
   status = 'blocked'
+elseif ARGV[10] == 'v' and redis.call('EXISTS', KEYS[6]) > 0 then
+  status = 'blocked'  -- a video: the creator's blocks (in every stream) hold there too
 elseif coins < price then
   status = 'insufficient_funds'
 elseif w[2] and spent + price > tonumber(w[2]) then
@@ -130,7 +137,9 @@ if ARGV[7] ~= '' then
     t = ARGV[5], e = ARGV[4], l = tostring(lifetime), b = badge,
   })
   if continued then redis.call('ZREM', KEYS[8], continued) end
-  redis.call('ZADD', KEYS[8], now + tonumber(ARGV[8]), due)
+  -- Due one window after this gift, plus 100 ms for hubs' clocks that run a
+  -- little apart (STREAK_END_GRACE_MS in store/streaks.py).
+  redis.call('ZADD', KEYS[8], now + tonumber(ARGV[8]) + 100, due)
   redis.call('HSET', KEYS[4], 'gift', ARGV[7], 'count', tostring(combo), 'last', ARGV[5],
              'due', due)
   redis.call('PEXPIRE', KEYS[4], tonumber(ARGV[8]) * 4)
