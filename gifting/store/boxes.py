@@ -60,7 +60,7 @@ from gifting.store.box_calls import credit_call, return_call
 from gifting.store.deadlines import NotYet
 from gifting.store.keys import Keys
 from gifting.store.rooms import RoomLog
-from gifting.store.scripts import Scripts
+from gifting.store.scripts import ScriptCall, Scripts
 
 __all__ = ["BoxMissing", "Boxes", "Claim"]
 
@@ -95,6 +95,13 @@ class _Recorded:
 
 def _s(raw: Any) -> str:
     return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+def _raise_first(replies: Sequence[list[str] | Exception]) -> None:
+    """Raise the first failure of a pipeline (every step is idempotent: the rerun redoes it)."""
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
 
 
 def _flat(raw: Sequence[Any]) -> dict[str, str]:
@@ -140,17 +147,22 @@ class Boxes:
         event = claim_event_id(box, user)
         return Claim(box, event, recorded.share, recorded.order, balance, status == "replay")
 
-    async def _credit(self, stream: str, box: str, dropper: str, c: _Recorded) -> int:
+    def _credit_call(self, stream: str, box: str, dropper: str, c: _Recorded) -> ScriptCall:
         args = BoxClaimArgs(
             user=c.user, box=box, stream=stream, dropper=dropper, order=c.order, coins=c.share
         )
-        call = credit_call(self._keys, args, claim_event_id(box, c.user), self._clock())
+        return credit_call(self._keys, args, claim_event_id(box, c.user), self._clock())
+
+    async def _credit(self, stream: str, box: str, dropper: str, c: _Recorded) -> int:
+        call = self._credit_call(stream, box, dropper, c)
         _status, balance = await self._scripts.run(call.name, call.keys, call.args)
         return int(balance)
 
+    def _claimed(self, stream: str, box: str, c: _Recorded) -> dict[str, Any]:
+        return box_claimed_event(stream, box, self._clock(), c.user, c.name, c.share, c.order)
+
     async def _show_claim(self, stream: str, box: str, c: _Recorded) -> None:
-        body = box_claimed_event(stream, box, self._clock(), c.user, c.name, c.share, c.order)
-        await self._rooms.emit(stream, body)
+        await self._rooms.emit(stream, self._claimed(stream, box, c))
 
     # -- deadlines -------------------------------------------------------------------------
     async def open(self, rest: str) -> None:
@@ -195,9 +207,13 @@ class Boxes:
             key=lambda c: c.order,
         )
         dropper, coins = fields["dropper"], int(fields["coins"])
-        for c in claims:
-            await self._credit(stream, box, dropper, c)
-            await self._show_claim(stream, box, c)
+        # Every claim's credit, then its box_claimed: a pipeline each (replays, or the
+        # repair of a claim whose process died before its credit or its emission).
+        credits = [self._credit_call(stream, box, dropper, c) for c in claims]
+        _raise_first(await self._scripts.run_many(credits, lane="boxes"))
+        shown = [ScriptCall("emit", *self._rooms.emit_args(stream, self._claimed(stream, box, c)))
+                 for c in claims]  # fmt: skip
+        _raise_first(await self._rooms.scripts.run_many(shown, lane="boxes"))
         claimed = sum(c.share for c in claims)
         back = BoxReturnArgs(
             user=dropper, box=box, stream=stream, claimed=claimed, claims=len(claims),
