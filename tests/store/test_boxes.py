@@ -405,3 +405,20 @@ async def test_the_deadline_runner_opens_and_closes_a_box_once(
     for r in runners:
         await r.deadlines.aclose()
     await deadlines.aclose()
+
+
+async def test_a_box_drop_counts_as_shown_so_the_streams_end_need_not_wait(
+    world: World, redis: Redis, keys: Keys, catalog: Catalog
+) -> None:
+    from gifting.store.streams import Streams
+
+    w = world
+    streams = Streams(redis, keys, catalog)
+    stream = (await streams.create("host", "Host", "boxes")).stream
+    await _funded(w, "drop")
+    order = SpendOrder("drop", "Drop", "b1", price_box(100, 2, 10), stream, "host")
+    result = await w.ledger.spend(order, live=True)
+    await w.rooms.emit_spend(spend_entry(order, result, w.clock.ms))
+    assert await streams.debited(stream) == 1
+    assert await streams.shown(stream) == 1  # else the end would wait for it in vain
+    assert await streams.wait_shown(stream, 0.1)
