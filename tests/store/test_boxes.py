@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import pytest
 from redis.asyncio import Redis
 
-from gifting.core.boxes import box_id_of, drop_tasks, params_of, price_box, share_of
+from gifting.core.boxes import box_id_of, claim_event_id, drop_tasks, params_of, price_box, share_of
 from gifting.core.catalog import Catalog
-from gifting.core.entries import SpendEntry
+from gifting.core.entries import BoxClaimArgs, SpendEntry
 from gifting.core.errors import (
     AlreadyClaimed,
     BadRequest,
@@ -29,6 +29,7 @@ from gifting.core.errors import (
     Conflict,
     UnknownBox,
 )
+from gifting.store.box_calls import credit_call
 from gifting.store.boxes import Boxes, BoxMissing
 from gifting.store.deadlines import NotYet
 from gifting.store.keys import Keys
@@ -335,13 +336,22 @@ async def test_a_close_cut_half_way_completes_once_when_run_again(world: World) 
     await _funded(w, *users)
     before = await _total(w, users)
     box = box_id_of((await w.drop("drop", "b1", 100, 5)).event)
-    for u in ["a", "b", "c"]:
-        await w.claim(u, box)
-
-    # The close died after sealing and crediting one claim (again), before the return.
     k = w.keys
+    await w.claim("a", box)  # recorded, credited, shown
+    for u in ["b", "c"]:  # recorded only: their processes died before crediting
+        await w.boxes._scripts.run(
+            "box_claim", [k.box(STREAM, box), k.box_claims(STREAM, box)], [u, "k1", u]
+        )
+
+    # The close died after sealing and crediting b (not c), before the return.
     await w.window_over(box)
     await w.boxes._scripts.run_raw("box_seal", [k.box(STREAM, box), k.box_claims(STREAM, box)], [])
+    credit_b = credit_call(
+        k, BoxClaimArgs(user="b", box=box, stream=STREAM, dropper="drop", order=2, coins=20),
+        claim_event_id(box, "b"), w.clock.ms,
+    )  # fmt: skip
+    await w.boxes._scripts.run(credit_b.name, credit_b.keys, credit_b.args)
+    assert (await w.coins("a"), await w.coins("b"), await w.coins("c")) == (370, 370, 350)
     with pytest.raises(BoxClosed):
         await w.claim("late", box)
     assert await w.coins("drop") == 250
@@ -349,10 +359,12 @@ async def test_a_close_cut_half_way_completes_once_when_run_again(world: World) 
     await asyncio.gather(w.close(box), w.close(box))
     await w.close(box)
     assert await w.coins("drop") == 250 + 40
+    assert (await w.coins("a"), await w.coins("b"), await w.coins("c")) == (370, 370, 370)
     assert await _total(w, users) == before
     entries = await outbox_entries(w.redis, w.keys)
     assert len(of_type(entries, "box_return")) == 1 and len(of_type(entries, "box_claim")) == 3
     assert len(await w.events("box_closed")) == 1
+    assert sorted(e["user"] for e in await w.events("box_claimed")) == ["a", "b", "c"]
     assert await w.redis.hget(k.box(STREAM, box), "state") == b"settled"
 
 
