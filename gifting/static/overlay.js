@@ -84,6 +84,7 @@ function saveNow() {
       big: bigQueue,
       pins: Array.from(pins.values()).map((p) => ({ ev: p.ev, until: p.until })),
       pinQueue: pinQueue.map((p) => ({ ev: p.ev, until: p.until })),
+      boxes: Array.from(boxes.values()).map((b) => ({ ev: b.ev, claims: b.claims, opened: b.opened, closed: b.closed })),
     }));
   } catch { /* storage full or disabled: this page goes on without it */ }
 }
@@ -610,14 +611,34 @@ function onBox(ev) {
     box.claims.push({ user: ev.user, name: ev.name, share: ev.share });
   } else if (ev.kind === "box_closed") {
     box.closed = { claimed: ev.claimed, claims: ev.claims, returned: ev.returned };
-    setTimeout(() => {
-      boxes.delete(ev.box);
-      const node = document.querySelector(`.boxcard[data-box="${CSS.escape(ev.box)}"]`);
-      fadeOut(node);
-      if (!boxes.size) setTimeout(() => { if (!boxes.size) $("boxes").hidden = true; }, 500);
-    }, BOX_SHOWN_CLOSED_MS);
+    forgetBoxLater(ev.box);
   }
   renderBox(ev.box);
+  saveSoon(); // a reload draws the card again (a box's events before the cursor do not come back)
+}
+
+function forgetBoxLater(id) {
+  setTimeout(() => {
+    boxes.delete(id);
+    saveSoon();
+    fadeOut(document.querySelector(`.boxcard[data-box="${CSS.escape(id)}"]`));
+    if (!boxes.size) setTimeout(() => { if (!boxes.size) $("boxes").hidden = true; }, 500);
+  }, BOX_SHOWN_CLOSED_MS);
+}
+
+// The boxes a reload interrupted, as they were saved (their later events follow from the cursor).
+function restoreBoxes(list) {
+  if (!on("boxes") || !Array.isArray(list)) return;
+  for (const b of list) {
+    if (!b || !b.ev || typeof b.ev.box !== "string" || !b.ev.sender || boxes.has(b.ev.box)) continue;
+    boxes.set(b.ev.box, {
+      ev: b.ev, claims: Array.isArray(b.claims) ? b.claims : [], opened: Boolean(b.opened),
+      closed: b.closed && typeof b.closed === "object" ? b.closed : null,
+    });
+    renderBox(b.ev.box);
+    if (b.closed) forgetBoxLater(b.ev.box);
+    else if (!boxTimer) boxTimer = setInterval(tickBoxes, 250);
+  }
 }
 
 // ---------------------------------------------------------------------------- events
@@ -840,6 +861,7 @@ if (!stream || !overlayKey) {
   for (const p of [].concat(saved.pins || [], saved.pinQueue || [])) {
     if (p && p.ev && p.ev.event && p.ev.highlight) pinComment(p.ev, p.until);
   }
+  restoreBoxes(saved.boxes);
   playNextBig();
   connect();
 }

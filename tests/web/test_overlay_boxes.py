@@ -55,3 +55,25 @@ async def test_a_box_card_counts_down_shows_claims_and_closes(page: Any, site: H
         await expect(card).to_have_attribute("data-state", "closed")
         await expect(card.locator(".boxstate")).to_have_text("126 claimed by 2 · 124 back to Mia")
     await screenshot(page, "overlay-box-closed", backdrop=True)
+
+
+async def test_a_box_card_survives_a_reload(page: Any, site: HubServer) -> None:
+    stream, key = await site.stream()
+    await site.fund("ola")
+    await open_overlay(page, site, stream, key)
+    hub = site.state.hub
+    assert hub is not None
+    async with viewer(site, stream, "ola", "Ola") as ola:
+        ack = await ola.drop_box(100, 2, 20)
+        card = page.locator(f'.boxcard[data-box="{ack.box}"]')
+        await expect(card).to_have_attribute("data-state", "waiting")
+        await page.wait_for_timeout(400)  # the page saves its state within 250 ms
+        await page.reload()
+        await page.wait_for_function("() => window.__overlay && window.__overlay.connected")
+        await expect(card).to_have_attribute("data-state", "waiting")
+        k, redis = site.state.keys, site.state.redis
+        now = int(time.time() * 1000)
+        await redis.hset(k.box(stream, ack.box), mapping={"opens_at": now, "closes_at": now})
+        await hub.boxes.close(f"{stream}|{ack.box}")  # nobody claimed: all back
+        await expect(card).to_have_attribute("data-state", "closed")
+        await expect(card.locator(".boxstate")).to_have_text("0 claimed by 0 · 100 back to Ola")
