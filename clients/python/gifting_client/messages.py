@@ -284,6 +284,46 @@ class GuestsEvent(_Event, frozen=True, tag="guests"):
     guests: list[GuestView]
 
 
+class BoxDroppedEvent(_Event, frozen=True, tag="box_dropped"):
+    """``sender`` dropped treasure box ``box``: ``coins`` for at most ``winners`` viewers.
+
+    Claims are taken from ``opens_at`` until ``closes_at`` (unix ms, the server's clock).
+    """
+
+    box: str
+    sender: Sender
+    coins: int
+    winners: int
+    opens_at: int
+    closes_at: int
+
+
+class BoxOpenedEvent(_Event, frozen=True, tag="box_opened"):
+    """Treasure box ``box`` is open for claims until ``closes_at``."""
+
+    box: str
+    closes_at: int
+
+
+class BoxClaimedEvent(_Event, frozen=True, tag="box_claimed"):
+    """``user`` (``name``) won ``share`` coins of ``box``, the ``order``-th claim."""
+
+    box: str
+    user: str
+    name: str
+    share: int
+    order: int
+
+
+class BoxClosedEvent(_Event, frozen=True, tag="box_closed"):
+    """Treasure box ``box`` closed: ``claimed`` coins by ``claims`` viewers, ``returned``."""
+
+    box: str
+    claimed: int
+    claims: int
+    returned: int
+
+
 class UnknownEvent(msgspec.Struct, frozen=True, kw_only=True):
     """An event of a kind this client does not know (``data`` holds every field)."""
 
@@ -307,6 +347,10 @@ RoomEvent: TypeAlias = (
     | StreamEnded
     | LevelUp
     | GuestsEvent
+    | BoxDroppedEvent
+    | BoxOpenedEvent
+    | BoxClaimedEvent
+    | BoxClosedEvent
     | UnknownEvent
 )
 _KnownEvent: TypeAlias = (
@@ -320,6 +364,10 @@ _KnownEvent: TypeAlias = (
     | StreamEnded
     | LevelUp
     | GuestsEvent
+    | BoxDroppedEvent
+    | BoxOpenedEvent
+    | BoxClaimedEvent
+    | BoxClosedEvent
 )
 _KNOWN_KINDS: Final = frozenset(
     {
@@ -333,6 +381,10 @@ _KNOWN_KINDS: Final = frozenset(
         "stream_ended",
         "level_up",
         "guests",
+        "box_dropped",
+        "box_opened",
+        "box_claimed",
+        "box_closed",
     }
 )
 

@@ -10,7 +10,9 @@ from gifting_client import (
     AlreadyClaimed,
     Backoff,
     BadRequest,
+    BoxClaimedEvent,
     BoxClosed,
+    BoxDroppedEvent,
     BoxNotOpen,
     UnknownBox,
     ViewerClient,
@@ -45,6 +47,20 @@ async def test_drop_and_claim_a_box(hub: HubServer) -> None:
             await ben.claim("qnosuchbox")
         await hub.state.redis.hset(k.box(stream, ack.box), "opens_at", int(time.time() * 1000))
         won = await ben.claim(ack.box, id="c1")
+        seen: dict[str, object] = {}
+        async with asyncio.timeout(5):
+            async for event in ann:
+                seen[event.kind] = event
+                if isinstance(event, BoxClaimedEvent):
+                    break
+        dropped = seen["box_dropped"]
+        assert isinstance(dropped, BoxDroppedEvent)
+        assert (dropped.box, dropped.coins, dropped.winners, dropped.sender.id) == (
+            ack.box, 100, 3, "ann",
+        )  # fmt: skip
+        claimed = seen["box_claimed"]
+        assert isinstance(claimed, BoxClaimedEvent)
+        assert (claimed.user, claimed.share, claimed.order) == ("ben", 34, 1)
         assert (won.box, won.share, won.balance) == (ack.box, 34, 34)
         assert await ben.claim(ack.box, id="c1") == won
         with pytest.raises(AlreadyClaimed):
