@@ -166,3 +166,39 @@ async def test_the_hubs_deadline_runner_opens_and_closes_the_box(hub: HubServer)
         closed = await _event(overlay, "box_closed")
         assert (closed["claimed"], closed["returned"]) == (34, 66)
     assert await _coins(hub, "ivy") == 700 - 100 + 66
+
+
+async def test_claims_racing_from_many_sockets_pay_k_winners_every_coin_once(
+    hub: HubServer,
+) -> None:
+    stream, _ = await hub.stream()
+    await hub.fund("kim")
+    fans = [f"fan{i}" for i in range(20)]
+    async with hub.viewer(stream, "kim") as kim:
+        await kim.send(
+            encode({"op": "box", "id": "b1", "coins": 103, "winners": 5, "opens_in_s": 10})
+        )
+        box = (await _reply(kim))["box"]
+    k, redis = hub.state.keys, hub.state.redis
+    for _ in range(500):
+        if await redis.exists(k.box(stream, box)):
+            break
+        await asyncio.sleep(0.01)
+    await redis.hset(k.box(stream, box), "opens_at", int(time.time() * 1000) - 1)
+
+    async def claim(user: str) -> dict[str, Any]:
+        async with hub.viewer(stream, user) as ws:
+            await ws.send(encode({"op": "claim", "id": "c1", "box": box}))
+            return await _reply(ws)
+
+    replies = await asyncio.gather(*(claim(u) for u in fans))
+    won = sorted(r["share"] for r in replies if r["op"] == "ack")
+    assert won == [20, 20, 21, 21, 21]  # 103 = 5 x 20 + 3: the first three claims get 21
+    assert sorted(r["code"] for r in replies if r["op"] == "error") == ["box_closed"] * 15
+    await redis.hset(k.box(stream, box), "closes_at", int(time.time() * 1000) - 1)
+    boxes = hub.state.hub.boxes if hub.state.hub else None
+    assert boxes is not None
+    await boxes.close(f"{stream}|{box}")
+    coins = [await _coins(hub, u) for u in fans]
+    assert sorted(c for c in coins if c) == won and sum(coins) == 103
+    assert await _coins(hub, "kim") == 700 - 103
