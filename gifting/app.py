@@ -47,6 +47,7 @@ from gifting.api import catalog as catalog_api
 from gifting.api import dev as dev_api
 from gifting.api import discovery as discovery_api
 from gifting.api import health as health_api
+from gifting.api import leaderboards as leaderboards_api
 from gifting.api import moderation as moderation_api
 from gifting.api import openapi as openapi_api
 from gifting.api import streams as streams_api
@@ -102,6 +103,7 @@ def api_routes(settings: Settings) -> list[BaseRoute]:
         cashout_cancel_api,
         subscriptions_api,
         videos_api,
+        leaderboards_api,
     ]
     if settings.dev:
         modules.append(dev_api)

@@ -94,6 +94,8 @@ class Settings(BaseSettings):
     # How often each hub and persister looks for due deadlines in Redis (streak
     # ends, boxes, hype): the lateness of a deadline is at most about this.
     due_interval_ms: int = Field(default=200, alias="GIFTING_DUE_INTERVAL_MS", ge=20, le=10_000)
+    # A room that had spends gets its creator's weekly board (a weekly_board event) this often.
+    weekly_board_ms: int = Field(default=5000, alias="GIFTING_WEEKLY_BOARD_MS", ge=50, le=60_000)
     # A connection's send queue, in bytes: past it a viewer is closed 1013, and an
     # overlay catches up from the room's history at the pace its queue drains.
     send_queue_bytes: int = Field(

@@ -628,3 +628,24 @@ class VideoGiftSent(Answer):
     gift: str
     count: Count
     coins: Coins
+
+
+# -- leaderboards (gifting/api/leaderboards.py) ----------------------------------------
+
+
+class BoardPlace(Answer):
+    """One place on a leaderboard: rank (1 first; ties ordered by user id), user, coins."""
+
+    rank: Annotated[int, Meta(ge=1)]
+    user: str
+    name: str
+    coins: Coins
+
+
+class Leaderboard(Answer):
+    """A leaderboard: ``period`` (``week``, ``month`` or ``stream``), ``at`` (the ISO week,
+    month or stream id) and its places, best first."""
+
+    period: Literal["week", "month", "stream"]
+    at: str
+    entries: list[BoardPlace]

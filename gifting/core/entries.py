@@ -15,7 +15,7 @@ one description of those maps (after ``|``: the fields the script appends)::
                                         stream creator [text] [host] [receiver_name]
                                         [video] | event ts balance combo lifetime [badge]
     credit          credit.lua          user spend_event coins stream sender [video]
-                                        | diamonds event ts
+                                        [sender_name spend_ts] | diamonds event ts
     purchase        purchase.lua        user purchase_id package coins amount currency
                                         | event ts balance
     refund          refund.lua          user purchase_id | coins event ts balance
@@ -203,7 +203,14 @@ class SpendEntry(SpendArgs, frozen=True, kw_only=True):
 
 
 class CreditArgs(_Fields, frozen=True, kw_only=True):
-    """The caller's part of a creator credit (credit.lua ARGV[6..]); ``user`` is the creator."""
+    """The caller's part of a creator credit (credit.lua ARGV[10..]); ``user`` is the creator.
+
+    ``sender_name`` and ``spend_ts`` (the spend's time, unix ms) place the
+    credit on the leaderboards (:mod:`gifting.core.periods`): the period is
+    the spend's, whenever the credit runs. Both are on the wire only when set
+    (0 / "" in a credit made by hand and in entries from before leaderboards:
+    the credit's ``ts`` then stands for the spend's time).
+    """
 
     TYPE: ClassVar[EntryType] = "credit"
     user: str
@@ -213,15 +220,22 @@ class CreditArgs(_Fields, frozen=True, kw_only=True):
     sender: str
     #: The video of a video gift's credit (its ``stream`` is then ""), else "".
     video: str = ""
+    sender_name: str = ""
+    spend_ts: int = 0
 
     def to_fields(self) -> dict[str, str]:
-        """The caller's fields, in ARGV order (``video`` only when set)."""
+        """The caller's fields, in ARGV order (``video``, ``sender_name``, ``spend_ts``
+        only when set)."""
         fields = {
             "type": "credit", "user": self.user, "spend_event": self.spend_event,
             "coins": str(self.coins), "stream": self.stream, "sender": self.sender,
         }  # fmt: skip
         if self.video:
             fields["video"] = self.video
+        if self.sender_name:
+            fields["sender_name"] = self.sender_name
+        if self.spend_ts:
+            fields["spend_ts"] = str(self.spend_ts)
         return fields
 
 
@@ -249,6 +263,8 @@ def credit_of(spend: SpendEntry) -> CreditArgs:
         stream=spend.stream,
         sender=spend.user,
         video=spend.video,
+        sender_name=spend.name,
+        spend_ts=spend.ts,
     )
 
 
@@ -564,9 +580,11 @@ def _credit(r: FieldReader) -> CreditEntry:
     stream = r.text("stream") if video else r.ident("stream")
     if video and stream:
         raise MalformedEntry("a video gift's credit has no stream")
+    spend_ts = r.integer("spend_ts", 0) if "spend_ts" in r.fields else 0
     return CreditEntry(
         user=creator, spend_event=spend_event, coins=coins, stream=stream, sender=sender,
-        video=video, diamonds=diamonds, event=event, ts=ts,
+        video=video, sender_name=r.text("sender_name") if "sender_name" in r.fields else "",
+        spend_ts=spend_ts, diamonds=diamonds, event=event, ts=ts,
     )  # fmt: skip
 
 

@@ -35,6 +35,7 @@ from gifting.hub.presence import PresenceBeat
 from gifting.hub.registry import RoomRegistry
 from gifting.hub.sharded_broker import ShardedRoomBroker
 from gifting.hub.spends import KeptLookup, Settled, SpendPipeline
+from gifting.hub.weekly_board import WeeklyBoardTicker
 from gifting.store.boxes import Boxes
 from gifting.store.cluster import is_cluster
 from gifting.store.keys import Keys
@@ -91,6 +92,7 @@ class Hub:
         self.comments = RoomComments(streams, rooms, ledger.sender_marks)
         self.deadlines = build_deadline_runner(settings, redis, catalog, rooms, ledger)
         self.leaderboard = LeaderboardTicker(streams, rooms)
+        self.weekly_board = WeeklyBoardTicker(streams, rooms, settings.weekly_board_ms / 1000)
         self.presence = PresenceBeat(
             Presence(redis, keys), self.rooms.viewer_counts, settings.presence_ms / 1000
         )
@@ -100,6 +102,7 @@ class Hub:
         await self.broker.start()
         self.pipeline.start()
         self.leaderboard.start()
+        self.weekly_board.start()
         self.presence.start()
         self.deadlines.start()
 
@@ -114,12 +117,14 @@ class Hub:
         self.rooms.close_all(SHUTDOWN)
         await self.presence.stop()
         await self.leaderboard.stop()
+        await self.weekly_board.stop()
         await self.deadlines.stop()
         await self.broker.stop()
         await self.boxes.aclose()
 
     def _on_settled(self, s: Settled) -> None:
         self.leaderboard.mark(s.order.stream)
+        self.weekly_board.mark(s.order.stream)
 
     async def emit_standings(self, stream: str) -> None:
         """Emit the stream's leaderboard and, if a goal is set, its progress (goal changes)."""

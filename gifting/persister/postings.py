@@ -47,6 +47,7 @@ from gifting.core.entries import (
     from_text,
 )
 from gifting.core.fields import INT64_MAX, MalformedEntry, RawFields, decode_fields
+from gifting.core.periods import month_of, week_of
 
 __all__ = [
     "DIAMOND_ISSUANCE",
@@ -64,6 +65,7 @@ __all__ = [
     "SpendIdRow",
     "StreamDelta",
     "aggregate",
+    "board_rows",
     "creator_received",
     "imbalance",
     "parse_entry",
@@ -339,6 +341,37 @@ HoldRow = tuple[str, str, int, int, str, str, int]
 SettleRow = tuple[str, str, int, str, str, int]
 SpendIdRow = tuple[str, str, str, str, int, int, str, int]
 BadgeRow = tuple[str, str, str, int]
+SupporterRow = tuple[str, str, str, str, int]
+CreatorBoardRow = tuple[str, str, int]
+
+
+def board_rows(
+    events: Iterable[LedgerEvent],
+) -> tuple[list[SupporterRow], list[CreatorBoardRow]]:
+    """What new credits add to the leaderboards, summed per key and sorted by key.
+
+    Supporters: ``(creator, period, sender, name, coins)``; creators:
+    ``(period, creator, coins)``; each credit counts in its ISO week and its
+    month, of the spend's time (``spend_ts``; the credit's ``ts`` in an entry
+    from before leaderboards). Sorted so concurrent persisters lock rows in
+    the same order.
+    """
+    supporters: dict[tuple[str, str, str], tuple[str, int]] = {}
+    creators: dict[tuple[str, str], int] = {}
+    for e in events:
+        credit = e.entry
+        if not isinstance(credit, CreditEntry):
+            continue
+        at = credit.spend_ts or credit.ts
+        name = credit.sender_name or credit.sender
+        for period in (week_of(at).label, month_of(at).label):
+            key = (credit.user, period, credit.sender)
+            supporters[key] = (name, supporters.get(key, ("", 0))[1] + credit.coins)
+            creators[(period, credit.user)] = creators.get((period, credit.user), 0) + credit.coins
+    return (
+        [(c, p, u, *supporters[(c, p, u)]) for c, p, u in sorted(supporters)],
+        [(p, c, creators[(p, c)]) for p, c in sorted(creators)],
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -354,6 +387,8 @@ class BatchRows:
     earnings: list[EarningsDelta]
     spend_ids: list[SpendIdRow] = field(default_factory=list)
     badges: list[BadgeRow] = field(default_factory=list)
+    supporters: list[SupporterRow] = field(default_factory=list)
+    creators: list[CreatorBoardRow] = field(default_factory=list)
 
 
 def plan_rows(events: Sequence[LedgerEvent]) -> BatchRows:
@@ -395,6 +430,8 @@ def plan_rows(events: Sequence[LedgerEvent]) -> BatchRows:
             status = e.entry.outcome
             settlements.append((e.reference, e.user, e.diamonds, status, e.event_id, e.ts))
     streams, earnings = aggregate(events)
+    supporters, creators = board_rows(events)
     return BatchRows(
-        postings, purchases, refunds, holds, settlements, streams, earnings, spend_ids, badges
-    )
+        postings, purchases, refunds, holds, settlements, streams, earnings, spend_ids, badges,
+        supporters, creators,
+    )  # fmt: skip

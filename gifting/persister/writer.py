@@ -124,6 +124,20 @@ ON CONFLICT (creator_id, stream_id) DO UPDATE SET
     spends = t.spends + EXCLUDED.spends, last_ts = GREATEST(t.last_ts, EXCLUDED.last_ts)
 """
 
+# The leaderboards (0007_leaderboards.sql): each new credit, once.
+_UPSERT_SUPPORTERS = """
+INSERT INTO board_supporters AS t (creator_id, period, user_id, name, coins)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[])
+ON CONFLICT (creator_id, period, user_id) DO UPDATE SET
+    coins = t.coins + EXCLUDED.coins, name = EXCLUDED.name
+"""
+
+_UPSERT_BOARD_CREATORS = """
+INSERT INTO board_creators AS t (period, creator_id, coins)
+SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])
+ON CONFLICT (period, creator_id) DO UPDATE SET coins = t.coins + EXCLUDED.coins
+"""
+
 _encode = msgspec.json.Encoder()
 
 
@@ -250,6 +264,8 @@ async def _write_rows(conn: Connection, rows: BatchRows) -> None:
                 for d in rows.earnings
             ],
         ),
+        (_UPSERT_SUPPORTERS, rows.supporters),
+        (_UPSERT_BOARD_CREATORS, rows.creators),
     ]
     for sql, table in statements:
         if table:

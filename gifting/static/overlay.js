@@ -1,6 +1,6 @@
 // The broadcaster overlay: an OBS browser source that follows one stream's room.
 //
-// URL: /overlay/<stream>?key=<overlay key>[&widgets=alerts,big,goal,top,comments,effects,chat,boxes]
+// URL: /overlay/<stream>?key=<overlay key>[&widgets=alerts,big,goal,top,comments,effects,chat,weekly,boxes]
 //      [&min_coins=N][&sound=0|1][&volume=0..1][&big_ms=N][&max_alerts=N][&scale=F][&status=0|1]
 //
 // It connects to /v1/ws/overlay, and on every drop (or a page reload) reconnects
@@ -521,6 +521,49 @@ function renderTop(top) {
       el("span", { class: "coins", text: compact(t.coins) }))));
 }
 
+// ---------------------------------------------------------------------------- weekly supporters
+
+// The creator's top supporters this ISO week (widget "weekly", off by default):
+// read once over HTTP when the snapshot names the creator, then kept by the
+// hub's `weekly_board` events (every few seconds while the room has gifts).
+// A read that started before the latest event is dropped (it is older).
+const weekly = { creator: "", eventAt: 0, shownAt: 0 };
+const WEEKLY_PLACES = 5;
+
+function renderWeekly(board) {
+  const box = $("weekly");
+  if (!on("weekly") || !board || !Array.isArray(board.entries)) return;
+  const places = board.entries.slice(0, WEEKLY_PLACES);
+  box.hidden = false;
+  box.dataset.at = String(board.at || "");
+  box.replaceChildren(
+    el("div", { class: "title", text: "Top supporters this week" }),
+    ...(places.length ? places.map((t) => el("div", { class: `row rank-${t.rank}`, dataset: { user: t.user, rank: String(t.rank) } },
+      el("span", { class: "rank", text: String(t.rank) }),
+      avatar({ id: t.user, name: t.name }, "sm"),
+      el("span", { class: "name", text: t.name }),
+      el("span", { class: "coins", text: compact(t.coins) })))
+      : [el("div", { class: "empty", text: "Be the first this week!" })]));
+}
+
+async function loadWeekly(creator) {
+  if (!on("weekly") || typeof creator !== "string" || !creator) return;
+  weekly.creator = creator;
+  const started = Date.now();
+  try {
+    const r = await fetch(`/v1/creators/${encodeURIComponent(creator)}/leaderboard?period=week&limit=${WEEKLY_PLACES}`);
+    if (!r.ok) return;
+    const board = await r.json();
+    if (weekly.eventAt > started) return; // an event came in meanwhile: it is newer
+    renderWeekly(board);
+  } catch { /* offline: the next weekly_board event fills it */ }
+}
+
+function onWeeklyBoard(ev) {
+  weekly.eventAt = Date.now();
+  renderWeekly(ev);
+}
+
 // ---------------------------------------------------------------------------- hidden by a moderator
 
 // A moderator hid a comment or highlight: take down whatever shows it (its pin,
@@ -687,6 +730,9 @@ function show(ev) {
     case "leaderboard":
       renderTop(ev.top);
       break;
+    case "weekly_board":
+      onWeeklyBoard(ev);
+      break;
     case "stream_ended":
       streamEnded();
       break;
@@ -714,6 +760,7 @@ function applySnapshot(snap) {
   saveNow();
   renderGoal(snap.goal);
   renderTop(snap.top);
+  if (snap.creator) loadWeekly(snap.creator.id);
   stage.dataset.title = snap.title || "";
   if (snap.live === false) streamEnded();
 }

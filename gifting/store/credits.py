@@ -19,12 +19,15 @@ from gifting.core.entries import CreditArgs, SpendEntry, credit_of, pairs
 from gifting.core.errors import BadRequest
 from gifting.core.ids import credit_event_id
 from gifting.core.money import MAX_SPEND_COINS, is_whole
+from gifting.core.periods import month_of, week_of
 from gifting.store.keys import Keys
 from gifting.store.retire import settle_failure
 from gifting.store.scripts import ScriptCall, Scripts
 
 #: What credit.lua reads as "no deadline" (year 5138): tools and tests that credit by hand.
 NO_DEADLINE_MS = 10**14
+#: How long a period's board keys outlive the period (then PostgreSQL answers for it).
+BOARD_KEEP_MS = 24 * 3600 * 1000
 
 
 def credit_call(
@@ -38,14 +41,24 @@ def credit_call(
     if not is_whole(credit.coins, MAX_SPEND_COINS):
         raise BadRequest("a credit must be a positive whole number of coins")
     creator = credit.user
+    shard = keys.shard_of(creator)
+    # The spend's own time places it on the boards (a repair counts in the same period).
+    week, month = week_of(credit.spend_ts or now), month_of(credit.spend_ts or now)
     call_keys = [
         keys.wallet(creator),
         keys.credit_done(creator, credit.spend_event),
-        keys.outbox(keys.shard_of(creator)),
+        keys.outbox(shard),
+        keys.board_supporters(creator, week.label),
+        keys.board_supporters(creator, month.label),
+        keys.board_names(creator),
+        keys.board_creators(shard, week.label),
+        keys.board_creators(shard, month.label),
     ]
     args: list[str | int] = [
         credit.coins, share_bps, credit_event_id(credit.spend_event), now,
         NO_DEADLINE_MS if not_after is None else not_after,
+        credit.sender, credit.sender_name, week.end_ms + BOARD_KEEP_MS,
+        month.end_ms + BOARD_KEEP_MS, creator,
         *pairs(credit.to_fields()),
     ]  # fmt: skip
     return ScriptCall("credit", call_keys, args)

@@ -275,6 +275,27 @@ class Keys:
         """Pub/sub channel emit.lua publishes the video's events on (in its slot)."""
         return f"{self.prefix}:{{v:{video}}}:events"
 
+    # -- leaderboards (in the credited user's wallet shard; see store/boards.py) -------
+    def board_supporters(self, creator: str, label: str) -> str:
+        """Sorted set: coins credited to ``creator`` by sender in period ``label``.
+
+        ``label`` is an ISO week (``2026-W49``) or a month (``2026-12``). In the
+        creator's wallet shard, so credit.lua updates it in the credit's slot.
+        """
+        return f"{self.prefix}:{self.tag(self.shard_of(creator))}:board:sup:{creator}:{label}"
+
+    def board_names(self, creator: str) -> str:
+        """Hash: display name by sender id, for the creator's supporter boards."""
+        return f"{self.prefix}:{self.tag(self.shard_of(creator))}:board:names:{creator}"
+
+    def board_creators(self, shard: int, label: str) -> str:
+        """Sorted set: coins credited in period ``label`` by creator, for the creators of ``shard``.
+
+        The platform's top creators are the merge of every shard's (each
+        creator lives in exactly one shard, so the merge of the top N is exact).
+        """
+        return f"{self.prefix}:{self.tag(shard)}:board:creators:{label}"
+
     # -- treasure boxes (gifting/store/boxes.py) -------------------------------------
     def box(self, stream: str, box: str) -> str:
         """Hash: one treasure box's state in its room's slot (box_create.lua writes it).

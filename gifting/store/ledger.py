@@ -180,18 +180,28 @@ class Ledger:
         return shortened
 
     async def credit_creator(
-        self, *, spend_event: str, creator: str, coins: int, stream: str, sender: str
+        self,
+        *,
+        spend_event: str,
+        creator: str,
+        coins: int,
+        stream: str,
+        sender: str,
+        sender_name: str = "",
+        spend_ts: int = 0,
     ) -> int:
         """Credit the creator's diamonds for a settled spend, once; return the diamonds.
 
         The credit's own event id is derived from the spend's, so the persister
-        deduplicates it in PostgreSQL too.
+        deduplicates it in PostgreSQL too. ``spend_ts`` (the spend's time; 0:
+        now) and ``sender_name`` place it on the leaderboards.
         """
         return await self._credits.credit(
             CreditArgs(
-                user=creator, spend_event=spend_event, coins=coins, stream=stream, sender=sender
+                user=creator, spend_event=spend_event, coins=coins, stream=stream, sender=sender,
+                sender_name=sender_name, spend_ts=spend_ts,
             )
-        )
+        )  # fmt: skip
 
     # -- wallets -------------------------------------------------------------------
     async def wallet(self, user: str) -> Wallet:
