@@ -20,9 +20,10 @@ import msgspec
 from msgspec import Meta
 
 from gifting.core.catalog import MAX_COUNT
+from gifting.core.goals import MAX_GOAL, MAX_GOAL_TITLE, MAX_GOALS, MAX_STEPS
 from gifting.core.guests import MAX_GUEST_NAME, MAX_GUESTS
 from gifting.core.ids import ID_PATTERN, MAX_ID_LENGTH
-from gifting.store.streams import MAX_GOAL, MAX_TITLE_LENGTH
+from gifting.store.streams import MAX_TITLE_LENGTH
 from gifting.store.wallets import MAX_BUDGET
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "CatalogEffect",
     "CatalogGift",
     "CatalogHighlight",
+    "CatalogHype",
     "CatalogPackage",
     "Coins",
     "Count",
@@ -55,6 +57,10 @@ __all__ = [
     "Goal",
     "GoalBody",
     "GoalSet",
+    "GoalSpecBody",
+    "GoalView",
+    "GoalsBody",
+    "GoalsSet",
     "GuestBody",
     "GuestView",
     "GuestsBody",
@@ -339,6 +345,7 @@ class Stream(Answer):
     top: list[TopGifter]
     goal: Goal | None
     guests: list[GuestView]
+    goals: list[GoalView]
 
 
 class Overlay(Answer):
@@ -361,6 +368,7 @@ class GoalSet(Answer):
 
     stream: str
     goal: Goal | None
+    goals: list[GoalView]
 
 
 class Credited(Answer):
@@ -461,6 +469,7 @@ class Catalog(Answer):
     cashout_daily_cap_diamonds: Count
     max_count: Count
     levels: list[CatalogLevel] = []
+    hype: CatalogHype | None = None
 
 
 class HistoryEntry(Answer):
@@ -649,3 +658,56 @@ class Leaderboard(Answer):
     period: Literal["week", "month", "stream"]
     at: str
     entries: list[BoardPlace]
+
+
+# --------------------------------------------------------------------------- goals (issue 17)
+
+
+class GoalSpecBody(Body):
+    """One goal: ``target`` coins (``gift`` null) or a count of one gift; ``steps`` are
+    intermediate marks, strictly increasing, each below the target."""
+
+    id: Id
+    target: Annotated[int, Meta(ge=1, le=MAX_GOAL)]
+    title: Annotated[str, Meta(max_length=MAX_GOAL_TITLE, pattern=_NO_CONTROL)] = ""
+    gift: ItemId | None = None
+    steps: Annotated[list[Annotated[int, Meta(ge=1, le=MAX_GOAL)]], Meta(max_length=MAX_STEPS)] = []
+
+
+class GoalsBody(Body):
+    """A stream's goals (at most three, unique ids); replaces the list."""
+
+    goals: Annotated[list[GoalSpecBody], Meta(max_length=MAX_GOALS)]
+
+
+class GoalView(Answer):
+    """One goal and how far it is (``steps_reached``: the steps at or below ``progress``)."""
+
+    id: str
+    title: str
+    progress: Count
+    target: Count
+    gift: str | None
+    steps: list[Count]
+    steps_reached: list[Count]
+    reached: bool
+
+
+class GoalsSet(Answer):
+    """The stream's goals after a change."""
+
+    stream: str
+    goals: list[GoalView]
+
+
+# --------------------------------------------------------------------------- hype (issue 17)
+
+
+class CatalogHype(Answer):
+    """Room hype: ``gifters`` distinct senders spending ``coins`` within ``window_s``
+    start level 1; ``levels[n-1]`` coins lead from level n to n + 1."""
+
+    gifters: Count
+    coins: Coins
+    window_s: Count
+    levels: list[Coins]

@@ -1,4 +1,4 @@
-"""Live streams over HTTP: create (creators), read (anyone), end and set a goal (its creator).
+"""Live streams over HTTP: create (creators), read (anyone), end and set goals (its creator).
 
 The overlay key is a secret: it is shown to the creator when the stream is
 created (and again on ``GET /v1/streams/{id}/overlay``), never in the public
@@ -9,9 +9,11 @@ view. Ending a stream and changing its goal tell the hub through
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute
@@ -21,7 +23,9 @@ from gifting.api.routing import ApiRoute
 from gifting.api.schemas import (
     EmptyBody,
     GoalBody,
+    GoalsBody,
     GoalSet,
+    GoalsSet,
     GuestsBody,
     GuestsSet,
     Overlay,
@@ -31,6 +35,7 @@ from gifting.api.schemas import (
 from gifting.api.schemas import Stream as StreamAnswer
 from gifting.auth import CREATOR
 from gifting.core.errors import BadRequest, Forbidden, NotFound, StreamNotLive, UnknownItem
+from gifting.core.goals import GoalState
 from gifting.core.guests import guests_event, guests_view
 from gifting.core.ids import check_id, new_id
 from gifting.state import app_state
@@ -43,20 +48,20 @@ __all__ = [
     "get_stream",
     "routes",
     "set_goal",
+    "set_goals",
     "set_guests",
     "stream_to_public",
 ]
 
 
-def stream_to_public(stream: Stream, totals: Totals) -> dict[str, Any]:
-    """The public view of a stream (docs/contract.md §4); never holds the overlay key."""
-    goal = None
-    if stream.goal is not None:
-        goal = {
-            "target": stream.goal.target,
-            "gift": stream.goal.gift,
-            "progress": totals.goal_progress,
-        }
+def stream_to_public(
+    stream: Stream, totals: Totals, goals: Sequence[GoalState] = ()
+) -> dict[str, Any]:
+    """The public view of a stream (docs/contract.md §4); never holds the overlay key.
+
+    ``goals``: every goal with its progress; ``goal`` is the first, in the
+    single-goal form older clients read.
+    """
     return {
         "stream": stream.stream,
         "creator": stream.creator,
@@ -67,13 +72,15 @@ def stream_to_public(stream: Stream, totals: Totals) -> dict[str, Any]:
         "ended": stream.ended,
         "totals": {"coins": totals.coins, "gifts": totals.gifts},
         "top": totals.top,
-        "goal": goal,
+        "goal": goals[0].legacy_view() if goals else None,
+        "goals": [g.view() for g in goals],
         "guests": guests_view(stream.guests),
     }
 
 
 async def _public(streams: Streams, stream: Stream) -> dict[str, Any]:
-    return stream_to_public(stream, await streams.totals(stream))
+    goals = await streams.goals.read(stream.stream)
+    return stream_to_public(stream, await streams.totals(stream), goals)
 
 
 def _overlay(request: Request, stream: Stream) -> dict[str, str]:
@@ -141,7 +148,21 @@ async def set_goal(request: Request) -> JSONResponse:
     if state.room_events is not None:
         await state.room_events.goal_changed(stream)
     public = await _public(state.streams, stream)
-    return JSONResponse({"stream": stream.stream, "goal": public["goal"]})
+    return JSONResponse({"stream": stream.stream, "goal": public["goal"], "goals": public["goals"]})
+
+
+async def set_goals(request: Request) -> JSONResponse:
+    """Replace the goals (its creator only): ``{"goals": [{"id","title","target","gift",
+    "steps"}]}``, at most three; a goal with the same id and gift keeps its progress."""
+    caller = principal(request)
+    stream_id = _stream_id(request)
+    body = await read_body_as(request, GoalsBody)
+    state = app_state(request)
+    raw = [msgspec.structs.asdict(g) for g in body.goals]
+    goals = await state.streams.set_goals(stream_id, caller.user, raw)
+    if state.room_events is not None:
+        await state.room_events.goal_changed(await state.streams.get(stream_id))
+    return JSONResponse({"stream": stream_id, "goals": [g.view() for g in goals]})
 
 
 async def set_guests(request: Request) -> JSONResponse:
@@ -176,6 +197,8 @@ routes: list[BaseRoute] = [
     ApiRoute("/v1/streams/{stream}/end", end_stream, "POST", body=EmptyBody, body_optional=True,
              answer=StreamAnswer, auth="bearer", errors=_CREATORS),
     ApiRoute("/v1/streams/{stream}/goal", set_goal, "PUT", body=GoalBody, answer=GoalSet,
+             auth="bearer", errors=[*_CREATORS, UnknownItem]),
+    ApiRoute("/v1/streams/{stream}/goals", set_goals, "PUT", body=GoalsBody, answer=GoalsSet,
              auth="bearer", errors=[*_CREATORS, UnknownItem]),
     ApiRoute("/v1/streams/{stream}/guests", set_guests, "PUT", body=GuestsBody,
              answer=GuestsSet, auth="bearer", errors=[*_CREATORS, StreamNotLive]),

@@ -28,6 +28,7 @@ from gifting.core.catalog_model import (
     Effect,
     Gift,
     Highlight,
+    Hype,
     Level,
     Package,
     Price,
@@ -276,9 +277,10 @@ _TOP_KEYS: Final = (
     "cashout_daily_cap_diamonds",
     "limits",
     "levels",
+    "hype",
 )
-#: Keys a catalog may leave out (an older catalog file has no gifter levels).
-_OPTIONAL_KEYS: Final = frozenset({"levels"})
+#: Keys a catalog may leave out (an older catalog file has no gifter levels, no hype).
+_OPTIONAL_KEYS: Final = frozenset({"levels", "hype"})
 #: Most gifter levels in a catalog.
 MAX_LEVELS: Final = 100
 #: Largest lifetime threshold of a level (coins).
@@ -317,6 +319,7 @@ def parse_catalog(data: object, source: str) -> Catalog:
         ),
         max_count=r.integer(limits, "max_count", "limits", 1, MAX_COUNT),
         levels=_levels(r, top.get("levels", [])),
+        hype=_hype(r, top.get("hype")),
     )
     _check_consistency(r, catalog)
     return catalog
@@ -348,3 +351,39 @@ def _check_consistency(r: _Reader, catalog: Catalog) -> None:
             f"field 'cashout_min_diamonds' ({catalog.cashout_min_diamonds}) must not exceed "
             f"'cashout_daily_cap_diamonds' ({catalog.cashout_daily_cap_diamonds})",
         )
+
+
+#: Bounds of the catalog's ``hype``.
+MAX_HYPE_GIFTERS: Final = 1000
+MIN_HYPE_WINDOW_S: Final = 1
+MAX_HYPE_WINDOW_S: Final = 3600
+MAX_HYPE_LEVELS: Final = 20
+MAX_HYPE_COINS: Final = 10**12
+
+
+def _hype(r: _Reader, raw: object) -> Hype | None:
+    """The room hype: ``null`` or absent (none), else its thresholds and level targets."""
+    if raw is None:
+        return None
+    obj = r.fields(raw, "hype", ("gifters", "coins", "window_s", "levels"))
+    levels = obj["levels"]
+    if not isinstance(levels, list) or not levels:
+        r.fail("hype", f"field 'levels' must be a non-empty array, got {described(levels)}")
+    if len(levels) > MAX_HYPE_LEVELS:
+        r.fail("hype", f"field 'levels' has {len(levels)} entries, more than {MAX_HYPE_LEVELS}")
+    targets: list[int] = []
+    for i, target in enumerate(levels):
+        where = f"hype.levels[{i}]"
+        if isinstance(target, bool) or not isinstance(target, int):
+            r.fail(where, f"must be an integer, got {described(target)}")
+        if not 1 <= target <= MAX_HYPE_COINS:
+            r.fail(where, f"must be between 1 and {MAX_HYPE_COINS}, got {target}")
+        if targets and target <= targets[-1]:
+            r.fail(where, f"({target}) must be greater than the previous level's ({targets[-1]})")
+        targets.append(target)
+    return Hype(
+        gifters=r.integer(obj, "gifters", "hype", 1, MAX_HYPE_GIFTERS),
+        coins=r.integer(obj, "coins", "hype", 1, MAX_HYPE_COINS),
+        window_s=r.integer(obj, "window_s", "hype", MIN_HYPE_WINDOW_S, MAX_HYPE_WINDOW_S),
+        levels=tuple(targets),
+    )

@@ -29,6 +29,7 @@ __all__ = [
     "Effect",
     "Gift",
     "Highlight",
+    "Hype",
     "Package",
     "Price",
 ]
@@ -148,6 +149,27 @@ class Level:
 
 
 @dataclass(frozen=True, slots=True)
+class Hype:
+    """Room momentum (a hype): it starts when, within ``window_s``, at least ``gifters``
+    distinct senders spent at least ``coins`` in the room; level ``n`` then needs
+    ``levels[n - 1]`` more coins to reach level ``n + 1`` (gifting/core/hype.py)."""
+
+    gifters: int
+    coins: int
+    window_s: int
+    levels: tuple[int, ...]
+
+    def to_public(self) -> dict[str, object]:
+        """Return the wire form ``{"gifters", "coins", "window_s", "levels"}``."""
+        return {
+            "gifters": self.gifters,
+            "coins": self.coins,
+            "window_s": self.window_s,
+            "levels": list(self.levels),
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class DiamondValue:
     """Cash-out value: ``diamonds`` diamonds are worth ``amount`` minor units of ``currency``."""
 
@@ -176,6 +198,8 @@ class Catalog:
     max_count: int
     #: The gifter levels, thresholds strictly increasing (empty: everyone is level 0).
     levels: tuple[Level, ...] = ()
+    #: Room hype (None: no hype in this catalog).
+    hype: Hype | None = None
     #: Derived once, read per event: each level's threshold, in order.
     level_thresholds: tuple[int, ...] = field(init=False, repr=False, compare=False)
     #: Derived once, read per event: a badge's tier, its rank among the badge prices (1 = cheapest).
@@ -207,6 +231,7 @@ class Catalog:
             "cashout_daily_cap_diamonds": self.cashout_daily_cap_diamonds,
             "max_count": self.max_count,
             "levels": [lv.to_public() for lv in self.levels],
+            "hype": None if self.hype is None else self.hype.to_public(),
         }
 
     @property

@@ -141,19 +141,6 @@ def leaderboard_event(
     return {"kind": "leaderboard", "stream": stream, "event": event, "ts": ts, "top": top}
 
 
-def goal_event(
-    stream: str, event: str, ts: int, target: int, progress: int, gift: str | None
-) -> dict[str, Any]:
-    """Progress of the stream goal (coins, of one gift when ``gift`` is set)."""
-    return {
-        "kind": "goal",
-        "stream": stream,
-        "event": event,
-        "ts": ts,
-        "goal": {"target": target, "progress": progress, "gift": gift},
-    }
-
-
 def stream_ended_event(stream: str, event: str, ts: int) -> dict[str, Any]:
     """The creator ended the stream; connections close after it."""
     return {"kind": "stream_ended", "stream": stream, "event": event, "ts": ts}

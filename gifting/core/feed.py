@@ -31,6 +31,7 @@ FEED_KINDS: Final = frozenset({
     "gift", "streak_end", "effect", "comment", "highlight", "goal", "leaderboard",
     "stream_ended", "hidden", "video_gift", "level_up", "goal_reached", "hype",
     "hype_ended", "box_dropped", "box_opened", "box_claimed", "box_closed",
+    "hype_progress",
 })  # fmt: skip
 MAX_KINDS: Final = len(FEED_KINDS)
 MAX_URL_LENGTH: Final = 2048

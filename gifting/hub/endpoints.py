@@ -30,6 +30,7 @@ from starlette.types import Send as ASGISend
 from starlette.websockets import WebSocket
 
 from gifting.auth import principal_from_connection
+from gifting.clock import now_ms
 from gifting.core.errors import GiftingError, TooManyConnections
 from gifting.core.guests import guests_view
 from gifting.core.ids import check_id
@@ -321,15 +322,18 @@ async def _snapshot(hub: Hub, stream: Stream) -> dict[str, Any]:
     """The ``snapshot`` message: the room read at one seq (snapshot.lua), so the events
     after that seq are exactly what it does not show."""
     snap = await hub.roomlog.snapshot(stream.stream)
-    totals, goal = snap.totals, None
-    if snap.goal is not None:
-        target, gift = snap.goal.target, snap.goal.gift
-        goal = {"target": target, "progress": totals.goal_progress, "gift": gift}
+    totals, goals = snap.totals, snap.goals
+    hype, config = snap.hype, hub.roomlog.catalog.hype
+    now = now_ms()
+    shown = {**hype.view(config), "ts": now} if hype and config and hype.expires > now else None
     return {
         "op": "snapshot", "stream": stream.stream, "title": snap.title, "live": snap.live,
         "creator": {"id": snap.creator, "name": snap.creator_name},
         "totals": {"coins": totals.coins, "gifts": totals.gifts}, "top": totals.top,
-        "goal": goal, "cursor": snap.cursor or None, "seq": snap.seq,
+        "goal": goals[0].legacy_view() if goals else None,
+        "goals": [g.view() for g in goals],
+        "hype": shown,
+        "cursor": snap.cursor or None, "seq": snap.seq,
         "guests": guests_view(snap.guests),
     }  # fmt: skip
 

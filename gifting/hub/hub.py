@@ -127,8 +127,8 @@ class Hub:
         self.weekly_board.mark(s.order.stream)
 
     async def emit_standings(self, stream: str) -> None:
-        """Emit the stream's leaderboard and, if a goal is set, its progress (goal changes)."""
-        await self.leaderboard.emit(stream)
+        """Emit the stream's leaderboard and its goals (the goals changed)."""
+        await self.leaderboard.emit(stream, goals_changed=True)
 
     async def end_stream(self, stream: str) -> None:
         """Emit ``stream_ended`` after every gift debited to the ended stream was shown.

@@ -285,7 +285,16 @@ function addToFeed(ev) {
       line = ["💬 ", who, ": ", el("span", { text: ev.text })];
       break;
     case "goal":
-      line = [`🎯 goal ${compact(ev.goal.progress)} / ${compact(ev.goal.target)}`];
+      line = ev.goal ? [`🎯 goal ${compact(ev.goal.progress)} / ${compact(ev.goal.target)}`] : ["🎯 goals cleared"];
+      break;
+    case "goal_reached":
+      line = [ev.step === null ? `🏆 goal ${ev.goal} reached` : `🎉 goal ${ev.goal}: step ${compact(ev.step)} reached`];
+      break;
+    case "hype":
+      line = [`🔥 hype level ${ev.level} (${compact(ev.progress)} / ${compact(ev.target)})`];
+      break;
+    case "hype_ended":
+      line = [`🔥 the hype ended at level ${ev.level}`];
       break;
     case "box_dropped":
       line = ["🎁 ", who, ` dropped a treasure box: 🪙 ${compact(ev.coins)} for ${ev.winners}, opens in ${Math.max(0, Math.round((ev.opens_at - ev.ts) / 1000))} s `,

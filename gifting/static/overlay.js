@@ -1,6 +1,6 @@
 // The broadcaster overlay: an OBS browser source that follows one stream's room.
 //
-// URL: /overlay/<stream>?key=<overlay key>[&widgets=alerts,big,goal,top,comments,effects,chat,weekly,boxes]
+// URL: /overlay/<stream>?key=<overlay key>[&widgets=alerts,big,goal,top,comments,effects,hype,chat,weekly,boxes]
 //      [&min_coins=N][&sound=0|1][&volume=0..1][&big_ms=N][&max_alerts=N][&scale=F][&status=0|1]
 //
 // It connects to /v1/ws/overlay, and on every drop (or a page reload) reconnects
@@ -16,7 +16,7 @@ import { avatar, compact, effectEmoji, el, giftEmoji } from "./art.js";
 const params = new URLSearchParams(location.search);
 const stream = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop() || "");
 const overlayKey = params.get("key") || "";
-const ALL_WIDGETS = ["alerts", "big", "goal", "top", "comments", "effects", "boxes"];
+const ALL_WIDGETS = ["alerts", "big", "goal", "top", "comments", "effects", "hype", "boxes"];
 
 function intParam(name, fallback, min, max) {
   const raw = params.get(name);
@@ -488,22 +488,158 @@ function playEffect(ev) {
 
 // ---------------------------------------------------------------------------- goal and top gifters
 
-function renderGoal(goal) {
-  const box = $("goal");
-  if (!on("goal") || !goal || !goal.target) { box.hidden = true; return; }
-  const pct = Math.min(100, Math.floor((goal.progress / goal.target) * 100));
-  box.hidden = false;
-  box.classList.toggle("reached", goal.progress >= goal.target);
-  box.replaceChildren(
+// Up to three goals (ev.goals / snap.goals), each a bar with its step marks; an
+// older server sends only `goal` (one goal, no steps). A goal_reached event
+// lights its mark and plays a short celebration on that goal's bar.
+let goalsShown = [];
+
+function goalList(goals, legacy) {
+  if (Array.isArray(goals)) return goals.filter((g) => g && g.target > 0).slice(0, 3);
+  if (legacy && legacy.target) return [{ id: "goal", title: "", steps: [], steps_reached: [], ...legacy }];
+  return [];
+}
+
+function goalLabel(g) {
+  if (g.progress >= g.target) return "Goal reached!";
+  return g.title || (g.gift ? `${full(g.target)} gifts` : "Stream goal");
+}
+
+// A goal's bar is built once and then updated in place (the fill glides, a
+// celebration playing on it goes on); it is built again only when the goal's
+// definition changed (another target, gift, title or steps).
+function goalSignature(g) {
+  return JSON.stringify([g.target, g.gift || null, g.title || "", Array.isArray(g.steps) ? g.steps : []]);
+}
+
+function buildGoal(g) {
+  const steps = Array.isArray(g.steps) ? g.steps : [];
+  const bar = el("div", { class: "bar" }, el("div", { class: "fill" }),
+    ...steps.map((step) => el("span", { class: "mark", dataset: { step: String(step) }, title: full(step) })),
+    el("span", { class: "pct" }));
+  for (const mark of bar.querySelectorAll(".mark")) {
+    mark.style.left = `${(Number(mark.dataset.step) / g.target) * 100}%`;
+  }
+  return el("div", { class: "item", dataset: { goal: String(g.id), sig: goalSignature(g) } },
     el("div", { class: "row" },
       el("span", { class: "label" },
-        goal.gift ? el("span", { class: "art", text: giftEmoji(goal.gift, 2) }) : el("span", { class: "art", text: "🎯" }),
-        goal.progress >= goal.target ? "Goal reached!" : "Stream goal"),
-      el("span", { class: "nums" }, el("b", { text: full(goal.progress) }), ` / ${full(goal.target)}`)),
-    el("div", { class: "bar" }, el("div", { class: "fill" }), el("span", { class: "pct", text: `${pct}%` })));
+        el("span", { class: "art", text: g.gift ? giftEmoji(g.gift, 2) : "🎯" }),
+        el("span", { class: "title" })),
+      el("span", { class: "nums" }, el("b"), el("span", { class: "of" }))),
+    bar);
+}
+
+function updateGoal(item, g) {
+  const pct = Math.min(100, Math.floor((g.progress / g.target) * 100));
+  const reached = new Set(Array.isArray(g.steps_reached) ? g.steps_reached : []);
+  item.classList.toggle("reached", g.progress >= g.target);
+  item.dataset.progress = String(g.progress);
+  item.dataset.target = String(g.target);
+  item.querySelector(".title").textContent = goalLabel(g);
+  item.querySelector(".nums b").textContent = full(g.progress);
+  item.querySelector(".nums .of").textContent = ` / ${full(g.target)}`;
+  item.querySelector(".fill").style.width = `${pct}%`;
+  item.querySelector(".pct").textContent = `${pct}%`;
+  for (const mark of item.querySelectorAll(".mark")) {
+    const step = Number(mark.dataset.step);
+    mark.classList.toggle("hit", reached.has(step) || g.progress >= step);
+  }
+}
+
+function renderGoals(goals, legacy) {
+  const box = $("goal");
+  goalsShown = goalList(goals, legacy);
+  if (!on("goal") || !goalsShown.length) { box.hidden = true; box.replaceChildren(); return; }
+  box.hidden = false;
+  const old = new Map([...box.querySelectorAll(".item")].map((n) => [n.dataset.goal, n]));
+  const items = goalsShown.map((g) => {
+    const kept = old.get(String(g.id));
+    const item = kept && kept.dataset.sig === goalSignature(g) ? kept : buildGoal(g);
+    updateGoal(item, g);
+    return item;
+  });
+  const same = items.length === box.children.length && items.every((n, i) => box.children[i] === n);
+  if (!same) box.replaceChildren(...items);
+  const first = goalsShown[0];
+  box.classList.toggle("reached", goalsShown.every((g) => g.progress >= g.target));
+  box.dataset.progress = String(first.progress);
+  box.dataset.target = String(first.target);
+  box.dataset.count = String(goalsShown.length);
+}
+
+function celebrateGoal(ev) {
+  if (!on("goal")) return;
+  const item = [...$("goal").querySelectorAll(".item")].find((n) => n.dataset.goal === String(ev.goal));
+  if (!item) return;
+  const step = Number.isInteger(ev.step) ? ev.step : null;
+  if (step !== null) {
+    const mark = [...item.querySelectorAll(".mark")].find((m) => Number(m.dataset.step) === step);
+    if (mark) mark.classList.add("hit");
+  } else {
+    item.classList.add("reached");
+    item.querySelector(".title").textContent = "Goal reached!";
+  }
+  const cheer = el("div", { class: "cheer", dataset: { event: ev.event, step: step === null ? "target" : String(step) } },
+    el("span", { class: "art", text: step === null ? "🏆" : "🎉" }),
+    step === null ? "Goal reached!" : `Step ${full(step)} reached!`);
+  item.append(cheer);
+  restartAnimation(item, "celebrate");
+  chime(step === null ? 3 : 2);
+  setTimeout(() => fadeOut(cheer), 5000);
+}
+
+// ---------------------------------------------------------------------------- hype
+
+// A running hype: its level, a progress bar toward the level's target and a
+// countdown to its expiry. `hype` (a level reached) and `hype_progress` (at
+// most once a second) carry {level, progress, target, expires_at}; the
+// countdown runs on this page's clock, offset by the event's ts (the server's
+// time when it was built). `hype_ended` shows the final level, then hides it.
+let hypeTimer = 0;
+let hypeEndsAt = 0;
+
+function hypeCountdown() {
+  const box = $("hype");
+  const left = Math.max(0, Math.ceil((hypeEndsAt - Date.now()) / 1000));
+  const node = box.querySelector(".left");
+  if (node) node.textContent = `${left}s`;
+  box.dataset.left = String(left);
+}
+
+function renderHype(h, ts, levelUp) {
+  const box = $("hype");
+  if (!on("hype") || !h || !(h.target > 0)) return;
+  const level = Number.parseInt(h.level, 10) || 1;
+  const pct = Math.min(100, Math.floor((h.progress / h.target) * 100));
+  const offset = Number.isFinite(ts) ? ts - Date.now() : 0;
+  hypeEndsAt = Number(h.expires_at) - offset;
+  box.hidden = false;
+  box.classList.remove("ended");
+  box.dataset.level = String(level);
+  box.dataset.progress = String(h.progress);
+  box.replaceChildren(
+    el("div", { class: "row" },
+      el("span", { class: "label" }, el("span", { class: "art", text: "🔥" }), "Hype ",
+        el("b", { class: "lvl", text: `Lv ${level}` })),
+      el("span", { class: "left", text: "" })),
+    el("div", { class: "bar" }, el("div", { class: "fill" }),
+      el("span", { class: "nums", text: `${full(h.progress)} / ${full(h.target)}` })));
   box.querySelector(".fill").style.width = `${pct}%`;
-  box.dataset.progress = String(goal.progress);
-  box.dataset.target = String(goal.target);
+  if (levelUp) { restartAnimation(box, "levelled"); chime(3); }
+  hypeCountdown();
+  clearInterval(hypeTimer);
+  hypeTimer = setInterval(hypeCountdown, 250);
+}
+
+function endHype(ev) {
+  const box = $("hype");
+  clearInterval(hypeTimer);
+  if (!on("hype") || box.hidden) return;
+  box.classList.add("ended");
+  box.dataset.ended = ev.event;
+  box.replaceChildren(el("div", { class: "row" },
+    el("span", { class: "label" }, el("span", { class: "art", text: "🔥" }),
+      "Hype ended at ", el("b", { class: "lvl", text: `Lv ${Number.parseInt(ev.level, 10) || 1}` }))));
+  setTimeout(() => { if (box.classList.contains("ended")) { box.hidden = true; box.classList.remove("ended"); } }, 4000);
 }
 
 const MEDALS = ["🥇", "🥈", "🥉"];
@@ -725,7 +861,19 @@ function show(ev) {
       if (on("effects")) { playEffect(ev); markShown(ev); }
       break;
     case "goal":
-      renderGoal(ev.goal);
+      renderGoals(ev.goals, ev.goal);
+      break;
+    case "goal_reached":
+      celebrateGoal(ev);
+      break;
+    case "hype":
+      renderHype(ev, ev.ts, true);
+      break;
+    case "hype_progress":
+      renderHype(ev, ev.ts, false);
+      break;
+    case "hype_ended":
+      endHype(ev);
       break;
     case "leaderboard":
       renderTop(ev.top);
@@ -758,7 +906,8 @@ function applySnapshot(snap) {
   state.seq = snap.seq || 0;
   state.cursor = snap.cursor || (state.seq === 0 ? "0-0_0" : null);
   saveNow();
-  renderGoal(snap.goal);
+  renderGoals(snap.goals, snap.goal);
+  if (snap.hype) renderHype(snap.hype, snap.hype.ts, false);
   renderTop(snap.top);
   if (snap.creator) loadWeekly(snap.creator.id);
   stage.dataset.title = snap.title || "";

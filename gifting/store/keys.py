@@ -316,3 +316,15 @@ class Keys:
     def box_returned(self, dropper: str, box: str) -> str:
         """String: the dropper's balance after what nobody claimed of ``box`` came back."""
         return f"{self.prefix}:{self.tag(self.shard_of(dropper))}:boxreturn:{box}"
+
+    def stream_goals(self, stream: str) -> str:
+        """Hash: the room's goals and their progress (layout: gifting/store/goals.py)."""
+        return f"{self.prefix}:{{r:{stream}}}:goals"
+
+    def stream_hype(self, stream: str) -> str:
+        """Hash: the room's hype and its window's aggregates (layout: gifting/store/hype.py)."""
+        return f"{self.prefix}:{{r:{stream}}}:hype"
+
+    def stream_hype_window(self, stream: str) -> str:
+        """Sorted set: the room's spends of the hype window, by ms (gifting/store/hype.py)."""
+        return f"{self.prefix}:{{r:{stream}}}:hype-window"

@@ -25,16 +25,20 @@ from gifting.core.catalog import Catalog
 from gifting.core.entries import SpendEntry
 from gifting.core.errors import Conflict
 from gifting.core.events import spend_event
+from gifting.core.goals import GoalState
 from gifting.core.guests import Guest, decode_guests
+from gifting.core.hype import hype_config
 from gifting.core.levels import level_up_event, level_up_event_ids
 from gifting.store.box_calls import create_call as box_create_call
 from gifting.store.cluster import is_cluster
 from gifting.store.deadlines import Deadlines
+from gifting.store.goals import goals_from_hash
 from gifting.store.history import HistoryEntry, history_since, parse_cursor
+from gifting.store.hype import HypeDeadlines, HypeState, hype_from_fields
 from gifting.store.keys import Keys
 from gifting.store.retire import settle_failure
 from gifting.store.scripts import ScriptCall, Scripts
-from gifting.store.streams import Goal, Totals
+from gifting.store.streams import Totals
 from gifting.store.videos import video_emit_call
 
 __all__ = [
@@ -70,10 +74,12 @@ class RoomSnapshot:
     creator_name: str
     title: str
     live: bool
-    goal: Goal | None
+    goals: list[GoalState]
     totals: Totals
     #: The stream's guests at that seq (a later change arrives as a ``guests`` event).
     guests: tuple[Guest, ...] = ()
+    #: The running hype (possibly past its expiry, not ended yet), or None.
+    hype: HypeState | None = None
 
 
 def _text(value: bytes | str) -> str:
@@ -119,6 +125,9 @@ class RoomLog:
         self.max_age_s = max_age_s
         self.marker_ttl_s = marker_ttl_s
         self.clock = clock
+        #: The catalog's hype as emit.lua reads it ("" without one).
+        self.hype_config = hype_config(catalog.hype)
+        self.hype = HypeDeadlines(redis, keys)
         self._deadlines: Deadlines | None = None
 
     @property
@@ -156,6 +165,9 @@ class RoomLog:
         not_after: int | None = None,
         fingerprint: str = "",
         marker_ttl_s: int | None = None,
+        spend_event_id: str = "",
+        spend_ts: int | None = None,
+        hype_end: str = "",
     ) -> tuple[list[str], list[str | int]]:
         """KEYS and ARGV of emit.lua for one event (for batching in a pipeline).
 
@@ -166,6 +178,10 @@ class RoomLog:
         ``once``) is kept with the event's marker: emitting the same event id
         with another fingerprint is refused (:class:`Conflict`). ``marker_ttl_s``
         overrides the marker's lifetime for an event retried only briefly.
+        ``spend_event_id`` and ``spend_ts``: the event is a spend's, whose first
+        emission counts toward the room's goals and hype (emit.lua, "Goals", "Hype").
+        ``hype_end``: the event ends that hype instance, if it still runs and ran
+        out (the status is then "gone" or "early": see gifting/store/hype.py).
         """
         k = self.keys
         keys = [
@@ -175,6 +191,9 @@ class RoomLog:
             k.stream_totals(stream),
             k.stream_top(stream),
             k.stream_names(stream),
+            k.stream_goals(stream),
+            k.stream_hype(stream),
+            k.stream_hype_window(stream),
         ]
         min_id = max(self.clock() - self.max_age_s * 1000, 0)
         args: list[str | int] = [
@@ -191,6 +210,11 @@ class RoomLog:
             "" if not_after is None else not_after,
             self.publish,
             fingerprint,
+            spend_event_id,
+            "" if spend_ts is None else str(spend_ts),
+            _json.encode(stream).decode(),
+            self.hype_config,
+            hype_end,
         ]
         return keys, args
 
@@ -227,6 +251,8 @@ class RoomLog:
             item_field=f"gift:{entry.item}" if gift else "",
             until_retired=True,
             not_after=not_after,
+            spend_event_id=entry.event,
+            spend_ts=entry.ts,
         )
 
     def spend_emit_calls(
@@ -298,6 +324,10 @@ class RoomLog:
             if failure is not None:
                 raise failure
         await self.schedule_boxes(entries)
+        if self.hype_config:
+            # Every spend has been emitted by now (here or by its hub): a hype one of them
+            # started has its deadline, even if the hub died right after the emission.
+            await self.hype.ensure({e.stream for e in entries if e.stream})
 
     def video_emit_call(self, entry: SpendEntry, *, not_after: int | None = None) -> ScriptCall:
         """The emit.lua call counting a gift on a video in the video's totals and history."""
@@ -315,7 +345,7 @@ class RoomLog:
         )
 
     async def snapshot(self, stream: str, top_n: int = 3) -> RoomSnapshot:
-        """The room's stream, totals, top gifters, seq and cursor, read at once."""
+        """The room's stream, totals, top gifters, goals, seq and cursor, read at once."""
         k = self.keys
         keys = [
             k.stream(stream),
@@ -324,14 +354,13 @@ class RoomLog:
             k.stream_names(stream),
             k.room_seq(stream),
             k.room_history(stream),
+            k.stream_goals(stream),
+            k.stream_hype(stream),
         ]
-        seq, cursor, info_flat, totals_flat, top_flat = await self.scripts.run_raw(
-            "snapshot", keys, [top_n]
-        )
+        reply = await self.scripts.run_raw("snapshot", keys, [top_n])
+        seq, cursor, info_flat, totals_flat, top_flat, goals_flat, hype_flat = reply
         info = _pairs(info_flat)
         totals = {name: int(value) for name, value in _pairs(totals_flat).items()}
-        target, gift = info["goal_target"], info["goal_gift"] or None
-        goal = Goal(int(target), gift) if target else None
         coins = totals.get("coins", 0)
         top = [
             {"user": _text(top_flat[i]), "name": _text(top_flat[i + 2]),
@@ -345,13 +374,9 @@ class RoomLog:
             creator_name=info["creator_name"],
             title=info["title"],
             live=info["live"] == "1",
-            goal=goal,
-            totals=Totals(
-                coins,
-                totals.get("gifts", 0),
-                totals.get(f"gift:{gift}", 0) if goal is not None and gift else coins,
-                top,
-            ),
+            goals=goals_from_hash(_pairs(goals_flat)),
+            hype=hype_from_fields(hype_flat or [None] * 4),
+            totals=Totals(coins, totals.get("gifts", 0), top),
             guests=decode_guests(info.get("guests")),
         )
 

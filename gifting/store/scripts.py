@@ -38,6 +38,7 @@ SCRIPT_NAMES = (
     "box_settle",
     "box_credit",
     "box_return",
+    "goals_set",
 )
 
 

@@ -1,4 +1,4 @@
-"""Live streams (rooms): who created them, whether they are live, goal and totals.
+"""Live streams (rooms): who created them, whether they are live, goals and totals.
 
 A stream's keys share the hash tag ``{r:<stream>}``. The spend script never
 reads them (they live in another slot): the hub reads ``live`` just before a
@@ -27,13 +27,16 @@ from redis.asyncio import Redis
 
 from gifting.clock import now_ms
 from gifting.core.catalog import Catalog
-from gifting.core.errors import BadRequest, Forbidden, NotFound, StreamNotLive, UnknownItem
+from gifting.core.errors import BadRequest, Forbidden, NotFound, StreamNotLive
+from gifting.core.goals import GoalState, check_goals
 from gifting.core.guests import Guest, check_guests, decode_guests, encode_guests, guest_names
 from gifting.core.ids import check_id, new_id
+from gifting.store.goals import Goals
 from gifting.store.keys import Keys
 
 MAX_TITLE_LENGTH = 200
-MAX_GOAL = 10**12
+#: The id of the goal the older ``PUT .../goal`` sets.
+LEGACY_GOAL_ID = "goal"
 #: How long an ended stream's gates are kept: far longer than any batch takes from
 #: its live read to its scripts (bounded by the Redis timeout), short enough that
 #: ended streams do not pile up gates.
@@ -42,16 +45,8 @@ _SHOWN_POLL_S = 0.02
 
 
 @dataclass(frozen=True, slots=True)
-class Goal:
-    """A stream goal: ``target`` coins (of one ``gift`` only, when set)."""
-
-    target: int
-    gift: str | None
-
-
-@dataclass(frozen=True, slots=True)
 class Stream:
-    """A stream as stored: its creator, title, state, overlay key and goal."""
+    """A stream as stored: its creator, title, state and overlay key (goals: :mod:`.goals`)."""
 
     stream: str
     creator: str
@@ -61,7 +56,6 @@ class Stream:
     overlay_key: str
     created: int
     ended: int | None
-    goal: Goal | None
     #: The stream's current guests (who may receive gifts besides the creator).
     guests: tuple[Guest, ...] = ()
 
@@ -72,7 +66,6 @@ class Totals:
 
     coins: int
     gifts: int
-    goal_progress: int
     top: list[dict[str, Any]]
 
 
@@ -91,6 +84,7 @@ class Streams:
         self.keys = keys
         self.catalog = catalog
         self.clock = clock
+        self.goals = Goals(redis, keys)
 
     async def create(self, creator: str, creator_name: str, title: object) -> Stream:
         """Start a live stream for ``creator`` with a fresh overlay key."""
@@ -117,7 +111,7 @@ class Streams:
         )
         await self.redis.zadd(self.keys.streams_of(creator), {stream_id: now})
         await self.redis.zadd(self.keys.live_streams(), {stream_id: now})
-        return Stream(stream_id, creator, creator_name, title, True, key, now, None, None)
+        return Stream(stream_id, creator, creator_name, title, True, key, now, None)
 
     async def get(self, stream_id: str) -> Stream:
         """Read a stream, or raise ``NotFound``."""
@@ -125,7 +119,6 @@ class Streams:
         raw = await self.redis.hgetall(self.keys.stream(stream_id))
         if not raw:
             raise NotFound("no such stream")
-        target = _s(raw, "goal_target")
         ended = _s(raw, "ended")
         return Stream(
             stream_id,
@@ -136,7 +129,6 @@ class Streams:
             _s(raw, "overlay_key"),
             int(_s(raw, "created", "0")),
             int(ended) if ended else None,
-            Goal(int(target), _s(raw, "goal_gift") or None) if target else None,
             decode_guests(raw.get(b"guests")),
         )
 
@@ -218,25 +210,24 @@ class Streams:
                 return False
             await asyncio.sleep(_SHOWN_POLL_S)
 
-    async def set_goal(self, stream_id: str, user: str, target: object, gift: object) -> Goal:
-        """Set the stream goal: ``target`` coins, optionally of one gift only."""
+    async def set_goals(self, stream_id: str, user: str, raw: object) -> list[GoalState]:
+        """Replace the stream's goals (its creator only; at most three, checked first).
+
+        A goal keeps its progress when its id and gift are unchanged
+        (gifting/core/goals.py); bad input raises before anything changes.
+        """
         stream = await self.get(stream_id)
         if stream.creator != user:
-            raise Forbidden("only the stream's creator can set its goal")
-        if isinstance(target, bool) or not isinstance(target, int):
-            raise BadRequest("target must be an integer")
-        if not 1 <= target <= MAX_GOAL:
-            raise BadRequest(f"target must be between 1 and {MAX_GOAL}")
-        if gift is not None:
-            if not isinstance(gift, str):
-                raise BadRequest("gift must be a string or null")
-            if gift not in self.catalog.gifts:
-                raise UnknownItem(f"unknown gift {gift[:64]!r}")
-        await self.redis.hset(
-            self.keys.stream(stream_id),
-            mapping={"goal_target": str(target), "goal_gift": gift or ""},
-        )
-        return Goal(target, gift)
+            raise Forbidden("only the stream's creator can set its goals")
+        specs = check_goals(raw, self.catalog)
+        return await self.goals.replace(stream_id, specs)
+
+    async def set_goal(self, stream_id: str, user: str, target: object, gift: object) -> GoalState:
+        """Set one goal (``PUT .../goal``, the older call): ``target`` coins, or of one gift's
+        count; it replaces the list by the single goal ``"goal"``."""
+        raw = [{"id": LEGACY_GOAL_ID, "title": "", "target": target, "gift": gift, "steps": []}]
+        (goal,) = await self.set_goals(stream_id, user, raw)
+        return goal
 
     async def record_spend(
         self,
@@ -260,7 +251,7 @@ class Streams:
         await pipe.execute()
 
     async def totals(self, stream: Stream, top_n: int = 3) -> Totals:
-        """The stream's totals, goal progress and top ``top_n`` gifters."""
+        """The stream's totals and top ``top_n`` gifters."""
         raw = await self.redis.hgetall(self.keys.stream_totals(stream.stream))
         top = await self.redis.zrevrange(
             self.keys.stream_top(stream.stream), 0, top_n - 1, withscores=True
@@ -270,14 +261,9 @@ class Streams:
             if top
             else []
         )
-        coins = int(_s(raw, "coins", "0"))
-        progress = coins
-        if stream.goal is not None and stream.goal.gift:
-            progress = int(_s(raw, f"gift:{stream.goal.gift}", "0"))
         return Totals(
-            coins,
+            int(_s(raw, "coins", "0")),
             int(_s(raw, "gifts", "0")),
-            progress,
             [
                 {"user": u.decode(), "name": (n or u).decode(), "coins": int(score)}
                 for (u, score), n in zip(top, names, strict=True)

@@ -45,6 +45,8 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "EmptyBody": {},
     "GoalBody": {"target": 100, "gift": "rose"},
     "GuestsBody": {"guests": ["bob", {"user": "dan", "name": "Dan"}]},
+    "GoalsBody": {"goals": [{"id": "g1", "title": "Roses", "target": 100, "gift": "rose",
+                             "steps": [10, 50]}]},
     "PurchaseWebhook": {"purchase_id": "p-new", "user": "alice", "package": "coins_70",
                         "amount": 99, "currency": "USD"},
     "RefundWebhook": {"purchase_id": "{purchase}"},

@@ -158,6 +158,7 @@ def test_to_public_shape(catalog: Catalog) -> None:
         "cashout_daily_cap_diamonds",
         "max_count",
         "levels",
+        "hype",
     }
     assert pub["gifts"][0] == {  # type: ignore[index]
         "id": "rose",
@@ -637,3 +638,46 @@ def test_default_levels_are_a_ladder(catalog: Catalog) -> None:
     levels = catalog.levels
     assert levels[0].level == 1 and len(levels) >= 5
     assert all(a.level < b.level and a.coins < b.coins for a, b in itertools.pairwise(levels))
+
+
+# -- hype (issue 17) -------------------------------------------------------------
+
+HYPE_BREAKAGES: list[tuple[str, Mutation, tuple[str, ...]]] = [
+    ("hype array", _set("hype", [1]), ("hype", "object")),
+    ("hype unknown key", _set("hype.color", "red"), ("hype", "unknown key 'color'")),
+    ("hype missing levels", _delete("hype.levels"), ("hype", "'levels'")),
+    ("hype gifters 0", _set("hype.gifters", 0), ("hype", "'gifters'")),
+    ("hype gifters float", _set("hype.gifters", 3.0), ("hype", "'gifters'", "float")),
+    ("hype coins string", _set("hype.coins", "300"), ("hype", "'coins'", "string")),
+    ("hype window 0", _set("hype.window_s", 0), ("hype", "'window_s'")),
+    ("hype window a day", _set("hype.window_s", 86_400), ("hype", "'window_s'")),
+    ("hype levels empty", _set("hype.levels", []), ("hype", "'levels'", "non-empty")),
+    ("hype levels object", _set("hype.levels", {"1": 5}), ("hype", "'levels'")),
+    ("hype level 0", _set("hype.levels.0", 0), ("hype.levels[0]",)),
+    ("hype level bool", _set("hype.levels.1", True), ("hype.levels[1]", "boolean")),
+    ("hype levels repeat", _set("hype.levels.1", 500), ("hype.levels[1]", "greater")),
+    ("hype levels decrease", _set("hype.levels.2", 100), ("hype.levels[2]", "greater")),
+    ("hype too many levels", _set("hype.levels", list(range(1, 22))), ("hype", "more than 20")),
+]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "fragments"),
+    [pytest.param(m, f, id=name) for name, m, f in HYPE_BREAKAGES],
+)
+def test_a_broken_hype_is_rejected(mutate: Mutation, fragments: tuple[str, ...]) -> None:
+    with pytest.raises(CatalogError) as info:
+        parse_catalog(mutate(raw_default()), SOURCE)
+    for fragment in fragments:
+        assert fragment in str(info.value)
+
+
+def test_hype_is_optional_and_public() -> None:
+    data = raw_default()
+    assert parse_catalog(data, SOURCE).to_public()["hype"] == {
+        "gifters": 3, "coins": 300, "window_s": 60, "levels": [500, 1500, 4000, 8000, 15000],
+    }  # fmt: skip
+    del data["hype"]
+    assert parse_catalog(data, SOURCE).hype is None
+    data["hype"] = None
+    assert parse_catalog(data, SOURCE).to_public()["hype"] is None

@@ -10,7 +10,6 @@ from gifting.core.catalog import Catalog, load_catalog
 from gifting.core.entries import SpendEntry
 from gifting.core.events import (
     comment_event,
-    goal_event,
     leaderboard_event,
     sender_of,
     spend_event,
@@ -103,8 +102,6 @@ def test_the_other_kinds_carry_their_fields() -> None:
     assert (end["kind"], end["gift"], end["combo"]) == ("streak_end", {"id": "rose"}, 12)
     top = [{"user": "bob", "name": "Bob", "coins": 9}]
     assert leaderboard_event("s1", "l1", 7, top)["top"] == top
-    goal = goal_event("s1", "g1", 8, target=100, progress=40, gift=None)
-    assert goal["goal"] == {"target": 100, "progress": 40, "gift": None}
     assert stream_ended_event("s1", "z1", 9) == {
         "kind": "stream_ended",
         "stream": "s1",

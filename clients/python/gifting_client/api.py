@@ -60,6 +60,7 @@ from gifting_client.api_types import (
     ModeratorRemoved,
     OverlayAccess,
     StreamGoal,
+    StreamGoals,
     StreamGuests,
     StreamInfo,
     SubscriptionList,
@@ -442,6 +443,12 @@ class ApiClient:
             "guests": [g if isinstance(g, str) else {"user": g[0], "name": g[1]} for g in guests]
         }
         return await self._call(StreamGuests, "PUT", path, json=body, idempotent=True)
+
+    async def set_goals(self, stream: str, goals: list[dict[str, Any]]) -> StreamGoals:
+        """``PUT /v1/streams/{id}/goals`` (its creator): at most three goals, each
+        ``{"id","title","target","gift","steps"}``; replaces the list."""
+        path = f"/v1/streams/{_seg(stream)}/goals"
+        return await self._call(StreamGoals, "PUT", path, json={"goals": goals}, idempotent=True)
 
     # ------------------------------------------------------------------------- moderation
 

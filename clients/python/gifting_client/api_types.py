@@ -15,7 +15,7 @@ from typing import TypeVar
 
 import msgspec
 
-from gifting_client.messages import Badge, Goal, TopGifter, Totals
+from gifting_client.messages import Badge, Goal, GoalProgress, TopGifter, Totals
 
 __all__ = [
     "BadgeItem",
@@ -45,6 +45,7 @@ __all__ = [
     "OverlayAccess",
     "Package",
     "StreamGoal",
+    "StreamGoals",
     "StreamGuests",
     "StreamInfo",
     "SubscriptionList",
@@ -285,6 +286,7 @@ class _StreamView(_Answer, frozen=True):
     totals: Totals
     top: list[TopGifter]
     goal: Goal | None
+    goals: list[GoalProgress] = msgspec.field(default_factory=list)
     creator_name: str | None = None
     created: int | None = None
     ended: int | None = None
@@ -332,6 +334,14 @@ class StreamGoal(_Answer, frozen=True):
 
     stream: str
     goal: Goal | None
+    goals: list[GoalProgress] = msgspec.field(default_factory=list)
+
+
+class StreamGoals(_Answer, frozen=True):
+    """``PUT /v1/streams/{id}/goals``: the stream and its goals now."""
+
+    stream: str
+    goals: list[GoalProgress]
 
 
 # ----------------------------------------------------------------------------- moderation

@@ -27,10 +27,16 @@ __all__ = [
     "GiftRef",
     "Goal",
     "GoalEvent",
+    "GoalProgress",
+    "GoalReached",
     "GuestView",
     "GuestsEvent",
     "HighlightEvent",
     "HighlightInfo",
+    "HypeEnded",
+    "HypeEvent",
+    "HypeProgress",
+    "HypeState",
     "LeaderboardEvent",
     "LevelUp",
     "Receiver",
@@ -128,6 +134,31 @@ class Goal(msgspec.Struct, frozen=True):
     gift: str | None = None
 
 
+class GoalProgress(msgspec.Struct, frozen=True, kw_only=True):
+    """One of a stream's goals (at most three): ``progress`` toward ``target`` (coins, or
+    the count of one ``gift``), its ``steps`` and the ones reached."""
+
+    id: str
+    target: int
+    progress: int
+    title: str = ""
+    gift: str | None = None
+    steps: list[int] = msgspec.field(default_factory=list)
+    steps_reached: list[int] = msgspec.field(default_factory=list)
+    reached: bool = False
+
+
+class HypeState(msgspec.Struct, frozen=True, kw_only=True):
+    """A running hype: ``level``, ``progress`` toward the level's ``target``, its expiry
+    (unix ms, server time; ``ts``: the server's time then, in snapshots)."""
+
+    level: int
+    progress: int
+    target: int
+    expires_at: int
+    ts: int | None = None
+
+
 class Totals(msgspec.Struct, frozen=True):
     """What a stream received so far."""
 
@@ -169,6 +200,8 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True):
     totals: Totals = Totals(0, 0)
     top: list[TopGifter] = msgspec.field(default_factory=list)
     goal: Goal | None = None
+    goals: list[GoalProgress] = msgspec.field(default_factory=list)
+    hype: HypeState | None = None
     cursor: str | None = None
     seq: int = 0
     expired: bool = False
@@ -254,9 +287,41 @@ class LeaderboardEvent(_Event, frozen=True, tag="leaderboard"):
 
 
 class GoalEvent(_Event, frozen=True, tag="goal"):
-    """The goal was set or moved."""
+    """The goals were set or moved: ``goals``, and ``goal`` the first in the older form."""
 
-    goal: Goal
+    goal: Goal | None = None
+    goals: list[GoalProgress] = msgspec.field(default_factory=list)
+
+
+class GoalReached(_Event, frozen=True, tag="goal_reached"):
+    """Goal ``goal`` reached ``step`` (``None``: its target); once per goal and step."""
+
+    goal: str
+    step: int | None
+
+
+class HypeEvent(_Event, frozen=True, tag="hype"):
+    """A hype reached ``level`` (level 1: it started); once per level."""
+
+    level: int
+    progress: int
+    target: int
+    expires_at: int
+
+
+class HypeProgress(_Event, frozen=True, tag="hype_progress"):
+    """Where a running hype stands (at most once a second)."""
+
+    level: int
+    progress: int
+    target: int
+    expires_at: int
+
+
+class HypeEnded(_Event, frozen=True, tag="hype_ended"):
+    """The hype ran out at ``level``; once."""
+
+    level: int
 
 
 class StreamEnded(_Event, frozen=True, tag="stream_ended"):
@@ -344,6 +409,10 @@ RoomEvent: TypeAlias = (
     | CommentEvent
     | LeaderboardEvent
     | GoalEvent
+    | GoalReached
+    | HypeEvent
+    | HypeProgress
+    | HypeEnded
     | StreamEnded
     | LevelUp
     | GuestsEvent
@@ -361,6 +430,10 @@ _KnownEvent: TypeAlias = (
     | CommentEvent
     | LeaderboardEvent
     | GoalEvent
+    | GoalReached
+    | HypeEvent
+    | HypeProgress
+    | HypeEnded
     | StreamEnded
     | LevelUp
     | GuestsEvent
@@ -378,6 +451,10 @@ _KNOWN_KINDS: Final = frozenset(
         "comment",
         "leaderboard",
         "goal",
+        "goal_reached",
+        "hype",
+        "hype_progress",
+        "hype_ended",
         "stream_ended",
         "level_up",
         "guests",

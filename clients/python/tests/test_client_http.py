@@ -42,6 +42,7 @@ from gifting_client import (
     OverlayAccess,
     RateLimited,
     StreamGoal,
+    StreamGoals,
     StreamInfo,
     SyncApiClient,
     Unauthorized,
@@ -382,6 +383,16 @@ async def test_stream_create_read_goal_end(server: HubServer) -> None:
         assert goal.goal is not None and (goal.goal.target, goal.goal.progress) == (500, 0)
         with pytest.raises(BadRequest):
             await api.set_goal(created.stream, 0)
+        goals = await api.set_goals(created.stream, [
+            {"id": "a", "title": "Roses", "target": 50, "gift": "rose", "steps": [10]},
+            {"id": "b", "target": 900},
+        ])  # fmt: skip
+        assert [(g.id, g.target, g.steps, g.progress) for g in goals.goals] == [
+            ("a", 50, [10], 0), ("b", 900, [], 0),
+        ]  # fmt: skip
+        with pytest.raises(BadRequest):
+            await api.set_goals(created.stream, [{"id": "a", "target": 5, "steps": [5]}])
+        assert [g.id for g in (await other.stream(created.stream)).goals] == ["a", "b"]
         with pytest.raises(Forbidden):
             await other.set_goal(created.stream, 5)
         with pytest.raises(Forbidden):
@@ -716,6 +727,7 @@ _ANSWERS: list[tuple[type, str, str]] = [
     (OverlayAccess, "get", "/v1/streams/{}/overlay"),
     (StreamInfo, "post", "/v1/streams/{}/end"),
     (StreamGoal, "put", "/v1/streams/{}/goal"),
+    (StreamGoals, "put", "/v1/streams/{}/goals"),
     (DevToken, "post", "/v1/dev/token"),
     (DevPurchase, "post", "/v1/dev/purchase"),
     (VideoInfo, "post", "/v1/videos"),

@@ -10,6 +10,10 @@ from gifting_client import (
     Backoff,
     ErrorReply,
     GiftEvent,
+    GoalEvent,
+    GoalReached,
+    HypeEnded,
+    HypeEvent,
     InsufficientFunds,
     LevelUp,
     RateLimited,
@@ -86,6 +90,30 @@ def test_the_senders_level_and_level_up_parse() -> None:
     assert leveled.sender.level == 3  # type: ignore[union-attr]
     older = parse_event({**comment, "sender": {"id": "a", "name": "A"}})  # an older server
     assert older.sender.level == 0  # type: ignore[union-attr]
+
+
+def test_goal_events_parse_with_goals_and_without() -> None:
+    head = {"op": "event", "stream": "s1", "seq": 1, "cursor": "1-0_1", "event": "r1", "ts": 1}
+    hit = parse_event({**head, "kind": "goal_reached", "goal": "g1", "step": None})
+    assert isinstance(hit, GoalReached) and (hit.goal, hit.step) == ("g1", None)
+    goal = {"id": "g1", "title": "T", "progress": 12, "target": 50, "gift": "rose",
+            "steps": [10, 25], "steps_reached": [10], "reached": False}  # fmt: skip
+    ev = parse_event({**head, "kind": "goal", "goals": [goal],
+                      "goal": {"target": 50, "progress": 12, "gift": "rose"}})  # fmt: skip
+    assert isinstance(ev, GoalEvent) and ev.goals[0].steps_reached == [10]
+    cleared = parse_event({**head, "kind": "goal", "goals": [], "goal": None})
+    assert isinstance(cleared, GoalEvent) and cleared.goal is None
+    older = parse_event({**head, "kind": "goal", "goal": {"target": 5, "progress": 1}})
+    assert isinstance(older, GoalEvent) and older.goals == []
+
+
+def test_hype_events_parse() -> None:
+    head = {"op": "event", "stream": "s1", "seq": 1, "cursor": "1-0_1", "event": "h1.2", "ts": 1}
+    up = parse_event({**head, "kind": "hype", "level": 2, "progress": 20, "target": 200,
+                      "expires_at": 61_000})  # fmt: skip
+    assert isinstance(up, HypeEvent) and (up.level, up.target) == (2, 200)
+    end = parse_event({**head, "event": "h1.end", "kind": "hype_ended", "level": 2})
+    assert isinstance(end, HypeEnded) and end.level == 2
 
 
 def test_frames_round_trip_in_both_encodings() -> None:

@@ -37,6 +37,17 @@
 -- KEYS[7..] and ARGV[14..] are reserved for the state updated with a spend's
 -- first emission (goals, hype): each section below documents its own.
 --
+-- KEYS[7]  the room's goals hash (gifting/store/goals.py)  {r:stream}
+-- ARGV[14] the spend's event id ("" when the event is not a spend: no goal counts it)
+-- ARGV[15] the spend's ts (unix ms, decimal)
+-- ARGV[16] the stream id as a JSON string (quoted, as the room event bodies have it)
+-- KEYS[8]  the room's hype hash (gifting/store/hype.py)    {r:stream}
+-- KEYS[9]  the room's hype window sorted set              {r:stream}
+-- ARGV[17] the catalog's hype "gifters,coins,window_ms,level1,..." ("": no hype)
+-- ARGV[18] the hype instance this event ends ("": none): the event (its
+--          hype_ended) is appended only if that hype still runs and its expiry
+--          has passed (Redis's clock); else {"gone"} or {"early", expiry}, nothing written
+--
 -- Events derived from a spend (a goal step reached, a hype level) are appended
 -- by append() in this same script, after the spend's own event: they exist
 -- exactly when the spend was emitted, once, whichever hub or persister ran it.
@@ -68,6 +79,21 @@ if ARGV[11] and ARGV[11] ~= '' then
   if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(ARGV[11]) then
     return {'stale', '0', ''}
   end
+end
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+-- Integers as JSON/decimal text whatever their size (tostring gives 14 digits).
+local function int(n) return string.format('%d', n) end
+
+local hype_end = ARGV[18] or ''
+if hype_end ~= '' then
+  local h = redis.call('HMGET', KEYS[8], 'id', 'expires')
+  if h[1] ~= hype_end then return {'gone', '0', ''} end
+  if tonumber(h[2]) > now_ms() then return {'early', h[2], ''} end
+  redis.call('HDEL', KEYS[8], 'id', 'level', 'progress', 'expires')
 end
 
 local publish = 'PUBLISH'
@@ -108,5 +134,102 @@ if ttl ~= 0 then
 end
 
 -- Derived events (goals, hype) go here, after the spend's event and its marker.
+
+-- Goals: the goals hash holds n, and for i = 1..n id:<i>, gift:<i> ("": the goal
+-- counts coins, else that gift's count), marks:<i> (the steps then the target,
+-- decimals joined by ","), p:<i> (progress). Only a spend that reaches the
+-- creator counts (coins > 0). Each mark the spend's progress crossed
+-- (before < mark <= after) is announced once by a goal_reached, built like
+-- gifting/core/goals.py goal_reached_event (the target's step is null).
+local spend_id = ARGV[14] or ''
+if coins > 0 and spend_id ~= '' then
+  local n = tonumber(redis.call('HGET', KEYS[7], 'n') or '0')
+  for i = 1, n do
+    local g = redis.call('HMGET', KEYS[7], 'id:' .. i, 'gift:' .. i, 'marks:' .. i)
+    local add = 0
+    if g[2] == '' then
+      add = coins
+    elseif ARGV[10] == 'gift:' .. g[2] then
+      add = tonumber(ARGV[9])
+    end
+    if add > 0 then
+      local after = redis.call('HINCRBY', KEYS[7], 'p:' .. i, add)
+      local before = after - add
+      local marks = {}
+      for mark in string.gmatch(g[3], '[0-9]+') do marks[#marks + 1] = mark end
+      for j, mark in ipairs(marks) do
+        local m = tonumber(mark)
+        if before < m and m <= after then
+          local tag, step = mark, mark
+          if j == #marks then tag, step = 't', 'null' end
+          append('{"kind":"goal_reached","stream":' .. ARGV[16] .. ',"event":"r'
+            .. string.sub(spend_id, 2) .. '.' .. tag .. '.' .. g[1] .. '","ts":' .. ARGV[15]
+            .. ',"goal":"' .. g[1] .. '","step":' .. step .. '}')
+        end
+      end
+    end
+  end
+end
+
+-- Hype (gifting/core/hype.py states the rules). The hype hash holds the window's
+-- aggregates (total, senders, s:<sender> coins) and the running hype (id, level,
+-- progress, expires); the window set holds "<coins> <spend id> <sender>" by ms.
+-- A hype past its expiry that no deadline ended yet is ended here first.
+local hype_cfg = ARGV[17] or ''
+if coins > 0 and spend_id ~= '' and hype_cfg ~= '' then
+  local cfg = {}
+  for n in string.gmatch(hype_cfg, '[0-9]+') do cfg[#cfg + 1] = tonumber(n) end
+  local gifters, need, window, top = cfg[1], cfg[2], cfg[3], #cfg - 3
+  local now = now_ms()
+  local sender = ARGV[6]
+  local since = '(' .. int(now - window)
+  local old = redis.call('ZRANGEBYSCORE', KEYS[9], '-inf', since)
+  for _, m in ipairs(old) do
+    local c, s = string.match(m, '^(%d+) %S+ (.+)$')
+    if redis.call('HINCRBY', KEYS[8], 's:' .. s, -tonumber(c)) <= 0 then
+      redis.call('HDEL', KEYS[8], 's:' .. s)
+      redis.call('HINCRBY', KEYS[8], 'senders', -1)
+    end
+    redis.call('HINCRBY', KEYS[8], 'total', -tonumber(c))
+  end
+  if #old > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[9], '-inf', since) end
+  redis.call('ZADD', KEYS[9], now, int(coins) .. ' ' .. spend_id .. ' ' .. sender)
+  if redis.call('HINCRBY', KEYS[8], 's:' .. sender, coins) == coins then
+    redis.call('HINCRBY', KEYS[8], 'senders', 1)
+  end
+  local total = redis.call('HINCRBY', KEYS[8], 'total', coins)
+  local h = redis.call('HMGET', KEYS[8], 'id', 'level', 'progress', 'expires', 'senders')
+  local id, level, progress = h[1], tonumber(h[2] or '0'), tonumber(h[3] or '0')
+  if id and tonumber(h[4]) <= now then
+    append('{"kind":"hype_ended","stream":' .. ARGV[16] .. ',"event":"' .. id .. '.end","ts":'
+      .. int(now) .. ',"level":' .. int(level) .. '}')
+    redis.call('HDEL', KEYS[8], 'id', 'level', 'progress', 'expires')
+    id = nil
+  end
+  local expires = now + window
+  local function announce(l, p)
+    append('{"kind":"hype","stream":' .. ARGV[16] .. ',"event":"' .. id .. '.' .. l .. '","ts":'
+      .. int(now) .. ',"level":' .. l .. ',"progress":' .. int(p) .. ',"target":'
+      .. int(cfg[3 + l]) .. ',"expires_at":' .. int(expires) .. '}')
+  end
+  if id then
+    progress = progress + coins
+  elseif tonumber(h[5] or '0') >= gifters and total >= need then
+    id, level, progress = 'h' .. string.sub(spend_id, 2), 1, total
+    announce(1, progress)
+  end
+  if id then
+    while level < top and progress >= cfg[3 + level] do
+      progress = progress - cfg[3 + level]
+      level = level + 1
+      announce(level, progress)
+    end
+    redis.call('HSET', KEYS[8], 'id', id, 'level', level, 'progress', int(progress),
+      'expires', int(expires))
+  end
+  -- Idle rooms let their window go; a running hype outlives its expiry by far.
+  redis.call('PEXPIRE', KEYS[8], window + 86400000)
+  redis.call('PEXPIRE', KEYS[9], window + 86400000)
+end
 
 return {'ok', tostring(seq), cursor}

@@ -14,10 +14,13 @@
 -- KEYS[4]  display names hash                              {r:stream}
 -- KEYS[5]  seq counter                                     {r:stream}
 -- KEYS[6]  history stream                                  {r:stream}
+-- KEYS[7]  goals hash (gifting/store/goals.py)              {r:stream}
+-- KEYS[8]  hype hash (gifting/store/hype.py)                {r:stream}
 -- ARGV[1]  how many top gifters
 --
 -- Returns {seq, cursor ("" when the history is empty), stream fields (flat
--- name, value list), totals (flat), top (flat user, coins, name triples)}.
+-- name, value list), totals (flat), top (flat user, coins, name triples), goals
+-- (flat, the goals hash), the running hype's id, level, progress, expires}.
 
 local seq = redis.call('GET', KEYS[5]) or '0'
 local cursor = ''
@@ -48,4 +51,8 @@ for i = 1, #top, 2 do
   top_flat[#top_flat + 1] = name or user
 end
 
-return {seq, cursor, stream_flat, redis.call('HGETALL', KEYS[2]), top_flat}
+local goals = {}
+if KEYS[7] then goals = redis.call('HGETALL', KEYS[7]) end
+local hype = {}
+if KEYS[8] then hype = redis.call('HMGET', KEYS[8], 'id', 'level', 'progress', 'expires') end
+return {seq, cursor, stream_flat, redis.call('HGETALL', KEYS[2]), top_flat, goals, hype}
