@@ -87,7 +87,7 @@ ORDER BY e.outbox_ms DESC, e.outbox_seq DESC, e.event_id DESC
 LIMIT $8
 """
 
-_INT_FIELDS: Final = ("count", "unit", "balance", "combo", "amount")
+_INT_FIELDS: Final = ("count", "unit", "balance", "combo", "amount", "order", "claimed", "claims")
 _DETAILS: Final[dict[str, tuple[str, ...]]] = {
     "purchase": ("purchase_id", "package", "amount", "currency", "balance"),
     "refund": ("purchase_id", "balance"),
@@ -108,6 +108,8 @@ _DETAILS: Final[dict[str, tuple[str, ...]]] = {
     "cashout_paid": ("cashout",),
     "cashout_failed": ("cashout",),
     "cashout_cancelled": ("cashout",),
+    "box_claim": ("box", "stream", "dropper", "order", "balance"),
+    "box_return": ("box", "stream", "claimed", "claims", "balance"),
 }
 
 

@@ -11,6 +11,7 @@ Accounts (``user:<id>:coins`` etc.; ids never contain ``:``)::
     coins     external:payments          minus the coins sold for real money, net of refunds
     coins     creator:<id>:received      coins of gifts, effects and highlights received
     coins     platform:revenue           coins spent on profile badges
+    coins     boxes:escrow               coins in treasure boxes not settled yet
     diamonds  user:<id>:diamonds         a creator's spendable diamonds
     diamonds  user:<id>:held             diamonds held for pending cash-outs
     diamonds  user:<id>:paid             diamonds paid out
@@ -18,7 +19,10 @@ Accounts (``user:<id>:coins`` etc.; ids never contain ``:``)::
 
     purchase        user:<u>:coins +c          external:payments -c
     refund          user:<u>:coins -c          external:payments +c
-    spend           user:<u>:coins -c          creator:<c>:received +c  (badges: platform:revenue)
+    spend           user:<u>:coins -c          creator:<c>:received +c  (badges: platform:revenue;
+                                                                      boxes: boxes:escrow)
+    box_claim       user:<u>:coins +s          boxes:escrow -s
+    box_return      user:<d>:coins +r          boxes:escrow -r   (none when r = 0)
     credit          user:<c>:diamonds +d       platform:diamond_issuance -d  (none when d = 0)
     cashout_hold    user:<u>:diamonds -d       user:<u>:held +d
     cashout_paid    user:<u>:held -d           user:<u>:paid +d
@@ -31,6 +35,7 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
+    "BOX_ESCROW",
     "DIAMOND_ISSUANCE",
     "EXTERNAL_PAYMENTS",
     "PLATFORM_REVENUE",
@@ -44,6 +49,8 @@ __all__ = [
 EXTERNAL_PAYMENTS: Final = "external:payments"
 PLATFORM_REVENUE: Final = "platform:revenue"
 DIAMOND_ISSUANCE: Final = "platform:diamond_issuance"
+#: Coins dropped in treasure boxes and neither claimed nor returned yet (gifting.core.boxes).
+BOX_ESCROW: Final = "boxes:escrow"
 
 
 def user_coins(user: str) -> str:

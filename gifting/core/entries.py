@@ -23,6 +23,8 @@ one description of those maps (after ``|``: the fields the script appends)::
     cashout_paid,   cashout_settle.lua  | user cashout diamonds event ts
     cashout_failed
     cashout_cancelled cashout_cancel.lua | user cashout diamonds event ts
+    box_claim       box_credit.lua      user box stream dropper order coins | event ts balance
+    box_return      box_return.lua      user box stream claimed claims coins | event ts balance
 
 ``type`` comes first in every entry; ``text`` only when not empty. The fields
 before the bar are the caller's: :class:`SpendArgs`, :class:`CreditArgs`,
@@ -45,6 +47,7 @@ from typing import ClassVar, Final, Literal, Self, cast, get_args
 
 import msgspec
 
+from gifting.core.boxes import box_id_of, claim_event_id, drop_event_of, params_of, return_event_id
 from gifting.core.fields import FieldReader, MalformedEntry, RawFields, decode_fields
 from gifting.core.ids import credit_event_id, fingerprint
 from gifting.core.pricing import SpendKind
@@ -58,6 +61,8 @@ EntryType = Literal[
     "cashout_paid",
     "cashout_failed",
     "cashout_cancelled",
+    "box_claim",
+    "box_return",
 ]
 ENTRY_TYPES: Final[frozenset[str]] = frozenset(get_args(EntryType))
 SPEND_KINDS: Final[frozenset[str]] = frozenset(get_args(SpendKind))
@@ -389,6 +394,80 @@ class CashoutCancelledEntry(CashoutSettleEntry, frozen=True, kw_only=True):
     TYPE: ClassVar[EntryType] = "cashout_cancelled"
 
 
+class BoxClaimArgs(_Fields, frozen=True, kw_only=True):
+    """The caller's part of a box claim credit (box_credit.lua ARGV[4..]); ``user`` claimed."""
+
+    TYPE: ClassVar[EntryType] = "box_claim"
+    user: str
+    box: str
+    stream: str
+    dropper: str
+    order: int
+    coins: int
+
+    def to_fields(self) -> dict[str, str]:
+        """The caller's fields, in ARGV order."""
+        return {
+            "type": "box_claim", "user": self.user, "box": self.box, "stream": self.stream,
+            "dropper": self.dropper, "order": str(self.order), "coins": str(self.coins),
+        }  # fmt: skip
+
+
+class BoxClaimEntry(BoxClaimArgs, frozen=True, kw_only=True):
+    """A claimer credited its share of a box (event id derived from box and claimer)."""
+
+    event: str
+    ts: int
+    balance: int
+
+    def to_fields(self) -> dict[str, str]:
+        """Every field, as box_credit.lua appended them."""
+        return {
+            **super().to_fields(), "event": self.event, "ts": str(self.ts),
+            "balance": str(self.balance),
+        }  # fmt: skip
+
+
+class BoxReturnArgs(_Fields, frozen=True, kw_only=True):
+    """The caller's part of a box's return (box_return.lua ARGV[4..]); ``user`` dropped it.
+
+    ``claimed`` / ``claims``: the coins and number of the claims the box
+    sealed with; ``coins`` (may be 0) is what went back: the drop's coins
+    minus ``claimed``. Written once per box, also when nothing returns: it
+    is the ledger's record that the box is settled.
+    """
+
+    TYPE: ClassVar[EntryType] = "box_return"
+    user: str
+    box: str
+    stream: str
+    claimed: int
+    claims: int
+    coins: int
+
+    def to_fields(self) -> dict[str, str]:
+        """The caller's fields, in ARGV order."""
+        return {
+            "type": "box_return", "user": self.user, "box": self.box, "stream": self.stream,
+            "claimed": str(self.claimed), "claims": str(self.claims), "coins": str(self.coins),
+        }  # fmt: skip
+
+
+class BoxReturnEntry(BoxReturnArgs, frozen=True, kw_only=True):
+    """What nobody claimed of a box, back to its dropper."""
+
+    event: str
+    ts: int
+    balance: int
+
+    def to_fields(self) -> dict[str, str]:
+        """Every field, as box_return.lua appended them."""
+        return {
+            **super().to_fields(), "event": self.event, "ts": str(self.ts),
+            "balance": str(self.balance),
+        }  # fmt: skip
+
+
 Entry = (
     SpendEntry
     | CreditEntry
@@ -398,6 +477,8 @@ Entry = (
     | CashoutPaidEntry
     | CashoutFailedEntry
     | CashoutCancelledEntry
+    | BoxClaimEntry
+    | BoxReturnEntry
 )
 
 
@@ -427,6 +508,17 @@ def _head(r: FieldReader) -> tuple[str, str, int]:
     return r.ident("event"), r.ident("user"), r.integer("ts", 0)
 
 
+def _box_drop(r: FieldReader, creator: str, video: str, count: int) -> str:
+    """Check a box drop's own rules; return its stream."""
+    if creator or count != 1 or video:
+        raise MalformedEntry("a box drop has no creator, no video and a count of 1")
+    try:
+        params_of(r.text("item"), r.integer("coins", 1))
+    except ValueError as exc:
+        raise MalformedEntry(f"a box drop's parameters: {exc}") from None
+    return r.ident("stream")
+
+
 def _spend(r: FieldReader) -> SpendEntry:
     event, user, ts = _head(r)
     kind = r.text("kind")
@@ -454,6 +546,8 @@ def _spend(r: FieldReader) -> SpendEntry:
         creator = r.ident("creator")
         if creator == user:
             raise MalformedEntry("a gift on the sender's own video")
+    elif kind == "box":
+        stream = _box_drop(r, creator, video, count)
     else:
         stream = r.ident("stream")
         # An empty creator: a creator's own effect or highlight, kept by the platform.
@@ -536,6 +630,30 @@ def _cashout_settled(
     return parse
 
 
+def _box_claim(r: FieldReader) -> BoxClaimEntry:
+    event, user, ts = _head(r)
+    box = r.ident("box")
+    if event != claim_event_id(box, user):
+        raise MalformedEntry(f"box claim event id does not derive from box {box!r}")
+    return BoxClaimEntry(
+        user=user, box=box, stream=r.ident("stream"), dropper=r.ident("dropper"),
+        order=r.integer("order", 1), coins=r.integer("coins", 1), event=event, ts=ts,
+        balance=r.integer("balance"),
+    )  # fmt: skip
+
+
+def _box_return(r: FieldReader) -> BoxReturnEntry:
+    event, user, ts = _head(r)
+    box = r.ident("box")
+    if event != return_event_id(box) or box != box_id_of(drop_event_of(box)):
+        raise MalformedEntry(f"box return event id does not derive from box {box!r}")
+    return BoxReturnEntry(
+        user=user, box=box, stream=r.ident("stream"), claimed=r.integer("claimed", 0),
+        claims=r.integer("claims", 0), coins=r.integer("coins", 0), event=event, ts=ts,
+        balance=r.integer("balance"),
+    )  # fmt: skip
+
+
 _PARSERS: Final[Mapping[str, Callable[[FieldReader], Entry]]] = {
     "spend": _spend,
     "credit": _credit,
@@ -545,4 +663,6 @@ _PARSERS: Final[Mapping[str, Callable[[FieldReader], Entry]]] = {
     "cashout_paid": _cashout_settled(CashoutPaidEntry),
     "cashout_failed": _cashout_settled(CashoutFailedEntry),
     "cashout_cancelled": _cashout_settled(CashoutCancelledEntry),
+    "box_claim": _box_claim,
+    "box_return": _box_return,
 }

@@ -17,6 +17,10 @@
     ├── StreamNotLive               stream_not_live 409
     ├── Conflict                    conflict        409  (same id, different payload)
     ├── CursorExpired               cursor_expired  410  (overlays: a snapshot follows)
+    ├── UnknownBox                  unknown_box     404  (no such treasure box in the room)
+    ├── BoxNotOpen                  box_not_open    409  (a claim before the box opens)
+    ├── BoxClosed                   box_closed      409  (a claim after the window or K claims)
+    ├── AlreadyClaimed              already_claimed 409  (one claim per viewer and box)
     ├── RateLimited                 rate_limited    429
     │   └── TooManyConnections      rate_limited    429  (a connection cap: close 1013)
     └── Unavailable                 unavailable     503
@@ -148,6 +152,34 @@ class CursorExpired(GiftingError):
     status = 410
 
 
+class UnknownBox(GiftingError):
+    """A claim names a treasure box this room does not have."""
+
+    code = "unknown_box"
+    status = 404
+
+
+class BoxNotOpen(GiftingError):
+    """A claim came before the box opened (``opens_at`` in its ``box_dropped`` event)."""
+
+    code = "box_not_open"
+    status = 409
+
+
+class BoxClosed(GiftingError):
+    """A claim came after the box's 30 s window, or after its K claims."""
+
+    code = "box_closed"
+    status = 409
+
+
+class AlreadyClaimed(GiftingError):
+    """This viewer already claimed this box (with another message id)."""
+
+    code = "already_claimed"
+    status = 409
+
+
 class RateLimited(GiftingError):
     """Too many requests from this sender; slow down.
 
@@ -197,6 +229,10 @@ _BY_CODE: dict[str, type[GiftingError]] = {
         CursorExpired,
         RateLimited,
         Unavailable,
+        UnknownBox,
+        BoxNotOpen,
+        BoxClosed,
+        AlreadyClaimed,
     )
 }
 
@@ -234,6 +270,12 @@ SCRIPT_REFUSALS: Final[Mapping[str, Mapping[str, tuple[str, str]]]] = {
         "not_found": ("not_found", "no such cash-out"),
         # "processing" after a settlement: the report came too late to mean anything.
         "conflict": ("conflict", "this cash-out was already settled as {final}"),
+    },
+    "box_claim": {
+        "unknown_box": ("unknown_box", "no such treasure box in this stream"),
+        "box_not_open": ("box_not_open", "this treasure box is not open yet"),
+        "box_closed": ("box_closed", "this treasure box is closed"),
+        "already_claimed": ("already_claimed", "you already claimed this treasure box"),
     },
     "cashout_cancel": {
         "not_found": ("not_found", "no such cash-out"),

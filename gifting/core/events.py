@@ -11,6 +11,7 @@ import hashlib
 from typing import Any
 
 from gifting.core.badges import BadgeView, badge_view
+from gifting.core.boxes import box_dropped_event, params_of
 from gifting.core.catalog import Catalog
 from gifting.core.entries import SpendEntry
 from gifting.core.levels import level_for
@@ -60,6 +61,10 @@ def spend_event(entry: SpendEntry, catalog: Catalog) -> dict[str, Any]:
         "coins": entry.coins,
     }
     item = entry.item
+    if kind == "box":  # a treasure box: its drop's event is ``box_dropped`` (gifting.core.boxes)
+        return box_dropped_event(
+            entry.stream, entry.event, entry.ts, body["sender"], params_of(item, entry.coins)
+        )
     if kind == "gift":
         gift = catalog.gifts.get(item)
         body["gift"] = {

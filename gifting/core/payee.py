@@ -4,6 +4,8 @@ A gift, effect or highlighted comment in a stream goes to its creator. A
 creator may buy an effect or a highlighted comment in their own stream (it
 still shows in the room), but those coins are kept by the platform, like a
 badge's: crediting them back would let a creator turn coins into diamonds.
+A treasure box has no payee either: its coins go to the boxes' escrow and
+from there to the viewers who claim them (:mod:`gifting.core.boxes`).
 A gift to oneself is refused (``forbidden``). A gift may name another
 receiver, a guest of the stream (:func:`receiver`); it is then the guest who
 is credited, and a guest's gift to themselves is refused the same way. On
@@ -24,6 +26,8 @@ def payee(kind: str, sender: str, creator: str) -> str:
 
     Raises :class:`Forbidden` for a gift to the sender's own stream.
     """
+    if kind == "box":
+        return ""  # a treasure box: coins move viewer to viewers (gifting.core.boxes)
     if not creator or creator != sender:
         return creator
     if kind == "gift":

@@ -14,7 +14,7 @@ from gifting.core.catalog import Catalog
 from gifting.core.errors import BadRequest, UnknownItem
 from gifting.core.money import MAX_SPEND_COINS
 
-SpendKind = Literal["gift", "effect", "highlight", "badge"]
+SpendKind = Literal["gift", "effect", "highlight", "badge", "box"]
 MAX_COMMENT_LENGTH = 500
 
 

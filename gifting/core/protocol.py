@@ -65,7 +65,27 @@ class Ping(msgspec.Struct, tag_field="op", tag="ping", forbid_unknown_fields=Tru
     id: ClientId | None = None
 
 
-ClientMessage = Gift | Effect | Comment | Ping
+class Box(msgspec.Struct, tag_field="op", tag="box", forbid_unknown_fields=True):
+    """``{"op":"box","id","coins":N,"winners":K,"opens_in_s":D}``: drop a treasure box.
+
+    The ranges (N >= 100, 1 <= K <= 100, 10 <= D <= 300) are checked by
+    :func:`gifting.core.boxes.price_box`, with a message naming the field.
+    """
+
+    id: ClientId
+    coins: int
+    winners: int
+    opens_in_s: int
+
+
+class Claim(msgspec.Struct, tag_field="op", tag="claim", forbid_unknown_fields=True):
+    """``{"op":"claim","id","box"}``: claim a share of an open treasure box."""
+
+    id: ClientId
+    box: ClientId
+
+
+ClientMessage = Gift | Effect | Comment | Ping | Box | Claim
 
 _json_decoder = msgspec.json.Decoder(ClientMessage)
 _msgpack_decoder = msgspec.msgpack.Decoder(ClientMessage)

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Final, Literal
 
+from gifting.core.boxes import box_id_of, price_box
 from gifting.core.catalog import Catalog
 from gifting.core.disconnect import (
     BAD_CURSOR,
@@ -54,6 +55,8 @@ from gifting.core.errors import BadRequest, GiftingError, RateLimited, StreamNot
 from gifting.core.pricing import Priced, price_effect, price_gift, price_highlight
 from gifting.core.protocol import (
     JSON,
+    Box,
+    Claim,
     ClientMessage,
     Effect,
     Encoding,
@@ -139,6 +142,14 @@ class PostComment:
 
 
 @dataclass(frozen=True, slots=True)
+class ClaimBox:
+    """Claim a share of treasure box ``box`` in the room; report back with ``box_claimed``."""
+
+    client_id: str
+    box: str
+
+
+@dataclass(frozen=True, slots=True)
 class Recover:
     """Deliver the room's history after ``cursor``, merged with the held live events.
 
@@ -156,7 +167,7 @@ class SendSnapshot:
     """
 
 
-Request = SubmitSpend | PostComment | Recover | SendSnapshot
+Request = SubmitSpend | PostComment | Recover | SendSnapshot | ClaimBox
 """Actions whose outcome the shell reports back (they may fail)."""
 Action = Send | Close | CountSpend | Request
 
@@ -318,7 +329,11 @@ class Session:
         if self.role == "overlay":
             raise BadRequest("overlays only listen (and ping)")
         text, to = "", ""
-        if isinstance(message, Gift):
+        if isinstance(message, Claim):
+            return [ClaimBox(message.id, message.box)]
+        if isinstance(message, Box):
+            priced = price_box(message.coins, message.winners, message.opens_in_s)
+        elif isinstance(message, Gift):
             priced = price_gift(self.catalog, message.gift, message.count)
             to = message.to or ""
         elif isinstance(message, Effect):
@@ -344,7 +359,22 @@ class Session:
         reply: dict[str, Any] = {"op": "ack", "id": client_id, "event": event, "balance": balance}
         if kind == "gift":
             reply["combo"] = combo
+        elif kind == "box":
+            reply["box"] = box_id_of(event)
         return [CountSpend(kind, "ok"), *self._send(reply)]
+
+    def box_claimed(
+        self, client_id: str, box: str, event: str, share: int, balance: int
+    ) -> list[Action]:
+        """A claim was accepted (or is a replay of one): the share and the balance after it.
+
+        ``event``: the claim's ledger event (also its ``box_claimed`` room event).
+        """
+        reply = {
+            "op": "ack", "id": client_id, "event": event, "box": box, "share": share,
+            "balance": balance,
+        }  # fmt: skip
+        return [CountSpend("claim", "ok"), *self._send(reply)]
 
     def spend_failed(self, client_id: str, kind: str, exc: BaseException) -> list[Action]:
         """A submitted spend was refused by the ledger, or its outcome is unknown."""
@@ -364,7 +394,7 @@ class Session:
         if isinstance(request, SubmitSpend):
             self.in_flight -= 1
             return self._error_reply(exc, request.client_id)
-        if isinstance(request, PostComment):
+        if isinstance(request, PostComment | ClaimBox):
             return self._error_reply(exc, request.client_id)
         if self.closing:
             return []

@@ -37,6 +37,7 @@ from gifting.core.ids import check_id
 from gifting.core.protocol import JSON, Encoding, encode, pick_subprotocol
 from gifting.core.session import (
     Action,
+    ClaimBox,
     Close,
     CountSpend,
     PostComment,
@@ -271,8 +272,18 @@ class _Connection:
         future.add_done_callback(partial(self._settled, action.client_id, action.priced.kind, t0))
         return []
 
-    async def _request(self, action: PostComment | Recover | SendSnapshot) -> list[Action]:
+    async def _request(
+        self, action: PostComment | Recover | SendSnapshot | ClaimBox
+    ) -> list[Action]:
         hub, stream, member = self.hub, self.stream, self.member
+        if isinstance(action, ClaimBox):
+            s = self.session
+            claim = await hub.boxes.claim(
+                stream.stream, action.box, s.user, s.name, action.client_id
+            )
+            return s.box_claimed(
+                action.client_id, claim.box, claim.event, claim.share, claim.balance
+            )
         if isinstance(action, PostComment):
             s = self.session
             await hub.pipeline.shown(s.user)  # the sender's gifts before it come first

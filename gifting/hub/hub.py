@@ -36,6 +36,7 @@ from gifting.hub.registry import RoomRegistry
 from gifting.hub.sharded_broker import ShardedRoomBroker
 from gifting.hub.spends import KeptLookup, Settled, SpendPipeline
 from gifting.hub.weekly_board import WeeklyBoardTicker
+from gifting.store.boxes import Boxes
 from gifting.store.cluster import is_cluster
 from gifting.store.keys import Keys
 from gifting.store.ledger import Ledger
@@ -73,6 +74,8 @@ class Hub:
             else RoomBroker(redis, f"{keys.prefix}:hub:control")
         )
         self.rooms = RoomRegistry(self.broker, keys, rooms, settings.viewer_batch_ms / 1000)
+        #: Treasure boxes: claims, and the open and close deadlines (gifting/store/boxes.py).
+        self.boxes = Boxes(redis, keys, rooms)
         self.pipeline = SpendPipeline(
             ledger, streams, rooms, on_settled=self._on_settled, kept=kept
         )
@@ -117,6 +120,7 @@ class Hub:
         await self.weekly_board.stop()
         await self.deadlines.stop()
         await self.broker.stop()
+        await self.boxes.aclose()
 
     def _on_settled(self, s: Settled) -> None:
         self.leaderboard.mark(s.order.stream)

@@ -268,6 +268,12 @@ class SpendPipeline:
         emits = [c for e in entries for c in self.rooms.spend_emit_calls(e, not_after=not_after)]
         for failure in await self.ledger.settle_many(entries, emits, not_after=not_after):
             log.warning("settle step failed (the persister will repair it): %s", failure)
+        drops = [e for e in entries if e.kind == "box"]
+        if drops:  # a box's open and close; the persister schedules them too (idempotent)
+            try:
+                await self.rooms.schedule_boxes(drops)
+            except Exception as exc:
+                log.warning("scheduling boxes failed (the persister will repair it): %s", exc)
         if self.on_settled is not None:
             for s in batch:
                 self.on_settled(s)

@@ -16,7 +16,12 @@ Rules checked (``*`` = over all users):
 4. every spend to a creator has exactly one credit, of the same coins;
 5. for each creator, diamonds earned = floor(coins received × bps / 10,000);
 6. for each user, diamonds earned = diamond balance + held + paid out;
-7. Redis wallets (coins, diamonds, held, paid, received, earned) = the ledger's.
+7. Redis wallets (coins, diamonds, held, paid, received, earned) = the ledger's;
+8. treasure boxes: coins dropped = coins claimed + coins returned + coins in
+   open boxes, per box and in the ``boxes:escrow`` account
+   (:mod:`gifting.persister.box_audit`). Rule 2's coins spent then counts the
+   coins in open boxes: a box's coins are spent by its dropper only until
+   claimed or returned.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import asyncpg
 from redis.asyncio import Redis
 
 from gifting.core.accounts import (
+    BOX_ESCROW,
     DIAMOND_ISSUANCE,
     EXTERNAL_PAYMENTS,
     PLATFORM_REVENUE,
@@ -36,6 +42,7 @@ from gifting.core.accounts import (
 from gifting.core.catalog import Catalog
 from gifting.core.ids import credit_event_id
 from gifting.core.money import diamonds_earned
+from gifting.persister.box_audit import BoxRow, box_problems, in_flight, read_boxes
 from gifting.persister.progress import (
     last_ids,
     parse_id,
@@ -157,6 +164,14 @@ class _Ledger:
     spent_badges: int
     credited: dict[str, tuple[int, int]]  # creator -> (coins, diamonds)
     users: dict[str, dict[str, int]]
+    box_dropped: int = 0
+    box_claimed: int = 0
+    box_returned: int = 0
+
+    @property
+    def in_boxes(self) -> int:
+        """Coins dropped in treasure boxes, neither claimed nor returned (from the payloads)."""
+        return self.box_dropped - self.box_claimed - self.box_returned
 
 
 def _user_balances(
@@ -188,7 +203,12 @@ async def _read_ledger(conn: Connection) -> _Ledger:
           COALESCE(SUM((payload->>'coins')::bigint)
                    FILTER (WHERE type = 'spend' AND payload->>'creator' <> ''), 0) AS sc,
           COALESCE(SUM((payload->>'coins')::bigint)
-                   FILTER (WHERE type = 'spend' AND payload->>'creator' = ''), 0) AS sb
+                   FILTER (WHERE type = 'spend' AND payload->>'creator' = ''
+                           AND payload->>'kind' <> 'box'), 0) AS sb,
+          COALESCE(SUM((payload->>'coins')::bigint)
+                   FILTER (WHERE type = 'spend' AND payload->>'kind' = 'box'), 0) AS bd,
+          COALESCE(SUM((payload->>'coins')::bigint) FILTER (WHERE type = 'box_claim'), 0) AS bc,
+          COALESCE(SUM((payload->>'coins')::bigint) FILTER (WHERE type = 'box_return'), 0) AS br
         FROM ledger_events
         """
     )
@@ -209,6 +229,9 @@ async def _read_ledger(conn: Connection) -> _Ledger:
         int(sums["sb"]),
         credited,
         _user_balances(accounts, credited),
+        int(sums["bd"]),
+        int(sums["bc"]),
+        int(sums["br"]),
     )
 
 
@@ -241,8 +264,10 @@ def _check_coins(led: _Ledger, report: AuditReport) -> None:
             "coins spent on badges": led.spent_badges,
         }
     )
+    if led.box_dropped:
+        report.totals["coins in open boxes"] = led.in_boxes
     c = report.check("coins purchased - refunded = coin balances + coins spent")
-    c.expect("coins (all users)", led.purchased - led.refunded, balances + spent)
+    c.expect("coins (all users)", led.purchased - led.refunded, balances + spent + led.in_boxes)
     c.expect(EXTERNAL_PAYMENTS, -(led.purchased - led.refunded), a.get(EXTERNAL_PAYMENTS, 0))
     received = _sum_where(a, "creator:", ":received")
     report.totals["coins received by creators"] = received
@@ -599,6 +624,44 @@ def _check_persisted(
         )
 
 
+async def _check_boxes(
+    pool: asyncpg.Pool,
+    redis: Redis,
+    keys: Keys,
+    led: _Ledger,
+    rows: list[BoxRow],
+    report: AuditReport,
+    catch_up_s: float,
+) -> None:
+    """Rule 8: per box and overall, dropped = claimed + returned + in open boxes.
+
+    A box short of a piece persisted from another shard is read again once
+    every outbox is persisted through its last id (see
+    :mod:`gifting.persister.box_audit`); only what is still wrong then is reported.
+    """
+    c = report.check("coins dropped = coins claimed + coins returned + coins in open boxes")
+    c.checked = len(rows)
+    if rows:
+        report.totals["coins dropped in boxes"] = led.box_dropped
+        report.totals["coins claimed from boxes"] = led.box_claimed
+        report.totals["coins returned from boxes"] = led.box_returned
+    c.expect(BOX_ESCROW, led.in_boxes, led.accounts.get(BOX_ESCROW, 0), "coins in open boxes")
+    if not any(in_flight(b) for b in rows):
+        open_coins = sum(b.open_coins for b in rows)
+        c.expect("boxes (dropped - claimed - returned)", open_coins, led.in_boxes, "open boxes")
+    flying = sorted(b.box for b in rows if in_flight(b))
+    if flying:
+        await wait_persisted_through(
+            redis, keys, await last_ids(redis, keys.outboxes()), catch_up_s
+        )
+        async with pool.acquire() as conn:
+            again = {b.box: b for b in await read_boxes(conn, flying)}
+        rows = [again.get(b.box, b) for b in rows]
+    for b in rows:
+        for account, expected, found, note in box_problems(b):
+            c.expect(account, expected, found, note or "box")
+
+
 async def run_audit(
     pool: asyncpg.Pool,
     redis: Redis,
@@ -633,6 +696,8 @@ async def run_audit(
         past = await ledger_past(conn, positions)
         _check_diamonds(led, report)
         await _check_badges_owned(conn, report)
+        boxes = await read_boxes(conn)
+    await _check_boxes(pool, redis, keys, led, boxes, report, catch_up_s)
     await _check_credits(pool, redis, keys, led, unmatched, report, catch_up_s)
     _check_earnings(led, at, set(wallets), report, catalog.creator_share_bps)
     if reached:

@@ -460,7 +460,8 @@ class OutboxConsumer:
     ) -> list[SpendEntry]:
         """Grant every badge bought, credit every spend's creator (replays when done).
 
-        Returns the spends to a creator, for the hook (the room's emission).
+        Returns the spends to a creator and the box drops, for the hook (the
+        room's emission, which creates a dropped box: :mod:`gifting.store.boxes`).
 
         The credits are the same credit.lua calls as the hub's, idempotent by
         the spend's event id (``Ledger.repair_credits``: one EXISTS each first,
@@ -473,7 +474,12 @@ class OutboxConsumer:
         ]
         if badges:  # paid for, so owned: the debit's process may have died before its grant
             await self.ledger.grant_badges([(b.user, b.item) for b in badges])
-        spends = [e.entry for e in events if isinstance(e.entry, SpendEntry) and e.entry.creator]
+        # A treasure box's drop (no creator) is repaired too: the emission creates its box.
+        spends = [
+            e.entry
+            for e in events
+            if isinstance(e.entry, SpendEntry) and (e.entry.creator or e.entry.kind == "box")
+        ]
         if spends:
             await self.ledger.repair_credits(
                 spends, chunk=self.credit_pipeline, not_after=not_after

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from gifting.core.accounts import (
+    BOX_ESCROW,
     DIAMOND_ISSUANCE,
     EXTERNAL_PAYMENTS,
     PLATFORM_REVENUE,
@@ -30,6 +31,8 @@ from gifting.core.accounts import (
 )
 from gifting.core.entries import (
     ENTRY_TYPES,
+    BoxClaimEntry,
+    BoxReturnEntry,
     CashoutCancelledEntry,
     CashoutFailedEntry,
     CashoutHoldEntry,
@@ -141,6 +144,10 @@ def parse_entry(outbox_id: str, fields: RawFields) -> LedgerEvent:
             return _cashout_hold(entry, outbox_id, text)
         case CashoutSettleEntry():
             return _cashout_settled(entry, outbox_id, text)
+        case BoxClaimEntry():
+            return _box_claim(entry, outbox_id, text)
+        case BoxReturnEntry():
+            return _box_return(entry, outbox_id, text)
 
 
 def place_of(stream: str, video: str) -> str:
@@ -178,8 +185,12 @@ def _refund(e: RefundEntry, outbox_id: str, text: Mapping[str, str]) -> LedgerEv
 
 
 def _spend(e: SpendEntry, outbox_id: str, text: Mapping[str, str]) -> LedgerEvent:
-    # No creator: a badge, or a creator's own effect or highlight (gifting.core.payee).
-    recipient = creator_received(e.creator) if e.creator else PLATFORM_REVENUE
+    # No creator: a badge, or a creator's own effect or highlight (gifting.core.payee);
+    # a treasure box's coins wait in the escrow until claimed or returned.
+    if e.kind == "box":
+        recipient = BOX_ESCROW
+    else:
+        recipient = creator_received(e.creator) if e.creator else PLATFORM_REVENUE
     return LedgerEvent(
         e.event, "spend", e.user, e.ts, outbox_id, text, e,
         (Posting(user_coins(e.user), "coins", -e.coins), Posting(recipient, "coins", e.coins)),
@@ -225,6 +236,27 @@ def _cashout_settled(
             Posting(to, "diamonds", e.diamonds),
         ),
         diamonds=e.diamonds, reference=e.cashout,
+    )  # fmt: skip
+
+
+def _box_claim(e: BoxClaimEntry, outbox_id: str, text: Mapping[str, str]) -> LedgerEvent:
+    return LedgerEvent(
+        e.event, e.type, e.user, e.ts, outbox_id, text, e,
+        (Posting(user_coins(e.user), "coins", e.coins), Posting(BOX_ESCROW, "coins", -e.coins)),
+        stream=e.stream, coins=e.coins, reference=e.box,
+    )  # fmt: skip
+
+
+def _box_return(e: BoxReturnEntry, outbox_id: str, text: Mapping[str, str]) -> LedgerEvent:
+    postings: tuple[Posting, ...] = ()
+    if e.coins:
+        postings = (
+            Posting(user_coins(e.user), "coins", e.coins),
+            Posting(BOX_ESCROW, "coins", -e.coins),
+        )
+    return LedgerEvent(
+        e.event, e.type, e.user, e.ts, outbox_id, text, e, postings,
+        stream=e.stream, coins=e.coins, reference=e.box,
     )  # fmt: skip
 
 

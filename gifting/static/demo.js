@@ -236,6 +236,7 @@ const room = {
     if (msg.op === "ack") {
       this.pending.delete(msg.id);
       if (typeof msg.balance === "number") setBalance(msg.balance);
+      if (typeof msg.share === "number") toast(`You won 🪙 ${msg.share} from the treasure box`);
     } else if (msg.op === "error") {
       if (msg.id) this.pending.delete(msg.id);
       fail(msg);
@@ -294,6 +295,20 @@ function addToFeed(ev) {
       break;
     case "hype_ended":
       line = [`🔥 the hype ended at level ${ev.level}`];
+      break;
+    case "box_dropped":
+      line = ["🎁 ", who, ` dropped a treasure box: 🪙 ${compact(ev.coins)} for ${ev.winners}, opens in ${Math.max(0, Math.round((ev.opens_at - ev.ts) / 1000))} s `,
+        el("button", { class: "link claim", type: "button", text: "claim", dataset: { box: ev.box },
+          onclick: () => room.send({ op: "claim", box: ev.box }) })];
+      break;
+    case "box_opened":
+      line = ["🔓 a treasure box is open: claim it within 30 s"];
+      break;
+    case "box_claimed":
+      line = ["🪙 ", el("b", { text: ev.name }), ` won ${compact(ev.share)} from a treasure box`];
+      break;
+    case "box_closed":
+      line = [`📦 a treasure box closed: ${compact(ev.claimed)} claimed by ${ev.claims}, ${compact(ev.returned)} back to its dropper`];
       break;
     case "stream_ended":
       line = ["🔴 the stream ended"];
@@ -500,6 +515,7 @@ function wire() {
   $("copy").addEventListener("click", () => {
     navigator.clipboard.writeText($("overlay-url").value).then(() => toast("Overlay link copied"), () => $("overlay-url").select());
   });
+  $("drop-box").addEventListener("click", () => room.send({ op: "box", coins: 500, winners: 5, opens_in_s: 10 }));
   $("comment-form").addEventListener("submit", (e) => {
     e.preventDefault();
     const text = $("comment").value.trim();

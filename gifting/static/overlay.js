@@ -1,6 +1,6 @@
 // The broadcaster overlay: an OBS browser source that follows one stream's room.
 //
-// URL: /overlay/<stream>?key=<overlay key>[&widgets=alerts,big,goal,top,comments,effects,hype,chat,weekly]
+// URL: /overlay/<stream>?key=<overlay key>[&widgets=alerts,big,goal,top,comments,effects,hype,chat,weekly,boxes]
 //      [&min_coins=N][&sound=0|1][&volume=0..1][&big_ms=N][&max_alerts=N][&scale=F][&status=0|1]
 //
 // It connects to /v1/ws/overlay, and on every drop (or a page reload) reconnects
@@ -16,7 +16,7 @@ import { avatar, compact, effectEmoji, el, giftEmoji } from "./art.js";
 const params = new URLSearchParams(location.search);
 const stream = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop() || "");
 const overlayKey = params.get("key") || "";
-const ALL_WIDGETS = ["alerts", "big", "goal", "top", "comments", "effects", "hype"];
+const ALL_WIDGETS = ["alerts", "big", "goal", "top", "comments", "effects", "hype", "boxes"];
 
 function intParam(name, fallback, min, max) {
   const raw = params.get(name);
@@ -84,6 +84,7 @@ function saveNow() {
       big: bigQueue,
       pins: Array.from(pins.values()).map((p) => ({ ev: p.ev, until: p.until })),
       pinQueue: pinQueue.map((p) => ({ ev: p.ev, until: p.until })),
+      boxes: Array.from(boxes.values()).map((b) => ({ ev: b.ev, claims: b.claims, opened: b.opened, closed: b.closed })),
     }));
   } catch { /* storage full or disabled: this page goes on without it */ }
 }
@@ -711,6 +712,114 @@ function takeDown(id) {
   window.dispatchEvent(new CustomEvent("gifting:hidden", { detail: { target: id } }));
 }
 
+// ---------------------------------------------------------------------------- treasure boxes
+
+// One card per box (data-box): the dropper and coins, a countdown to its opening,
+// then to its close with the claims so far, then the closed summary (claimed by
+// how many, returned), which fades after a while. Times come from the events
+// (opens_at, closes_at: the server's clock); the countdown ticks locally.
+const boxes = new Map(); // box id -> {ev, claims: [{user, name, share}], closed}
+const BOX_SHOWN_CLOSED_MS = 12000;
+const MAX_BOX_CLAIMS_SHOWN = 5;
+let boxTimer = null;
+
+function boxCard(id) {
+  let node = document.querySelector(`.boxcard[data-box="${CSS.escape(id)}"]`);
+  if (!node) {
+    node = el("div", { class: "boxcard", dataset: { box: id, state: "waiting" } });
+    $("boxes").append(node);
+    $("boxes").hidden = false;
+  }
+  return node;
+}
+
+function secondsLeft(ms) {
+  return Math.max(0, Math.ceil((ms - Date.now()) / 1000));
+}
+
+function renderBox(id) {
+  const box = boxes.get(id);
+  if (!box) return;
+  const { ev } = box;
+  const node = boxCard(id);
+  const now = Date.now();
+  const state = box.closed ? "closed" : box.opened || now >= ev.opens_at ? "open" : "waiting";
+  node.dataset.state = state;
+  node.dataset.claims = String(box.claims.length);
+  let status;
+  if (state === "waiting") status = [`Opens in `, el("b", { class: "boxcount", text: `${secondsLeft(ev.opens_at)}s` })];
+  else if (state === "open") status = ["Open! ", el("b", { class: "boxcount", text: `${secondsLeft(ev.closes_at)}s` }), ` left · ${box.claims.length}/${ev.winners} claimed`];
+  else {
+    const c = box.closed;
+    status = [el("b", { text: full(c.claimed) }), ` claimed by ${c.claims}`,
+      c.returned ? ` · ${full(c.returned)} back to ${ev.sender.name}` : ""];
+  }
+  node.replaceChildren(
+    el("div", { class: "head" },
+      el("span", { class: "art", text: state === "closed" ? "🎉" : "🎁" }),
+      el("span", { class: "who" }, el("b", { text: ev.sender.name }), senderMarks(ev.sender), " dropped a treasure box"),
+      el("span", { class: "coins", text: full(ev.coins) })),
+    el("div", { class: "boxstate" }, ...status),
+    el("div", { class: "claims" }, ...box.claims.slice(-MAX_BOX_CLAIMS_SHOWN).map((c) =>
+      el("span", { class: "claim", dataset: { user: String(c.user) } },
+        avatar({ id: String(c.user), name: String(c.name) }, "sm"),
+        el("span", { class: "name", text: String(c.name) }),
+        el("span", { class: "share", text: `+${full(c.share)}` })))));
+}
+
+function tickBoxes() {
+  for (const [id, box] of boxes) if (!box.closed) renderBox(id);
+  if (![...boxes.values()].some((b) => !b.closed)) { clearInterval(boxTimer); boxTimer = null; }
+}
+
+function onBox(ev) {
+  if (!on("boxes") || typeof ev.box !== "string") return;
+  let box = boxes.get(ev.box);
+  if (ev.kind === "box_dropped") {
+    if (box) return;
+    box = { ev, claims: [], opened: false, closed: null };
+    boxes.set(ev.box, box);
+    if (!boxTimer) boxTimer = setInterval(tickBoxes, 250);
+    markShown(ev);
+  } else if (!box) {
+    return; // dropped before this overlay joined: nothing to draw it on
+  } else if (ev.kind === "box_opened") {
+    box.opened = true; // the server's word, whatever this machine's clock says
+  } else if (ev.kind === "box_claimed") {
+    box.opened = true;
+    box.claims.push({ user: ev.user, name: ev.name, share: ev.share });
+  } else if (ev.kind === "box_closed") {
+    box.closed = { claimed: ev.claimed, claims: ev.claims, returned: ev.returned };
+    forgetBoxLater(ev.box);
+  }
+  renderBox(ev.box);
+  saveSoon(); // a reload draws the card again (a box's events before the cursor do not come back)
+}
+
+function forgetBoxLater(id) {
+  setTimeout(() => {
+    boxes.delete(id);
+    saveSoon();
+    fadeOut(document.querySelector(`.boxcard[data-box="${CSS.escape(id)}"]`));
+    if (!boxes.size) setTimeout(() => { if (!boxes.size) $("boxes").hidden = true; }, 500);
+  }, BOX_SHOWN_CLOSED_MS);
+}
+
+// The boxes a reload interrupted, as they were saved (their later events follow from the cursor).
+function restoreBoxes(list) {
+  if (!on("boxes") || !Array.isArray(list)) return;
+  for (const b of list) {
+    if (!b || !b.ev || typeof b.ev.box !== "string" || !b.ev.sender || boxes.has(b.ev.box)) continue;
+    boxes.set(b.ev.box, {
+      ev: b.ev, claims: Array.isArray(b.claims) ? b.claims : [], opened: Boolean(b.opened),
+      closed: b.closed && typeof b.closed === "object" ? b.closed : null,
+    });
+    renderBox(b.ev.box);
+    if (b.closed) forgetBoxLater(b.ev.box);
+    else if (!boxTimer) boxTimer = setInterval(tickBoxes, 250);
+  }
+}
+
 // ---------------------------------------------------------------------------- events
 
 function handle(ev) {
@@ -780,6 +889,12 @@ function show(ev) {
       break;
     case "level_up":
       if (on("alerts")) showLevelUp(ev);
+      break;
+    case "box_dropped":
+    case "box_opened":
+    case "box_claimed":
+    case "box_closed":
+      onBox(ev);
       break;
     default:
       break; // a kind from a newer server
@@ -942,6 +1057,7 @@ if (!stream || !overlayKey) {
   for (const p of [].concat(saved.pins || [], saved.pinQueue || [])) {
     if (p && p.ev && p.ev.event && p.ev.highlight) pinComment(p.ev, p.until);
   }
+  restoreBoxes(saved.boxes);
   playNextBig();
   connect();
 }

@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 
 from gifting.clock import now_ms
 from gifting.core.catalog import Catalog
+from gifting.store.boxes import Boxes
 from gifting.store.deadlines import Deadlines, Handler
 from gifting.store.hype import HypeEnds
 from gifting.store.keys import Keys
@@ -39,6 +40,8 @@ def due_handlers(ctx: DueContext) -> dict[str, Handler]:
     """The handler of each deadline kind (the member's text before its first ``|``)."""
     handlers: dict[str, Handler] = {}
     handlers["streak"] = StreakEnds(ctx.roomlog, ctx.combo_window_ms, ctx.clock).end
+    # Treasure boxes: "box_open" and "box_close" (gifting/store/boxes.py).
+    handlers.update(Boxes(ctx.redis, ctx.keys, ctx.roomlog, clock=ctx.clock).handlers())
     # Hype: "hype|<stream>" ends the room's hype once it ran out (gifting/store/hype.py).
     handlers["hype"] = HypeEnds(ctx.roomlog, ctx.clock).end
     return handlers

@@ -296,6 +296,27 @@ class Keys:
         """
         return f"{self.prefix}:{self.tag(shard)}:board:creators:{label}"
 
+    # -- treasure boxes (gifting/store/boxes.py) -------------------------------------
+    def box(self, stream: str, box: str) -> str:
+        """Hash: one treasure box's state in its room's slot (box_create.lua writes it).
+
+        dropper, name, coins, winners, opens_at, closes_at, drop_event, state
+        (``open``, ``sealed``: no more claims, ``settled``), claims, claimed.
+        """
+        return f"{self.prefix}:{{r:{stream}}}:box:{box}"
+
+    def box_claims(self, stream: str, box: str) -> str:
+        """Hash: claimer -> JSON ``[order, share, client id, name]`` (box_claim.lua)."""
+        return f"{self.prefix}:{{r:{stream}}}:boxclaims:{box}"
+
+    def box_credited(self, user: str, box: str) -> str:
+        """String: the claimer's balance after its share of ``box`` was credited (once)."""
+        return f"{self.prefix}:{self.tag(self.shard_of(user))}:boxcredit:{box}:{user}"
+
+    def box_returned(self, dropper: str, box: str) -> str:
+        """String: the dropper's balance after what nobody claimed of ``box`` came back."""
+        return f"{self.prefix}:{self.tag(self.shard_of(dropper))}:boxreturn:{box}"
+
     def stream_goals(self, stream: str) -> str:
         """Hash: the room's goals and their progress (layout: gifting/store/goals.py)."""
         return f"{self.prefix}:{{r:{stream}}}:goals"

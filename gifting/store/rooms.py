@@ -20,6 +20,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from gifting.clock import now_ms
+from gifting.core.boxes import drop_tasks as box_drop_tasks
 from gifting.core.catalog import Catalog
 from gifting.core.entries import SpendEntry
 from gifting.core.errors import Conflict
@@ -28,7 +29,9 @@ from gifting.core.goals import GoalState
 from gifting.core.guests import Guest, decode_guests
 from gifting.core.hype import hype_config
 from gifting.core.levels import level_up_event, level_up_event_ids
+from gifting.store.box_calls import create_call as box_create_call
 from gifting.store.cluster import is_cluster
+from gifting.store.deadlines import Deadlines
 from gifting.store.goals import goals_from_hash
 from gifting.store.history import HistoryEntry, history_since, parse_cursor
 from gifting.store.hype import HypeDeadlines, HypeState, hype_from_fields
@@ -125,6 +128,27 @@ class RoomLog:
         #: The catalog's hype as emit.lua reads it ("" without one).
         self.hype_config = hype_config(catalog.hype)
         self.hype = HypeDeadlines(redis, keys)
+        self._deadlines: Deadlines | None = None
+
+    @property
+    def deadlines(self) -> Deadlines:
+        """Where a box drop's open and close are scheduled (built on first use)."""
+        if self._deadlines is None:
+            self._deadlines = Deadlines(self.redis, self.keys)
+        return self._deadlines
+
+    async def schedule_boxes(self, entries: Sequence[SpendEntry]) -> None:
+        """Schedule the open and close of every treasure box dropped among ``entries``.
+
+        Called after their emission (which creates the box) by the hub's
+        settle step and by the persister's repair: both schedule the same
+        due times, so the second changes nothing; a deadline that ran
+        already and is scheduled again finds its box settled (a no-op).
+        """
+        for e in entries:
+            if e.kind == "box" and e.stream:
+                for task, due in box_drop_tasks(e.stream, e.event, e.ts, e.item, e.coins):
+                    await self.deadlines.schedule(task, due)
 
     def emit_args(
         self,
@@ -248,6 +272,10 @@ class RoomLog:
         calls = [ScriptCall("emit", *self.spend_emit_args(entry, not_after=not_after))]
         if not entry.stream:
             return calls
+        if entry.kind == "box":
+            # A treasure box: its state is created first (idempotent, like the emission),
+            # then its ``box_dropped`` (the drop's own event) shows it (gifting/store/boxes.py).
+            calls.insert(0, box_create_call(self.keys, entry, not_after=not_after))
         for event, level in level_up_event_ids(
             self.catalog, entry.event, entry.lifetime, entry.coins
         ):
@@ -262,15 +290,16 @@ class RoomLog:
         Refused past ``not_after``; returns the spend's emission.
         """
         calls = self.spend_emit_calls(entry, not_after=not_after)
-        first = await self.scripts.run(calls[0].name, calls[0].keys, calls[0].args)
-        for call in calls[1:]:
-            await self.scripts.run(call.name, call.keys, call.args)
-        status, seq, cursor = first
+        replies = [await self.scripts.run(c.name, c.keys, c.args) for c in calls]
+        # The spend's own emission: after the box's creation for a box drop.
+        status, seq, cursor = replies[1 if entry.kind == "box" else 0]
         return Emitted(int(seq), cursor, status == "replay")
 
     async def aclose(self) -> None:
         """Close the private pipeline connections of the batch calls (not the Redis client)."""
         await self.scripts.close()
+        if self._deadlines is not None:
+            await self._deadlines.aclose()
 
     async def emit_spends(
         self, entries: Sequence[SpendEntry], not_after: int | None = None
@@ -294,6 +323,7 @@ class RoomLog:
             failure = settle_failure(reply)
             if failure is not None:
                 raise failure
+        await self.schedule_boxes(entries)
         if self.hype_config:
             # Every spend has been emitted by now (here or by its hub): a hype one of them
             # started has its deadline, even if the hub died right after the emission.

@@ -32,6 +32,12 @@ SCRIPT_NAMES = (
     "badge",
     "due_take",
     "due_done",
+    "box_create",
+    "box_claim",
+    "box_seal",
+    "box_settle",
+    "box_credit",
+    "box_return",
     "goals_set",
 )
 

@@ -26,6 +26,7 @@ CONTRACT_CODES = {
     "insufficient_funds", "budget_exceeded", "stream_not_live", "rate_limited", "conflict",
     "unavailable", "cursor_expired", "blocked", "unknown_receiver",
 }  # fmt: skip
+CONTRACT_CODES |= {"box_closed", "already_claimed", "unknown_box", "box_not_open"}  # boxes
 
 
 def test_every_error_speaks_a_contract_code_with_a_client_error_or_503() -> None:

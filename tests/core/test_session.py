@@ -481,3 +481,68 @@ def test_a_lagging_overlay_catches_up_and_a_close_meanwhile_ends_it_quietly() ->
     assert s.failed(Recover("1-0_7"), ConnectionError("redis")) == []
     assert s.recovered() == []
     assert s.state is State.CLOSING
+
+
+# -- treasure boxes ---------------------------------------------------------------------
+def test_a_box_is_a_spend_and_its_ack_names_the_box() -> None:
+    s = live_viewer()
+    frame = '{"op":"box","id":"b1","coins":101,"winners":4,"opens_in_s":10}'
+    (submit,) = s.receive_frame(frame)
+    assert isinstance(submit, SubmitSpend)
+    p = submit.priced
+    assert (p.kind, p.item, p.coins, p.count, p.unit_coins) == ("box", "4:10", 101, 1, 101)
+    _, send = s.spend_acked("b1", "box", "e19abc", 200, 0)
+    assert isinstance(send, Send)
+    assert send.message == {"op": "ack", "id": "b1", "event": "e19abc", "balance": 200,
+                            "box": "q19abc"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '"coins":99,"winners":4,"opens_in_s":10', '"coins":100,"winners":0,"opens_in_s":10',
+        '"coins":100,"winners":101,"opens_in_s":10', '"coins":100,"winners":4,"opens_in_s":9',
+        '"coins":100,"winners":4,"opens_in_s":301', '"coins":100.0,"winners":4,"opens_in_s":10',
+        '"coins":true,"winners":4,"opens_in_s":10', '"coins":"100","winners":4,"opens_in_s":10',
+        '"coins":9223372036854775808,"winners":4,"opens_in_s":10', '"winners":4,"opens_in_s":10',
+        '"coins":100,"winners":4,"opens_in_s":10,"to":"x"',
+    ],
+)  # fmt: skip
+def test_a_bad_box_is_a_bad_request_and_submits_nothing(body: str) -> None:
+    s = live_viewer()
+    actions = s.receive_frame('{"op":"box","id":"b1",' + body + "}")
+    assert not any(isinstance(a, SubmitSpend) for a in actions)
+    sends = [a for a in actions if isinstance(a, Send)]
+    assert [m.message["code"] for m in sends] == ["bad_request"]
+    assert s.in_flight == 0
+
+
+def test_a_claim_asks_the_shell_and_its_answers_are_acks_or_errors() -> None:
+    from gifting.core.errors import AlreadyClaimed
+    from gifting.core.session import ClaimBox
+
+    s = live_viewer()
+    (claim,) = s.receive_frame('{"op":"claim","id":"c1","box":"q19abc"}')
+    assert claim == ClaimBox("c1", "q19abc")
+    _, send = s.box_claimed("c1", "q19abc", "qk1", 26, 126)
+    assert isinstance(send, Send)
+    assert send.message == {"op": "ack", "id": "c1", "event": "qk1", "box": "q19abc",
+                            "share": 26, "balance": 126}  # fmt: skip
+    replies = [a for a in s.failed(claim, AlreadyClaimed("again")) if isinstance(a, Send)]
+    assert [(m.message["code"], m.message["id"]) for m in replies] == [("already_claimed", "c1")]
+    for bad in ['{"op":"claim","id":"c2"}', '{"op":"claim","id":"c2","box":"a b"}',
+                '{"op":"claim","id":"c2","box":7}']:  # fmt: skip
+        assert [a.message["code"] for a in s.receive_frame(bad) if isinstance(a, Send)] == [
+            "bad_request"
+        ]
+
+
+def test_overlays_may_not_drop_or_claim_boxes() -> None:
+    s = overlay()
+    s.joined()
+    s.recovered()
+    for frame in ['{"op":"claim","id":"c1","box":"q1"}',
+                  '{"op":"box","id":"b1","coins":100,"winners":1,"opens_in_s":10}']:  # fmt: skip
+        assert [a.message["code"] for a in s.receive_frame(frame) if isinstance(a, Send)] == [
+            "bad_request"
+        ]

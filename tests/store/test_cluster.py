@@ -125,9 +125,10 @@ async def test_every_script_runs_in_one_slot(
     assert set(SCRIPT_NAMES) == {
         "spend", "purchase", "refund", "credit", "cashout_hold", "cashout_settle", "emit",
         "retire", "snapshot", "badge", "cashout_cancel", "due_take", "due_done", "goals_set",
+        "box_create", "box_claim", "box_seal", "box_settle", "box_credit", "box_return",
     }  # fmt: skip
     # due_take and due_done: tests/store/test_deadlines.py runs them on the cluster;
-    # goals_set: tests/hub/test_goals.py.
+    # goals_set: tests/hub/test_goals.py; the box_* scripts: tests/store/test_boxes.py.
     await buy(ledger, "fan", "coins_7000")
     bought = await buy(ledger, "cre", "coins_70")
     order = gift_order(catalog, "fan", "m1", "rose", 100, stream="s1", creator="cre")

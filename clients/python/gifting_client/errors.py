@@ -19,7 +19,9 @@
     │   ├── Blocked                blocked           a moderator blocked the sender
     │   ├── UnknownReceiver        unknown_receiver  the gift's "to" is not a current guest
     │   ├── BoxClosed              box_closed        the treasure box is not open
-    │   └── AlreadyClaimed         already_claimed   this box was already claimed by the user
+    │   ├── AlreadyClaimed         already_claimed   this box was already claimed by the user
+    │   ├── BoxNotOpen             box_not_open      the treasure box opens later (opens_at)
+    │   └── UnknownBox             unknown_box       no such treasure box in the stream
     ├── OutcomeUnknown             no answer came (timeout, client closed, stream ended):
     │                              the spend may or may not have happened; retry with .id
     ├── ConnectionFailed           could not (re)connect, or the server closed for good
@@ -42,6 +44,7 @@ __all__ = [
     "BadRequest",
     "Blocked",
     "BoxClosed",
+    "BoxNotOpen",
     "BudgetExceeded",
     "Conflict",
     "ConnectionFailed",
@@ -58,6 +61,7 @@ __all__ = [
     "Unauthorized",
     "Unavailable",
     "UnexpectedResponse",
+    "UnknownBox",
     "UnknownItem",
     "UnknownReceiver",
     "error_from_reply",
@@ -192,6 +196,18 @@ class AlreadyClaimed(ErrorReply):
     code = "already_claimed"
 
 
+class BoxNotOpen(ErrorReply):
+    """The treasure box opens later (its ``box_dropped`` event says when): claim then."""
+
+    code = "box_not_open"
+
+
+class UnknownBox(ErrorReply):
+    """No such treasure box in the stream."""
+
+    code = "unknown_box"
+
+
 class OutcomeUnknown(GiftingError):
     """No answer came for message ``id``: it may or may not have been debited.
 
@@ -258,6 +274,8 @@ _BY_CODE: Final[dict[str, type[ErrorReply]]] = {
         UnknownReceiver,
         BoxClosed,
         AlreadyClaimed,
+        BoxNotOpen,
+        UnknownBox,
     )
 }
 

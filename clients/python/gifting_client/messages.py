@@ -173,13 +173,16 @@ class Ack(msgspec.Struct, frozen=True):
     """A message was accepted: its ``event`` id, the sender's new ``balance``, the ``combo``.
 
     ``balance`` is ``None`` for free comments, ``combo`` for anything but gifts.
-    A retry of the same id returns the same ack.
+    ``box``: the treasure box a drop made or a claim claimed; ``share``: the
+    coins a claim won. A retry of the same id returns the same ack.
     """
 
     id: str
     event: str
     balance: int | None = None
     combo: int | None = None
+    box: str | None = None
+    share: int | None = None
 
 
 class Snapshot(msgspec.Struct, frozen=True, kw_only=True):
@@ -346,6 +349,46 @@ class GuestsEvent(_Event, frozen=True, tag="guests"):
     guests: list[GuestView]
 
 
+class BoxDroppedEvent(_Event, frozen=True, tag="box_dropped"):
+    """``sender`` dropped treasure box ``box``: ``coins`` for at most ``winners`` viewers.
+
+    Claims are taken from ``opens_at`` until ``closes_at`` (unix ms, the server's clock).
+    """
+
+    box: str
+    sender: Sender
+    coins: int
+    winners: int
+    opens_at: int
+    closes_at: int
+
+
+class BoxOpenedEvent(_Event, frozen=True, tag="box_opened"):
+    """Treasure box ``box`` is open for claims until ``closes_at``."""
+
+    box: str
+    closes_at: int
+
+
+class BoxClaimedEvent(_Event, frozen=True, tag="box_claimed"):
+    """``user`` (``name``) won ``share`` coins of ``box``, the ``order``-th claim."""
+
+    box: str
+    user: str
+    name: str
+    share: int
+    order: int
+
+
+class BoxClosedEvent(_Event, frozen=True, tag="box_closed"):
+    """Treasure box ``box`` closed: ``claimed`` coins by ``claims`` viewers, ``returned``."""
+
+    box: str
+    claimed: int
+    claims: int
+    returned: int
+
+
 class UnknownEvent(msgspec.Struct, frozen=True, kw_only=True):
     """An event of a kind this client does not know (``data`` holds every field)."""
 
@@ -373,6 +416,10 @@ RoomEvent: TypeAlias = (
     | StreamEnded
     | LevelUp
     | GuestsEvent
+    | BoxDroppedEvent
+    | BoxOpenedEvent
+    | BoxClaimedEvent
+    | BoxClosedEvent
     | UnknownEvent
 )
 _KnownEvent: TypeAlias = (
@@ -390,6 +437,10 @@ _KnownEvent: TypeAlias = (
     | StreamEnded
     | LevelUp
     | GuestsEvent
+    | BoxDroppedEvent
+    | BoxOpenedEvent
+    | BoxClaimedEvent
+    | BoxClosedEvent
 )
 _KNOWN_KINDS: Final = frozenset(
     {
@@ -407,6 +458,10 @@ _KNOWN_KINDS: Final = frozenset(
         "stream_ended",
         "level_up",
         "guests",
+        "box_dropped",
+        "box_opened",
+        "box_claimed",
+        "box_closed",
     }
 )
 

@@ -233,6 +233,34 @@ class ViewerClient:
             message["highlight"] = highlight
         return await self._request(message, msg_id)
 
+    async def drop_box(
+        self, coins: int, winners: int, opens_in_s: int, id: str | None = None
+    ) -> Ack:
+        """Drop a treasure box of ``coins`` for at most ``winners`` viewers, opening later.
+
+        Debited like a spend (same ids, errors and budget); the ack's ``box``
+        is the box id viewers claim. What nobody claims in its 30 s window
+        comes back to the dropper.
+        """
+        msg_id = id or self.new_id()
+        return await self._request(
+            {"op": "box", "id": msg_id, "coins": coins, "winners": winners,
+             "opens_in_s": opens_in_s},
+            msg_id,
+        )  # fmt: skip
+
+    async def claim(self, box: str, id: str | None = None) -> Ack:
+        """Claim a share of an open treasure ``box``: the ack's ``share`` and ``balance``.
+
+        Raises :class:`~gifting_client.errors.BoxNotOpen`,
+        :class:`~gifting_client.errors.BoxClosed`,
+        :class:`~gifting_client.errors.AlreadyClaimed` or
+        :class:`~gifting_client.errors.UnknownBox`; the same ``id`` again returns
+        the same ack.
+        """
+        msg_id = id or self.new_id()
+        return await self._request({"op": "claim", "id": msg_id, "box": box}, msg_id)
+
     async def _request(self, message: dict[str, Any], msg_id: str) -> Ack:
         if self._final is not None:
             raise self._final

@@ -23,7 +23,7 @@
 -- ARGV[4]  marker ttl, seconds ("0": no marker, always emit; "-1": a marker without
 --          expiry, for a spend: the persister shortens it once durable, retire.lua)
 -- ARGV[5]  pub/sub channel
--- ARGV[6]  sender id ("" when the event is not a spend)
+-- ARGV[6]  sender id ("" when the event is not a spend; a spend is counted shown)
 -- ARGV[7]  sender display name
 -- ARGV[8]  coins of the spend (0: no totals update)
 -- ARGV[9]  gifts to count (the gift count, 0 for other spends)
@@ -113,9 +113,11 @@ redis.call('XTRIM', KEYS[3], 'MINID', '~', ARGV[3])
 local seq, cursor = append(ARGV[1])
 
 local coins = tonumber(ARGV[8])
+-- Every spend shown counts (the stream's end waits for the debited ones), also one
+-- that adds no coins: a treasure box, a creator's own effect or highlight.
+if ARGV[6] ~= '' then redis.call('HINCRBY', KEYS[4], 'spends', 1) end
 if coins > 0 then
   redis.call('HINCRBY', KEYS[4], 'coins', coins)
-  redis.call('HINCRBY', KEYS[4], 'spends', 1)
   if tonumber(ARGV[9]) > 0 then redis.call('HINCRBY', KEYS[4], 'gifts', tonumber(ARGV[9])) end
   if ARGV[10] ~= '' then redis.call('HINCRBY', KEYS[4], ARGV[10], coins) end
   redis.call('ZINCRBY', KEYS[5], coins, ARGV[6])
