@@ -94,12 +94,15 @@ class Mix:
     their ack (must get the same ack, debit nothing). ``broke_share``: share of
     viewers funded with only :data:`BROKE_COINS` (their later gifts get
     ``insufficient_funds``). ``bad_share``: share of frames that are bad (must
-    get an error and change nothing).
+    get an error and change nothing). ``engagement``: run the engagement mix
+    (guests, videos, goals, treasure boxes: :mod:`loadtest.engagement`) in the
+    first rooms beside the storm; its boxes make the run last at least 45 s.
     """
 
     retry_share: float = 0.05
     broke_share: float = 0.1
     bad_share: float = 0.01
+    engagement: bool = False
 
     def __post_init__(self) -> None:
         for name in ("retry_share", "broke_share", "bad_share"):

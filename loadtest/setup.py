@@ -41,6 +41,8 @@ class Catalog:
 
     def __init__(self, body: dict[str, Any]) -> None:
         self.prices: dict[str, int] = {g["id"]: int(g["coins"]) for g in body["gifts"]}
+        #: The creators' share of coins in basis points (diamonds on a running total).
+        self.creator_share_bps = int(body.get("creator_share_bps", 0))
         self.packages: list[Package] = sorted(
             (
                 (p["id"], int(p["coins"]), int(p["price"]["amount"]), str(p["price"]["currency"]))

@@ -44,6 +44,7 @@ from gifting.store.cluster import connect
 from gifting.store.keys import Keys
 from loadtest import checks, profile
 from loadtest.config import StormConfig
+from loadtest.engagement import Engagement
 from loadtest.plan import RoomInfo, Shot, ViewerSpec, WorkerPlan, WorkerResult, assign_worker
 from loadtest.server import Target, target
 from loadtest.setup import Catalog, create_rooms, fetch_catalog
@@ -418,6 +419,13 @@ async def run_storm(
         say(f"{len(rooms)} rooms, {len(people)} viewers, {cfg.overlays} overlays/room, "
             f"{len(plans)} generator processes")  # fmt: skip
         redis = connect(tgt.redis_url)
+        engagement: Engagement | None = None
+        if cfg.mix.engagement and trace is None:
+            engagement = Engagement(
+                rooms, base_url=tgt.base_url, jwt_secret=tgt.jwt_secret,
+                webhook_secret=tgt.webhook_secret, catalog=catalog, run=run,
+                duration_s=duration,
+            )  # fmt: skip
         workers = _Workers(plans)
         parent = psutil.Process()
         groups: dict[str, Callable[[], list[psutil.Process]]] = {
@@ -428,6 +436,9 @@ async def run_storm(
         sampler = _Sampler(CpuMeter(groups), redis, Keys(tgt.key_prefix), cfg.bucket_s)
         spies: list[subprocess.Popen[bytes]] = []
         try:
+            if engagement is not None:
+                await engagement.setup()
+                say(f"engagement in {len(engagement.rooms)} rooms: guests, videos, goals, boxes")
             setup = await workers.gather("ready", READY_TIMEOUT_S)
             sampler.start()
             t0 = time.monotonic_ns() + START_DELAY_NS
@@ -435,6 +446,9 @@ async def run_storm(
             if cfg.server.profile and cfg.report_dir is not None:
                 spies = profile.start(tgt.app_pids, cfg.report_dir / "profile", duration)
             workers.send("start", t0)
+            engaged: asyncio.Task[None] | None = None
+            if engagement is not None:
+                engaged = asyncio.create_task(engagement.send(duration, start=t0_mono))
             say(
                 f"sending for {duration:.1f}s ..."
                 if not cfg.as_fast_as_possible
@@ -447,15 +461,34 @@ async def run_storm(
             for counts in per_room:
                 for room, n in counts.items():
                     totals[room] = totals.get(room, 0) + n
+            extra_gifts: dict[int, dict[str, int]] = {}
+            extra_spends: dict[int, dict[str, int]] = {}
+            if engagement is not None and engaged is not None:
+                await engaged  # its gifts are in the rooms too: the overlays wait for them
+                for room, acks in engagement.room_acks().items():
+                    extra_gifts[room], extra_spends[room] = acks.gifts, acks.drops
+                    totals[room] = totals.get(room, 0) + len(acks.gifts)
             workers.send("expect", totals)
             results: list[WorkerResult] = await workers.gather("result", cfg.drain_timeout_s + 60)
             say("checking ...")
             verification = await checks.verify(
                 results, rooms, redis_url=tgt.redis_url, database_url=tgt.database_url,
                 key_prefix=tgt.key_prefix, catch_up_timeout_s=max(60.0, cfg.drain_timeout_s),
+                extra_gifts=extra_gifts, extra_spends=extra_spends,
             )  # fmt: skip
+            if engagement is not None:
+                say("waiting for the treasure boxes to close ...")
+                await engagement.finish()
+                coins = {i: t.coins for i, t in checks.room_totals(results).items()}
+                report = await engagement.verify_at(
+                    tgt.redis_url, tgt.database_url, tgt.key_prefix, coins
+                )
+                verification.checks += [checks.Check(c.name, c.ok, c.detail) for c in report.checks]
+                verification.engagement = report.summary()
             await sampler.stop()
         finally:
+            if engagement is not None:
+                await engagement.aclose()
             workers.stop()
             await sampler.stop()
             await asyncio.to_thread(profile.stop, spies)
@@ -586,7 +619,7 @@ def _result(
         },
         schedule_lag_ms_max=lag,
         setup_s=round(max(setup, default=0.0), 3),
-        checks=checks.summary(v) | {"audit": v.audit},
+        checks=checks.summary(v) | {"audit": v.audit, "engagement": v.engagement},
         series=series,
     )
 
