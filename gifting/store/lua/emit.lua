@@ -137,8 +137,8 @@ end
 
 -- Goals: the goals hash holds n, and for i = 1..n id:<i>, gift:<i> ("": the goal
 -- counts coins, else that gift's count), marks:<i> (the steps then the target,
--- decimals joined by ","), p:<i> (progress). Only a spend that reaches the
--- creator counts (coins > 0). Each mark the spend's progress crossed
+-- decimals joined by ","), p:<i> (progress). Only a spend someone is credited
+-- for counts (coins > 0: the host or a guest; not the platform's, not a box). Each mark the spend's progress crossed
 -- (before < mark <= after) is announced once by a goal_reached, built like
 -- gifting/core/goals.py goal_reached_event (the target's step is null).
 local spend_id = ARGV[14] or ''
