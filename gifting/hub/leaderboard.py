@@ -7,61 +7,29 @@ thus costs one leaderboard event a second, however many gifts it gets.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-
 from gifting.clock import now_ms
-from gifting.core.errors import GiftingError
 from gifting.core.events import leaderboard_event
 from gifting.core.goals import goals_event
 from gifting.core.hype import hype_progress_event
 from gifting.core.ids import new_id
+from gifting.hub.ticker import RoomTicker
 from gifting.store.rooms import RoomLog
 from gifting.store.streams import Streams
 
-log = logging.getLogger(__name__)
 LEADERBOARD_INTERVAL_S = 1.0
 
 
-class LeaderboardTicker:
+class LeaderboardTicker(RoomTicker):
     """Emits the standings of the streams marked since the last tick."""
+
+    what = "leaderboard"
 
     def __init__(
         self, streams: Streams, roomlog: RoomLog, interval_s: float = LEADERBOARD_INTERVAL_S
     ) -> None:
+        super().__init__(interval_s)
         self.streams = streams
         self.roomlog = roomlog
-        self.interval_s = interval_s
-        self._dirty: set[str] = set()
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        """Start ticking."""
-        self._task = asyncio.get_running_loop().create_task(self._loop())
-
-    async def stop(self) -> None:
-        """Stop ticking (marked streams not yet emitted are dropped)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    def mark(self, stream: str) -> None:
-        """Emit ``stream``'s standings at the next tick."""
-        self._dirty.add(stream)
-
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval_s)
-            dirty, self._dirty = self._dirty, set()
-            for stream in dirty:
-                try:
-                    await self.emit(stream)
-                except GiftingError:
-                    pass
-                except Exception as exc:
-                    log.warning("leaderboard for %s failed: %s", stream, exc)
 
     async def emit(self, stream: str, *, goals_changed: bool = False) -> None:
         """Emit the stream's leaderboard and, if goals are set, their progress.
