@@ -3,17 +3,20 @@
 Pure. The rules, which emit.lua applies on a spend's first emission (its
 "Hype" section; Redis's clock):
 
-- The room keeps the spends of the last ``window_s`` (coins credited to the
-  creator, by sender). When at least ``gifters`` distinct senders spent at
-  least ``coins`` within the window and no hype runs, a hype starts at level 1
-  with the window's coins as its progress.
+- While no hype runs, the room keeps the spends of the last ``window_s``
+  (coins someone is credited for, by sender). When at least ``gifters``
+  distinct senders spent at least ``coins`` within the window, a hype starts at
+  level 1 with the window's coins as its progress, and the window is let go:
+  a running hype costs a spend one read and one write in Redis.
 - Level ``n``'s target is ``levels[n - 1]``. Every later spend adds its coins;
   reaching the target moves to level ``n + 1`` with what is left over (one
   spend may cross several levels; each is announced). The last level has no
   next: its progress keeps counting.
 - Each of those spends also moves the expiry to ``window_s`` after it. At the
   expiry the hype ends (``hype_ended``): the ``hype|<stream>`` deadline does
-  it (gifting/store/hype.py), or the next spend if it comes first.
+  it (gifting/store/hype.py), or the next spend if it comes first. The window
+  starts empty again: the next hype needs momentum of its own (a spend that
+  ends a hype inline is the first of the new window).
 
 Ids derive from the spend that started the hype (its *instance*): ``hype``
 of level n is ``h<rest>.<n>``, ``hype_ended`` is ``h<rest>.end``. emit.lua

@@ -189,3 +189,32 @@ async def test_without_hype_in_the_catalog_nothing_is_kept(
     assert await room(redis, keys) == []
     assert not await redis.exists(keys.stream_hype(STREAM), keys.stream_hype_window(STREAM))
     await hub.aclose()
+
+
+async def test_a_running_hype_keeps_no_window_and_the_next_needs_momentum_of_its_own(
+    redis: Redis, keys: Keys, hyped: Catalog, funded: Ledger
+) -> None:
+    log = RoomLog(redis, keys, hyped)
+    # ann + bob: 2 gifters, 120 coins within the window: a hype starts (at level 1, and
+    # its 120 coins reach level 1's 100 at once: level 2).
+    for i, user in enumerate(("ann", "bob", "ann", "bob")):
+        await log.emit_spend(await spend(funded, user, f"a{i}", "doughnut", 1))
+    assert [e["level"] for e in await room(redis, keys, ("hype",))] == [1, 2]
+    # While it runs, its spends keep no window (one read and one write each).
+    for i in range(5):
+        await log.emit_spend(await spend(funded, "cyd", f"c{i}", "rose", 1))
+    assert await redis.exists(keys.stream_hype_window(STREAM)) == 0
+    assert await redis.hkeys(keys.stream_hype(STREAM)) == [
+        b"id", b"level", b"progress", b"expires"
+    ]  # fmt: skip
+    await asyncio.sleep(1.1)  # it runs out
+    # This spend ends it inline and is the first of a new window: one gifter, 30 coins,
+    # no new hype although the room had two gifters and 125 coins a moment ago.
+    await log.emit_spend(await spend(funded, "dan", "d0", "doughnut", 1))
+    assert [e["kind"] for e in await room(redis, keys)] == ["hype", "hype", "hype_ended"]
+    # A second gifter within the window starts the next one: a new instance.
+    for i in range(3):
+        await log.emit_spend(await spend(funded, "ann", f"n{i}", "doughnut", 1))
+    events = await room(redis, keys)
+    assert [e["kind"] for e in events] == ["hype", "hype", "hype_ended", "hype", "hype"]
+    assert events[3]["event"].split(".")[0] != events[0]["event"].split(".")[0]

@@ -93,7 +93,8 @@ if hype_end ~= '' then
   local h = redis.call('HMGET', KEYS[8], 'id', 'expires')
   if h[1] ~= hype_end then return {'gone', '0', ''} end
   if tonumber(h[2]) > now_ms() then return {'early', h[2], ''} end
-  redis.call('HDEL', KEYS[8], 'id', 'level', 'progress', 'expires')
+  -- The hype ends here; a new one needs a new window's momentum.
+  redis.call('DEL', KEYS[8], KEYS[9])
 end
 
 local publish = 'PUBLISH'
@@ -171,10 +172,12 @@ if coins > 0 and spend_id ~= '' then
   end
 end
 
--- Hype (gifting/core/hype.py states the rules). The hype hash holds the window's
--- aggregates (total, senders, s:<sender> coins) and the running hype (id, level,
--- progress, expires); the window set holds "<coins> <spend id> <sender>" by ms.
--- A hype past its expiry that no deadline ended yet is ended here first.
+-- Hype (gifting/core/hype.py states the rules). With no hype running, the hype
+-- hash holds the window's aggregates (total, senders, s:<sender> coins) and the
+-- window set holds "<coins> <spend id> <sender>" by ms. A running hype holds
+-- only id, level, progress, expires: its spends cost one read and one write
+-- (no window to keep), and its end (here, or by the hype|<stream> deadline
+-- above) deletes both keys, so the next hype needs a new window's momentum.
 local hype_cfg = ARGV[17] or ''
 if coins > 0 and spend_id ~= '' and hype_cfg ~= '' then
   local cfg = {}
@@ -182,28 +185,12 @@ if coins > 0 and spend_id ~= '' and hype_cfg ~= '' then
   local gifters, need, window, top = cfg[1], cfg[2], cfg[3], #cfg - 3
   local now = now_ms()
   local sender = ARGV[6]
-  local since = '(' .. int(now - window)
-  local old = redis.call('ZRANGEBYSCORE', KEYS[9], '-inf', since)
-  for _, m in ipairs(old) do
-    local c, s = string.match(m, '^(%d+) %S+ (.+)$')
-    if redis.call('HINCRBY', KEYS[8], 's:' .. s, -tonumber(c)) <= 0 then
-      redis.call('HDEL', KEYS[8], 's:' .. s)
-      redis.call('HINCRBY', KEYS[8], 'senders', -1)
-    end
-    redis.call('HINCRBY', KEYS[8], 'total', -tonumber(c))
-  end
-  if #old > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[9], '-inf', since) end
-  redis.call('ZADD', KEYS[9], now, int(coins) .. ' ' .. spend_id .. ' ' .. sender)
-  if redis.call('HINCRBY', KEYS[8], 's:' .. sender, coins) == coins then
-    redis.call('HINCRBY', KEYS[8], 'senders', 1)
-  end
-  local total = redis.call('HINCRBY', KEYS[8], 'total', coins)
-  local h = redis.call('HMGET', KEYS[8], 'id', 'level', 'progress', 'expires', 'senders')
+  local h = redis.call('HMGET', KEYS[8], 'id', 'level', 'progress', 'expires')
   local id, level, progress = h[1], tonumber(h[2] or '0'), tonumber(h[3] or '0')
   if id and tonumber(h[4]) <= now then
     append('{"kind":"hype_ended","stream":' .. ARGV[16] .. ',"event":"' .. id .. '.end","ts":'
       .. int(now) .. ',"level":' .. int(level) .. '}')
-    redis.call('HDEL', KEYS[8], 'id', 'level', 'progress', 'expires')
+    redis.call('DEL', KEYS[8], KEYS[9])
     id = nil
   end
   local expires = now + window
@@ -214,9 +201,34 @@ if coins > 0 and spend_id ~= '' and hype_cfg ~= '' then
   end
   if id then
     progress = progress + coins
-  elseif tonumber(h[5] or '0') >= gifters and total >= need then
-    id, level, progress = 'h' .. string.sub(spend_id, 2), 1, total
-    announce(1, progress)
+  else
+    local since = '(' .. int(now - window)
+    local old = redis.call('ZRANGEBYSCORE', KEYS[9], '-inf', since)
+    for _, m in ipairs(old) do
+      local c, s = string.match(m, '^(%d+) %S+ (.+)$')
+      if redis.call('HINCRBY', KEYS[8], 's:' .. s, -tonumber(c)) <= 0 then
+        redis.call('HDEL', KEYS[8], 's:' .. s)
+        redis.call('HINCRBY', KEYS[8], 'senders', -1)
+      end
+      redis.call('HINCRBY', KEYS[8], 'total', -tonumber(c))
+    end
+    if #old > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[9], '-inf', since) end
+    redis.call('ZADD', KEYS[9], now, int(coins) .. ' ' .. spend_id .. ' ' .. sender)
+    if redis.call('HINCRBY', KEYS[8], 's:' .. sender, coins) == coins then
+      redis.call('HINCRBY', KEYS[8], 'senders', 1)
+    end
+    local total = redis.call('HINCRBY', KEYS[8], 'total', coins)
+    local senders = tonumber(redis.call('HGET', KEYS[8], 'senders') or '0')
+    if senders >= gifters and total >= need then
+      -- A hype starts: the window's aggregates go, the hype's state takes the hash.
+      redis.call('DEL', KEYS[8], KEYS[9])
+      id, level, progress = 'h' .. string.sub(spend_id, 2), 1, total
+      announce(1, progress)
+    else
+      -- Idle rooms let their window go.
+      redis.call('PEXPIRE', KEYS[8], window + 86400000)
+      redis.call('PEXPIRE', KEYS[9], window + 86400000)
+    end
   end
   if id then
     while level < top and progress >= cfg[3 + level] do
@@ -224,12 +236,10 @@ if coins > 0 and spend_id ~= '' and hype_cfg ~= '' then
       level = level + 1
       announce(level, progress)
     end
+    -- No expiry while it runs: its end (deadline or next spend) deletes it.
     redis.call('HSET', KEYS[8], 'id', id, 'level', level, 'progress', int(progress),
       'expires', int(expires))
   end
-  -- Idle rooms let their window go; a running hype outlives its expiry by far.
-  redis.call('PEXPIRE', KEYS[8], window + 86400000)
-  redis.call('PEXPIRE', KEYS[9], window + 86400000)
 end
 
 return {'ok', tostring(seq), cursor}
