@@ -1,15 +1,18 @@
-"""Gift streaks: the state spend.lua schedules a streak's end with, and the event it becomes.
+"""Gift streaks: the state a streak's end is decided from, and the event it becomes.
 
 Pure. spend.lua counts the combo and, for every streakable gift, schedules
-the streak's end in its shard's deadline set (gifting/store/deadlines.py) as
-``"streak|<json>"``: the streak's state after that gift. A gift continuing the
-streak replaces the member, so the one left when the window passes is the
-streak's last, and the ``streak_end`` it becomes has an id derived from that
-gift's event: whichever process runs the deadline, the room shows it once.
+the streak's end in its shard's deadline set (gifting/store/deadlines.py):
+``"streak|<combo hash key>"``, the hash holding the streak as its last gift
+left it (a gift continuing the streak moves the member's time), or, for a
+streak a new one replaced in the hash before it was ended,
+``"streak|<json>"`` with its state. The ``streak_end`` has an id derived
+from the streak's last gift: whichever process runs the deadline, the room
+shows it once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +53,18 @@ class Streak:
 
 
 _decode = msgspec.json.Decoder(_State)
+
+
+def streak_of_hash(user: str, stream: str, fields: Mapping[str, str]) -> Streak | None:
+    """The streak a combo hash holds (``None``: none, or one from before its fields)."""
+    try:
+        return Streak(
+            user, fields.get("name") or user, stream, fields["gift"], int(fields["count"]),
+            int(fields["last"]), fields["event"], int(fields.get("lifetime") or 0),
+            fields.get("badge", ""),
+        )  # fmt: skip
+    except (KeyError, ValueError):
+        return None
 
 
 def parse_streak(raw: str) -> Streak:

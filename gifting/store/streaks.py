@@ -9,14 +9,18 @@ restart, ends once.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Final
 
 from gifting.clock import now_ms
-from gifting.core.streaks import parse_streak, streak_end_body
+from gifting.core.errors import BadRequest
+from gifting.core.streaks import Streak, parse_streak, streak_end_body, streak_of_hash
 from gifting.store.deadlines import NotYet
 from gifting.store.rooms import RoomLog
 
+#: The owner of a combo hash key (Keys.combo): ``...:combo:<user>:<stream>`` (ids hold no colon).
+_COMBO = re.compile(r":combo:([^:]+):([^:]+)$")
 #: How long the end's marker outlives it (a deadline is retried within seconds).
 STREAK_END_MARKER_TTL_S: Final = 3600
 #: Extra wait past the window, for hubs' clocks that run a little apart (spend.lua
@@ -33,8 +37,22 @@ class StreakEnds:
         self.clock = clock
 
     async def end(self, rest: str) -> None:
-        """Handle the ``streak|<state>`` deadline: emit its ``streak_end`` once."""
-        streak = parse_streak(rest)
+        """Handle a ``streak|...`` deadline: emit its ``streak_end`` once.
+
+        ``rest`` is a combo hash's key (the streak it holds) or a streak's
+        state as JSON (one a new streak replaced in the hash before its end).
+        """
+        if rest.startswith("{"):
+            streak: Streak | None = parse_streak(rest)
+        else:
+            owner = _COMBO.search(rest)
+            if owner is None:
+                raise BadRequest(f"not a combo key: {rest!r}")
+            raw = await self.roomlog.redis.hgetall(rest)
+            fields = {k.decode(): v.decode() for k, v in raw.items()}
+            streak = streak_of_hash(owner[1], owner[2], fields)
+        if streak is None:
+            return  # nothing left to end (the hash expired, or predates its fields)
         due = streak.last_ms + self.window_ms + STREAK_END_GRACE_MS
         if self.clock() < due:
             raise NotYet(due)

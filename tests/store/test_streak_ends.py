@@ -86,3 +86,33 @@ async def test_the_last_gift_of_a_streak_schedules_its_one_end(
     assert end["combo"] == 6
     assert end["sender"] == {"id": "ann", "name": "Ann", "level": 1}
     assert await redis.zcard(shard_due) == 0
+
+
+async def test_a_streak_replaced_before_its_end_ran_still_ends_with_its_own_count(
+    redis: Redis, keys: Keys, catalog: Catalog, ledger: Ledger, clock: FakeClock
+) -> None:
+    """Every runner lagging (all hubs busy or down): a new streak of the same gift, after
+    the window, moves the old one's state to a member of its own; both end, each once."""
+    await buy(ledger, "bo", "coins_350")
+    rose = price_gift(catalog, "rose", 1)
+    old = []
+    for i in range(2):
+        old.append(
+            await ledger.spend(SpendOrder("bo", "Bo", f"o{i}", rose, "s1", "cara"), live=True)
+        )
+    clock.advance(WINDOW_MS + 1000)  # past the window; nobody ended the streak yet
+    new = await ledger.spend(SpendOrder("bo", "Bo", "n0", rose, "s1", "cara"), live=True)
+    assert new.combo == 1
+    assert await redis.zcard(keys.shard_due(keys.shard_of("bo"))) == 2
+    r = runner(redis, keys, catalog, ledger, clock)
+    try:
+        clock.advance(WINDOW_MS + STREAK_END_GRACE_MS)
+        await r.run_due()
+        await r.run_due()
+    finally:
+        await r.stop()
+    ends = await streak_ends(redis, keys, "s1")
+    assert [(e["combo"], e["event"]) for e in ends] == [
+        (2, streak_end_event_id(old[-1].event)), (1, streak_end_event_id(new.event)),
+    ]  # fmt: skip
+    assert all(e["sender"]["name"] == "Bo" for e in ends)

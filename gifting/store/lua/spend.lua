@@ -39,11 +39,13 @@
 -- so that debit's entry alone causes the level_up (gifting/core/levels.py).
 --
 -- A streakable gift schedules its streak's end in KEYS[8] (store/deadlines.py):
--- the member "streak|<json of the streak's state>" is due one combo window
--- (and 100 ms) after this gift; a gift continuing the same streak replaces the member (the
--- combo hash's 'due'), one of another gift leaves it to end on its own. So a
--- streak ends once, after its last gift, whichever hub debited it and whichever
--- process is alive then (store/streaks.py emits it).
+-- the member "streak|<combo hash key>" is due one combo window (and 100 ms)
+-- after this gift, and the combo hash keeps the streak's state (gift, count,
+-- last, event, lifetime, badge, name); a gift continuing the streak moves the
+-- member's time. A gift starting a new streak before the last one was ended
+-- leaves that one a member of its own, "streak|<json of its state>", to end on
+-- its own. So a streak ends once, after its last gift, whichever hub debited it
+-- and whichever process is alive then (store/streaks.py emits it).
 --
 -- The live flag comes from another slot one round trip earlier; the stream's
 -- gate in this slot closes that gap. Ending a stream closes its gate in every
@@ -102,15 +104,17 @@ local balance = coins - price
 local lifetime = tonumber(w[5] or '0') + price
 local combo = 0
 local now = tonumber(ARGV[5])
-local continued = nil  -- the deadline member of the streak this gift continues
+local continued = false  -- this gift continues the streak in the combo hash
+local prev = nil  -- else: the combo hash's streak (gift, count, last), if any
 if ARGV[7] ~= '' then
-  local c = redis.call('HMGET', KEYS[4], 'gift', 'count', 'last', 'due')
+  local c = redis.call('HMGET', KEYS[4], 'gift', 'count', 'last')
   local add = tonumber(ARGV[9])
   if c[1] == ARGV[7] and now - tonumber(c[3]) <= tonumber(ARGV[8]) then
     combo = tonumber(c[2]) + add
-    continued = c[4]
+    continued = true
   else
     combo = add
+    if c[1] then prev = c end
   end
 end
 
@@ -130,19 +134,31 @@ if ARGV[10] == '1' then redis.call('HINCRBY', KEYS[5], 'debits', 1) end
 redis.call('HSET', KEYS[1], 'lifetime', tostring(lifetime))
 redis.call('HSET', KEYS[1], 'month', ARGV[3], 'spent', tostring(spent + price), 'pos', pos)
 if ARGV[7] ~= '' then
-  local f = {}
-  for i = 11, #ARGV - 1, 2 do f[ARGV[i]] = ARGV[i + 1] end
-  local due = 'streak|' .. cjson.encode({
-    u = f['user'], n = f['name'], s = f['stream'], g = ARGV[7], c = tostring(combo),
-    t = ARGV[5], e = ARGV[4], l = tostring(lifetime), b = badge,
-  })
-  if continued then redis.call('ZREM', KEYS[8], continued) end
-  -- Due one window after this gift, plus 100 ms for hubs' clocks that run a
-  -- little apart (STREAK_END_GRACE_MS in store/streaks.py).
-  redis.call('ZADD', KEYS[8], now + tonumber(ARGV[8]) + 100, due)
+  local window = tonumber(ARGV[8])
+  local member = 'streak|' .. KEYS[4]
+  if prev and redis.call('ZSCORE', KEYS[8], member) then
+    -- This gift starts a new streak while the one in the combo hash has not been
+    -- ended yet (another gift, or its end not run yet): that one ends on its own,
+    -- from a copy of its state (the rare path; store/streaks.py reads either).
+    local p = redis.call('HMGET', KEYS[4], 'event', 'lifetime', 'badge', 'name')
+    local user, stream = string.match(KEYS[4], ':combo:([^:]+):([^:]*)$')
+    redis.call('ZADD', KEYS[8], tonumber(prev[3]) + window + 100, 'streak|' .. cjson.encode({
+      u = user, n = p[4] or user, s = stream, g = prev[1], c = prev[2], t = prev[3],
+      e = p[1] or '', l = p[2] or '0', b = p[3] or '',
+    }))
+  end
+  -- The streak's end: due one window after this gift, plus 100 ms for hubs'
+  -- clocks that run a little apart (STREAK_END_GRACE_MS in store/streaks.py). The
+  -- member names the combo hash; a gift continuing the streak only moves its time.
+  redis.call('ZADD', KEYS[8], now + window + 100, member)
   redis.call('HSET', KEYS[4], 'gift', ARGV[7], 'count', tostring(combo), 'last', ARGV[5],
-             'due', due)
-  redis.call('PEXPIRE', KEYS[4], tonumber(ARGV[8]) * 4)
+             'event', ARGV[4], 'lifetime', tostring(lifetime), 'badge', badge)
+  if not continued then
+    local name = ''
+    for i = 11, #ARGV - 1, 2 do if ARGV[i] == 'name' then name = ARGV[i + 1] end end
+    redis.call('HSET', KEYS[4], 'name', name)
+  end
+  redis.call('PEXPIRE', KEYS[4], window * 4)
 end
 redis.call('HSET', KEYS[2], 'fp', ARGV[1], 'status', 'ok', 'balance', tostring(balance),
            'event', ARGV[4], 'combo', tostring(combo))
