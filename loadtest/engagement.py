@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -40,6 +41,8 @@ from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection, connect
 
 from gifting.auth import mint_token
+from gifting.core.catalog import load_catalog
+from gifting.persister.audit import run_audit
 from gifting.persister.progress import wait_caught_up
 from gifting.store.cluster import connect as connect_redis
 from gifting.store.keys import Keys
@@ -396,7 +399,12 @@ class Engagement:
         try:
             caught_up = await wait_caught_up(redis, keys, 60.0)
             self.report.add("engagement: the persister caught up after the boxes closed", caught_up)
-            return await self.verify(redis, pool, keys, storm_room_coins)
+            report = await self.verify(redis, pool, keys, storm_room_coins)
+            catalog = load_catalog(os.environ.get("GIFTING_CATALOG") or None)
+            audit = await run_audit(pool, redis, keys, catalog)
+            failed = [c.name for c in audit.checks if not c.ok]
+            report.add("gifting audit passes after the boxes closed", audit.ok, "; ".join(failed))
+            return report
         finally:
             await pool.close()
             await redis.aclose()
@@ -455,7 +463,7 @@ class Engagement:
         rep.add(
             "guests: every acked gift reached the room with its receiver",
             not shown_bad,
-            f"{len(shown_bad)} not shown, e.g. {shown_bad[:4]}",
+            f"{len(shown_bad)} not shown, e.g. {shown_bad[:4]}" if shown_bad else "",
         )
 
     async def _check_videos(self, rep: EngagementReport, pool: asyncpg.Pool) -> None:

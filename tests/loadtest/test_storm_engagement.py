@@ -43,6 +43,7 @@ async def test_a_storm_with_guests_videos_goals_and_boxes_passes_every_check(
     assert result.ok, "\n".join(result.failures)
     names = [c["name"] for c in result.checks["checks"]]
     assert sum(n.startswith(("guests:", "videos:", "goals:", "boxes:")) for n in names) == 5
+    assert "gifting audit passes after the boxes closed" in names
     eng = result.checks["engagement"]
     assert eng["ok"]
     assert eng["guest_gifts"] > 20 and eng["video_gifts"] > 5
