@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 
 BPS_DENOMINATOR = 10_000
@@ -29,7 +30,13 @@ def diamonds_for_spend(received_before: int, coins: int, share_bps: int) -> int:
 
 def month_of(now_ms: int) -> str:
     """The calendar month ``YYYY-MM`` (UTC) of a unix-ms instant: the budget period."""
-    return datetime.fromtimestamp(now_ms / 1000, tz=UTC).strftime("%Y-%m")
+    return _month_of_day(now_ms // 86_400_000)
+
+
+@functools.lru_cache(maxsize=64)
+def _month_of_day(days: int) -> str:
+    # Every spend asks (the gift path): a day's month is worked out once.
+    return datetime.fromtimestamp(days * 86_400, tz=UTC).strftime("%Y-%m")
 
 
 def day_of(now_ms: int) -> str:

@@ -8,6 +8,7 @@ caller asks for (``?period=&at=``) and raises ``BadRequest`` otherwise.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -53,17 +54,31 @@ def _day(ts_ms: int) -> date:
     return datetime.fromtimestamp(ts_ms // 1000, tz=UTC).date()
 
 
+_DAY_MS: Final = 86_400_000
+
+
 def week_of(ts_ms: int) -> Period:
     """The ISO week (Monday 00:00 UTC to the next Monday) holding ``ts_ms``."""
-    day = _day(ts_ms)
+    return _week_of_day(ts_ms // _DAY_MS)
+
+
+def month_of(ts_ms: int) -> Period:
+    """The calendar month (UTC) holding ``ts_ms``."""
+    return _month_of_day(ts_ms // _DAY_MS)
+
+
+# Every credit asks (the gift path): a day's periods are worked out once.
+@functools.lru_cache(maxsize=64)
+def _week_of_day(days: int) -> Period:
+    day = _day(days * _DAY_MS)
     year, week, weekday = day.isocalendar()
     monday = day - timedelta(days=weekday - 1)
     return Period("week", f"{year:04d}-W{week:02d}", _ms(monday), _ms(monday + timedelta(days=7)))
 
 
-def month_of(ts_ms: int) -> Period:
-    """The calendar month (UTC) holding ``ts_ms``."""
-    day = _day(ts_ms)
+@functools.lru_cache(maxsize=64)
+def _month_of_day(days: int) -> Period:
+    day = _day(days * _DAY_MS)
     first = day.replace(day=1)
     following = (first + timedelta(days=32)).replace(day=1)
     return Period("month", f"{day.year:04d}-{day.month:02d}", _ms(first), _ms(following))
