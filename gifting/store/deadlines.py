@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -68,6 +68,10 @@ class DueTask:
 
 #: Runs one deadline, given its :attr:`DueTask.rest`; raising leaves it for a later try.
 Handler = Callable[[str], Awaitable[None]]
+#: Runs every due deadline of one kind at once (a streak end each, in a storm), given
+#: their rests in due order; answers for each ``None`` (done), a due time (run it again
+#: then) or the exception that failed it (left for a later try).
+BatchHandler = Callable[[Sequence[str]], Awaitable[Sequence[int | Exception | None]]]
 
 
 class Deadlines:
@@ -99,6 +103,16 @@ class Deadlines:
                 tasks.append(DueTask(key, reply[i], int(reply[i + 1])))
         return tasks
 
+    async def done_many(self, finished: Sequence[tuple[DueTask, int | None]]) -> None:
+        """:meth:`done` for each (task, again_at), in one round trip."""
+        calls = [
+            ScriptCall("due_done", [t.key], [t.member, t.score, "" if again is None else again])
+            for t, again in finished
+        ]
+        for reply in await self.scripts.run_many(calls, lane="due"):
+            if isinstance(reply, Exception):
+                raise reply
+
     async def done(self, task: DueTask, again_at: int | None = None) -> bool:
         """Remove ``task`` (or move it to ``again_at``) unless it was scheduled anew since taken.
 
@@ -121,11 +135,14 @@ class DeadlineRunner:
         deadlines: Deadlines,
         handlers: Mapping[str, Handler],
         *,
+        batch_handlers: Mapping[str, BatchHandler] | None = None,
         interval_s: float = DUE_INTERVAL_S,
         clock: Callable[[], int] = now_ms,
     ) -> None:
         self.deadlines = deadlines
         self.handlers = dict(handlers)
+        #: Kinds run a take at a time (one round trip for all, not three each).
+        self.batch_handlers = dict(batch_handlers or {})
         self.interval_s = interval_s
         self.clock = clock
         self._task: asyncio.Task[None] | None = None
@@ -156,13 +173,38 @@ class DeadlineRunner:
         tasks = await self.deadlines.take(self.clock())
         if not tasks:
             return 0
-        # In due order within a set (a sender's streaks end in the order they
-        # stopped), the sets side by side.
+        batched: dict[str, list[DueTask]] = {}
         by_set: dict[str, list[DueTask]] = {}
-        for task in tasks:
-            by_set.setdefault(task.key, []).append(task)
-        results = await asyncio.gather(*(self._run_in_order(ts) for ts in by_set.values()))
+        for task in tasks:  # in due order within each set (due_take.lua's)
+            if task.kind in self.batch_handlers:
+                batched.setdefault(task.kind, []).append(task)
+            else:
+                by_set.setdefault(task.key, []).append(task)
+        # The rest in due order within a set, the sets side by side.
+        results = await asyncio.gather(
+            *(self._run_batch(kind, ts) for kind, ts in batched.items()),
+            *(self._run_in_order(ts) for ts in by_set.values()),
+        )
         return sum(results)
+
+    async def _run_batch(self, kind: str, tasks: list[DueTask]) -> int:
+        try:
+            outcomes = await self.batch_handlers[kind]([t.rest for t in tasks])
+        except Exception as exc:
+            log.warning(
+                "%d deadlines of kind %r failed (%s: %s); retried after their lease",
+                len(tasks), kind, type(exc).__name__, exc,
+            )  # fmt: skip
+            return 0
+        finished: list[tuple[DueTask, int | None]] = []
+        for task, outcome in zip(tasks, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                log.warning("deadline %r failed (%s); retried after its lease", task.member,
+                            outcome)  # fmt: skip
+            else:
+                finished.append((task, outcome))
+        await self.deadlines.done_many(finished)
+        return sum(1 for _, again in finished if again is None)
 
     async def _run_in_order(self, tasks: list[DueTask]) -> int:
         return sum([await self._run(t) for t in tasks])

@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from gifting.clock import now_ms
 from gifting.core.catalog import Catalog
 from gifting.store.boxes import Boxes
-from gifting.store.deadlines import Deadlines, Handler
+from gifting.store.deadlines import BatchHandler, Deadlines, Handler
 from gifting.store.hype import HypeEnds
 from gifting.store.keys import Keys
 from gifting.store.ledger import Ledger
@@ -45,3 +45,8 @@ def due_handlers(ctx: DueContext) -> dict[str, Handler]:
     # Hype: "hype|<stream>" ends the room's hype once it ran out (gifting/store/hype.py).
     handlers["hype"] = HypeEnds(ctx.roomlog, ctx.clock).end
     return handlers
+
+
+def due_batch_handlers(ctx: DueContext) -> dict[str, BatchHandler]:
+    """The kinds run a take at a time: streak ends (many at once in a gift storm)."""
+    return {"streak": StreakEnds(ctx.roomlog, ctx.combo_window_ms, ctx.clock).end_many}

@@ -18,7 +18,7 @@ from gifting.config import Settings
 from gifting.core.catalog import Catalog
 from gifting.store.cluster import cluster_client, is_cluster_url
 from gifting.store.deadlines import DeadlineRunner, Deadlines
-from gifting.store.due_tasks import DueContext, due_handlers
+from gifting.store.due_tasks import DueContext, due_batch_handlers, due_handlers
 from gifting.store.keys import Keys
 from gifting.store.ledger import Ledger
 from gifting.store.rooms import RoomLog
@@ -120,4 +120,7 @@ def build_deadline_runner(
     ctx = DueContext(
         redis, keys, catalog, roomlog, ledger, deadlines, combo_window_ms=settings.combo_window_ms
     )
-    return DeadlineRunner(deadlines, due_handlers(ctx), interval_s=settings.due_interval_ms / 1000)
+    return DeadlineRunner(
+        deadlines, due_handlers(ctx), batch_handlers=due_batch_handlers(ctx),
+        interval_s=settings.due_interval_ms / 1000,
+    )  # fmt: skip

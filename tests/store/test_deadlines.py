@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 import pytest
 from redis.asyncio import Redis
@@ -141,3 +142,27 @@ async def test_stop_leaves_no_handler_running_and_the_task_to_another_runner(
         assert ran == ["stuck"]
     finally:
         await other.stop()
+
+
+async def test_a_batch_handler_gets_a_kinds_due_tasks_at_once_and_each_its_outcome(
+    redis: Redis, keys: Keys
+) -> None:
+    calls: list[list[str]] = []
+
+    async def batch(rests: Sequence[str]) -> list[int | Exception | None]:
+        calls.append(list(rests))
+        return [None if r == "done" else 9_000 if r == "later" else RuntimeError("x")
+                for r in rests]  # fmt: skip
+
+    dl = Deadlines(redis, keys, lease_ms=100)
+    runner = DeadlineRunner(dl, {}, batch_handlers={"s": batch}, clock=lambda: 1_000)
+    try:
+        for i, rest in enumerate(("done", "later", "fails")):
+            await dl.schedule(f"s|{rest}", 100 + i)
+        assert await runner.run_due() == 1
+        assert calls == [["done", "later", "fails"]]  # one call, in due order
+        assert await redis.zscore(keys.due(), "s|done") is None
+        assert await redis.zscore(keys.due(), "s|later") == 9_000
+        assert await redis.zscore(keys.due(), "s|fails") == 1_100  # leased: tried again later
+    finally:
+        await runner.stop()

@@ -16,7 +16,7 @@ from gifting.core.catalog import Catalog
 from gifting.core.pricing import price_gift
 from gifting.core.streaks import streak_end_event_id
 from gifting.store.deadlines import DeadlineRunner, Deadlines
-from gifting.store.due_tasks import DueContext, due_handlers
+from gifting.store.due_tasks import DueContext, due_batch_handlers, due_handlers
 from gifting.store.keys import Keys
 from gifting.store.ledger import Ledger, SpendOrder
 from gifting.store.rooms import RoomLog
@@ -34,7 +34,10 @@ def runner(
     roomlog = RoomLog(redis, keys, catalog)
     deadlines = Deadlines(redis, keys)
     ctx = DueContext(redis, keys, catalog, roomlog, ledger, deadlines, WINDOW_MS, clock)
-    return DeadlineRunner(deadlines, due_handlers(ctx), clock=clock)
+    # As every process builds it: streak ends a take at a time (the batch handler).
+    return DeadlineRunner(
+        deadlines, due_handlers(ctx), batch_handlers=due_batch_handlers(ctx), clock=clock
+    )
 
 
 async def streak_ends(redis: Redis, keys: Keys, stream: str) -> list[dict[str, object]]:
