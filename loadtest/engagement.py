@@ -42,6 +42,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from gifting.auth import mint_token
 from gifting.core.catalog import load_catalog
+from gifting.core.money import diamonds_earned
 from gifting.persister.audit import run_audit
 from gifting.persister.progress import wait_caught_up
 from gifting.store.cluster import connect as connect_redis
@@ -66,10 +67,6 @@ CLAIM_WINDOW_S: Final = 30
 COUNT_GIFT: Final = "confetti"
 #: Seconds between two sends of one engagement gifter.
 SEND_EVERY_S: Final = 0.2
-
-
-def _earned(coins: int, bps: int) -> int:
-    return coins * bps // 10_000
 
 
 @dataclass
@@ -449,7 +446,7 @@ class Engagement:
                     "WHERE type = 'credit' AND user_id = $1",
                     guest,
                 )
-                want = _earned(coins, self.bps)
+                want = diamonds_earned(coins, self.bps)
                 if (received, diamonds, int(persisted)) != (coins, want, coins):
                     bad.append(
                         f"{guest}: received {received}, diamonds {diamonds}, persisted "
